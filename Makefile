@@ -1,0 +1,80 @@
+# lockgate: one Makefile, objects under build/, warnings are errors.
+#   make            build build/lockgate and build/lockgate-admin
+#   make run        install what is missing, build, start the local demo
+#   make test       the whole test suite (unit + integration), own Redis and upstream
+#   make test-san   the same under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make bench      side-by-side benchmark against nginx and haproxy
+
+CC      ?= cc
+BUILD   ?= build
+PKGS     = libevent libevent_openssl libevent_pthreads libcurl jansson hiredis openssl inih zlib
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
+           -Iinclude $(shell pkg-config --cflags $(PKGS))
+LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lpthread -lm
+CHECK_CFLAGS = $(shell pkg-config --cflags check)
+CHECK_LIBS   = $(shell pkg-config --libs check)
+
+ifeq ($(SAN),1)
+CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+CORE_SRC = $(filter-out src/main.c,$(wildcard src/*.c))
+CORE_OBJ = $(CORE_SRC:src/%.c=$(BUILD)/obj/%.o)
+CLI_SRC  = $(wildcard src/cli/*.c)
+CLI_OBJ  = $(CLI_SRC:src/cli/%.c=$(BUILD)/obj/cli/%.o)
+UNIT_SRC = $(wildcard tests/unit/*.c)
+UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%)
+ITEST_SRC = $(wildcard tests/integration/*.c)
+ITEST_BIN = $(ITEST_SRC:tests/integration/%.c=$(BUILD)/tests/integration/%)
+ITEST_HDRS = $(wildcard tests/integration/*.h)
+HDRS     = $(wildcard include/lockgate/*.h) $(wildcard src/cli/*.h)
+
+all: $(BUILD)/lockgate $(BUILD)/lockgate-admin
+
+$(BUILD)/obj/%.o: src/%.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/lockgate: $(BUILD)/obj/main.o $(CORE_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/lockgate-admin: $(CLI_OBJ) $(CORE_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# One Check binary per unit test file (tests/unit/test_<module>.c).
+$(BUILD)/tests/unit/%: tests/unit/%.c $(CORE_OBJ) $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -o $@ $< $(CORE_OBJ) $(LDFLAGS) $(LDLIBS) $(CHECK_LIBS)
+
+# Integration tests and their helpers (test upstream), against the real binaries.
+$(BUILD)/tests/integration/%: tests/integration/%.c $(ITEST_HDRS) $(CORE_OBJ) $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -Itests/integration -o $@ $< $(CORE_OBJ) $(LDFLAGS) $(LDLIBS) $(CHECK_LIBS)
+
+tests: $(UNIT_BIN) $(ITEST_BIN)
+
+deps:
+	@scripts/deps.sh
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	@scripts/run.sh
+
+test: deps
+	@$(MAKE) --no-print-directory all tests
+	@scripts/test.sh $(BUILD)
+
+test-san: deps
+	@$(MAKE) --no-print-directory BUILD=build/san SAN=1 all tests
+	@scripts/test.sh build/san
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@scripts/bench.sh
+
+clean:
+	rm -rf build
+
+.PHONY: all deps run test test-san bench clean tests

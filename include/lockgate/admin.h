@@ -1,0 +1,20 @@
+/* The admin API (SPEC section 7): accounts, facilities, keys, feed keys,
+ * lock-change announcements, audit, health, readiness and metrics, on the
+ * [admin] listener of the main event loop. Every write is one Lua script:
+ * validation, the change and its event commit together or not at all. */
+#ifndef LG_ADMIN_H
+#define LG_ADMIN_H
+
+struct event_base;
+struct lg_config;
+struct lg_secrets;
+struct lg_store;
+struct lg_admin;
+
+/* Listens on cfg->admin_listen. CFG, SECRETS and STORE are borrowed and must
+ * outlive the admin. Returns NULL with a log line on error. */
+struct lg_admin *lg_admin_new(struct event_base *base, const struct lg_config *cfg,
+                              const struct lg_secrets *secrets, struct lg_store *store);
+void lg_admin_free(struct lg_admin *admin);
+
+#endif

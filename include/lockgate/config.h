@@ -1,0 +1,69 @@
+/* The configuration: one option table (config.c), parsed from an INI file. */
+#ifndef LG_CONFIG_H
+#define LG_CONFIG_H
+
+#include <stddef.h>
+
+#define LG_PATH_MAX 1024
+#define LG_ADDR_MAX 128
+
+struct lg_config {
+    char dir[LG_PATH_MAX]; /* folder of the config file; relative paths resolve here */
+
+    /* [server] */
+    char listen[LG_ADDR_MAX];     /* "host:port" or "" for none */
+    char listen_tls[LG_ADDR_MAX]; /* "host:port" or "" for none */
+    int workers;                  /* >= 1 ("auto" resolved to the core count) */
+    int max_header_bytes;         /* whole request head */
+    int client_timeout_s;         /* idle keep-alive and request read */
+    char access_log[8];           /* "on" or "off": one JSON line per request on stdout */
+    char log_level[8];            /* debug, info, warn, error */
+
+    /* [tls] */
+    char tls_cert[LG_PATH_MAX];
+    char tls_key[LG_PATH_MAX];
+
+    /* [admin] */
+    char admin_listen[LG_ADDR_MAX];
+    char admin_token_file[LG_PATH_MAX];
+
+    /* [redis] */
+    char redis_host[256];
+    int redis_port;
+    char redis_prefix[64];
+    int redis_timeout_ms;
+    int events_maxlen; /* events stream trimmed to about this many entries */
+    int audit_maxlen;  /* audit stream trimmed to about this many entries */
+
+    /* [upstream] */
+    char upstream_url[2048]; /* comma-separated base URLs */
+    int upstream_timeout_ms;
+    int upstream_connect_timeout_ms;
+    int upstream_max_connections;
+
+    /* [secrets] */
+    char pepper_file[LG_PATH_MAX];
+    char master_key_file[LG_PATH_MAX];
+
+    /* [limits] */
+    int rate_per_sec;
+    int burst;
+    int auth_failures_per_min;
+
+    /* [feed] */
+    int feed_heartbeat_s;      /* comment line interval on SSE streams */
+    int feed_max_backlog_kib;  /* a slower stream reader is dropped */
+};
+
+/* Fills CFG with every option's default. */
+void lg_config_defaults(struct lg_config *cfg);
+
+/* Loads PATH over the defaults. Relative path options are made absolute
+ * against the file's folder. On error returns -1 and writes
+ * "FILE:LINE: reason" into ERR (ERRLEN bytes). */
+int lg_config_load(struct lg_config *cfg, const char *path, char *err, size_t errlen);
+
+/* Resolves "auto" style values and cross-checks options. Returns 0 or -1 with ERR. */
+int lg_config_check(const struct lg_config *cfg, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,65 @@
+/* The Redis connection of one event loop (hiredis async on libevent):
+ * reconnect with backoff, a deadline on every command, scripts by EVALSHA with
+ * an EVAL fallback, and an optional pub/sub mode on a connection of its own. */
+#ifndef LG_STORE_H
+#define LG_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <hiredis/hiredis.h>
+
+struct event_base;
+struct lg_config;
+struct lg_store;
+
+/* Called once per command with its reply, or with REPLY NULL when the command
+ * failed: not connected, disconnected, or past the deadline (timeout_ms).
+ * REPLY is borrowed: it is freed when the callback returns. A REDIS_REPLY_ERROR
+ * reply is passed through. */
+typedef void lg_store_cb(struct lg_store *st, redisReply *reply, void *arg);
+
+/* Called after every (re)connect (UP true) and every loss of the connection
+ * (UP false). Caches must be flushed on both. */
+typedef void lg_store_state_cb(struct lg_store *st, bool up, void *arg);
+
+/* Called for every message on the subscribed channel. MSG is borrowed. */
+typedef void lg_store_message_cb(struct lg_store *st, const char *msg, size_t len, void *arg);
+
+/* A Lua script known by its SHA1. Define them static and pass to lg_store_script. */
+struct lg_script {
+    const char *name;   /* for logs */
+    const char *source; /* Lua text */
+    char sha[41];       /* filled lazily */
+};
+
+/* New connection for BASE, connecting at once and reconnecting forever with
+ * backoff (50 ms doubling to 2 s). Returns NULL on allocation failure only. */
+struct lg_store *lg_store_new(struct event_base *base, const struct lg_config *cfg);
+/* Frees the connection; pending callbacks run with a NULL reply first. */
+void lg_store_free(struct lg_store *st);
+
+void lg_store_on_state(struct lg_store *st, lg_store_state_cb *cb, void *arg);
+bool lg_store_up(const struct lg_store *st);
+/* The configured key prefix, e.g. "lg:". */
+const char *lg_store_prefix(const struct lg_store *st);
+
+/* Sends one command. ARGV strings are borrowed until the call returns (hiredis
+ * copies them). Always use this for anything that came from a user.
+ * Returns 0 when queued; -1 when not connected (CB is then NOT called). */
+int lg_store_argv(struct lg_store *st, lg_store_cb *cb, void *arg, int argc, const char **argv,
+                  const size_t *argvlen);
+/* printf-style command for constant formats only (no user data in FMT). */
+int lg_store_cmd(struct lg_store *st, lg_store_cb *cb, void *arg, const char *fmt, ...);
+
+/* EVALSHA SCRIPT with NKEYS keys then the rest as arguments (ARGV are
+ * KEYS then ARGS, as for EVALSHA); on NOSCRIPT resends it as EVAL.
+ * Same return and callback contract as lg_store_argv. */
+int lg_store_script(struct lg_store *st, struct lg_script *script, lg_store_cb *cb, void *arg,
+                    int nkeys, int argc, const char **argv, const size_t *argvlen);
+
+/* Turns this connection into a subscriber of CHANNEL (restored after each
+ * reconnect). A subscribed store accepts no other commands. */
+int lg_store_subscribe(struct lg_store *st, const char *channel, lg_store_message_cb *cb,
+                       void *arg);
+
+#endif

@@ -1,0 +1,21 @@
+/* Small shared helpers: clocks, time formatting, request ids. */
+#ifndef LG_UTIL_H
+#define LG_UTIL_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+#define LG_TIME_LEN 25 /* "2026-11-26T01:11:06.123Z" + NUL */
+
+/* Wall clock in milliseconds since the epoch. */
+int64_t lg_now_ms(void);
+/* Monotonic clock in milliseconds. */
+int64_t lg_mono_ms(void);
+/* Formats MS as ISO 8601 UTC with milliseconds into OUT (LG_TIME_LEN bytes). */
+void lg_time_format(int64_t ms, char *out);
+/* Parses what lg_time_format writes (also without milliseconds). -1 on error. */
+int lg_time_parse(const char *s, int64_t *ms);
+/* 16 random hex chars + NUL into OUT (17 bytes), for request ids. */
+void lg_request_id_new(char *out);
+
+#endif

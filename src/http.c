@@ -1,0 +1,410 @@
+/* The HTTP front end: evhttp listeners (plain and TLS) behind the narrow
+ * interface of http.h. Nothing outside this file sees an evhttp type, so the
+ * front end can be replaced without touching the request pipeline. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
+#include <jansson.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "lockgate/config.h"
+#include "lockgate/http.h"
+#include "lockgate/log.h"
+#include "lockgate/util.h"
+
+struct lg_http_req {
+    struct lg_http_req *next; /* free list */
+    struct lg_http_server *srv;
+    struct evhttp_request *ev;
+    struct evhttp_connection *conn; /* NULL once the client has gone */
+    lg_http_close_cb *on_close;
+    void *close_arg;
+    int64_t start_ms;
+    char *body;
+    size_t body_cap;
+    char peer[64];
+    const char *path;  /* into uri */
+    const char *query; /* into uri, or NULL */
+    char *uri;         /* our copy of the request target, split at '?' */
+    size_t uri_cap;
+    int streaming;
+    int status;
+};
+
+struct lg_http_server {
+    struct event_base *base;
+    struct evhttp *http;
+    struct evconnlistener *listener;
+    SSL_CTX *tls;
+    lg_http_handler *handler;
+    void *arg;
+    int access_log;
+    struct lg_http_req *free_list;
+};
+
+static struct bufferevent *tls_bevcb(struct event_base *base, void *arg)
+{
+    struct lg_http_server *srv = arg;
+    SSL *ssl = SSL_new(srv->tls);
+    /* libevent 2.1.12 serves plain text if this returns NULL: never do. On a
+     * failed SSL_new, hand over a TLS bufferevent that cannot be created
+     * cleanly is worse than aborting the process, which is what we do. */
+    if (ssl == NULL) {
+        lg_error("tls: SSL_new failed; refusing to serve plain text on the TLS port");
+        abort();
+    }
+    struct bufferevent *bev = bufferevent_openssl_socket_new(
+        base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+    if (bev == NULL) {
+        lg_error("tls: bufferevent_openssl_socket_new failed");
+        abort();
+    }
+    return bev;
+}
+
+static enum lg_http_method map_method(enum evhttp_cmd_type t)
+{
+    switch (t) {
+    case EVHTTP_REQ_GET: return LG_HTTP_GET;
+    case EVHTTP_REQ_HEAD: return LG_HTTP_HEAD;
+    case EVHTTP_REQ_POST: return LG_HTTP_POST;
+    case EVHTTP_REQ_PATCH: return LG_HTTP_PATCH;
+    case EVHTTP_REQ_DELETE: return LG_HTTP_DELETE;
+    case EVHTTP_REQ_PUT: return LG_HTTP_PUT;
+    default: return LG_HTTP_OTHER;
+    }
+}
+
+static struct lg_http_req *req_get(struct lg_http_server *srv)
+{
+    struct lg_http_req *r = srv->free_list;
+    if (r != NULL)
+        srv->free_list = r->next;
+    else if ((r = calloc(1, sizeof(*r))) == NULL)
+        return NULL;
+    r->next = NULL;
+    r->srv = srv;
+    r->on_close = NULL;
+    r->close_arg = NULL;
+    r->streaming = 0;
+    r->status = 0;
+    r->body_cap = r->body_cap; /* kept: reused across requests */
+    return r;
+}
+
+static void req_put(struct lg_http_req *r)
+{
+    struct lg_http_server *srv = r->srv;
+    r->ev = NULL;
+    r->conn = NULL;
+    r->next = srv->free_list;
+    srv->free_list = r;
+}
+
+static void on_conn_close(struct evhttp_connection *conn, void *arg)
+{
+    struct lg_http_req *r = arg;
+    r->conn = NULL;
+    lg_http_close_cb *cb = r->on_close;
+    r->on_close = NULL;
+    if (cb != NULL) cb(r, r->close_arg);
+}
+
+static void on_request(struct evhttp_request *ev, void *arg)
+{
+    struct lg_http_server *srv = arg;
+    struct lg_http_req *r = req_get(srv);
+    if (r == NULL) {
+        evhttp_send_error(ev, 503, NULL);
+        return;
+    }
+    r->ev = ev;
+    r->conn = evhttp_request_get_connection(ev);
+    r->start_ms = srv->access_log ? lg_mono_ms() : 0;
+    const char *uri = evhttp_request_get_uri(ev);
+    size_t ulen = strlen(uri);
+    if (ulen + 1 > r->uri_cap) {
+        char *nu = realloc(r->uri, ulen + 1);
+        if (nu == NULL) {
+            req_put(r);
+            evhttp_send_error(ev, 503, NULL);
+            return;
+        }
+        r->uri = nu;
+        r->uri_cap = ulen + 1;
+    }
+    memcpy(r->uri, uri, ulen + 1);
+    char *q = strchr(r->uri, '?');
+    if (q != NULL) *q++ = '\0';
+    r->path = r->uri;
+    r->query = q;
+    char *addr = NULL;
+    ev_uint16_t port = 0;
+    evhttp_connection_get_peer(r->conn, &addr, &port);
+    snprintf(r->peer, sizeof(r->peer), "%s", addr ? addr : "");
+    /* IPv4-mapped IPv6 peers are shown as plain IPv4. */
+    if (strncmp(r->peer, "::ffff:", 7) == 0 && strchr(r->peer + 7, '.') != NULL)
+        memmove(r->peer, r->peer + 7, strlen(r->peer + 7) + 1);
+    srv->handler(r, srv->arg);
+}
+
+enum lg_http_method lg_http_method(const struct lg_http_req *r)
+{
+    return map_method(evhttp_request_get_command(r->ev));
+}
+const char *lg_http_path(const struct lg_http_req *r) { return r->path; }
+const char *lg_http_query(const struct lg_http_req *r) { return r->query; }
+const char *lg_http_peer(const struct lg_http_req *r) { return r->peer; }
+
+const char *lg_http_header(const struct lg_http_req *r, const char *name)
+{
+    return evhttp_find_header(evhttp_request_get_input_headers(r->ev), name);
+}
+
+const char *lg_http_body(const struct lg_http_req *r_, size_t *len)
+{
+    struct lg_http_req *r = (struct lg_http_req *)r_;
+    struct evbuffer *in = evhttp_request_get_input_buffer(r->ev);
+    size_t n = evbuffer_get_length(in);
+    if (n + 1 > r->body_cap) {
+        char *nb = realloc(r->body, n + 1);
+        if (nb == NULL) {
+            *len = 0;
+            return NULL;
+        }
+        r->body = nb;
+        r->body_cap = n + 1;
+    }
+    evbuffer_copyout(in, r->body, n);
+    r->body[n] = '\0';
+    *len = n;
+    return r->body;
+}
+
+void lg_http_set_header(struct lg_http_req *r, const char *name, const char *value)
+{
+    evhttp_add_header(evhttp_request_get_output_headers(r->ev), name, value);
+}
+
+static void access_log(struct lg_http_req *r, size_t bytes)
+{
+    if (!r->srv->access_log) return;
+    static const char *const names[] = {"GET", "HEAD", "POST", "PATCH", "DELETE", "PUT", "OTHER"};
+    const char *rid = evhttp_find_header(evhttp_request_get_output_headers(r->ev), "X-Request-Id");
+    char at[LG_TIME_LEN];
+    lg_time_format(lg_now_ms(), at);
+    json_t *line = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:I, s:I}", "at", at, "request_id",
+                             rid ? rid : "", "client_ip", r->peer, "method",
+                             names[lg_http_method(r)], "path", r->path, "status", r->status,
+                             "bytes", (json_int_t)bytes, "ms",
+                             (json_int_t)(lg_mono_ms() - r->start_ms));
+    if (line == NULL) return; /* e.g. a path that is not UTF-8 */
+    char *text = json_dumps(line, JSON_COMPACT);
+    if (text != NULL) {
+        fprintf(stdout, "%s\n", text);
+        fflush(stdout);
+        free(text);
+    }
+    json_decref(line);
+}
+
+/* The answer is done: detach our close hook from the (keep-alive) connection. */
+static void req_finish(struct lg_http_req *r)
+{
+    if (r->conn != NULL && r->on_close != NULL) evhttp_connection_set_closecb(r->conn, NULL, NULL);
+    r->on_close = NULL;
+}
+
+void lg_http_reply(struct lg_http_req *r, int status, const char *content_type, const char *body,
+                   size_t len)
+{
+    struct evbuffer *out = evhttp_request_get_output_buffer(r->ev);
+    struct evkeyvalq *h = evhttp_request_get_output_headers(r->ev);
+    if (content_type != NULL) evhttp_add_header(h, "Content-Type", content_type);
+    if (body != NULL && len > 0) evbuffer_add(out, body, len);
+    r->status = status;
+    req_finish(r);
+    access_log(r, len);
+    evhttp_send_reply(r->ev, status, NULL, NULL);
+    req_put(r);
+}
+
+void lg_http_on_close(struct lg_http_req *r, lg_http_close_cb *on_close, void *arg)
+{
+    r->on_close = on_close;
+    r->close_arg = arg;
+    if (r->conn != NULL) evhttp_connection_set_closecb(r->conn, on_conn_close, r);
+}
+
+void lg_http_stream_start(struct lg_http_req *r, int status, const char *content_type)
+{
+    struct evkeyvalq *h = evhttp_request_get_output_headers(r->ev);
+    if (content_type != NULL) evhttp_add_header(h, "Content-Type", content_type);
+    evhttp_add_header(h, "Cache-Control", "no-store");
+    r->streaming = 1;
+    r->status = status;
+    /* A stream is idle by design between events; the feed's heartbeat and
+     * backlog limit decide when a reader is gone, not the read timeout. */
+    if (r->conn != NULL) evhttp_connection_set_timeout(r->conn, 24 * 3600);
+    evhttp_send_reply_start(r->ev, status, NULL);
+}
+
+size_t lg_http_stream_write(struct lg_http_req *r, const char *data, size_t len)
+{
+    if (r->conn == NULL) return 0;
+    struct evbuffer *chunk = evbuffer_new();
+    if (chunk == NULL) return 0;
+    evbuffer_add(chunk, data, len);
+    evhttp_send_reply_chunk(r->ev, chunk);
+    evbuffer_free(chunk);
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(r->conn);
+    return bev ? evbuffer_get_length(bufferevent_get_output(bev)) : 0;
+}
+
+void lg_http_stream_end(struct lg_http_req *r)
+{
+    req_finish(r);
+    access_log(r, 0);
+    if (r->conn != NULL)
+        evhttp_send_reply_end(r->ev);
+    else
+        evhttp_send_reply_end(r->ev); /* frees a request whose client has gone */
+    req_put(r);
+}
+
+static int split_addr(const char *addr, char *host, size_t hostcap, int *port)
+{
+    const char *colon = strrchr(addr, ':');
+    if (colon == NULL) return -1;
+    const char *h = addr;
+    size_t hlen = (size_t)(colon - addr);
+    if (hlen >= 2 && h[0] == '[' && h[hlen - 1] == ']') {
+        h++;
+        hlen -= 2;
+    }
+    if (hlen >= hostcap) return -1;
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+    *port = atoi(colon + 1);
+    return *port > 0 && *port < 65536 ? 0 : -1;
+}
+
+struct lg_http_server *lg_http_server_new(struct event_base *base, const struct lg_config *cfg,
+                                          const char *addr, SSL_CTX *tls, size_t max_body,
+                                          lg_http_handler *handler, void *arg)
+{
+    struct lg_http_server *srv = calloc(1, sizeof(*srv));
+    if (srv == NULL) return NULL;
+    srv->base = base;
+    srv->tls = tls;
+    srv->handler = handler;
+    srv->arg = arg;
+    srv->access_log = strcmp(cfg->access_log, "on") == 0;
+
+    char host[256];
+    int port;
+    struct evutil_addrinfo hints = {0}, *ai = NULL;
+    char portstr[8];
+    if (split_addr(addr, host, sizeof(host), &port) < 0) {
+        lg_error("listen %s: not host:port", addr);
+        goto err;
+    }
+    snprintf(portstr, sizeof(portstr), "%d", port);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = EVUTIL_AI_PASSIVE | EVUTIL_AI_ADDRCONFIG;
+    if (evutil_getaddrinfo(host, portstr, &hints, &ai) != 0 || ai == NULL) {
+        lg_error("listen %s: cannot resolve host", addr);
+        goto err;
+    }
+    srv->listener = evconnlistener_new_bind(
+        base, NULL, NULL,
+        LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT | LEV_OPT_CLOSE_ON_EXEC,
+        1024, ai->ai_addr, (int)ai->ai_addrlen);
+    evutil_freeaddrinfo(ai);
+    if (srv->listener == NULL) {
+        lg_error("listen %s: %s", addr, strerror(errno));
+        goto err;
+    }
+    srv->http = evhttp_new(base);
+    if (srv->http == NULL) goto err;
+    if (evhttp_bind_listener(srv->http, srv->listener) == NULL) goto err;
+    srv->listener = NULL; /* owned by evhttp now */
+    evhttp_set_max_headers_size(srv->http, (ev_ssize_t)cfg->max_header_bytes);
+    evhttp_set_max_body_size(srv->http, (ev_ssize_t)max_body);
+    evhttp_set_timeout(srv->http, cfg->client_timeout_s);
+    evhttp_set_allowed_methods(srv->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
+                                              EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+                                              EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH |
+                                              EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT);
+    evhttp_set_default_content_type(srv->http, NULL);
+    if (tls != NULL) evhttp_set_bevcb(srv->http, tls_bevcb, srv);
+    evhttp_set_gencb(srv->http, on_request, srv);
+    return srv;
+err:
+    lg_http_server_free(srv);
+    return NULL;
+}
+
+void lg_http_server_free(struct lg_http_server *srv)
+{
+    if (srv == NULL) return;
+    if (srv->http != NULL) evhttp_free(srv->http);
+    if (srv->listener != NULL) evconnlistener_free(srv->listener);
+    while (srv->free_list != NULL) {
+        struct lg_http_req *r = srv->free_list;
+        srv->free_list = r->next;
+        free(r->body);
+        free(r->uri);
+        free(r);
+    }
+    free(srv);
+}
+
+static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                       const unsigned char *in, unsigned int inlen, void *arg)
+{
+    static const unsigned char h11[] = "\x08http/1.1";
+    unsigned char *sel = NULL;
+    if (SSL_select_next_proto(&sel, outlen, h11, sizeof(h11) - 1, in, inlen) !=
+        OPENSSL_NPN_NEGOTIATED)
+        return SSL_TLSEXT_ERR_ALERT_FATAL;
+    *out = sel;
+    return SSL_TLSEXT_ERR_OK;
+}
+
+SSL_CTX *lg_http_tls_ctx_new(const struct lg_config *cfg)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx == NULL) return NULL;
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+    if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert) != 1) {
+        lg_error("tls: cannot load certificate %s: %s", cfg->tls_cert,
+                 ERR_reason_error_string(ERR_get_error()));
+        goto err;
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(ctx) != 1) {
+        lg_error("tls: cannot load key %s: %s", cfg->tls_key,
+                 ERR_reason_error_string(ERR_get_error()));
+        goto err;
+    }
+    SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
+    return ctx;
+err:
+    SSL_CTX_free(ctx);
+    return NULL;
+}

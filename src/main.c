@@ -1,0 +1,119 @@
+/* lockgate: the gateway daemon. main only wires things together: config,
+ * secrets, the admin API on the main loop, and the workers on their threads. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <openssl/ssl.h>
+
+#include "lockgate/admin.h"
+#include "lockgate/config.h"
+#include "lockgate/http.h"
+#include "lockgate/log.h"
+#include "lockgate/secrets.h"
+#include "lockgate/store.h"
+#include "lockgate/worker.h"
+
+#define MAX_WORKERS 64
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: lockgate -c FILE [-t]\n"
+                 "  -c FILE   configuration file (INI)\n"
+                 "  -t        check the configuration and exit (0 ok, 1 with the problem)\n"
+                 "  -h        this help\n");
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    lg_info("signal %d: shutting down", (int)sig);
+    event_base_loopexit(arg, NULL);
+}
+
+int main(int argc, char **argv)
+{
+    const char *conf = NULL;
+    int test_only = 0, opt;
+    while ((opt = getopt(argc, argv, "c:th")) != -1) {
+        switch (opt) {
+        case 'c': conf = optarg; break;
+        case 't': test_only = 1; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (conf == NULL || optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+
+    static struct lg_config cfg;
+    char err[1024];
+    lg_config_defaults(&cfg);
+    if (lg_config_load(&cfg, conf, err, sizeof(err)) < 0 ||
+        lg_config_check(&cfg, err, sizeof(err)) < 0) {
+        fprintf(stderr, "lockgate: %s\n", err);
+        return 1;
+    }
+    if (test_only) {
+        printf("lockgate: %s: configuration ok\n", conf);
+        return 0;
+    }
+    enum lg_log_level level;
+    if (lg_log_level_parse(cfg.log_level, &level) == 0) lg_log_set_level(level);
+
+    static struct lg_secrets secrets;
+    if (lg_secrets_load(&cfg, &secrets, err, sizeof(err)) < 0) {
+        fprintf(stderr, "lockgate: %s\n", err);
+        return 1;
+    }
+
+    signal(SIGPIPE, SIG_IGN);
+    evthread_use_pthreads();
+    curl_global_init(CURL_GLOBAL_ALL);
+
+    int rc = 1, nworkers = 0;
+    struct lg_worker *workers[MAX_WORKERS];
+    SSL_CTX *tls = NULL;
+    struct event_base *base = event_base_new();
+    struct lg_store *store = NULL;
+    struct lg_admin *admin = NULL;
+    struct event *sigterm = NULL, *sigint = NULL;
+    if (base == NULL) goto out;
+
+    if (cfg.listen_tls[0] != '\0' && (tls = lg_http_tls_ctx_new(&cfg)) == NULL) goto out;
+    for (int i = 0; i < cfg.workers && i < MAX_WORKERS; i++) {
+        if ((workers[i] = lg_worker_new(i, &cfg, &secrets, tls)) == NULL) goto out;
+        nworkers++;
+    }
+    if ((store = lg_store_new(base, &cfg)) == NULL) goto out;
+    if ((admin = lg_admin_new(base, &cfg, &secrets, store)) == NULL) goto out;
+    sigterm = evsignal_new(base, SIGTERM, on_signal, base);
+    sigint = evsignal_new(base, SIGINT, on_signal, base);
+    evsignal_add(sigterm, NULL);
+    evsignal_add(sigint, NULL);
+    for (int i = 0; i < nworkers; i++)
+        if (lg_worker_start(workers[i]) < 0) goto out;
+    lg_info("lockgate started: %d worker(s), listen %s%s%s, admin %s", nworkers,
+            cfg.listen[0] ? cfg.listen : "-", cfg.listen_tls[0] ? ", tls " : "", cfg.listen_tls,
+            cfg.admin_listen);
+    event_base_dispatch(base);
+    rc = 0;
+out:
+    for (int i = 0; i < nworkers; i++) lg_worker_stop(workers[i]);
+    if (sigterm) event_free(sigterm);
+    if (sigint) event_free(sigint);
+    lg_admin_free(admin);
+    lg_store_free(store);
+    if (tls) SSL_CTX_free(tls);
+    if (base) event_base_free(base);
+    curl_global_cleanup();
+    if (rc != 0) lg_error("lockgate: could not start");
+    else lg_info("lockgate stopped");
+    return rc;
+}

@@ -1,0 +1,466 @@
+/* The Redis connection of one event loop. hiredis 0.14 has no timeouts, so
+ * every command carries its own deadline timer; a connection that stops
+ * answering is dropped and re-opened with backoff, and users hear about both
+ * edges so they can flush what they cached. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <hiredis/adapters/libevent.h>
+#include <hiredis/async.h>
+#include <openssl/sha.h>
+
+#include "lockgate/config.h"
+#include "lockgate/log.h"
+#include "lockgate/store.h"
+#include "lockgate/util.h"
+
+#define BACKOFF_MIN_MS 50
+#define BACKOFF_MAX_MS 2000
+#define CONNECT_TIMEOUT_MS 1000
+
+/* One command in flight. Pooled: the hot path allocates nothing. */
+struct pending {
+    struct pending *next; /* free list */
+    struct lg_store *st;
+    lg_store_cb *cb;
+    void *arg;
+    struct event *timer;
+    int delivered;         /* the user callback has run (deadline or reply) */
+    struct lg_script *script; /* set for EVALSHA, to resend as EVAL on NOSCRIPT */
+    int argc;
+    char nkeys[16];        /* the key count as text, argv[2] of EVALSHA/EVAL */
+    char *argbuf;          /* copies of the script's keys and args */
+    size_t argbuf_cap;
+    const char **argv;
+    size_t *argvlen;
+    int argv_cap;
+};
+
+struct lg_store {
+    struct event_base *base;
+    char host[256];
+    int port;
+    char prefix[64];
+    int timeout_ms;
+    redisAsyncContext *ac;
+    int up;               /* connected and usable */
+    int backoff_ms;
+    int64_t last_reply_ms; /* monotonic time of the last reply on this connection */
+    struct event *reconnect_timer;
+    struct event *ready_timer;   /* runs "connected" work outside hiredis callbacks */
+    struct event *connect_timer; /* a connect that takes too long is abandoned */
+    struct pending *free_list;
+    int inflight;
+    lg_store_state_cb *state_cb;
+    void *state_arg;
+    /* pub/sub mode */
+    char *channel;
+    lg_store_message_cb *message_cb;
+    void *message_arg;
+    int freeing;
+};
+
+static void store_connect(struct lg_store *st);
+
+static void notify_state(struct lg_store *st, bool up)
+{
+    if (st->state_cb != NULL && !st->freeing) st->state_cb(st, up, st->state_arg);
+}
+
+/* Forgets the current connection (if any) and schedules a reconnect. Safe to
+ * call from timers, never from inside a hiredis callback for a live context. */
+static void store_drop(struct lg_store *st, const char *why)
+{
+    redisAsyncContext *ac = st->ac;
+    int was_up = st->up;
+    st->ac = NULL;
+    st->up = 0;
+    evtimer_del(st->connect_timer);
+    if (ac != NULL) {
+        ac->data = NULL;
+        redisAsyncFree(ac); /* runs every pending callback with a NULL reply */
+    }
+    if (was_up) {
+        lg_warn("redis %s:%d: connection lost (%s)", st->host, st->port, why);
+        notify_state(st, false);
+    }
+    if (st->freeing) return;
+    struct timeval tv = {st->backoff_ms / 1000, (st->backoff_ms % 1000) * 1000};
+    evtimer_add(st->reconnect_timer, &tv);
+    st->backoff_ms = st->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : st->backoff_ms * 2;
+}
+
+static void on_reconnect_timer(evutil_socket_t fd, short what, void *arg) { store_connect(arg); }
+
+/* hiredis calls this on a failed connect (never the disconnect callback then)
+ * and on every loss; either way we retry from a timer. */
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    struct lg_store *st = ac->data;
+    if (st == NULL || st->ac != ac) return; /* dropped by us already */
+    /* The context is freed by hiredis after this returns: just forget it. */
+    int was_up = st->up;
+    st->ac = NULL;
+    st->up = 0;
+    evtimer_del(st->connect_timer);
+    if (was_up) {
+        lg_warn("redis %s:%d: disconnected: %s", st->host, st->port,
+                ac->errstr[0] ? ac->errstr : "closed");
+        notify_state(st, false);
+    }
+    if (st->freeing) return;
+    struct timeval tv = {st->backoff_ms / 1000, (st->backoff_ms % 1000) * 1000};
+    evtimer_add(st->reconnect_timer, &tv);
+    st->backoff_ms = st->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : st->backoff_ms * 2;
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    struct lg_store *st = ac->data;
+    if (st == NULL || st->ac != ac) return;
+    if (status != REDIS_OK) {
+        lg_debug("redis %s:%d: connect failed: %s", st->host, st->port, ac->errstr);
+        on_disconnect(ac, status);
+        return;
+    }
+    evtimer_del(st->connect_timer);
+    /* No commands from inside the connect callback: finish on a zero timer. */
+    struct timeval zero = {0, 0};
+    evtimer_add(st->ready_timer, &zero);
+}
+
+static void on_message(redisAsyncContext *ac, void *r, void *privdata)
+{
+    struct lg_store *st = privdata;
+    redisReply *reply = r;
+    if (reply == NULL || st->freeing || st->ac != ac) return;
+    st->last_reply_ms = lg_mono_ms();
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3) return;
+    redisReply *kind = reply->element[0], *payload = reply->element[2];
+    if (kind->type != REDIS_REPLY_STRING || payload->type != REDIS_REPLY_STRING) return;
+    if (strcmp(kind->str, "message") == 0 && st->message_cb != NULL)
+        st->message_cb(st, payload->str, payload->len, st->message_arg);
+}
+
+static void on_ready_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct lg_store *st = arg;
+    if (st->ac == NULL) return;
+    st->up = 1;
+    st->backoff_ms = BACKOFF_MIN_MS;
+    st->last_reply_ms = lg_mono_ms();
+    lg_info("redis %s:%d: connected%s", st->host, st->port, st->channel ? " (subscriber)" : "");
+    if (st->channel != NULL) {
+        const char *argv[2] = {"SUBSCRIBE", st->channel};
+        redisAsyncCommandArgv(st->ac, on_message, st, 2, argv, NULL);
+    }
+    notify_state(st, true);
+}
+
+static void on_connect_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    store_drop(arg, "connect timed out");
+}
+
+static void store_connect(struct lg_store *st)
+{
+    if (st->ac != NULL || st->freeing) return;
+    redisAsyncContext *ac = redisAsyncConnect(st->host, st->port);
+    if (ac == NULL || ac->err) {
+        lg_debug("redis %s:%d: %s", st->host, st->port, ac ? ac->errstr : "out of memory");
+        if (ac != NULL) redisAsyncFree(ac);
+        struct timeval tv = {st->backoff_ms / 1000, (st->backoff_ms % 1000) * 1000};
+        evtimer_add(st->reconnect_timer, &tv);
+        st->backoff_ms = st->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : st->backoff_ms * 2;
+        return;
+    }
+    ac->data = st;
+    st->ac = ac;
+    redisLibeventAttach(ac, st->base);
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    struct timeval tv = {CONNECT_TIMEOUT_MS / 1000, (CONNECT_TIMEOUT_MS % 1000) * 1000};
+    evtimer_add(st->connect_timer, &tv);
+}
+
+struct lg_store *lg_store_new(struct event_base *base, const struct lg_config *cfg)
+{
+    struct lg_store *st = calloc(1, sizeof(*st));
+    if (st == NULL) return NULL;
+    st->base = base;
+    snprintf(st->host, sizeof(st->host), "%s", cfg->redis_host);
+    st->port = cfg->redis_port;
+    snprintf(st->prefix, sizeof(st->prefix), "%s", cfg->redis_prefix);
+    st->timeout_ms = cfg->redis_timeout_ms > 0 ? cfg->redis_timeout_ms : 50;
+    st->backoff_ms = BACKOFF_MIN_MS;
+    st->reconnect_timer = evtimer_new(base, on_reconnect_timer, st);
+    st->ready_timer = evtimer_new(base, on_ready_timer, st);
+    st->connect_timer = evtimer_new(base, on_connect_timeout, st);
+    if (st->reconnect_timer == NULL || st->ready_timer == NULL || st->connect_timer == NULL)
+        goto err;
+    store_connect(st);
+    return st;
+err:
+    lg_store_free(st);
+    return NULL;
+}
+
+static void pending_free(struct pending *p)
+{
+    if (p->timer) event_free(p->timer);
+    free(p->argbuf);
+    free(p->argv);
+    free(p->argvlen);
+    free(p);
+}
+
+void lg_store_free(struct lg_store *st)
+{
+    if (st == NULL) return;
+    st->freeing = 1;
+    if (st->ac != NULL) {
+        redisAsyncContext *ac = st->ac;
+        st->ac = NULL;
+        st->up = 0;
+        redisAsyncFree(ac); /* pending callbacks run with NULL and return to the pool */
+    }
+    if (st->reconnect_timer) event_free(st->reconnect_timer);
+    if (st->ready_timer) event_free(st->ready_timer);
+    if (st->connect_timer) event_free(st->connect_timer);
+    while (st->free_list != NULL) {
+        struct pending *p = st->free_list;
+        st->free_list = p->next;
+        pending_free(p);
+    }
+    free(st->channel);
+    free(st);
+}
+
+void lg_store_on_state(struct lg_store *st, lg_store_state_cb *cb, void *arg)
+{
+    st->state_cb = cb;
+    st->state_arg = arg;
+}
+
+bool lg_store_up(const struct lg_store *st) { return st->up; }
+const char *lg_store_prefix(const struct lg_store *st) { return st->prefix; }
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg);
+
+static struct pending *pending_get(struct lg_store *st)
+{
+    struct pending *p = st->free_list;
+    if (p != NULL) {
+        st->free_list = p->next;
+    } else {
+        p = calloc(1, sizeof(*p));
+        if (p == NULL) return NULL;
+        p->timer = evtimer_new(st->base, on_deadline, p);
+        if (p->timer == NULL) {
+            free(p);
+            return NULL;
+        }
+    }
+    p->st = st;
+    p->delivered = 0;
+    p->script = NULL;
+    p->next = NULL;
+    st->inflight++;
+    return p;
+}
+
+static void pending_put(struct pending *p)
+{
+    struct lg_store *st = p->st;
+    evtimer_del(p->timer);
+    st->inflight--;
+    if (st->freeing) {
+        pending_free(p);
+        return;
+    }
+    p->next = st->free_list;
+    st->free_list = p;
+}
+
+static void deliver(struct pending *p, redisReply *reply)
+{
+    if (p->delivered) return;
+    p->delivered = 1;
+    evtimer_del(p->timer);
+    p->cb(p->st, reply, p->arg);
+}
+
+/* The deadline: the caller hears "failed" now. A connection that has not
+ * answered anything for a whole deadline is considered dead and dropped. */
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    struct pending *p = arg;
+    struct lg_store *st = p->st;
+    deliver(p, NULL);
+    if (st->ac != NULL && lg_mono_ms() - st->last_reply_ms >= st->timeout_ms)
+        store_drop(st, "command deadline passed");
+}
+
+static int send_eval(struct pending *p);
+
+static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+    struct pending *p = privdata;
+    struct lg_store *st = p->st;
+    redisReply *reply = r;
+    if (reply != NULL) st->last_reply_ms = lg_mono_ms();
+    if (reply != NULL && !p->delivered && p->script != NULL && reply->type == REDIS_REPLY_ERROR &&
+        strncmp(reply->str, "NOSCRIPT", 8) == 0 && st->ac == ac) {
+        if (send_eval(p) == 0) return; /* the same pending waits for the EVAL reply */
+        reply = NULL;
+    }
+    deliver(p, reply);
+    pending_put(p);
+}
+
+static int arm(struct pending *p, lg_store_cb *cb, void *arg)
+{
+    p->cb = cb;
+    p->arg = arg;
+    struct timeval tv = {p->st->timeout_ms / 1000, (p->st->timeout_ms % 1000) * 1000};
+    return evtimer_add(p->timer, &tv);
+}
+
+int lg_store_argv(struct lg_store *st, lg_store_cb *cb, void *arg, int argc, const char **argv,
+                  const size_t *argvlen)
+{
+    if (!st->up || st->ac == NULL || st->channel != NULL) return -1;
+    struct pending *p = pending_get(st);
+    if (p == NULL) return -1;
+    arm(p, cb, arg);
+    if (redisAsyncCommandArgv(st->ac, on_reply, p, argc, argv, argvlen) != REDIS_OK) {
+        p->delivered = 1;
+        pending_put(p);
+        return -1;
+    }
+    return 0;
+}
+
+int lg_store_cmd(struct lg_store *st, lg_store_cb *cb, void *arg, const char *fmt, ...)
+{
+    if (!st->up || st->ac == NULL || st->channel != NULL) return -1;
+    struct pending *p = pending_get(st);
+    if (p == NULL) return -1;
+    arm(p, cb, arg);
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = redisvAsyncCommand(st->ac, on_reply, p, fmt, ap);
+    va_end(ap);
+    if (rc != REDIS_OK) {
+        p->delivered = 1;
+        pending_put(p);
+        return -1;
+    }
+    return 0;
+}
+
+static void script_sha(struct lg_script *s)
+{
+    if (s->sha[0] != '\0') return;
+    unsigned char md[SHA_DIGEST_LENGTH];
+    SHA1((const unsigned char *)s->source, strlen(s->source), md);
+    for (int i = 0; i < SHA_DIGEST_LENGTH; i++) sprintf(s->sha + 2 * i, "%02x", md[i]);
+}
+
+/* Keeps copies of the script's keys and args in the pending record so that a
+ * NOSCRIPT answer can be resent as EVAL. Buffers are reused across commands. */
+static int keep_args(struct pending *p, int argc, const char **argv, const size_t *argvlen)
+{
+    size_t total = 0;
+    for (int i = 0; i < argc; i++) total += argvlen ? argvlen[i] : strlen(argv[i]);
+    if (p->argv_cap < argc + 3) {
+        int cap = argc + 3 < 16 ? 16 : argc + 3;
+        const char **nv = realloc(p->argv, cap * sizeof(*nv));
+        if (nv == NULL) return -1;
+        p->argv = nv;
+        size_t *nl = realloc(p->argvlen, cap * sizeof(*nl));
+        if (nl == NULL) return -1;
+        p->argvlen = nl;
+        p->argv_cap = cap;
+    }
+    if (p->argbuf_cap < total + 1) {
+        char *nb = realloc(p->argbuf, total + 1);
+        if (nb == NULL) return -1;
+        p->argbuf = nb;
+        p->argbuf_cap = total + 1;
+    }
+    size_t off = 0;
+    for (int i = 0; i < argc; i++) {
+        size_t len = argvlen ? argvlen[i] : strlen(argv[i]);
+        memcpy(p->argbuf + off, argv[i], len);
+        p->argvlen[i + 3] = len;
+        off += len;
+    }
+    off = 0;
+    for (int i = 0; i < argc; i++) {
+        p->argv[i + 3] = p->argbuf + off;
+        off += p->argvlen[i + 3];
+    }
+    p->argc = argc;
+    return 0;
+}
+
+static int send_eval(struct pending *p)
+{
+    struct lg_store *st = p->st;
+    p->argv[0] = "EVAL";
+    p->argvlen[0] = 4;
+    p->argv[1] = p->script->source;
+    p->argvlen[1] = strlen(p->script->source);
+    /* argv[2] already holds the key count from the EVALSHA call. */
+    lg_warn("redis: script %s was not loaded; sending it again", p->script->name);
+    return redisAsyncCommandArgv(st->ac, on_reply, p, p->argc + 3, p->argv, p->argvlen) == REDIS_OK
+               ? 0
+               : -1;
+}
+
+int lg_store_script(struct lg_store *st, struct lg_script *script, lg_store_cb *cb, void *arg,
+                    int nkeys, int argc, const char **argv, const size_t *argvlen)
+{
+    if (!st->up || st->ac == NULL || st->channel != NULL) return -1;
+    script_sha(script);
+    struct pending *p = pending_get(st);
+    if (p == NULL) return -1;
+    if (keep_args(p, argc, argv, argvlen) < 0) {
+        p->delivered = 1;
+        pending_put(p);
+        return -1;
+    }
+    p->script = script;
+    int nklen = snprintf(p->nkeys, sizeof(p->nkeys), "%d", nkeys);
+    p->argv[0] = "EVALSHA";
+    p->argvlen[0] = 7;
+    p->argv[1] = script->sha;
+    p->argvlen[1] = 40;
+    p->argv[2] = p->nkeys;
+    p->argvlen[2] = (size_t)nklen;
+    arm(p, cb, arg);
+    if (redisAsyncCommandArgv(st->ac, on_reply, p, argc + 3, p->argv, p->argvlen) != REDIS_OK) {
+        p->delivered = 1;
+        pending_put(p);
+        return -1;
+    }
+    return 0;
+}
+
+int lg_store_subscribe(struct lg_store *st, const char *channel, lg_store_message_cb *cb, void *arg)
+{
+    free(st->channel);
+    st->channel = strdup(channel);
+    if (st->channel == NULL) return -1;
+    st->message_cb = cb;
+    st->message_arg = arg;
+    if (st->up && st->ac != NULL) {
+        const char *argv[2] = {"SUBSCRIBE", st->channel};
+        redisAsyncCommandArgv(st->ac, on_message, st, 2, argv, NULL);
+    }
+    return 0;
+}
