@@ -52,13 +52,15 @@ static opt_check_fn check_addr, check_host, check_urls, check_prefix;
 
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
 
+/* clang-format off */
 #define FIELD(f) offsetof(struct lg_config, f), sizeof(((struct lg_config *)0)->f)
 #define STR(sec, name, f, def, flags, check) \
     {sec, name, OPT_STR, FIELD(f), def, 0, 0, NULL, flags, check}
 #define INT(sec, name, f, def, min, max, flags) \
     {sec, name, OPT_INT, offsetof(struct lg_config, f), 0, def, min, max, NULL, flags, NULL}
 #define BOOL(sec, name, f, def) {sec, name, OPT_BOOL, FIELD(f), def, 0, 0, NULL, 0, NULL}
-#define ENUM(sec, name, f, def, choices) {sec, name, OPT_ENUM, FIELD(f), def, 0, 0, choices, 0, NULL}
+#define ENUM(sec, name, f, def, choices) \
+    {sec, name, OPT_ENUM, FIELD(f), def, 0, 0, choices, 0, NULL}
 
 static const struct opt options[] = {
     STR("server", "listen", listen, "127.0.0.1:8080", OPT_EMPTY_OK, check_addr),
@@ -97,16 +99,15 @@ static const struct opt options[] = {
     INT("feed", "heartbeat_s", feed_heartbeat_s, "15", 1, 3600, 0),
     INT("feed", "max_backlog_kib", feed_max_backlog_kib, "256", 1, 1048576, 0),
 };
+/* clang-format on */
 
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
 
-static const char *const sections[] = {"server", "tls",    "admin", "redis",
-                                       "upstream", "secrets", "limits", "feed"};
-
+/* Sections are exactly those the table names. */
 static bool section_known(const char *name, size_t len)
 {
-    for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]); i++)
-        if (strlen(sections[i]) == len && memcmp(sections[i], name, len) == 0)
+    for (size_t i = 0; i < NOPTIONS; i++)
+        if (strlen(options[i].section) == len && memcmp(options[i].section, name, len) == 0)
             return true;
     return false;
 }
@@ -339,8 +340,8 @@ static int opt_set(const struct opt *o, struct lg_config *cfg, const char *value
 
 bad:
     /* Config values are not secrets, but an echo of hostile input stays short. */
-    snprintf(why, whylen, "bad value '%.80s%s' for %s: %s", value, len > 80 ? "..." : "",
-             o->name, expected);
+    snprintf(why, whylen, "bad value '%.80s%s' for %s: %s", value, len > 80 ? "..." : "", o->name,
+             expected);
     return -1;
 }
 

@@ -131,9 +131,12 @@ static bool cred_valid(const char *prefix, size_t nrandom, const char *s, size_t
 
     if (s == NULL || len != plen + nrandom + CRC_CHARS || memcmp(s, prefix, plen) != 0)
         return false;
-    for (size_t i = plen; i < len; i++)
-        if (!in_alphabet(base62, s[i]))
+    /* base62 is exactly the ASCII letters and digits. */
+    for (size_t i = plen; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')))
             return false;
+    }
     crc_chars(s + plen, nrandom, crc);
     return memcmp(crc, s + plen + nrandom, CRC_CHARS) == 0;
 }
@@ -270,13 +273,37 @@ bool lg_cred_verify(const unsigned char *pepper, size_t pepper_len, const char *
     return ok;
 }
 
+/* AES-256-GCM over IN (LEN bytes) into OUT; NONCE is 12 bytes, AAD the key id.
+ * Encrypting writes TAG, decrypting checks it. Returns 0 or -1. */
+static int gcm_run(bool enc, const unsigned char *master, const unsigned char *nonce,
+                   const char *key_id, const unsigned char *in, size_t len, unsigned char *out,
+                   unsigned char *tag)
+{
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    int aadlen = (int)strlen(key_id), n = 0, fin = 0;
+    bool ok = ctx != NULL;
+
+    ok = ok && EVP_CipherInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL, enc) == 1;
+    ok = ok && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, GCM_NONCE_LEN, NULL) == 1;
+    ok = ok && EVP_CipherInit_ex(ctx, NULL, NULL, master, nonce, enc) == 1;
+    ok = ok && EVP_CipherUpdate(ctx, NULL, &n, (const unsigned char *)key_id, aadlen) == 1;
+    ok = ok && EVP_CipherUpdate(ctx, out, &n, in, (int)len) == 1;
+    if (!enc)
+        ok = ok && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, GCM_TAG_LEN, tag) == 1;
+    /* For decryption this is where a wrong tag, key, key id or nonce shows. */
+    ok = ok && EVP_CipherFinal_ex(ctx, out + n, &fin) == 1;
+    ok = ok && (size_t)n + (size_t)fin == len;
+    if (enc)
+        ok = ok && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, GCM_TAG_LEN, tag) == 1;
+    EVP_CIPHER_CTX_free(ctx);
+    return ok ? 0 : -1;
+}
+
 char *lg_cred_seal(const unsigned char *master, const char *key_id, const char *secret)
 {
-    EVP_CIPHER_CTX *ctx = NULL;
-    unsigned char *raw = NULL;
+    unsigned char *raw;
     char *b64 = NULL;
     size_t slen, rawlen;
-    int n, fin;
 
     if (master == NULL || key_id == NULL || secret == NULL)
         return NULL;
@@ -286,32 +313,17 @@ char *lg_cred_seal(const unsigned char *master, const char *key_id, const char *
     rawlen = GCM_NONCE_LEN + slen + GCM_TAG_LEN;
     raw = malloc(rawlen);
     if (raw == NULL)
-        goto err;
-    if (RAND_bytes(raw, GCM_NONCE_LEN) != 1)
-        goto err;
-    ctx = EVP_CIPHER_CTX_new();
-    if (ctx == NULL ||
-        EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1 ||
-        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, GCM_NONCE_LEN, NULL) != 1 ||
-        EVP_EncryptInit_ex(ctx, NULL, NULL, master, raw) != 1 ||
-        EVP_EncryptUpdate(ctx, NULL, &n, (const unsigned char *)key_id, (int)strlen(key_id)) != 1 ||
-        EVP_EncryptUpdate(ctx, raw + GCM_NONCE_LEN, &n, (const unsigned char *)secret, (int)slen) != 1 ||
-        EVP_EncryptFinal_ex(ctx, raw + GCM_NONCE_LEN + n, &fin) != 1 ||
-        (size_t)n + (size_t)fin != slen ||
-        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, GCM_TAG_LEN, raw + GCM_NONCE_LEN + slen) != 1)
-        goto err;
+        return NULL;
+    if (RAND_bytes(raw, GCM_NONCE_LEN) != 1 ||
+        gcm_run(true, master, raw, key_id, (const unsigned char *)secret, slen, raw + GCM_NONCE_LEN,
+                raw + GCM_NONCE_LEN + slen) < 0)
+        goto out;
     b64 = malloc(4 * ((rawlen + 2) / 3) + 1);
-    if (b64 == NULL)
-        goto err;
-    EVP_EncodeBlock((unsigned char *)b64, raw, (int)rawlen);
-    EVP_CIPHER_CTX_free(ctx);
+    if (b64 != NULL)
+        EVP_EncodeBlock((unsigned char *)b64, raw, (int)rawlen);
+out:
     free(raw);
     return b64;
-
-err:
-    EVP_CIPHER_CTX_free(ctx);
-    free(raw);
-    return NULL;
 }
 
 /* Strict base64 decode: only the standard alphabet, '=' only as the final
@@ -342,11 +354,10 @@ static int b64_decode(const char *in, size_t len, unsigned char *out)
 
 char *lg_cred_unseal(const unsigned char *master, const char *key_id, const char *sealed)
 {
-    EVP_CIPHER_CTX *ctx = NULL;
-    unsigned char *raw = NULL;
+    unsigned char *raw;
     char *plain = NULL;
     size_t len, ctlen = 0;
-    int rawlen, n = 0, fin = 0;
+    int rawlen;
 
     if (master == NULL || key_id == NULL || sealed == NULL)
         return NULL;
@@ -358,38 +369,24 @@ char *lg_cred_unseal(const unsigned char *master, const char *key_id, const char
         return NULL;
     rawlen = b64_decode(sealed, len, raw);
     if (rawlen < GCM_NONCE_LEN + GCM_TAG_LEN)
-        goto err;
+        goto out;
     ctlen = (size_t)rawlen - GCM_NONCE_LEN - GCM_TAG_LEN;
     plain = malloc(ctlen + 1);
     if (plain == NULL)
-        goto err;
-    ctx = EVP_CIPHER_CTX_new();
-    if (ctx == NULL ||
-        EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1 ||
-        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, GCM_NONCE_LEN, NULL) != 1 ||
-        EVP_DecryptInit_ex(ctx, NULL, NULL, master, raw) != 1 ||
-        EVP_DecryptUpdate(ctx, NULL, &n, (const unsigned char *)key_id, (int)strlen(key_id)) != 1 ||
-        EVP_DecryptUpdate(ctx, (unsigned char *)plain, &n, raw + GCM_NONCE_LEN, (int)ctlen) != 1 ||
-        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, GCM_TAG_LEN, raw + GCM_NONCE_LEN + ctlen) != 1 ||
-        EVP_DecryptFinal_ex(ctx, (unsigned char *)plain + n, &fin) != 1 ||
-        (size_t)n + (size_t)fin != ctlen)
-        goto err;
-    plain[ctlen] = '\0';
+        goto out;
     /* The secret is a C string: an embedded NUL means it is not ours. */
-    if (memchr(plain, '\0', ctlen) != NULL)
-        goto err;
-    EVP_CIPHER_CTX_free(ctx);
-    free(raw);
-    return plain;
-
-err:
-    EVP_CIPHER_CTX_free(ctx);
-    if (plain != NULL) {
+    if (gcm_run(false, master, raw, key_id, raw + GCM_NONCE_LEN, ctlen, (unsigned char *)plain,
+                raw + GCM_NONCE_LEN + ctlen) < 0 ||
+        memchr(plain, '\0', ctlen) != NULL) {
         OPENSSL_cleanse(plain, ctlen + 1);
         free(plain);
+        plain = NULL;
+        goto out;
     }
+    plain[ctlen] = '\0';
+out:
     free(raw);
-    return NULL;
+    return plain;
 }
 
 bool lg_ct_equal(const void *a, size_t alen, const void *b, size_t blen)

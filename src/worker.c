@@ -1,16 +1,172 @@
-/* A worker: one thread with its own event loop (stub until the data plane lands). */
+/* A worker: one thread, one event loop, its own listeners, Redis connections,
+ * upstream pool and caches. It keeps its caches exact from the events channel
+ * and forgets them whenever it could have missed an event. */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <event2/event.h>
 
+#include "lockgate/cache.h"
+#include "lockgate/config.h"
+#include "lockgate/event.h"
+#include "lockgate/feed.h"
+#include "lockgate/http.h"
+#include "lockgate/log.h"
+#include "lockgate/pipeline.h"
+#include "lockgate/ratelimit.h"
+#include "lockgate/store.h"
+#include "lockgate/upstream.h"
 #include "lockgate/worker.h"
 
-struct lg_worker {
-    int id;
-    struct event_base *base;
-    pthread_t thread;
+#define PUBLIC_MAX_BODY 0 /* the public API takes no bodies */
+#define RELOAD_RETRY_MS 200
+
+static struct lg_script facilities_load = {
+    "facilities_load",
+    "local ids = redis.call('SMEMBERS', KEYS[1])\n"
+    "local out = {}\n"
+    "for _, id in ipairs(ids) do\n"
+    "  local f = redis.call('HMGET', ARGV[1] .. 'fac:' .. id, 'account_id', 'name', 'included')\n"
+    "  if f[1] then\n"
+    "    out[#out+1] = id; out[#out+1] = f[1]; out[#out+1] = f[2] or ''; out[#out+1] = f[3] or '1'\n"
+    "  end\n"
+    "end\n"
+    "return out\n",
+    {0}};
+
+bool lg_worker_cache_trusted(const struct lg_worker *w) { return w->sub_live; }
+
+static bool str_reply(const redisReply *r) { return r != NULL && r->type == REDIS_REPLY_STRING; }
+
+static void schedule_reload(struct lg_worker *w)
+{
+    struct timeval tv = {0, RELOAD_RETRY_MS * 1000};
+    evtimer_add(w->reload_timer, &tv);
+}
+
+static void on_facilities(struct lg_store *st, redisReply *reply, void *arg)
+{
+    struct lg_worker *w = arg;
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements % 4 != 0) {
+        lg_warn("worker %d: facilities could not be loaded; retrying", w->id);
+        schedule_reload(w);
+        return;
+    }
+    lg_cache_facilities_flush(w->cache);
+    for (size_t i = 0; i + 3 < reply->elements; i += 4) {
+        redisReply **e = reply->element + i;
+        if (!str_reply(e[0]) || !str_reply(e[1]) || !str_reply(e[2]) || !str_reply(e[3]))
+            continue;
+        lg_cache_facility_put(w->cache, e[0]->str, e[1]->str, e[2]->str,
+                              strcmp(e[3]->str, "1") == 0);
+    }
+    w->facilities_loaded = true;
+    w->facilities_generation++;
+    lg_debug("worker %d: %d facilities loaded", w->id, lg_cache_facility_count(w->cache));
+}
+
+static void reload_facilities(struct lg_worker *w)
+{
+    char set[96];
+    snprintf(set, sizeof(set), "%sfacilities", lg_store_prefix(w->store));
+    const char *argv[] = {set, lg_store_prefix(w->store)};
+    if (lg_store_script(w->store, &facilities_load, on_facilities, w, 1, 2, argv, NULL) < 0)
+        schedule_reload(w);
+}
+
+static void on_reload_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct lg_worker *w = arg;
+    if (w->sub_live) reload_facilities(w);
+}
+
+/* One facility changed: read it again. If that read fails, forget the
+ * facility (it answers 404) and reload everything shortly. */
+struct facility_read {
+    struct lg_worker *w;
+    uint64_t generation;
+    char id[72];
 };
+
+static void on_facility(struct lg_store *st, redisReply *reply, void *arg)
+{
+    struct facility_read *fr = arg;
+    struct lg_worker *w = fr->w;
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3) {
+        lg_cache_facility_drop(w->cache, fr->id);
+        schedule_reload(w);
+    } else if (!str_reply(reply->element[0])) {
+        lg_cache_facility_drop(w->cache, fr->id); /* deleted */
+    } else {
+        redisReply **e = reply->element;
+        lg_cache_facility_put(w->cache, fr->id, e[0]->str, str_reply(e[1]) ? e[1]->str : "",
+                              !str_reply(e[2]) || strcmp(e[2]->str, "1") == 0);
+    }
+    free(fr);
+}
+
+static void refresh_facility(struct lg_worker *w, const char *id)
+{
+    struct facility_read *fr = calloc(1, sizeof(*fr));
+    char key[128];
+    if (fr == NULL) goto fail;
+    fr->w = w;
+    snprintf(fr->id, sizeof(fr->id), "%s", id);
+    snprintf(key, sizeof(key), "%sfac:%s", lg_store_prefix(w->store), id);
+    const char *argv[] = {"HMGET", key, "account_id", "name", "included"};
+    if (lg_store_argv(w->store, on_facility, fr, 5, argv, NULL) == 0) return;
+    free(fr);
+fail:
+    lg_cache_facility_drop(w->cache, id);
+    schedule_reload(w);
+}
+
+static void on_event(struct lg_store *st, const char *msg, size_t len, void *arg)
+{
+    struct lg_worker *w = arg;
+    struct lg_event ev;
+    if (lg_event_parse(msg, len, &ev) < 0) {
+        lg_warn("worker %d: ignoring a malformed event", w->id);
+        return;
+    }
+    if (strncmp(ev.type, "key.", 4) == 0) {
+        if (ev.key_id[0]) lg_cache_key_drop(w->cache, ev.key_id);
+        else lg_cache_keys_flush(w->cache);
+        if (strcmp(ev.type, "key.disabled") == 0 || strcmp(ev.type, "key.deleted") == 0 ||
+            strcmp(ev.type, "key.rotated") == 0 || strcmp(ev.type, "key.updated") == 0)
+            lg_feed_close_key(w->feed, ev.key_id);
+    } else if (strncmp(ev.type, "facility.", 9) == 0) {
+        if (ev.facility_id[0]) refresh_facility(w, ev.facility_id);
+        else schedule_reload(w);
+        /* A deleted facility left every key's list: scopes read before are stale. */
+        if (strcmp(ev.type, "facility.deleted") == 0) lg_cache_keys_flush(w->cache);
+    }
+    lg_feed_on_event(w->feed, &ev);
+}
+
+/* The subscription's edges. Down: the cache can no longer be kept exact, so
+ * it only serves while Redis is unreachable. Up: forget everything first. */
+static void on_sub_state(struct lg_store *st, bool up, void *arg)
+{
+    struct lg_worker *w = arg;
+    if (!up) {
+        w->sub_live = false;
+        return;
+    }
+    lg_cache_keys_flush(w->cache);
+    w->facilities_loaded = false;
+    w->sub_live = true;
+    if (lg_store_up(w->store)) reload_facilities(w);
+    else schedule_reload(w);
+}
+
+static void on_cmd_state(struct lg_store *st, bool up, void *arg)
+{
+    struct lg_worker *w = arg;
+    if (up && w->sub_live && !w->facilities_loaded) reload_facilities(w);
+}
 
 struct lg_worker *lg_worker_new(int id, const struct lg_config *cfg,
                                 const struct lg_secrets *secrets, SSL_CTX *tls)
@@ -18,8 +174,34 @@ struct lg_worker *lg_worker_new(int id, const struct lg_config *cfg,
     struct lg_worker *w = calloc(1, sizeof(*w));
     if (w == NULL) return NULL;
     w->id = id;
-    w->base = event_base_new();
+    w->cfg = cfg;
+    w->secrets = secrets;
+    if ((w->base = event_base_new()) == NULL) goto err;
+    if ((w->cache = lg_cache_new()) == NULL) goto err;
+    if ((w->reload_timer = evtimer_new(w->base, on_reload_timer, w)) == NULL) goto err;
+    if ((w->upstream = lg_upstream_new(w->base, cfg)) == NULL) goto err;
+    if ((w->store = lg_store_new(w->base, cfg)) == NULL) goto err;
+    if ((w->sub = lg_store_new(w->base, cfg)) == NULL) goto err;
+    if ((w->ratelimit = lg_ratelimit_new(w->store)) == NULL) goto err;
+    if ((w->feed = lg_feed_new(w->base, cfg, w->store)) == NULL) goto err;
+    char channel[96];
+    snprintf(channel, sizeof(channel), "%sevents", cfg->redis_prefix);
+    lg_store_on_state(w->store, on_cmd_state, w);
+    lg_store_on_state(w->sub, on_sub_state, w);
+    if (lg_store_subscribe(w->sub, channel, on_event, w) < 0) goto err;
+    if (cfg->listen[0] != '\0' &&
+        (w->http = lg_http_server_new(w->base, cfg, cfg->listen, NULL, PUBLIC_MAX_BODY,
+                                      lg_pipeline_handle, w)) == NULL)
+        goto err;
+    if (tls != NULL && cfg->listen_tls[0] != '\0' &&
+        (w->https = lg_http_server_new(w->base, cfg, cfg->listen_tls, tls, PUBLIC_MAX_BODY,
+                                       lg_pipeline_handle, w)) == NULL)
+        goto err;
     return w;
+err:
+    lg_error("worker %d: could not start", id);
+    lg_worker_stop(w);
+    return NULL;
 }
 
 static void *run(void *arg)
@@ -29,12 +211,30 @@ static void *run(void *arg)
     return NULL;
 }
 
-int lg_worker_start(struct lg_worker *w) { return pthread_create(&w->thread, NULL, run, w) ? -1 : 0; }
+int lg_worker_start(struct lg_worker *w)
+{
+    return pthread_create(&w->thread, NULL, run, w) == 0 ? 0 : -1;
+}
 
 void lg_worker_stop(struct lg_worker *w)
 {
-    event_base_loopexit(w->base, NULL);
-    pthread_join(w->thread, NULL);
-    event_base_free(w->base);
+    if (w == NULL) return;
+    if (w->thread) {
+        event_base_loopexit(w->base, NULL);
+        pthread_join(w->thread, NULL);
+    }
+    /* Stores first: their pending callbacks still answer live requests. */
+    lg_store_free(w->sub);
+    lg_store_free(w->store);
+    w->sub = w->store = NULL;
+    lg_feed_free(w->feed);
+    if (w->upstream) lg_upstream_free(w->upstream);
+    lg_http_server_free(w->http);
+    lg_http_server_free(w->https);
+    if (w->ratelimit) lg_ratelimit_free(w->ratelimit);
+    if (w->reload_timer) event_free(w->reload_timer);
+    lg_pipeline_free_pool(w);
+    lg_cache_free(w->cache);
+    if (w->base) event_base_free(w->base);
     free(w);
 }

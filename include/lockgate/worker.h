@@ -4,10 +4,45 @@
 #ifndef LG_WORKER_H
 #define LG_WORKER_H
 
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
 typedef struct ssl_ctx_st SSL_CTX;
+struct event;
+struct event_base;
+struct lg_cache;
 struct lg_config;
+struct lg_feed;
+struct lg_http_server;
+struct lg_ratelimit;
 struct lg_secrets;
-struct lg_worker;
+struct lg_store;
+struct lg_upstream;
+struct lg_ctx;
+
+struct lg_worker {
+    int id;
+    const struct lg_config *cfg;
+    const struct lg_secrets *secrets;
+    struct event_base *base;
+    struct lg_http_server *http, *https;
+    struct lg_store *store; /* commands: key loads, GCRA, audit */
+    struct lg_store *sub;   /* pub/sub: the events channel */
+    struct lg_cache *cache;
+    struct lg_upstream *upstream;
+    struct lg_ratelimit *ratelimit;
+    struct lg_feed *feed;
+    /* The cache may answer only while the subscription is live: a missed
+     * event could be a revocation. Without it and with Redis up, keys are
+     * read from Redis on every request; with Redis down, the cache serves. */
+    bool sub_live;
+    bool facilities_loaded;
+    uint64_t facilities_generation; /* bumped on each reload, to drop stale answers */
+    struct event *reload_timer;
+    struct lg_ctx *ctx_pool;
+    pthread_t thread;
+};
 
 /* Creates worker ID (listeners bound at once, so errors show before start).
  * CFG, SECRETS and TLS (may be NULL) are borrowed. NULL on error. */
@@ -17,5 +52,8 @@ struct lg_worker *lg_worker_new(int id, const struct lg_config *cfg,
 int lg_worker_start(struct lg_worker *w);
 /* Asks the loop to stop (thread-safe), joins the thread and frees everything. */
 void lg_worker_stop(struct lg_worker *w);
+
+/* True when the cache may answer for keys (see sub_live). */
+bool lg_worker_cache_trusted(const struct lg_worker *w);
 
 #endif

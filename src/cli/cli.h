@@ -103,12 +103,13 @@ int lg_cli_parse_int(const char *s, long long *out);
 /* Sends METHOD PATH (path and query, already safe) with BODY (borrowed,
  * NULL for none) to the admin API. On a 2xx answer returns 0 and hands the
  * parsed JSON object to the caller in *ANSWER (NULL for 204 or an empty
- * body). Otherwise prints the error (and with --json the error body on
+ * body). Loads the token on first use. Otherwise prints the error (and with --json the error body on
  * stdout) and returns LG_CLI_EXIT_FAIL. */
 int lg_cli_call(struct lg_cli_ctx *ctx, const char *method, const char *path,
                 const json_t *body, json_t **answer);
 
-/* Reads the token from $LOCKGATE_ADMIN_TOKEN or the token file into ctx->token.
+/* Reads the token from --token-file, $LOCKGATE_ADMIN_TOKEN,
+ * $LOCKGATE_ADMIN_TOKEN_FILE or the default file (first found) into ctx->token.
  * Returns 0, or LG_CLI_EXIT_FAIL after printing why. */
 int lg_cli_token_load(struct lg_cli_ctx *ctx);
 

@@ -73,7 +73,6 @@ static int token_take(struct lg_cli_ctx *ctx, const char *buf, size_t len, const
 int lg_cli_token_load(struct lg_cli_ctx *ctx)
 {
     const char *file = ctx->token_file;
-    const char *env;
     char buf[TOKEN_MAX + 1];
     char from[PATH_MAX + 32];
     size_t len = 0;
@@ -82,7 +81,8 @@ int lg_cli_token_load(struct lg_cli_ctx *ctx)
     /* An explicit --token-file wins; then a token in the environment; then
      * the token file named by the environment; then the default file. */
     if (!file) {
-        env = getenv("LOCKGATE_ADMIN_TOKEN");
+        const char *env = getenv("LOCKGATE_ADMIN_TOKEN");
+
         if (env && env[0])
             return token_take(ctx, env, strlen(env), "$LOCKGATE_ADMIN_TOKEN");
         file = getenv("LOCKGATE_ADMIN_TOKEN_FILE");
@@ -215,6 +215,9 @@ int lg_cli_call(struct lg_cli_ctx *ctx, const char *method, const char *path,
 
     *answer = NULL;
     errbuf[0] = '\0';
+    /* Loaded only now so that every usage error is found first. */
+    if (!ctx->token && lg_cli_token_load(ctx) != 0)
+        return LG_CLI_EXIT_FAIL;
     if (asprintf(&url, "%s%s", ctx->base, path) < 0) {
         url = NULL;
         goto oom;
@@ -239,11 +242,10 @@ int lg_cli_call(struct lg_cli_ctx *ctx, const char *method, const char *path,
     if (!(h = curl_slist_append(hdrs, "Accept: application/json")))
         goto oom;
     hdrs = h;
-    if (text) {
-        if (!(h = curl_slist_append(hdrs, "Content-Type: application/json")))
-            goto oom;
-        hdrs = h;
-    }
+    /* A body-less POST would otherwise claim to be a url-encoded form. */
+    if (!(h = curl_slist_append(hdrs, text ? "Content-Type: application/json" : "Content-Type:")))
+        goto oom;
+    hdrs = h;
     /* No "Expect: 100-continue" round trip for bodies over 1 KiB. */
     if (!(h = curl_slist_append(hdrs, "Expect:")))
         goto oom;

@@ -1,0 +1,92 @@
+/* The per-worker caches: verified API keys (by key id) and every facility
+ * (by Facility API ID), plus the scope and allowlist decisions made on them.
+ * Kept exact by events (worker.c); nothing here does I/O. */
+#ifndef LG_CACHE_H
+#define LG_CACHE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <hiredis/hiredis.h>
+
+#include "lockgate/cred.h"
+
+struct lg_config;
+struct lg_cache;
+
+#define LG_MAX_CIDRS 32
+
+struct lg_cidr {
+    int family;              /* AF_INET or AF_INET6 */
+    unsigned char addr[16];
+    int bits;
+};
+
+/* A key as this worker knows it. Reference counted: the cache holds one
+ * reference, a request in flight holds another (lg_key_ref/lg_key_unref). */
+struct lg_key {
+    int refs;
+    char key_id[LG_KEY_LEN + 1];
+    char account_id[72];
+    bool feed;               /* role "feed" */
+    bool disabled;
+    bool all_facilities;
+    int64_t expires_at_ms;   /* 0 = never */
+    double rate_per_sec;     /* config default applied */
+    int burst;
+    char verifier[LG_VERIFIER_LEN + 1];
+    unsigned char verified[32]; /* SHA-256 of the secret that last verified */
+    bool has_verified;
+    int ncidrs;
+    struct lg_cidr cidrs[LG_MAX_CIDRS];
+    int nfacilities;
+    char (*facilities)[72];  /* sorted, for bsearch */
+};
+
+struct lg_facility {
+    char id[72];
+    char account_id[72];
+    char *name;
+    bool included;
+};
+
+struct lg_cache *lg_cache_new(void);
+void lg_cache_free(struct lg_cache *c);
+
+/* Builds a key from the key_load script's reply (HGETALL flat array and
+ * SMEMBERS array). Returns NULL when the key does not exist or is malformed.
+ * The caller owns the one reference returned. */
+struct lg_key *lg_key_from_reply(const char *key_id, const redisReply *hash, const redisReply *members,
+                                 const struct lg_config *cfg);
+void lg_key_ref(struct lg_key *k);
+void lg_key_unref(struct lg_key *k);
+
+/* Borrowed pointer (take a reference to keep it), or NULL. */
+struct lg_key *lg_cache_key_get(struct lg_cache *c, const char *key_id);
+/* Stores K, taking the caller's reference; replaces an entry with the same id. */
+void lg_cache_key_put(struct lg_cache *c, struct lg_key *k);
+void lg_cache_key_drop(struct lg_cache *c, const char *key_id);
+void lg_cache_keys_flush(struct lg_cache *c);
+int lg_cache_key_count(const struct lg_cache *c);
+
+/* Borrowed, valid until the next facility change on this worker. */
+const struct lg_facility *lg_cache_facility_get(struct lg_cache *c, const char *id);
+/* Inserts or replaces. 0 or -1. */
+int lg_cache_facility_put(struct lg_cache *c, const char *id, const char *account_id,
+                          const char *name, bool included);
+void lg_cache_facility_drop(struct lg_cache *c, const char *id);
+void lg_cache_facilities_flush(struct lg_cache *c);
+int lg_cache_facility_count(const struct lg_cache *c);
+/* Calls FN for every facility (in no particular order). */
+void lg_cache_facility_each(struct lg_cache *c, void (*fn)(const struct lg_facility *, void *),
+                            void *arg);
+
+/* Authorization: may K see facility F? Same account, included, and in scope
+ * (all facilities, or F is in the key's list). F may be NULL (unknown). */
+bool lg_key_sees(const struct lg_key *k, const struct lg_facility *f);
+/* True when K has no allowlist or IP (text) is inside one of its CIDRs. */
+bool lg_key_ip_allowed(const struct lg_key *k, const char *ip);
+/* Parses "a.b.c.d/n", "v6/n" or a bare address. 0 or -1. */
+int lg_cidr_parse(const char *s, struct lg_cidr *out);
+
+#endif

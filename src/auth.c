@@ -1,0 +1,133 @@
+/* Authentication: credentials from headers, secret checks, and the throttle
+ * that stops guessing from one client IP. The key lookup itself is a
+ * pipeline stage (pipeline.c) because it may need Redis. */
+#include <ctype.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+
+#include "lockgate/auth.h"
+#include "lockgate/cache.h"
+#include "lockgate/secrets.h"
+#include "lockgate/util.h"
+
+#define BASIC_MAX 256 /* base64 of "lk_...:ls_..." is about 112 chars */
+
+static enum lg_auth_parse_result take(const char *k, size_t klen, const char *s, size_t slen,
+                                      char *key, char *secret)
+{
+    if (!lg_cred_key_valid(k, klen) || !lg_cred_secret_valid(s, slen)) return LG_AUTH_INVALID;
+    memcpy(key, k, klen);
+    key[klen] = '\0';
+    memcpy(secret, s, slen);
+    secret[slen] = '\0';
+    return LG_AUTH_OK;
+}
+
+enum lg_auth_parse_result lg_auth_parse(const char *authorization, const char *x_key,
+                                        const char *x_secret, char *key, char *secret)
+{
+    if (authorization != NULL) {
+        if (strncasecmp(authorization, "Basic ", 6) != 0) return LG_AUTH_INVALID;
+        const char *b64 = authorization + 6;
+        while (*b64 == ' ') b64++;
+        size_t len = strlen(b64);
+        while (len > 0 && b64[len - 1] == ' ') len--;
+        if (len == 0 || len > BASIC_MAX || len % 4 != 0) return LG_AUTH_INVALID;
+        unsigned char dec[BASIC_MAX];
+        int n = EVP_DecodeBlock(dec, (const unsigned char *)b64, (int)len);
+        if (n < 0) return LG_AUTH_INVALID;
+        /* EVP_DecodeBlock counts padding as zero bytes: drop them. */
+        if (b64[len - 1] == '=') n--;
+        if (b64[len - 2] == '=') n--;
+        const unsigned char *colon = memchr(dec, ':', (size_t)n);
+        if (colon == NULL) return LG_AUTH_INVALID;
+        size_t klen = (size_t)(colon - dec);
+        return take((const char *)dec, klen, (const char *)colon + 1, (size_t)n - klen - 1, key,
+                    secret);
+    }
+    if (x_key == NULL && x_secret == NULL) return LG_AUTH_MISSING;
+    if (x_key == NULL || x_secret == NULL) return LG_AUTH_INVALID;
+    return take(x_key, strlen(x_key), x_secret, strlen(x_secret), key, secret);
+}
+
+bool lg_auth_verify(struct lg_key *k, const struct lg_secrets *secrets, const char *secret)
+{
+    size_t len = strlen(secret);
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)secret, len, digest);
+    if (k->has_verified) return lg_ct_equal(digest, sizeof(digest), k->verified, sizeof(digest));
+    if (!lg_cred_verify(secrets->pepper, secrets->pepper_len, k->key_id, secret, len, k->verifier))
+        return false;
+    /* Later requests compare a digest of the secret instead of an HMAC. */
+    memcpy(k->verified, digest, sizeof(digest));
+    k->has_verified = true;
+    return true;
+}
+
+/* The throttle: a fixed table shared by every worker, one mutex. A slot is
+ * reused when its window is over, so the table never grows. */
+#define THROTTLE_SLOTS 8192
+#define THROTTLE_PROBE 8
+
+struct throttle_slot {
+    char ip[48];
+    int64_t window; /* minute number */
+    int failures;
+};
+
+static struct throttle_slot throttle[THROTTLE_SLOTS];
+static pthread_mutex_t throttle_lock = PTHREAD_MUTEX_INITIALIZER;
+static int throttle_limit = 30;
+
+void lg_auth_throttle_init(int failures_per_min) { throttle_limit = failures_per_min; }
+
+static uint32_t ip_hash(const char *ip)
+{
+    uint32_t h = 2166136261u;
+    for (; *ip; ip++) h = (h ^ (unsigned char)*ip) * 16777619u;
+    return h;
+}
+
+/* Returns the slot of IP for WINDOW, or a slot to claim (create) or NULL. */
+static struct throttle_slot *throttle_find(const char *ip, int64_t window, bool create)
+{
+    uint32_t h = ip_hash(ip);
+    struct throttle_slot *free_slot = NULL;
+    for (int i = 0; i < THROTTLE_PROBE; i++) {
+        struct throttle_slot *s = &throttle[(h + (uint32_t)i) % THROTTLE_SLOTS];
+        if (s->window == window && strcmp(s->ip, ip) == 0) return s;
+        if (free_slot == NULL && s->window != window) free_slot = s;
+    }
+    if (!create) return NULL;
+    if (free_slot == NULL) free_slot = &throttle[h % THROTTLE_SLOTS]; /* evict */
+    snprintf(free_slot->ip, sizeof(free_slot->ip), "%s", ip);
+    free_slot->window = window;
+    free_slot->failures = 0;
+    return free_slot;
+}
+
+bool lg_auth_throttled(const char *ip, int *retry_after_s)
+{
+    int64_t now = lg_now_ms(), window = now / 60000;
+    pthread_mutex_lock(&throttle_lock);
+    struct throttle_slot *s = throttle_find(ip, window, false);
+    bool over = s != NULL && s->failures >= throttle_limit;
+    pthread_mutex_unlock(&throttle_lock);
+    if (over) *retry_after_s = (int)(((window + 1) * 60000 - now + 999) / 1000);
+    return over;
+}
+
+void lg_auth_failed(const char *ip)
+{
+    int64_t window = lg_now_ms() / 60000;
+    pthread_mutex_lock(&throttle_lock);
+    struct throttle_slot *s = throttle_find(ip, window, true);
+    if (s != NULL) s->failures++;
+    pthread_mutex_unlock(&throttle_lock);
+}

@@ -1,0 +1,367 @@
+/* The per-worker caches of keys and facilities: two string-keyed hash tables,
+ * and the scope and allowlist decisions made on their entries. */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "lockgate/cache.h"
+#include "lockgate/config.h"
+#include "lockgate/schema.h"
+#include "lockgate/util.h"
+
+struct entry {
+    struct entry *next;
+    uint64_t hash;
+    const char *name; /* points into the value */
+    void *value;
+};
+
+struct map {
+    struct entry **slots;
+    size_t nslots; /* power of two */
+    size_t count;
+};
+
+struct lg_cache {
+    struct map keys;
+    struct map facilities;
+};
+
+static uint64_t fnv1a(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+static int map_init(struct map *m)
+{
+    m->nslots = 64;
+    m->count = 0;
+    m->slots = calloc(m->nslots, sizeof(*m->slots));
+    return m->slots ? 0 : -1;
+}
+
+static struct entry **map_find(struct map *m, const char *name, uint64_t h)
+{
+    struct entry **pp = &m->slots[h & (m->nslots - 1)];
+    for (; *pp != NULL; pp = &(*pp)->next)
+        if ((*pp)->hash == h && strcmp((*pp)->name, name) == 0) return pp;
+    return pp;
+}
+
+static void map_grow(struct map *m)
+{
+    size_t n = m->nslots * 2;
+    struct entry **slots = calloc(n, sizeof(*slots));
+    if (slots == NULL) return; /* keep working with longer chains */
+    for (size_t i = 0; i < m->nslots; i++) {
+        struct entry *e = m->slots[i];
+        while (e != NULL) {
+            struct entry *next = e->next;
+            e->next = slots[e->hash & (n - 1)];
+            slots[e->hash & (n - 1)] = e;
+            e = next;
+        }
+    }
+    free(m->slots);
+    m->slots = slots;
+    m->nslots = n;
+}
+
+/* Inserts VALUE under NAME; returns the value it replaced (or NULL). -1 cast on OOM. */
+static int map_put(struct map *m, const char *name, void *value, void **old)
+{
+    uint64_t h = fnv1a(name);
+    struct entry **pp = map_find(m, name, h);
+    *old = NULL;
+    if (*pp != NULL) {
+        *old = (*pp)->value;
+        (*pp)->value = value;
+        (*pp)->name = name;
+        return 0;
+    }
+    struct entry *e = malloc(sizeof(*e));
+    if (e == NULL) return -1;
+    e->next = NULL;
+    e->hash = h;
+    e->name = name;
+    e->value = value;
+    *pp = e;
+    if (++m->count > m->nslots) map_grow(m);
+    return 0;
+}
+
+static void *map_get(struct map *m, const char *name)
+{
+    struct entry **pp = map_find(m, name, fnv1a(name));
+    return *pp ? (*pp)->value : NULL;
+}
+
+static void *map_del(struct map *m, const char *name)
+{
+    struct entry **pp = map_find(m, name, fnv1a(name));
+    if (*pp == NULL) return NULL;
+    struct entry *e = *pp;
+    void *v = e->value;
+    *pp = e->next;
+    free(e);
+    m->count--;
+    return v;
+}
+
+static void map_clear(struct map *m, void (*free_value)(void *))
+{
+    for (size_t i = 0; i < m->nslots; i++) {
+        struct entry *e = m->slots[i];
+        while (e != NULL) {
+            struct entry *next = e->next;
+            free_value(e->value);
+            free(e);
+            e = next;
+        }
+        m->slots[i] = NULL;
+    }
+    m->count = 0;
+}
+
+static void key_release(void *v) { lg_key_unref(v); }
+
+static void facility_free(void *v)
+{
+    struct lg_facility *f = v;
+    free(f->name);
+    free(f);
+}
+
+struct lg_cache *lg_cache_new(void)
+{
+    struct lg_cache *c = calloc(1, sizeof(*c));
+    if (c == NULL) return NULL;
+    if (map_init(&c->keys) < 0 || map_init(&c->facilities) < 0) {
+        lg_cache_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void lg_cache_free(struct lg_cache *c)
+{
+    if (c == NULL) return;
+    if (c->keys.slots) map_clear(&c->keys, key_release);
+    if (c->facilities.slots) map_clear(&c->facilities, facility_free);
+    free(c->keys.slots);
+    free(c->facilities.slots);
+    free(c);
+}
+
+void lg_key_ref(struct lg_key *k) { k->refs++; }
+
+void lg_key_unref(struct lg_key *k)
+{
+    if (k == NULL || --k->refs > 0) return;
+    free(k->facilities);
+    free(k);
+}
+
+static int cmp_fac(const void *a, const void *b) { return strcmp(a, b); }
+
+static int copy_field(const redisReply *v, char *out, size_t cap)
+{
+    if (v->type != REDIS_REPLY_STRING || v->len >= cap) return -1;
+    memcpy(out, v->str, v->len);
+    out[v->len] = '\0';
+    return 0;
+}
+
+struct lg_key *lg_key_from_reply(const char *key_id, const redisReply *hash, const redisReply *members,
+                                 const struct lg_config *cfg)
+{
+    if (hash == NULL || hash->type != REDIS_REPLY_ARRAY || hash->elements == 0 ||
+        hash->elements % 2 != 0)
+        return NULL;
+    struct lg_key *k = calloc(1, sizeof(*k));
+    if (k == NULL) return NULL;
+    k->refs = 1;
+    k->rate_per_sec = cfg->rate_per_sec;
+    k->burst = cfg->burst;
+    bool have_verifier = false;
+    snprintf(k->key_id, sizeof(k->key_id), "%s", key_id);
+    char buf[2048];
+    for (size_t i = 0; i + 1 < hash->elements; i += 2) {
+        const redisReply *f = hash->element[i], *v = hash->element[i + 1];
+        if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) goto err;
+        const char *name = f->str;
+        if (strcmp(name, "account_id") == 0) {
+            if (copy_field(v, k->account_id, sizeof(k->account_id)) < 0) goto err;
+        } else if (strcmp(name, "role") == 0) {
+            k->feed = strcmp(v->str, LG_ROLE_FEED) == 0;
+        } else if (strcmp(name, "status") == 0) {
+            k->disabled = strcmp(v->str, "active") != 0;
+        } else if (strcmp(name, "all_facilities") == 0) {
+            k->all_facilities = strcmp(v->str, "1") == 0;
+        } else if (strcmp(name, "verifier") == 0) {
+            if (copy_field(v, k->verifier, sizeof(k->verifier)) < 0) goto err;
+            have_verifier = v->len == LG_VERIFIER_LEN;
+        } else if (strcmp(name, "rate_per_sec") == 0 && v->len > 0) {
+            double r = strtod(v->str, NULL);
+            if (r > 0) k->rate_per_sec = r;
+        } else if (strcmp(name, "burst") == 0 && v->len > 0) {
+            int b = atoi(v->str);
+            if (b > 0) k->burst = b;
+        } else if (strcmp(name, "expires_at") == 0 && v->len > 0) {
+            /* An unreadable expiry must not mean "never": treat it as expired. */
+            if (lg_time_parse(v->str, &k->expires_at_ms) < 0) k->expires_at_ms = 1;
+        } else if (strcmp(name, "allowed_cidrs") == 0 && v->len > 0) {
+            if (copy_field(v, buf, sizeof(buf)) < 0) goto err;
+            char *save = NULL;
+            for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+                if (k->ncidrs == LG_MAX_CIDRS || lg_cidr_parse(t, &k->cidrs[k->ncidrs]) < 0)
+                    goto err; /* an allowlist we cannot read must not open the key */
+                k->ncidrs++;
+            }
+        }
+    }
+    if (!have_verifier) goto err;
+    if (members != NULL && members->type == REDIS_REPLY_ARRAY && members->elements > 0) {
+        k->facilities = calloc(members->elements, sizeof(*k->facilities));
+        if (k->facilities == NULL) goto err;
+        for (size_t i = 0; i < members->elements; i++) {
+            if (copy_field(members->element[i], k->facilities[k->nfacilities],
+                           sizeof(*k->facilities)) == 0)
+                k->nfacilities++;
+        }
+        qsort(k->facilities, (size_t)k->nfacilities, sizeof(*k->facilities), cmp_fac);
+    }
+    return k;
+err:
+    lg_key_unref(k);
+    return NULL;
+}
+
+struct lg_key *lg_cache_key_get(struct lg_cache *c, const char *key_id)
+{
+    return map_get(&c->keys, key_id);
+}
+
+void lg_cache_key_put(struct lg_cache *c, struct lg_key *k)
+{
+    void *old = NULL;
+    if (map_put(&c->keys, k->key_id, k, &old) < 0) {
+        lg_key_unref(k);
+        return;
+    }
+    if (old != NULL) lg_key_unref(old);
+}
+
+void lg_cache_key_drop(struct lg_cache *c, const char *key_id)
+{
+    struct lg_key *k = map_del(&c->keys, key_id);
+    if (k != NULL) lg_key_unref(k);
+}
+
+void lg_cache_keys_flush(struct lg_cache *c) { map_clear(&c->keys, key_release); }
+int lg_cache_key_count(const struct lg_cache *c) { return (int)c->keys.count; }
+
+const struct lg_facility *lg_cache_facility_get(struct lg_cache *c, const char *id)
+{
+    return map_get(&c->facilities, id);
+}
+
+int lg_cache_facility_put(struct lg_cache *c, const char *id, const char *account_id,
+                          const char *name, bool included)
+{
+    struct lg_facility *f = calloc(1, sizeof(*f));
+    if (f == NULL) return -1;
+    snprintf(f->id, sizeof(f->id), "%s", id);
+    snprintf(f->account_id, sizeof(f->account_id), "%s", account_id);
+    f->name = strdup(name);
+    f->included = included;
+    void *old = NULL;
+    if (f->name == NULL || map_put(&c->facilities, f->id, f, &old) < 0) {
+        facility_free(f);
+        return -1;
+    }
+    if (old != NULL) facility_free(old);
+    return 0;
+}
+
+void lg_cache_facility_drop(struct lg_cache *c, const char *id)
+{
+    struct lg_facility *f = map_del(&c->facilities, id);
+    if (f != NULL) facility_free(f);
+}
+
+void lg_cache_facilities_flush(struct lg_cache *c) { map_clear(&c->facilities, facility_free); }
+int lg_cache_facility_count(const struct lg_cache *c) { return (int)c->facilities.count; }
+
+void lg_cache_facility_each(struct lg_cache *c, void (*fn)(const struct lg_facility *, void *),
+                            void *arg)
+{
+    for (size_t i = 0; i < c->facilities.nslots; i++)
+        for (struct entry *e = c->facilities.slots[i]; e != NULL; e = e->next) fn(e->value, arg);
+}
+
+bool lg_key_sees(const struct lg_key *k, const struct lg_facility *f)
+{
+    if (f == NULL || k->feed || !f->included) return false;
+    if (k->account_id[0] == '\0' || strcmp(k->account_id, f->account_id) != 0) return false;
+    if (k->all_facilities) return true;
+    return bsearch(f->id, k->facilities, (size_t)k->nfacilities, sizeof(*k->facilities),
+                   cmp_fac) != NULL;
+}
+
+int lg_cidr_parse(const char *s, struct lg_cidr *out)
+{
+    char buf[64];
+    const char *slash = strchr(s, '/');
+    size_t alen = slash ? (size_t)(slash - s) : strlen(s);
+    if (alen == 0 || alen >= sizeof(buf)) return -1;
+    memcpy(buf, s, alen);
+    buf[alen] = '\0';
+    memset(out, 0, sizeof(*out));
+    if (inet_pton(AF_INET, buf, out->addr) == 1) {
+        out->family = AF_INET;
+        out->bits = 32;
+    } else if (inet_pton(AF_INET6, buf, out->addr) == 1) {
+        out->family = AF_INET6;
+        out->bits = 128;
+    } else {
+        return -1;
+    }
+    if (slash != NULL) {
+        char *end;
+        long bits = strtol(slash + 1, &end, 10);
+        if (slash[1] == '\0' || *end != '\0' || bits < 0 || bits > out->bits) return -1;
+        out->bits = (int)bits;
+    }
+    return 0;
+}
+
+static bool prefix_match(const unsigned char *a, const unsigned char *b, int bits)
+{
+    int bytes = bits / 8, rest = bits % 8;
+    if (memcmp(a, b, (size_t)bytes) != 0) return false;
+    if (rest == 0) return true;
+    unsigned char mask = (unsigned char)(0xff << (8 - rest));
+    return (a[bytes] & mask) == (b[bytes] & mask);
+}
+
+bool lg_key_ip_allowed(const struct lg_key *k, const char *ip)
+{
+    if (k->ncidrs == 0) return true;
+    unsigned char addr[16];
+    int family;
+    if (inet_pton(AF_INET, ip, addr) == 1)
+        family = AF_INET;
+    else if (inet_pton(AF_INET6, ip, addr) == 1)
+        family = AF_INET6;
+    else
+        return false;
+    for (int i = 0; i < k->ncidrs; i++)
+        if (k->cidrs[i].family == family && prefix_match(addr, k->cidrs[i].addr, k->cidrs[i].bits))
+            return true;
+    return false;
+}

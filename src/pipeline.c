@@ -1,0 +1,482 @@
+/* The request pipeline of the public API. Each request gets a pooled context
+ * and walks the stages in order; async stages (key load, rate limit,
+ * upstream) resume the walk from their callbacks. The stages never call each
+ * other: the driver (run) is the only place that moves a request on. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "lockgate/audit.h"
+#include "lockgate/auth.h"
+#include "lockgate/cache.h"
+#include "lockgate/config.h"
+#include "lockgate/feed.h"
+#include "lockgate/http.h"
+#include "lockgate/log.h"
+#include "lockgate/pipeline.h"
+#include "lockgate/ratelimit.h"
+#include "lockgate/reply.h"
+#include "lockgate/route.h"
+#include "lockgate/secrets.h"
+#include "lockgate/store.h"
+#include "lockgate/upstream.h"
+#include "lockgate/util.h"
+#include "lockgate/worker.h"
+
+#define REQUEST_ID_MAX 64
+#define QUERY_MAX 1024
+#define PATHQ_MAX (256 + QUERY_MAX)
+
+struct lg_ctx {
+    struct lg_ctx *next; /* pool */
+    struct lg_worker *w;
+    struct lg_http_req *req;
+    int stage;
+    enum lg_http_method method;
+    struct lg_route route;
+    const char *ip; /* borrowed from req */
+    char request_id[REQUEST_ID_MAX + 1];
+    char key_id[LG_KEY_LEN + 1];
+    char secret[LG_SECRET_LEN + 1];
+    struct lg_key *key; /* one reference, once authenticated */
+    struct lg_ratelimit_result rl;
+    struct lg_upstream_req *up;
+    bool client_gone;
+    char pathq[PATHQ_MAX];
+    char hdr[4][160];
+};
+
+typedef enum lg_stage_result stage_fn(struct lg_ctx *ctx);
+static stage_fn stage_parse, stage_authenticate, stage_authorize, stage_ratelimit, stage_forward;
+static stage_fn *const stages[] = {stage_parse, stage_authenticate, stage_authorize,
+                                   stage_ratelimit, stage_forward};
+#define NSTAGES ((int)(sizeof(stages) / sizeof(stages[0])))
+
+static struct lg_key_load_script_holder {
+    struct lg_script script;
+} key_load = {{"key_load",
+               "local h = redis.call('HGETALL', KEYS[1])\n"
+               "if #h == 0 then return {h, {}} end\n"
+               "return {h, redis.call('SMEMBERS', KEYS[2])}\n",
+               {0}}};
+
+static struct lg_ctx *ctx_get(struct lg_worker *w)
+{
+    struct lg_ctx *c = w->ctx_pool;
+    if (c != NULL)
+        w->ctx_pool = c->next;
+    else if ((c = malloc(sizeof(*c))) == NULL)
+        return NULL;
+    c->next = NULL;
+    c->w = w;
+    c->stage = 0;
+    c->key = NULL;
+    c->up = NULL;
+    c->client_gone = false;
+    c->key_id[0] = c->secret[0] = '\0';
+    c->rl.limit = -1;
+    return c;
+}
+
+static void ctx_put(struct lg_ctx *c)
+{
+    if (c->key != NULL) lg_key_unref(c->key);
+    c->key = NULL;
+    /* The secret does not outlive its request. */
+    memset(c->secret, 0, sizeof(c->secret));
+    c->next = c->w->ctx_pool;
+    c->w->ctx_pool = c;
+}
+
+void lg_pipeline_free_pool(struct lg_worker *w)
+{
+    while (w->ctx_pool != NULL) {
+        struct lg_ctx *c = w->ctx_pool;
+        w->ctx_pool = c->next;
+        free(c);
+    }
+}
+
+static const char *outcome_of(const char *code)
+{
+    return code == NULL ? "served" : code;
+}
+
+/* Every unlock-code request that got past authentication is audited,
+ * whatever its outcome. */
+static void audit(struct lg_ctx *c, const char *outcome)
+{
+    if (c->route.kind != LG_ROUTE_UNLOCK_CODE || c->key == NULL) return;
+    struct lg_audit_entry e = {"unlock_code.read", c->key->account_id, c->key->key_id,
+                               c->route.facility_id, c->route.unit_id, c->ip,
+                               c->request_id, outcome};
+    lg_audit_write(c->w->store, c->w->cfg, &e);
+}
+
+static void set_ratelimit_headers(struct lg_ctx *c);
+
+/* Headers of a successful answer: the request id and the rate limit state. */
+static void set_success_headers(struct lg_ctx *c)
+{
+    lg_http_set_header(c->req, "X-Request-Id", c->request_id);
+    set_ratelimit_headers(c);
+}
+
+static void set_ratelimit_headers(struct lg_ctx *c)
+{
+    if (c->rl.limit < 0) return;
+    char v[24];
+    snprintf(v, sizeof(v), "%d", c->rl.limit);
+    lg_http_set_header(c->req, "RateLimit-Limit", v);
+    snprintf(v, sizeof(v), "%d", c->rl.remaining);
+    lg_http_set_header(c->req, "RateLimit-Remaining", v);
+    snprintf(v, sizeof(v), "%d", c->rl.reset_s);
+    lg_http_set_header(c->req, "RateLimit-Reset", v);
+}
+
+/* Answers with the JSON error body of SPEC section 5 and ends the request. */
+static enum lg_stage_result fail(struct lg_ctx *c, int status, const char *code, const char *msg)
+{
+    audit(c, code);
+    set_ratelimit_headers(c);
+    if (status == 401) lg_http_set_header(c->req, "WWW-Authenticate", "Basic realm=\"lockgate\"");
+    lg_http_reply_error(c->req, status, code, msg, c->request_id);
+    return LG_DONE;
+}
+
+static enum lg_stage_result fail_retry(struct lg_ctx *c, int status, const char *code,
+                                       const char *msg, int retry_after_s)
+{
+    char v[16];
+    snprintf(v, sizeof(v), "%d", retry_after_s < 1 ? 1 : retry_after_s);
+    lg_http_set_header(c->req, "Retry-After", v);
+    return fail(c, status, code, msg);
+}
+
+/* Walks the stages from c->stage until one answers or waits. */
+static void run(struct lg_ctx *c)
+{
+    while (c->stage < NSTAGES) {
+        enum lg_stage_result r = stages[c->stage](c);
+        if (r == LG_AGAIN) return;
+        if (r == LG_DONE) break;
+        c->stage++;
+    }
+    ctx_put(c);
+}
+
+/* Resumes after an async stage finished with R. */
+static void resume(struct lg_ctx *c, enum lg_stage_result r)
+{
+    if (r == LG_DONE) {
+        ctx_put(c);
+        return;
+    }
+    c->stage++;
+    run(c);
+}
+
+static bool sane_token(const char *s)
+{
+    size_t n = 0;
+    for (; s[n]; n++) {
+        char ch = s[n];
+        if (n == REQUEST_ID_MAX ||
+            !((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '-' || ch == '_' || ch == '.'))
+            return false;
+    }
+    return n > 0;
+}
+
+static bool sane_query(const char *q)
+{
+    size_t n = 0;
+    for (; q[n]; n++)
+        if (n == QUERY_MAX || q[n] <= ' ' || q[n] == 0x7f || q[n] == '#') return false;
+    return true;
+}
+
+/* parse: method, route, ids, request id. Nothing here trusts the client. */
+static enum lg_stage_result stage_parse(struct lg_ctx *c)
+{
+    const char *rid = lg_http_header(c->req, "X-Request-Id");
+    if (rid != NULL && sane_token(rid))
+        snprintf(c->request_id, sizeof(c->request_id), "%s", rid);
+    else
+        lg_request_id_new(c->request_id);
+    c->ip = lg_http_peer(c->req);
+    c->method = lg_http_method(c->req);
+    c->route.kind = LG_ROUTE_NONE;
+    if (c->method != LG_HTTP_GET && c->method != LG_HTTP_HEAD) {
+        lg_http_set_header(c->req, "Allow", "GET, HEAD");
+        return fail(c, 405, "method_not_allowed", "only GET and HEAD are allowed");
+    }
+    const char *path = lg_http_path(c->req);
+    switch (lg_route_parse(path, &c->route)) {
+    case LG_ROUTE_BAD: return fail(c, 400, "bad_request", "malformed path or identifier");
+    case LG_ROUTE_NONE: c->route.kind = LG_ROUTE_NONE; return fail(c, 404, "not_found", "no such resource");
+    default: break;
+    }
+    const char *q = lg_http_query(c->req);
+    if (q != NULL && !sane_query(q)) {
+        c->route.kind = LG_ROUTE_NONE; /* not audited: nothing was asked yet */
+        return fail(c, 400, "bad_request", "malformed query string");
+    }
+    return LG_OK;
+}
+
+static void on_key_loaded(struct lg_store *st, redisReply *reply, void *arg);
+
+/* Answers for a known key: secret, status, expiry, allowlist. */
+static enum lg_stage_result check_key(struct lg_ctx *c, struct lg_key *k)
+{
+    if (k == NULL || !lg_auth_verify(k, c->w->secrets, c->secret)) {
+        lg_auth_failed(c->ip);
+        return fail(c, 401, "invalid_credentials", "unknown key or wrong secret");
+    }
+    lg_key_ref(k);
+    c->key = k;
+    memset(c->secret, 0, sizeof(c->secret));
+    if (k->disabled || (k->expires_at_ms != 0 && k->expires_at_ms <= lg_now_ms()))
+        return fail(c, 403, "key_disabled", "this key is locked or expired");
+    if (!lg_key_ip_allowed(k, c->ip))
+        return fail(c, 403, "ip_not_allowed", "this key may not be used from this address");
+    return LG_OK;
+}
+
+/* authenticate: credentials of the right form, then the key from the cache
+ * or, on first sight, from Redis (one script: the hash and its scope). */
+static enum lg_stage_result stage_authenticate(struct lg_ctx *c)
+{
+    int retry;
+    if (lg_auth_throttled(c->ip, &retry))
+        return fail_retry(c, 429, "rate_limited", "too many failed authentications", retry);
+    switch (lg_auth_parse(lg_http_header(c->req, "Authorization"),
+                          lg_http_header(c->req, "X-API-Key"),
+                          lg_http_header(c->req, "X-API-Secret"), c->key_id, c->secret)) {
+    case LG_AUTH_MISSING: return fail(c, 401, "missing_credentials", "credentials required");
+    case LG_AUTH_INVALID:
+        lg_auth_failed(c->ip);
+        return fail(c, 401, "invalid_credentials", "malformed credentials");
+    case LG_AUTH_OK: break;
+    }
+    struct lg_worker *w = c->w;
+    struct lg_key *k = lg_cache_key_get(w->cache, c->key_id);
+    if (k != NULL && (lg_worker_cache_trusted(w) || !lg_store_up(w->store)))
+        return check_key(c, k);
+    const char *p = lg_store_prefix(w->store);
+    char hkey[128], skey[128];
+    snprintf(hkey, sizeof(hkey), "%skey:%s", p, c->key_id);
+    snprintf(skey, sizeof(skey), "%skey:%s:facilities", p, c->key_id);
+    const char *argv[] = {hkey, skey};
+    if (lg_store_script(w->store, &key_load.script, on_key_loaded, c, 2, 2, argv, NULL) < 0) {
+        if (k != NULL) return check_key(c, k);
+        return fail(c, 503, "store_unavailable", "the key store is unreachable");
+    }
+    return LG_AGAIN;
+}
+
+static void on_key_loaded(struct lg_store *st, redisReply *reply, void *arg)
+{
+    struct lg_ctx *c = arg;
+    struct lg_worker *w = c->w;
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
+        /* Deadline passed or Redis gone: a key verified before may still serve. */
+        struct lg_key *k = lg_cache_key_get(w->cache, c->key_id);
+        if (k != NULL) {
+            resume(c, check_key(c, k));
+            return;
+        }
+        resume(c, fail(c, 503, "store_unavailable", "the key store is unreachable"));
+        return;
+    }
+    struct lg_key *k = lg_key_from_reply(c->key_id, reply->element[0], reply->element[1], w->cfg);
+    if (k == NULL) {
+        lg_cache_key_drop(w->cache, c->key_id);
+        resume(c, check_key(c, NULL));
+        return;
+    }
+    /* Cache only while events can keep the entry exact. */
+    if (lg_worker_cache_trusted(w)) {
+        lg_cache_key_put(w->cache, k);
+        resume(c, check_key(c, k));
+    } else {
+        resume(c, check_key(c, k));
+        lg_key_unref(k);
+    }
+}
+
+/* authorize: the role fits the route, the facility is visible to the key. */
+static enum lg_stage_result stage_authorize(struct lg_ctx *c)
+{
+    bool feed_route = lg_route_is_feed(c->route.kind);
+    if (feed_route != c->key->feed)
+        return fail(c, 403, "forbidden",
+                    feed_route ? "this route is for feed keys" : "feed keys may only read the feed");
+    if (feed_route || c->route.kind == LG_ROUTE_FACILITIES) {
+        if (!feed_route && !c->w->facilities_loaded)
+            return fail(c, 503, "store_unavailable", "facilities are being loaded");
+        return LG_OK;
+    }
+    if (!c->w->facilities_loaded)
+        return fail(c, 503, "store_unavailable", "facilities are being loaded");
+    const struct lg_facility *f = lg_cache_facility_get(c->w->cache, c->route.facility_id);
+    if (!lg_key_sees(c->key, f)) return fail(c, 404, "not_found", "no such resource");
+    return LG_OK;
+}
+
+static void on_ratelimit(const struct lg_ratelimit_result *res, void *arg);
+
+/* rate-limit: one GCRA script per request, shared by every gateway. */
+static enum lg_stage_result stage_ratelimit(struct lg_ctx *c)
+{
+    c->rl.limit = -1;
+    lg_ratelimit_check(c->w->ratelimit, c->key->key_id, c->key->rate_per_sec, c->key->burst,
+                       on_ratelimit, c);
+    return LG_AGAIN;
+}
+
+static void on_ratelimit(const struct lg_ratelimit_result *res, void *arg)
+{
+    struct lg_ctx *c = arg;
+    c->rl = *res;
+    if (!res->allowed) {
+        resume(c, fail_retry(c, 429, "rate_limited", "rate limit exceeded", res->retry_after_s));
+        return;
+    }
+    resume(c, LG_OK);
+}
+
+struct facility_list {
+    const struct lg_key *key;
+    json_t *items;
+};
+
+static void add_visible(const struct lg_facility *f, void *arg)
+{
+    struct facility_list *l = arg;
+    if (lg_key_sees(l->key, f))
+        json_array_append_new(l->items, json_pack("{s:s, s:s}", "facility_id", f->id, "name",
+                                                  f->name));
+}
+
+static int by_id(const void *a, const void *b)
+{
+    json_t *const *x = a, *const *y = b;
+    return strcmp(json_string_value(json_object_get(*x, "facility_id")),
+                  json_string_value(json_object_get(*y, "facility_id")));
+}
+
+/* GET /v1/facilities is answered from this worker's own facility table. */
+static enum lg_stage_result list_facilities(struct lg_ctx *c)
+{
+    struct facility_list l = {c->key, json_array()};
+    lg_cache_facility_each(c->w->cache, add_visible, &l);
+    size_t n = json_array_size(l.items);
+    json_t **items = malloc((n ? n : 1) * sizeof(*items));
+    json_t *sorted = json_array();
+    if (items != NULL) {
+        for (size_t i = 0; i < n; i++) items[i] = json_array_get(l.items, i);
+        qsort(items, n, sizeof(*items), by_id);
+        for (size_t i = 0; i < n; i++) json_array_append(sorted, items[i]);
+    }
+    free(items);
+    json_decref(l.items);
+    set_success_headers(c);
+    lg_http_reply_json(c->req, 200, json_pack("{s:o}", "facilities", sorted));
+    return LG_DONE;
+}
+
+static void on_upstream(const struct lg_upstream_result *res, void *arg);
+static void on_client_close(struct lg_http_req *req, void *arg);
+
+/* forward: the facility list from memory, the feed to feed.c, the rest to
+ * the upstream with credentials stripped and identity headers added. */
+static enum lg_stage_result stage_forward(struct lg_ctx *c)
+{
+    struct lg_worker *w = c->w;
+    if (c->route.kind == LG_ROUTE_FACILITIES) return list_facilities(c);
+    if (lg_route_is_feed(c->route.kind)) {
+        set_success_headers(c);
+        lg_feed_serve(w->feed, c->req, c->route.kind, c->key->key_id, c->request_id);
+        return LG_DONE;
+    }
+    const char *path = lg_http_path(c->req), *q = lg_http_query(c->req);
+    if ((size_t)snprintf(c->pathq, sizeof(c->pathq), "%s%s%s", path, q ? "?" : "", q ? q : "") >=
+        sizeof(c->pathq))
+        return fail(c, 400, "bad_request", "request target too long");
+    snprintf(c->hdr[0], sizeof(c->hdr[0]), "X-Request-Id: %s", c->request_id);
+    snprintf(c->hdr[1], sizeof(c->hdr[1]), "X-Forwarded-For: %s", c->ip);
+    snprintf(c->hdr[2], sizeof(c->hdr[2]), "X-Lockgate-Account: %s", c->key->account_id);
+    snprintf(c->hdr[3], sizeof(c->hdr[3]), "X-Lockgate-Key: %s", c->key->key_id);
+    const char *headers[] = {c->hdr[0], c->hdr[1], c->hdr[2], c->hdr[3],
+                             "Accept: application/json", NULL};
+    c->up = lg_upstream_fetch(w->upstream, c->pathq, 0, headers, on_upstream, c);
+    if (c->up == NULL) return fail(c, 502, "upstream_unavailable", "the upstream is unavailable");
+    lg_http_on_close(c->req, on_client_close, c);
+    return LG_AGAIN;
+}
+
+/* The client hung up: stop its upstream transfer, then release the request. */
+static void on_client_close(struct lg_http_req *req, void *arg)
+{
+    struct lg_ctx *c = arg;
+    if (c->up == NULL) return;
+    lg_upstream_cancel(c->up);
+    c->up = NULL;
+    c->client_gone = true;
+    audit(c, "client_gone");
+    lg_http_reply(c->req, 499, NULL, NULL, 0);
+    ctx_put(c);
+}
+
+static bool withheld(const char *body, size_t len)
+{
+    json_t *doc = json_loadb(body, len, 0, NULL);
+    const char *status = doc ? json_string_value(json_object_get(doc, "lock_status")) : NULL;
+    bool auction = status != NULL && strcmp(status, "assigned_auction") == 0;
+    json_decref(doc);
+    return auction;
+}
+
+static void on_upstream(const struct lg_upstream_result *res, void *arg)
+{
+    struct lg_ctx *c = arg;
+    c->up = NULL;
+    enum lg_stage_result r;
+    if (res->error == LG_UPSTREAM_TIMEOUT)
+        r = fail(c, 504, "upstream_timeout", "the upstream did not answer in time");
+    else if (res->error != LG_UPSTREAM_OK || res->status >= 500)
+        r = fail(c, 502, "upstream_unavailable", "the upstream is unavailable");
+    else if (res->status == 404)
+        r = fail(c, 404, "not_found", "no such resource");
+    else if (res->status >= 400)
+        r = fail(c, 400, "bad_request", "the upstream refused the request");
+    else if (c->route.kind == LG_ROUTE_UNLOCK_CODE && res->status == 200 &&
+             withheld(res->body, res->body_len))
+        r = fail(c, 403, "code_withheld", "the code of a lock in auction is withheld");
+    else {
+        audit(c, outcome_of(NULL));
+        set_success_headers(c);
+        lg_http_reply(c->req, res->status,
+                      res->content_type ? res->content_type : "application/json", res->body,
+                      res->body_len);
+        r = LG_DONE;
+    }
+    resume(c, r);
+}
+
+void lg_pipeline_handle(struct lg_http_req *req, void *arg)
+{
+    struct lg_worker *w = arg;
+    struct lg_ctx *c = ctx_get(w);
+    if (c == NULL) {
+        lg_http_reply(req, 503, NULL, NULL, 0);
+        return;
+    }
+    c->req = req;
+    run(c);
+}

@@ -1,0 +1,472 @@
+/* Per-key GCRA rate limiting: one Lua script in Redis decides for every
+ * gateway at once; when Redis is down or late, a bounded per-worker table
+ * decides with the same arithmetic on the monotonic clock. */
+#include <limits.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lockgate/log.h"
+#include "lockgate/ratelimit.h"
+#include "lockgate/store.h"
+#include "lockgate/util.h"
+
+/* Times are counted in ticks of 1/1024 ms. Every quantity (now, TAT, the
+ * emission interval T, N*T) is then a whole number held in a double, so sums
+ * are exact below 2^53 ticks (the year 2248 in epoch time) and "N back to back
+ * are allowed" holds exactly for any rate, whatever rounding 1000/r needs.
+ * The Lua script below does the very same operations on the same doubles. */
+#define TICKS_PER_MS 1024.0
+#define TICKS_PER_S 1024000.0
+#define RATE_MIN 1e-6 /* one request per ~11.6 days */
+#define RATE_MAX 1e9  /* T is then one tick */
+
+#define KEY_ID_MAX 64          /* key ids are "lk_" + 30 chars; longer ones are refused */
+#define LOCAL_MAX_ENTRIES 100000
+#define LOCAL_MIN_SLOTS 1024
+#define LOCAL_MAX_SLOTS 262144 /* power of two, >= 2 * LOCAL_MAX_ENTRIES */
+#define EVICT_SCAN 64          /* slots looked at when the table is full */
+#define SWEEP_STEP 4           /* slots looked at on every local decision */
+#define WARN_INTERVAL_MS 10000
+
+/* KEYS[1] the TAT in ticks; ARGV rate per second, burst. Replies four strings:
+ * allowed ("1"/"0"), remaining, reset seconds, retry-after seconds.
+ * Numbers go out as strings because Lua numbers become (truncated) integers.
+ * TIME is non-deterministic, which is fine: Redis >= 5 replicates a script's
+ * effects (the SET), and replicate_commands() asks for that on older ones. */
+static struct lg_script gcra_script = {
+    .name = "gcra",
+    .source =
+        "if redis.replicate_commands then redis.replicate_commands() end\n"
+        "local rate = tonumber(ARGV[1])\n"
+        "local burst = tonumber(ARGV[2])\n"
+        "if rate == nil or not (rate >= 1e-6) then rate = 1e-6 end\n"
+        "if rate > 1e9 then rate = 1e9 end\n"
+        "if burst == nil or not (burst >= 1) then burst = 1 end\n"
+        "burst = math.floor(burst)\n"
+        "if burst > 2147483647 then burst = 2147483647 end\n"
+        "local T = math.floor(1024000 / rate + 0.5)\n"
+        "if T < 1 then T = 1 end\n"
+        "local limit = burst * T\n"
+        "local time = redis.call('TIME')\n"
+        "local now = tonumber(time[1]) * 1024000 + math.floor(tonumber(time[2]) * 1024 / 1000)\n"
+        "local tat = tonumber(redis.call('GET', KEYS[1]) or '0') or 0\n"
+        "local function out(v)\n"
+        "  if not (v >= 0) then v = 0 end\n"
+        "  if v > 2147483647 then v = 2147483647 end\n"
+        "  return string.format('%.0f', v)\n"
+        "end\n"
+        "local t = tat\n"
+        "if t < now then t = now end\n"
+        "local new = t + T\n"
+        "if new - now <= limit then\n"
+        "  local ttl = math.ceil((new - now) / 1024)\n"
+        "  if ttl < 1 then ttl = 1 end\n"
+        "  if ttl > 1e13 then ttl = 1e13 end\n"
+        "  redis.call('SET', KEYS[1], string.format('%.0f', new), 'PX', string.format('%.0f', ttl))\n"
+        "  return {'1', out(math.floor((limit - (new - now)) / T)),\n"
+        "          out(math.ceil((new - now) / 1024000)), '0'}\n"
+        "end\n"
+        "local retry = math.ceil((new - limit - now) / 1024000)\n"
+        "if retry < 1 then retry = 1 end\n"
+        "return {'0', '0', out(math.ceil((t - now) / 1024000)), out(retry)}\n",
+};
+
+/* One slot of the local table; len 0 marks an empty slot. */
+struct rl_entry {
+    double tat; /* ms on the monotonic clock */
+    uint64_t hash;
+    uint8_t len;
+    char key[KEY_ID_MAX];
+};
+
+/* One check waiting for Redis. Pooled; the key id is copied because the
+ * caller's string need not outlive lg_ratelimit_check. */
+struct rl_call {
+    struct rl_call *prev, *next; /* in-flight list, or free list (next only) */
+    struct lg_ratelimit *rl;     /* NULL once the limiter was freed under it */
+    lg_ratelimit_cb *cb;
+    void *arg;
+    double rate;
+    int burst;
+    size_t key_len;
+    char key[KEY_ID_MAX];
+};
+
+struct lg_ratelimit {
+    struct lg_store *st;
+    struct rl_call *free_calls;
+    struct rl_call *inflight;
+    struct rl_entry *slots;
+    size_t nslots; /* power of two */
+    size_t count;
+    size_t sweep;  /* cursor of the incremental sweep */
+    int64_t last_warn_ms;
+};
+
+static int clamp_int(double v)
+{
+    if (!(v >= 0)) return 0;
+    if (v >= (double)INT_MAX) return INT_MAX;
+    return (int)v;
+}
+
+static double clamp_rate(double rate)
+{
+    if (!(rate >= RATE_MIN)) return RATE_MIN; /* also NaN */
+    if (rate > RATE_MAX) return RATE_MAX;
+    return rate;
+}
+
+static int clamp_burst(int burst) { return burst < 1 ? 1 : burst; }
+
+/* The GCRA step in ticks; mirrors the Lua script line for line. */
+static void gcra_ticks(double tat, double now, double rate, int burst, double *new_tat,
+                       struct lg_ratelimit_result *res)
+{
+    double T = floor(TICKS_PER_S / rate + 0.5);
+    if (T < 1) T = 1;
+    double limit = (double)burst * T;
+    double t = tat < now ? now : tat;
+    double next = t + T;
+    memset(res, 0, sizeof(*res));
+    res->limit = burst;
+    if (next - now <= limit) {
+        res->allowed = true;
+        res->remaining = clamp_int(floor((limit - (next - now)) / T));
+        res->reset_s = clamp_int(ceil((next - now) / TICKS_PER_S));
+        res->retry_after_s = 0;
+        *new_tat = next;
+        return;
+    }
+    double retry = ceil((next - limit - now) / TICKS_PER_S);
+    res->allowed = false;
+    res->remaining = 0;
+    res->reset_s = clamp_int(ceil((t - now) / TICKS_PER_S));
+    res->retry_after_s = retry < 1 ? 1 : clamp_int(retry);
+    *new_tat = tat;
+}
+
+void lg_gcra(double tat, double now, double rate_per_sec, int burst, double *new_tat,
+             struct lg_ratelimit_result *res)
+{
+    /* Snap to the tick grid; values already on it (all we ever store) are
+     * unchanged, and multiplying by a power of two is exact. */
+    double tat_t = tat > 0 ? floor(tat * TICKS_PER_MS) : 0;
+    double now_t = now > 0 ? floor(now * TICKS_PER_MS) : 0;
+    double out_t = tat_t;
+    gcra_ticks(tat_t, now_t, clamp_rate(rate_per_sec), clamp_burst(burst), &out_t, res);
+    *new_tat = out_t / TICKS_PER_MS;
+}
+
+/* ---- local table: open addressing, linear probing, backward-shift delete ---- */
+
+static uint64_t key_hash(const char *key, size_t len)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (size_t i = 0; i < len; i++) {
+        h ^= (unsigned char)key[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+static size_t slot_of(const struct lg_ratelimit *rl, uint64_t hash)
+{
+    return (size_t)(hash ^ (hash >> 29)) & (rl->nslots - 1);
+}
+
+static struct rl_entry *local_find(struct lg_ratelimit *rl, const char *key, size_t len,
+                                   uint64_t hash)
+{
+    size_t mask = rl->nslots - 1;
+    for (size_t i = slot_of(rl, hash);; i = (i + 1) & mask) {
+        struct rl_entry *e = &rl->slots[i];
+        if (e->len == 0) return NULL;
+        if (e->hash == hash && e->len == len && memcmp(e->key, key, len) == 0) return e;
+    }
+}
+
+/* Empties slot I and pulls later entries of its probe run back into the hole,
+ * so lookups never need tombstones. */
+static void local_remove(struct lg_ratelimit *rl, size_t i)
+{
+    size_t mask = rl->nslots - 1;
+    size_t hole = i;
+    for (size_t j = (i + 1) & mask;; j = (j + 1) & mask) {
+        struct rl_entry *e = &rl->slots[j];
+        if (e->len == 0) break;
+        size_t home = slot_of(rl, e->hash);
+        /* E may fill the hole when its home is not cyclically in (hole, j]. */
+        if (((j - home) & mask) >= ((j - hole) & mask)) {
+            rl->slots[hole] = *e;
+            hole = j;
+        }
+    }
+    rl->slots[hole].len = 0;
+    rl->count--;
+}
+
+static void local_put(struct lg_ratelimit *rl, const char *key, size_t len, uint64_t hash,
+                      double tat)
+{
+    size_t mask = rl->nslots - 1;
+    size_t i = slot_of(rl, hash);
+    while (rl->slots[i].len != 0) i = (i + 1) & mask;
+    struct rl_entry *e = &rl->slots[i];
+    e->tat = tat;
+    e->hash = hash;
+    e->len = (uint8_t)len;
+    memcpy(e->key, key, len);
+    rl->count++;
+}
+
+static int local_grow(struct lg_ratelimit *rl)
+{
+    size_t n = rl->nslots * 2;
+    struct rl_entry *slots = calloc(n, sizeof(*slots));
+    if (slots == NULL) return -1;
+    struct rl_entry *old = rl->slots;
+    size_t old_n = rl->nslots;
+    rl->slots = slots;
+    rl->nslots = n;
+    rl->count = 0;
+    rl->sweep = 0;
+    for (size_t i = 0; i < old_n; i++)
+        if (old[i].len != 0) local_put(rl, old[i].key, old[i].len, old[i].hash, old[i].tat);
+    free(old);
+    return 0;
+}
+
+/* Looks at up to MAX slots from the sweep cursor and drops entries whose
+ * allowance is full again (TAT <= NOW: the same as no entry at all). */
+static size_t local_sweep(struct lg_ratelimit *rl, double now, size_t max)
+{
+    size_t dropped = 0;
+    size_t mask = rl->nslots - 1;
+    for (size_t n = 0; n < max && rl->count > 0; n++) {
+        size_t i = rl->sweep & mask;
+        struct rl_entry *e = &rl->slots[i];
+        if (e->len != 0 && e->tat <= now) {
+            local_remove(rl, i); /* a later entry may now sit in I: look again */
+            dropped++;
+            continue;
+        }
+        rl->sweep = (i + 1) & mask;
+    }
+    return dropped;
+}
+
+/* Makes room for one more entry: grow while allowed, else sweep, and when
+ * nothing is stale evict the entry closest to a full allowance. */
+static void local_make_room(struct lg_ratelimit *rl, double now)
+{
+    size_t limit = rl->nslots >= LOCAL_MAX_SLOTS ? LOCAL_MAX_ENTRIES : rl->nslots / 2;
+    if (rl->count < limit) return;
+    if (rl->nslots < LOCAL_MAX_SLOTS && local_grow(rl) == 0) return;
+    if (local_sweep(rl, now, EVICT_SCAN) > 0) return;
+    size_t mask = rl->nslots - 1, victim = SIZE_MAX;
+    for (size_t n = 0, i = rl->sweep & mask; n < EVICT_SCAN; n++, i = (i + 1) & mask)
+        if (rl->slots[i].len != 0 && (victim == SIZE_MAX || rl->slots[i].tat < rl->slots[victim].tat))
+            victim = i;
+    if (victim == SIZE_MAX) /* the scanned window was empty: take any entry */
+        for (size_t i = 0; i < rl->nslots && victim == SIZE_MAX; i++)
+            if (rl->slots[i].len != 0) victim = i;
+    if (victim != SIZE_MAX) local_remove(rl, victim);
+    rl->sweep = (rl->sweep + EVICT_SCAN) & mask;
+}
+
+static void local_decide(struct lg_ratelimit *rl, const char *key, size_t len, double rate,
+                         int burst, struct lg_ratelimit_result *res)
+{
+    double now = (double)lg_mono_ms();
+    local_sweep(rl, now, SWEEP_STEP);
+    uint64_t hash = key_hash(key, len);
+    struct rl_entry *e = local_find(rl, key, len, hash);
+    double new_tat = 0;
+    lg_gcra(e != NULL ? e->tat : 0, now, rate, burst, &new_tat, res);
+    res->local = true;
+    if (!res->allowed) return;
+    if (e != NULL) {
+        e->tat = new_tat;
+        return;
+    }
+    local_make_room(rl, now);
+    local_put(rl, key, len, hash, new_tat);
+}
+
+/* ---- Redis path ---- */
+
+static struct rl_call *call_get(struct lg_ratelimit *rl)
+{
+    struct rl_call *c = rl->free_calls;
+    if (c != NULL) {
+        rl->free_calls = c->next;
+    } else {
+        c = calloc(1, sizeof(*c));
+        if (c == NULL) return NULL;
+    }
+    c->rl = rl;
+    c->prev = NULL;
+    c->next = rl->inflight;
+    if (rl->inflight != NULL) rl->inflight->prev = c;
+    rl->inflight = c;
+    return c;
+}
+
+static void call_put(struct rl_call *c)
+{
+    struct lg_ratelimit *rl = c->rl;
+    if (rl == NULL) { /* orphaned by lg_ratelimit_free */
+        free(c);
+        return;
+    }
+    if (c->prev != NULL) c->prev->next = c->next;
+    else rl->inflight = c->next;
+    if (c->next != NULL) c->next->prev = c->prev;
+    c->prev = NULL;
+    c->next = rl->free_calls;
+    rl->free_calls = c;
+}
+
+/* Parses a decimal reply element "0".."2147483647"; -1 on anything else. */
+static int reply_int(const redisReply *r)
+{
+    if (r == NULL || r->type != REDIS_REPLY_STRING || r->len < 1 || r->len > 10) return -1;
+    long long v = 0;
+    for (size_t i = 0; i < r->len; i++) {
+        if (r->str[i] < '0' || r->str[i] > '9') return -1;
+        v = v * 10 + (r->str[i] - '0');
+    }
+    return v > INT_MAX ? -1 : (int)v;
+}
+
+static int parse_reply(const redisReply *reply, int burst, struct lg_ratelimit_result *res)
+{
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 4) return -1;
+    int allowed = reply_int(reply->element[0]);
+    int remaining = reply_int(reply->element[1]);
+    int reset = reply_int(reply->element[2]);
+    int retry = reply_int(reply->element[3]);
+    if (allowed < 0 || allowed > 1 || remaining < 0 || reset < 0 || retry < 0) return -1;
+    if (!allowed && retry < 1) return -1;
+    memset(res, 0, sizeof(*res));
+    res->allowed = allowed == 1;
+    res->limit = burst;
+    res->remaining = remaining < burst ? remaining : burst;
+    res->reset_s = reset;
+    res->retry_after_s = allowed ? 0 : retry;
+    res->local = false;
+    return 0;
+}
+
+static void warn_sometimes(struct lg_ratelimit *rl, const redisReply *reply)
+{
+    int64_t now = lg_mono_ms();
+    if (rl->last_warn_ms != 0 && now - rl->last_warn_ms < WARN_INTERVAL_MS) return;
+    rl->last_warn_ms = now;
+    if (reply->type == REDIS_REPLY_ERROR)
+        lg_warn("ratelimit: redis error %.200s; deciding locally", reply->str);
+    else
+        lg_warn("ratelimit: unexpected redis reply (type %d); deciding locally", reply->type);
+}
+
+static void on_reply(struct lg_store *st, redisReply *reply, void *arg)
+{
+    struct rl_call *c = arg;
+    struct lg_ratelimit *rl = c->rl;
+    lg_ratelimit_cb *cb = c->cb;
+    void *cb_arg = c->arg;
+    struct lg_ratelimit_result res;
+    if (rl == NULL) {
+        /* The limiter is gone (shutdown): still answer, and refuse. */
+        memset(&res, 0, sizeof(res));
+        res.limit = c->burst;
+        res.retry_after_s = 1;
+        res.local = true;
+    } else if (parse_reply(reply, c->burst, &res) < 0) {
+        /* NULL: down, disconnected or past the deadline; the deadline is
+         * timeout_ms, so no request waits longer than that. */
+        if (reply != NULL) warn_sometimes(rl, reply);
+        local_decide(rl, c->key, c->key_len, c->rate, c->burst, &res);
+    }
+    /* Release first: the callback may check again or free the limiter. */
+    call_put(c);
+    cb(&res, cb_arg);
+}
+
+struct lg_ratelimit *lg_ratelimit_new(struct lg_store *st)
+{
+    struct lg_ratelimit *rl = calloc(1, sizeof(*rl));
+    if (rl == NULL) return NULL;
+    rl->st = st;
+    rl->nslots = LOCAL_MIN_SLOTS;
+    rl->slots = calloc(rl->nslots, sizeof(*rl->slots));
+    if (rl->slots == NULL) goto err;
+    return rl;
+err:
+    lg_ratelimit_free(rl);
+    return NULL;
+}
+
+void lg_ratelimit_free(struct lg_ratelimit *rl)
+{
+    if (rl == NULL) return;
+    /* Checks still waiting on the store are answered (refused) when their
+     * reply or deadline comes; they free themselves then. */
+    for (struct rl_call *c = rl->inflight, *next; c != NULL; c = next) {
+        next = c->next;
+        c->rl = NULL;
+        c->prev = c->next = NULL;
+    }
+    while (rl->free_calls != NULL) {
+        struct rl_call *c = rl->free_calls;
+        rl->free_calls = c->next;
+        free(c);
+    }
+    free(rl->slots);
+    free(rl);
+}
+
+void lg_ratelimit_check(struct lg_ratelimit *rl, const char *key_id, double rate_per_sec,
+                        int burst, lg_ratelimit_cb *cb, void *arg)
+{
+    struct lg_ratelimit_result res;
+    double rate = clamp_rate(rate_per_sec);
+    burst = clamp_burst(burst);
+    size_t len = strnlen(key_id, KEY_ID_MAX + 1);
+    if (len == 0 || len > KEY_ID_MAX) {
+        /* Never happens for an authenticated key; refuse rather than share. */
+        memset(&res, 0, sizeof(res));
+        res.limit = burst;
+        res.retry_after_s = 1;
+        res.local = true;
+        cb(&res, arg);
+        return;
+    }
+
+    char key[256], rate_s[32], burst_s[16];
+    int klen = rl->st == NULL ? -1 : snprintf(key, sizeof(key), "%srl:%s", lg_store_prefix(rl->st), key_id);
+    int rlen = snprintf(rate_s, sizeof(rate_s), "%.17g", rate);
+    int blen = snprintf(burst_s, sizeof(burst_s), "%d", burst);
+    if (klen > 0 && (size_t)klen < sizeof(key)) {
+        struct rl_call *c = call_get(rl);
+        if (c != NULL) {
+            c->cb = cb;
+            c->arg = arg;
+            c->rate = rate;
+            c->burst = burst;
+            c->key_len = len;
+            memcpy(c->key, key_id, len);
+            const char *argv[3] = {key, rate_s, burst_s};
+            size_t argvlen[3] = {(size_t)klen, (size_t)rlen, (size_t)blen};
+            if (lg_store_script(rl->st, &gcra_script, on_reply, c, 1, 3, argv, argvlen) == 0)
+                return;
+            call_put(c); /* not connected: CB was not called */
+        }
+    }
+    local_decide(rl, key_id, len, rate, burst, &res);
+    cb(&res, arg);
+}
