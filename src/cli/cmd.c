@@ -79,8 +79,9 @@ static int set_string_list(json_t *body, const char *noun, const char *field, co
     return 0;
 }
 
-/* Sets BODY[FIELD] from the integer flag --FLAG. With ALLOW_DEFAULT the word
- * "default" means null (the configured default); on create it is just left out. */
+/* Sets BODY[FIELD] from the integer flag --FLAG, parsed strictly. VALUE equal
+ * to NULL_WORD ("default") means null when NULL_WORD_OK (update), and leaves
+ * the field out otherwise (create), which comes to the same thing. */
 static int set_int(json_t *body, const char *noun, const char *field, const char *flag,
                    const char *value, int null_word_ok, const char *null_word)
 {
@@ -560,11 +561,16 @@ static int key_show(struct lg_cli_ctx *ctx, const char *noun, const struct lg_cl
     rc = lg_cli_call(ctx, "GET", path, NULL, &key);
     if (rc)
         goto done;
+    if (!key) {
+        fputs(LG_CLI_NAME ": invalid answer: no key\n", stderr);
+        rc = LG_CLI_EXIT_FAIL;
+        goto done;
+    }
     rc = lg_cli_call(ctx, "POST", reveal_path, NULL, &revealed);
     if (rc)
         goto done;
     secret = json_object_get(revealed, "secret");
-    if (!key || !json_is_string(secret)) {
+    if (!json_is_string(secret)) {
         fputs(LG_CLI_NAME ": invalid answer: no secret revealed\n", stderr);
         rc = LG_CLI_EXIT_FAIL;
         goto done;
