@@ -128,8 +128,8 @@ static void target_mark(struct lg_upstream *up, int idx, int failed) {
     struct lg_upstream_target *t = &up->targets[idx];
     if (failed) {
         if (t->failed_ms == 0)
-            lg_warn("upstream %s: connect failed, skipping it while another URL is healthy",
-                    t->base);
+            lg_warn("upstream %s: cannot connect%s", t->base,
+                    up->ntargets > 1 ? ", skipping it while another URL is healthy" : "");
         int64_t now = mono_ms();
         t->failed_ms = now > 0 ? now : 1;
     } else {
@@ -502,13 +502,17 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, v
     return event_add(s->ev, NULL) == 0 ? 0 : -1;
 }
 
+/* Refused, unresolvable, or timed out before any connection was made (that
+ * includes waiting for a free one past max_connections): the URL is the
+ * problem, not this request. */
 static int is_connect_failure(CURL *easy, CURLcode rc) {
     if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST)
         return 1;
     if (rc == CURLE_OPERATION_TIMEDOUT) {
-        curl_off_t connect_us = 0;
+        curl_off_t connect_us = 0, pretransfer_us = 0;
         curl_easy_getinfo(easy, CURLINFO_CONNECT_TIME_T, &connect_us);
-        return connect_us == 0;
+        curl_easy_getinfo(easy, CURLINFO_PRETRANSFER_TIME_T, &pretransfer_us);
+        return connect_us == 0 && pretransfer_us == 0;
     }
     return 0;
 }

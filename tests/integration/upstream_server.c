@@ -31,8 +31,9 @@
  * --record FILE appends one line per request, flushed at once:
  *   METHOD URI<TAB>Name: value<TAB>Name: value...
  * (tabs and control characters inside values are written as spaces).
- * --data DIR serves DIR/<path>/index.json when that file exists (the layout
- * of gen-demo-data.sh), else the generated answer.
+ * --data DIR serves DIR/<path>/index.json (the layout of gen-demo-data.sh)
+ * for the facilities DIR holds, 404 when that file is missing; other
+ * facilities get the generated answers.
  * Prints "ready" on stdout once listening; exits 0 on SIGTERM or SIGINT. */
 #include <errno.h>
 #include <sys/queue.h> /* before keyvalq_struct.h, for TAILQ_* */
@@ -231,18 +232,22 @@ static void reply_error(struct evhttp_request *req, int status, const char *reas
     reply_json(req, status, reason, json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message));
 }
 
-/* Serves DIR/<path>/index.json if there is one; returns 0 when it answered. */
-static int reply_file(struct evhttp_request *req, const char *path) {
+/* Serves DIR/<path>/index.json for a facility that DIR holds (404 when the
+ * file is missing); returns -1 without answering for any other facility. */
+static int reply_file(struct evhttp_request *req, const struct route *r, const char *path) {
     char file[PATH_MAX];
+    struct stat st;
     if (data_dir == NULL)
         return -1;
-    int n = snprintf(file, sizeof(file), "%s%s/index.json", data_dir, path);
-    if (n < 0 || (size_t)n >= sizeof(file))
+    int n = snprintf(file, sizeof(file), "%s/v1/facilities/%s", data_dir, r->fac);
+    if (n < 0 || (size_t)n >= sizeof(file) || stat(file, &st) < 0 || !S_ISDIR(st.st_mode))
         return -1;
-    int fd = open(file, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    struct stat st;
+    n = snprintf(file, sizeof(file), "%s%s/index.json", data_dir, path);
+    int fd = n > 0 && (size_t)n < sizeof(file) ? open(file, O_RDONLY | O_CLOEXEC) : -1;
+    if (fd < 0) {
+        reply_error(req, 404, "Not Found", "not_found", "unknown unit");
+        return 0;
+    }
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > DATA_FILE_MAX) {
         close(fd);
         return -1;
@@ -260,7 +265,7 @@ static int reply_file(struct evhttp_request *req, const char *path) {
 
 static void reply_route(struct evhttp_request *req, const struct route *r, const char *path,
                         const char *query) {
-    if (path != NULL && reply_file(req, path) == 0)
+    if (path != NULL && r->kind != ROUTE_STATS && reply_file(req, r, path) == 0)
         return;
     int n = r->unit[0] ? unit_number(r->unit) : 0;
     switch (r->kind) {
