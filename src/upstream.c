@@ -9,10 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include "lockgate/config.h"
 #include "lockgate/log.h"
+#include "lockgate/util.h"
 
 #define LG_UPSTREAM_BODY_MAX (1024 * 1024)   /* a bigger answer fails the transfer */
 #define LG_UPSTREAM_BODY_KEEP (64 * 1024)    /* buffers above this are not kept pooled */
@@ -43,7 +43,6 @@ struct lg_upstream_req {
     void *arg;
     int target;  /* index into up->targets */
     int retried; /* already moved once to another URL */
-    int head;
     int64_t start_ms;
 
     char *url; /* path_query at up->base_max, the chosen base right before it */
@@ -87,15 +86,11 @@ struct lg_upstream {
     struct lg_upstream_req *pool;   /* singly linked */
     int npool, pool_max;
     int inflight;
+    int dispatching; /* inside check_info: a free must wait for it to end */
+    int closing;
 
     struct lg_upstream_sock *socks;
 };
-
-static int64_t mono_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- targets ---------------------------------------------------------- */
 
@@ -108,7 +103,7 @@ static int target_eligible(const struct lg_upstream_target *t, int64_t now) {
  * is eligible. Without it, an all-failed set still yields the next URL: trying
  * is better than refusing without a try. */
 static int target_pick(struct lg_upstream *up, int exclude) {
-    int64_t now = mono_ms();
+    int64_t now = lg_mono_ms();
     int n = up->ntargets;
     for (int i = 0; i < n; i++) {
         int idx = (int)((up->rr + (unsigned)i) % (unsigned)n);
@@ -130,7 +125,7 @@ static void target_mark(struct lg_upstream *up, int idx, int failed) {
         if (t->failed_ms == 0)
             lg_warn("upstream %s: cannot connect%s", t->base,
                     up->ntargets > 1 ? ", skipping it while another URL is healthy" : "");
-        int64_t now = mono_ms();
+        int64_t now = lg_mono_ms();
         t->failed_ms = now > 0 ? now : 1;
     } else {
         if (t->failed_ms != 0)
@@ -248,6 +243,8 @@ static struct lg_upstream_req *req_create(struct lg_upstream *up) {
     rc |= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     rc |= curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     rc |= curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L);
+    /* no proxy from the environment: explicit, and spares a getenv per transfer */
+    rc |= curl_easy_setopt(e, CURLOPT_PROXY, "");
     rc |= curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)LG_UPSTREAM_BODY_MAX);
     if (rc != 0) {
         req_destroy(req);
@@ -345,11 +342,13 @@ static int header_is(const char *h, const char *name) {
     return strncasecmp(h, name, n) == 0 && h[n] == ':';
 }
 
-/* Copies HEADERS into the request's own list, adding "Accept:" (and
- * "Expect:") so that curl sends none of its defaults for them. */
+/* Copies HEADERS into the request's own list (nodes and text reused across
+ * transfers), adding "Accept:" and "Expect:" so that curl sends none of its
+ * own defaults for them. Accept-Encoding is left out: the result cannot carry
+ * a Content-Encoding, so the body must come back as it is. */
 static int req_set_headers(struct lg_upstream_req *req, const char *const *headers) {
     static const char no_accept[] = "Accept:", no_expect[] = "Expect:";
-    size_t count = 0, bytes = 0;
+    size_t count = 0, bytes = sizeof(no_accept) + sizeof(no_expect);
     int has_accept = 0;
     for (size_t i = 0; headers && headers[i]; i++) {
         size_t len;
@@ -362,22 +361,14 @@ static int req_set_headers(struct lg_upstream_req *req, const char *const *heade
         if (count > LG_UPSTREAM_HEADERS_MAX || bytes > LG_UPSTREAM_HEADER_BYTES)
             return -1;
     }
-    size_t total = count + 2;
-    bytes += sizeof(no_accept) + sizeof(no_expect);
-    if (grow((void **)&req->hnodes, &req->hnodes_cap, total, sizeof(struct curl_slist)) < 0 ||
+    if (grow((void **)&req->hnodes, &req->hnodes_cap, count + 2, sizeof(struct curl_slist)) < 0 ||
         grow((void **)&req->htext, &req->htext_cap, bytes, 1) < 0)
         return -1;
 
     size_t off = 0, k = 0;
     for (size_t i = 0; i < count + 2; i++) {
-        const char *src;
-        if (i < count)
-            src = headers[i];
-        else if (i == count)
-            src = has_accept ? NULL : no_accept;
-        else
-            src = no_expect;
-        if (src == NULL)
+        const char *src = i < count ? headers[i] : i == count ? (has_accept ? NULL : no_accept) : no_expect;
+        if (src == NULL || (i < count && header_is(src, "Accept-Encoding")))
             continue;
         size_t len = strlen(src) + 1;
         memcpy(req->htext + off, src, len);
@@ -427,6 +418,7 @@ static int path_ok(const char *p, size_t *len) {
 /* ---- the event loop glue ---------------------------------------------- */
 
 static void check_info(struct lg_upstream *up);
+static void upstream_destroy(struct lg_upstream *up);
 
 static void on_socket_event(evutil_socket_t fd, short what, void *arg) {
     struct lg_upstream *up = arg;
@@ -522,7 +514,7 @@ static int is_connect_failure(CURL *easy, CURLcode rc) {
 static int req_retry(struct lg_upstream *up, struct lg_upstream_req *req) {
     if (req->retried || up->ntargets < 2)
         return -1;
-    long remaining = up->timeout_ms - (long)(mono_ms() - req->start_ms);
+    long remaining = up->timeout_ms - (long)(lg_mono_ms() - req->start_ms);
     if (remaining <= 0)
         return -1;
     int idx = target_pick(up, req->target);
@@ -543,7 +535,8 @@ static int req_retry(struct lg_upstream *up, struct lg_upstream_req *req) {
 static void check_info(struct lg_upstream *up) {
     CURLMsg *msg;
     int left;
-    while ((msg = curl_multi_info_read(up->multi, &left)) != NULL) {
+    up->dispatching++;
+    while (!up->closing && (msg = curl_multi_info_read(up->multi, &left)) != NULL) {
         if (msg->msg != CURLMSG_DONE)
             continue;
         CURL *easy = msg->easy_handle;
@@ -590,6 +583,8 @@ static void check_info(struct lg_upstream *up) {
         req->cb(&res, req->arg);
         req_put(up, req);
     }
+    if (--up->dispatching == 0 && up->closing)
+        upstream_destroy(up); /* lg_upstream_free was called from a callback */
 }
 
 /* ---- public ----------------------------------------------------------- */
@@ -641,8 +636,14 @@ err_global:
 }
 
 void lg_upstream_free(struct lg_upstream *up) {
-    if (up == NULL)
+    if (up == NULL || up->closing)
         return;
+    up->closing = 1;
+    if (up->dispatching == 0)
+        upstream_destroy(up);
+}
+
+static void upstream_destroy(struct lg_upstream *up) {
     struct lg_upstream_req *req;
     while ((req = up->active) != NULL) {
         curl_multi_remove_handle(up->multi, req->easy);
@@ -667,20 +668,19 @@ void lg_upstream_free(struct lg_upstream *up) {
 struct lg_upstream_req *lg_upstream_fetch(struct lg_upstream *up, const char *path_query, int head,
                                           const char *const *headers, lg_upstream_cb *cb, void *arg) {
     size_t plen;
-    if (up == NULL || cb == NULL || !path_ok(path_query, &plen))
+    if (up == NULL || up->closing || cb == NULL || !path_ok(path_query, &plen))
         return NULL;
     struct lg_upstream_req *req = req_get(up);
     if (req == NULL)
         return NULL;
     req->cb = cb;
     req->arg = arg;
-    req->head = head;
     req->retried = 0;
     req->body_len = 0;
     req->body_too_big = 0;
     req->ctype[0] = '\0';
     req->errbuf[0] = '\0';
-    req->start_ms = mono_ms();
+    req->start_ms = lg_mono_ms();
 
     if (grow((void **)&req->url, &req->url_cap, up->base_max + plen + 1, 1) < 0)
         goto err;

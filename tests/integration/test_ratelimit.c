@@ -306,6 +306,11 @@ START_TEST(test_burst_exact)
         ck_assert_int_ge(r.reset_s, 400);
         ck_assert_int_le(r.reset_s, 500);
     }
+    /* Burst 1: one, then refused. */
+    struct lg_ratelimit_result one = check(&gw, "lk_one", 0.01, 1);
+    ck_assert(one.allowed && !one.local);
+    ck_assert_int_eq(one.remaining, 0);
+    ck_assert(!check(&gw, "lk_one", 0.01, 1).allowed);
     /* Other keys are not touched. */
     ck_assert(check(&gw, "lk_other", 0.01, 5).allowed);
 

@@ -290,7 +290,7 @@ START_TEST(test_query_and_headers) {
     struct fixture fx;
     fixture_init(&fx, local_url(server_port), 2000, 8);
     const char *headers[] = {"X-Request-Id: req-4711", "X-Forwarded-For: 10.1.2.3",
-                             "X-Lockgate-Key: lk_testkey", NULL};
+                             "Accept-Encoding: gzip", "X-Lockgate-Key: lk_testkey", NULL};
     struct outcome o = fetch(&fx, "/v1/facilities/fac_hdr1/units?lock_status=assigned_vacant&limit=3", 0,
                              headers);
     ck_assert_int_eq(o.error, LG_UPSTREAM_OK);
@@ -310,6 +310,7 @@ START_TEST(test_query_and_headers) {
     ck_assert_ptr_null(strstr(line, "\tAccept:"));
     ck_assert_ptr_null(strstr(line, "\tExpect:"));
     ck_assert_ptr_null(strstr(line, "\tUser-Agent:"));
+    ck_assert_ptr_null(strstr(line, "\tAccept-Encoding:"));
     free(line);
 
     /* a given Accept is passed as is */
@@ -501,6 +502,38 @@ START_TEST(test_free_with_inflight) {
 }
 END_TEST
 
+struct free_in_cb {
+    struct lg_upstream *up;
+    struct event_base *base;
+    int called;
+};
+
+static void on_free_in_cb(const struct lg_upstream_result *res, void *arg) {
+    struct free_in_cb *f = arg;
+    f->called++;
+    ck_assert_int_eq(res->error, LG_UPSTREAM_OK);
+    lg_upstream_free(f->up);
+    /* the client is closing: nothing new starts */
+    ck_assert_ptr_null(lg_upstream_fetch(f->up, "/v1/facilities/fac_late", 0, NULL, on_never, &f->called));
+    event_base_loopbreak(f->base);
+}
+
+START_TEST(test_free_from_callback) {
+    struct fixture fx;
+    fixture_init(&fx, local_url(server_port), 2000, 8);
+    struct free_in_cb f = {fx.up, fx.base, 0};
+    ck_assert_ptr_nonnull(lg_upstream_fetch(fx.up, "/v1/facilities/fac_fcb", 0, NULL, on_free_in_cb, &f));
+    ck_assert_ptr_nonnull(
+        lg_upstream_fetch(fx.up, "/v1/facilities/slow_fcb?delay_ms=200", 0, NULL, on_free_in_cb, &f));
+    run_for(&fx, 5000);
+    ck_assert_int_eq(f.called, 1);
+    run_for(&fx, 400); /* the slow answer would have come by now */
+    ck_assert_int_eq(f.called, 1);
+    event_free(fx.guard);
+    event_base_free(fx.base);
+}
+END_TEST
+
 struct chain {
     struct fixture *fx;
     int done, ok, want;
@@ -638,6 +671,7 @@ static Suite *upstream_suite(void) {
     tcase_add_test(tc, test_round_robin);
     tcase_add_test(tc, test_cancel);
     tcase_add_test(tc, test_free_with_inflight);
+    tcase_add_test(tc, test_free_from_callback);
     tcase_add_test(tc, test_sequential_reuse);
     tcase_add_test(tc, test_parallel_bounded);
     tcase_add_test(tc, test_body_cap);

@@ -24,7 +24,7 @@
  * Behaviour chosen by the facility id's prefix:
  *   slow...  answers normally after ?delay_ms= ms (default 3000, at most 60000)
  *   fail...  500 {"error":{"code":"internal",...}}
- *   reset... closes the connection with a TCP reset, no answer
+ *   reset... closes the connection without answering (SO_LINGER 0)
  *   big...   the facility object gets a "padding" string of ?bytes= bytes
  *            (default 2 MiB, at most 8 MiB)
  *

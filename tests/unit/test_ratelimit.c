@@ -112,6 +112,21 @@ START_TEST(test_refill_one_per_interval)
     ck_assert(r.allowed);
     ck_assert_int_eq(r.remaining, 0);
     ck_assert(!step(&c, now + 100).allowed);
+    /* Halfway into the next interval: allowed, with nothing left over. */
+    struct client h = {0, 10, 3};
+    ck_assert_int_eq(drain(&h, now, 10), 3);
+    r = step(&h, now + 150);
+    ck_assert(r.allowed);
+    ck_assert_int_eq(r.remaining, 0);
+    ck_assert_int_eq(r.reset_s, 1); /* 250 ms to a full allowance */
+    ck_assert(!step(&h, now + 150).allowed);
+    r = step(&h, now + 260);
+    ck_assert(r.allowed);
+    ck_assert_int_eq(r.remaining, 0); /* 0.6 of a request is not one */
+    ck_assert(!step(&h, now + 260).allowed);
+    r = step(&h, now + 1000);
+    ck_assert(r.allowed);
+    ck_assert_int_eq(r.remaining, 2);
     /* After 2T two more, not three. */
     ck_assert_int_eq(drain(&c, now + 300, 10), 2);
     /* A long idle time refills to N, never more. */
