@@ -3,6 +3,7 @@
  * front end can be replaced without touching the request pipeline. */
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -338,6 +339,10 @@ struct lg_http_server *lg_http_server_new(struct event_base *base, const struct 
         lg_error("listen %s: %s", addr, strerror(errno));
         goto err;
     }
+    /* Linux copies TCP_NODELAY to accepted sockets: small answers must not
+     * wait for the client's delayed ACK (Nagle). */
+    int one = 1;
+    setsockopt(evconnlistener_get_fd(srv->listener), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     srv->http = evhttp_new(base);
     if (srv->http == NULL) goto err;
     if (evhttp_bind_listener(srv->http, srv->listener) == NULL) goto err;

@@ -62,6 +62,32 @@ static struct lg_key_load_script_holder {
                "return {h, redis.call('SMEMBERS', KEYS[2])}\n",
                {0}}};
 
+/* last_used_at, for owners: written at most once a minute per key and
+ * worker, never waited on, and never on a key deleted meanwhile. */
+static struct lg_script key_touch = {
+    "key_touch",
+    "if redis.call('EXISTS', KEYS[1]) == 1 then\n"
+    "  redis.call('HSET', KEYS[1], 'last_used_at', ARGV[1])\n"
+    "end\n"
+    "return 1\n",
+    {0}};
+
+#define LAST_USED_EVERY_MS 60000
+
+static void on_touched(struct lg_store *st, redisReply *reply, void *arg) {}
+
+static void touch_key(struct lg_ctx *c, struct lg_key *k)
+{
+    int64_t now = lg_now_ms();
+    if (now - k->last_used_written_ms < LAST_USED_EVERY_MS) return;
+    k->last_used_written_ms = now;
+    char hkey[128], at[LG_TIME_LEN];
+    snprintf(hkey, sizeof(hkey), "%skey:%s", lg_store_prefix(c->w->store), k->key_id);
+    lg_time_format(now, at);
+    const char *argv[] = {hkey, at};
+    lg_store_script(c->w->store, &key_touch, on_touched, NULL, 1, 2, argv, NULL);
+}
+
 static struct lg_ctx *ctx_get(struct lg_worker *w)
 {
     struct lg_ctx *c = w->ctx_pool;
@@ -244,6 +270,7 @@ static enum lg_stage_result check_key(struct lg_ctx *c, struct lg_key *k)
         return fail(c, 403, "key_disabled", "this key is locked or expired");
     if (!lg_key_ip_allowed(k, c->ip))
         return fail(c, 403, "ip_not_allowed", "this key may not be used from this address");
+    touch_key(c, k);
     return LG_OK;
 }
 

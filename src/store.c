@@ -2,6 +2,7 @@
  * every command carries its own deadline timer; a connection that stops
  * answering is dropped and re-opened with backoff, and users hear about both
  * edges so they can flush what they cached. */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,6 +80,7 @@ static void store_drop(struct lg_store *st, const char *why)
     st->ac = NULL;
     st->up = 0;
     evtimer_del(st->connect_timer);
+    evtimer_del(st->ready_timer);
     if (ac != NULL) {
         ac->data = NULL;
         redisAsyncFree(ac); /* runs every pending callback with a NULL reply */
@@ -106,6 +108,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     st->ac = NULL;
     st->up = 0;
     evtimer_del(st->connect_timer);
+    evtimer_del(st->ready_timer);
     if (was_up) {
         lg_warn("redis %s:%d: disconnected: %s", st->host, st->port,
                 ac->errstr[0] ? ac->errstr : "closed");
@@ -362,12 +365,20 @@ int lg_store_cmd(struct lg_store *st, lg_store_cb *cb, void *arg, const char *fm
     return 0;
 }
 
+/* Scripts are static and shared by every worker: the digest is filled once,
+ * under a lock, the first time any thread uses the script. */
 static void script_sha(struct lg_script *s)
 {
-    if (s->sha[0] != '\0') return;
-    unsigned char md[SHA_DIGEST_LENGTH];
-    SHA1((const unsigned char *)s->source, strlen(s->source), md);
-    for (int i = 0; i < SHA_DIGEST_LENGTH; i++) sprintf(s->sha + 2 * i, "%02x", md[i]);
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock(&lock);
+    if (s->sha[0] == '\0') {
+        unsigned char md[SHA_DIGEST_LENGTH];
+        char hex[41];
+        SHA1((const unsigned char *)s->source, strlen(s->source), md);
+        for (int i = 0; i < SHA_DIGEST_LENGTH; i++) sprintf(hex + 2 * i, "%02x", md[i]);
+        memcpy(s->sha, hex, sizeof(hex));
+    }
+    pthread_mutex_unlock(&lock);
 }
 
 /* Keeps copies of the script's keys and args in the pending record so that a
@@ -416,7 +427,7 @@ static int send_eval(struct pending *p)
     p->argv[1] = p->script->source;
     p->argvlen[1] = strlen(p->script->source);
     /* argv[2] already holds the key count from the EVALSHA call. */
-    lg_warn("redis: script %s was not loaded; sending it again", p->script->name);
+    lg_debug("redis: script %s was not loaded; sending it as EVAL", p->script->name);
     return redisAsyncCommandArgv(st->ac, on_reply, p, p->argc + 3, p->argv, p->argvlen) == REDIS_OK
                ? 0
                : -1;

@@ -176,7 +176,14 @@ struct lg_worker *lg_worker_new(int id, const struct lg_config *cfg,
     w->id = id;
     w->cfg = cfg;
     w->secrets = secrets;
-    if ((w->base = event_base_new()) == NULL) goto err;
+    /* The changelist folds the add/del churn of curl's sockets (interest
+     * flips on every transfer) into one epoll_ctl per fd per loop turn. */
+    struct event_config *ec = event_config_new();
+    if (ec == NULL) goto err;
+    event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    w->base = event_base_new_with_config(ec);
+    event_config_free(ec);
+    if (w->base == NULL) goto err;
     if ((w->cache = lg_cache_new()) == NULL) goto err;
     if ((w->reload_timer = evtimer_new(w->base, on_reload_timer, w)) == NULL) goto err;
     if ((w->upstream = lg_upstream_new(w->base, cfg)) == NULL) goto err;

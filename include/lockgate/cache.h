@@ -37,6 +37,7 @@ struct lg_key {
     char verifier[LG_VERIFIER_LEN + 1];
     unsigned char verified[32]; /* SHA-256 of the secret that last verified */
     bool has_verified;
+    int64_t last_used_written_ms; /* last_used_at is written at most once a minute */
     int ncidrs;
     struct lg_cidr cidrs[LG_MAX_CIDRS];
     int nfacilities;

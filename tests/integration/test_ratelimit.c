@@ -161,6 +161,19 @@ static redisReply *redis_cmd(const char *fmt, const char *arg)
     return r;
 }
 
+/* Calls of command NAME so far, from INFO commandstats (0 when never called). */
+static long long cmd_calls(const char *name)
+{
+    redisReply *r = redis_cmd("INFO %s", "commandstats");
+    ck_assert_int_eq(r->type, REDIS_REPLY_STRING);
+    char needle[64];
+    snprintf(needle, sizeof(needle), "cmdstat_%s:calls=", name);
+    const char *p = strstr(r->str, needle);
+    long long v = p != NULL ? strtoll(p + strlen(needle), NULL, 10) : 0;
+    freeReplyObject(r);
+    return v;
+}
+
 /* ---- a gateway: a store and a limiter on an event loop ---- */
 
 struct gateway {
@@ -317,6 +330,12 @@ START_TEST(test_burst_exact)
     /* Pipelined: exactly N of many concurrent checks pass. */
     struct gateway *gws[1] = {&gw};
     ck_assert_int_eq(check_many(gws, 1, "lk_pipelined", 0.01, 7, 30, false), 7);
+
+    /* Once loaded, the script runs by its SHA alone: no EVAL per request. */
+    long long eval0 = cmd_calls("eval"), evalsha0 = cmd_calls("evalsha");
+    for (int i = 0; i < 5; i++) ck_assert(!check(&gw, "lk_sha", 0.01, 10).local);
+    ck_assert_int_eq(cmd_calls("eval"), eval0);
+    ck_assert_int_eq(cmd_calls("evalsha"), evalsha0 + 5);
 
     /* The key is the prefix, "rl:" and the key id. */
     redisReply *r = redis_cmd("EXISTS %s", PREFIX "rl:lk_burst");
