@@ -1,5 +1,6 @@
 /* Unit tests of the public route parser: every route, every malformed path. */
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
