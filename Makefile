@@ -29,7 +29,7 @@ UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%)
 ITEST_SRC = $(wildcard tests/integration/*.c)
 ITEST_BIN = $(ITEST_SRC:tests/integration/%.c=$(BUILD)/tests/integration/%)
 ITEST_HDRS = $(wildcard tests/integration/*.h)
-HDRS     = $(wildcard include/lockgate/*.h) $(wildcard src/cli/*.h)
+HDRS     = $(wildcard include/lockgate/*.h) $(wildcard src/*.h) $(wildcard src/cli/*.h)
 
 all: $(BUILD)/lockgate $(BUILD)/lockgate-admin
 

@@ -75,9 +75,22 @@
  *   itest_run(argv, env, &out, &err)   runs any program, ENV a NULL-terminated
  *                            list of "NAME=value" to set or "NAME" to unset.
  *   itest_path(name)         DIR/name (static buffer rotation; copy if kept).
- *   itest_file_write(path, text) / itest_file_read(path)
+ *   itest_file_write(path, text) / itest_file_read(path)  (read: malloc'd, "" if none)
  *   itest_wait(fn, arg, what)  polls FN(ARG) until it returns nonzero, bounded.
  *   itest_json_str(obj, field) a string field or "" (borrowed).
+ * Lower level, for harness extensions:
+ *   itest_spawn(argv, out, err, env, flags)  fork+exec in a new process group,
+ *                            ITEST_SPAWN_PDEATH / ITEST_SPAWN_RECORD (pids file).
+ *   itest_wait_pid(pid, ms)  wait status of a child, or -1 when still running.
+ *   itest_terminate(pid, sig)  signal, wait (bounded), escalate to SIGKILL.
+ *   itest_alive(pid) / itest_gone(pid)  liveness, zombies count as gone.
+ *   itest_kill_all()         SIGKILL every process group in the pids file.
+ *   itest_free_port() / itest_free_ports(ports, n)  free loopback TCP ports.
+ *   itest_redis_try(ms)      a hiredis connection or NULL (no failure).
+ *   itest_pid_save(name, pid) / itest_pid_load(name)  DIR/NAME.pid.
+ *   itest_mono_ms() / itest_sleep_ms(ms)
+ *   itest_fail(fmt, ...)     kill everything (in the fixture) and fail.
+ *   itest_report(fmt, ...)   fail the test, or (in the teardown) the exit status.
  */
 #ifndef LG_ITEST_H
 #define LG_ITEST_H
@@ -139,8 +152,8 @@ struct itest_lg {
 };
 
 struct itest {
-    char dir[PATH_MAX];
-    char build[PATH_MAX]; /* absolute $LG_BUILD */
+    char dir[64];         /* the temp folder */
+    char build[1024];     /* absolute $LG_BUILD */
     pid_t owner;          /* the process that ran itest_start */
     int timeout_ms;
     int redis_port;
@@ -189,7 +202,10 @@ ITEST_FN const char *itest_path(const char *name)
     static char bufs[8][PATH_MAX];
     static int next;
     char *b = bufs[next++ % 8];
-    snprintf(b, PATH_MAX, "%s/%s", IT->dir, name);
+    if (strlen(IT->dir) + 1 + strlen(name) >= PATH_MAX) ck_abort_msg("path too long: %s", name);
+    memcpy(b, IT->dir, strlen(IT->dir));
+    b[strlen(IT->dir)] = '/';
+    memcpy(b + strlen(IT->dir) + 1, name, strlen(name) + 1);
     return b;
 }
 
@@ -625,6 +641,7 @@ ITEST_FN redisReply *itest_redis_cmd(redisContext *c, const char *fmt, ...)
 
 static int itest_redis_pings(void *arg)
 {
+    (void)arg;
     redisContext *c = itest_redis_try(200);
     if (c == NULL) return 0;
     redisReply *r = redisCommand(c, "PING");
@@ -843,9 +860,13 @@ ITEST_FN int itest_lg_start(const struct itest_opts *o)
     snprintf(lg->admin_url, sizeof(lg->admin_url), "http://127.0.0.1:%d", lg->admin_port);
     if (lg->port) snprintf(lg->url, sizeof(lg->url), "http://127.0.0.1:%d", lg->port);
     if (lg->tls_port) snprintf(lg->tls_url, sizeof(lg->tls_url), "https://localhost:%d", lg->tls_port);
-    snprintf(lg->conf, sizeof(lg->conf), "%s/lockgate-%d.conf", IT->dir, i);
-    snprintf(lg->log, sizeof(lg->log), "%s/lockgate-%d.log", IT->dir, i);
-    snprintf(lg->out, sizeof(lg->out), "%s/lockgate-%d.out", IT->dir, i);
+    char name[32];
+    snprintf(name, sizeof(name), "lockgate-%d.conf", i);
+    snprintf(lg->conf, sizeof(lg->conf), "%s", itest_path(name));
+    snprintf(name, sizeof(name), "lockgate-%d.log", i);
+    snprintf(lg->log, sizeof(lg->log), "%s", itest_path(name));
+    snprintf(name, sizeof(name), "lockgate-%d.out", i);
+    snprintf(lg->out, sizeof(lg->out), "%s", itest_path(name));
     if (o->tls && IT->cert[0] == '\0') {
         snprintf(IT->cert, sizeof(IT->cert), "%s/cert.pem", IT->dir);
         snprintf(IT->key, sizeof(IT->key), "%s/key.pem", IT->dir);
@@ -936,11 +957,17 @@ ITEST_FN void itest_start(const struct itest_opts *opts)
     IT->timeout_ms = (t && atoi(t) > 0 ? atoi(t) : 10) * 1000;
     const char *b = getenv("LG_BUILD");
     if (b == NULL || b[0] == '\0') b = "build";
-    if (realpath(b, IT->build) == NULL) ck_abort_msg("LG_BUILD=%s: %s", b, strerror(errno));
+    char real[PATH_MAX];
+    if (realpath(b, real) == NULL) ck_abort_msg("LG_BUILD=%s: %s", b, strerror(errno));
+    if (strlen(real) >= sizeof(IT->build)) ck_abort_msg("LG_BUILD=%s: path too long", b);
+    memcpy(IT->build, real, strlen(real) + 1);
     snprintf(IT->dir, sizeof(IT->dir), "/tmp/lockgate-itest-XXXXXX");
     if (mkdtemp(IT->dir) == NULL) ck_abort_msg("mkdtemp: %s", strerror(errno));
     curl_global_init(CURL_GLOBAL_ALL);
     signal(SIGPIPE, SIG_IGN);
+    /* processes orphaned by a finished test (a restarted Redis) come back to
+     * us, so the teardown can reap them */
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
 
     snprintf(IT->token, sizeof(IT->token), "%s", ITEST_TOKEN);
     snprintf(IT->token_file, sizeof(IT->token_file), "%s/admin.token", IT->dir);
@@ -988,6 +1015,9 @@ ITEST_FN void itest_start(const struct itest_opts *opts)
 
 static int itest_rm(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
+    (void)st;
+    (void)flag;
+    (void)ftw;
     return remove(path);
 }
 
@@ -1003,6 +1033,7 @@ ITEST_FN void itest_stop(void)
     if (IT->upstream_pid > 0) itest_terminate(IT->upstream_pid, SIGTERM);
     itest_terminate(itest_pid_load("redis"), SIGKILL);
     itest_kill_all();
+    while (waitpid(-1, NULL, WNOHANG) > 0) {}
     const char *keep = getenv("ITEST_KEEP");
     if (keep != NULL && strcmp(keep, "1") == 0)
         fprintf(stderr, "itest: kept %s\n", IT->dir);
