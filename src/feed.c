@@ -28,7 +28,7 @@
 #include "lockgate/store.h"
 #include "lockgate/util.h"
 
-#define CURSOR_MAX 40       /* "<ms>-<seq>", both decimal uint64 */
+#define CURSOR_MAX 41       /* "<ms>-<seq>", both decimal uint64 */
 #define CHANGES_PAGE "1000" /* entries read per changes request */
 #define SNAPSHOT_PAGE "1000" /* facilities per snapshot script (a few ms of Redis) */
 #define SNAPSHOT_MAX_PAGES 100000
@@ -141,9 +141,13 @@ static struct lg_script snapshot_script = {
  * Ids compare as (ms, seq) decimal strings without leading zeros.
  * Reply: {"ok"|"expired", start, last id read (start when none), stream end
  * (last-generated-id, "0-0" when there is no stream), entries read, then
- * RANGE_FIELDS strings per facility entry}. Without Redis 7's
- * max-deleted-entry-id, a cursor older than the first entry counts as
- * expired, which can only cost the consumer a needless snapshot. */
+ * RANGE_FIELDS strings per facility entry}.
+ * A cursor has expired when an entry after it may be gone: XDEL records
+ * max-deleted-entry-id, but trimming (MAXLEN ~) does not, so when entries
+ * were removed (entries-added > length) a cursor older than the first entry
+ * kept has expired too. A cursor that was itself the last entry trimmed is
+ * refused as well, which only costs its consumer a needless snapshot; the
+ * same holds without Redis 7's counters (Redis 6). */
 static struct lg_script range_script = {
     "feed_range",
     "local function parts(id) return string.match(id, '^(%d+)-(%d+)$') end\n"
@@ -161,17 +165,20 @@ static struct lg_script range_script = {
     "  return {'ok', cur, cur, '0-0', '0'}\n"
     "end\n"
     "local info = redis.call('XINFO', 'STREAM', KEYS[1])\n"
-    "local last, maxdel, first = '0-0', nil, nil\n"
+    "local last, maxdel, first, added, len = '0-0', nil, nil, nil, 0\n"
     "for i = 1, #info - 1, 2 do\n"
     "  local k, v = info[i], info[i + 1]\n"
     "  if k == 'last-generated-id' then last = v\n"
     "  elseif k == 'max-deleted-entry-id' then maxdel = v\n"
+    "  elseif k == 'entries-added' then added = v\n"
+    "  elseif k == 'length' then len = v\n"
     "  elseif k == 'first-entry' and type(v) == 'table' then first = v[1] end\n"
     "end\n"
     "if cur == '' then cur = last end\n"
-    "local expired\n"
-    "if maxdel then expired = less(cur, maxdel)\n"
-    "else expired = first ~= nil and less(cur, first) end\n"
+    "local expired = maxdel ~= nil and less(cur, maxdel)\n"
+    "if not expired and (added == nil or added > len) then\n"
+    "  expired = less(cur, first or last)\n"
+    "end\n"
     "if expired then return {'expired', cur, cur, last, '0'} end\n"
     "local out = {'ok', cur, cur, last, '0'}\n"
     "if cur == '18446744073709551615-18446744073709551615' then return out end\n"

@@ -1,13 +1,33 @@
 /* Loads the pepper, master key and admin token named in the config. */
+#include <errno.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "lockgate/config.h"
 #include "lockgate/secrets.h"
 
+/* A first start may find no folder for its secret files yet: make it, private. */
+static int ensure_folder(const char *path, char *err, size_t errlen)
+{
+    char copy[LG_PATH_MAX];
+    snprintf(copy, sizeof(copy), "%s", path);
+    const char *dir = dirname(copy);
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+        snprintf(err, errlen, "%s: cannot create folder: %s", dir, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 int lg_secrets_load(const struct lg_config *cfg, struct lg_secrets *s, char *err, size_t errlen)
 {
     memset(s, 0, sizeof(*s));
+    if (ensure_folder(cfg->pepper_file, err, errlen) < 0 ||
+        ensure_folder(cfg->master_key_file, err, errlen) < 0 ||
+        ensure_folder(cfg->admin_token_file, err, errlen) < 0)
+        return -1;
     if (lg_secret_file_load(cfg->pepper_file, 32, false, s->pepper, sizeof(s->pepper),
                             &s->pepper_len, err, errlen) < 0)
         return -1;

@@ -303,6 +303,7 @@ struct sse {
     struct sse_event *ev;
     int nev, evcap;
     int comments;
+    char comment[64]; /* the last comment line */
     int done; /* the transfer ended (the server closed or ended the stream) */
     int malformed;
     long status;
@@ -321,7 +322,10 @@ static void sse_parse(struct sse *s)
         struct sse_event e = {{0}, {0}, NULL, itest_mono_ms()};
         int comment = 0;
         for (char *line = strtok(block, "\n"); line != NULL; line = strtok(NULL, "\n")) {
-            if (line[0] == ':') comment = 1;
+            if (line[0] == ':') {
+                comment = 1;
+                snprintf(s->comment, sizeof(s->comment), "%s", line);
+            }
             else if (strncmp(line, "id: ", 4) == 0) snprintf(e.id, sizeof(e.id), "%s", line + 4);
             else if (strncmp(line, "event: ", 7) == 0)
                 snprintf(e.type, sizeof(e.type), "%s", line + 7);
@@ -537,7 +541,7 @@ static void setup_slow(void)
     o.no_upstream = 1;
     o.rate_per_sec = 1000000;
     o.burst = 1000000;
-    o.feed_max_backlog_kib = 64;
+    o.feed_max_backlog_kib = 1024;
     itest_start(&o);
 }
 
@@ -699,8 +703,6 @@ START_TEST(stream_in_order)
     struct sse s;
     sse_open(&s, &feed, query, NULL);
     sse_ready(&s, 1);
-    char *ct = NULL;
-    (void)ct;
     for (int i = 0; i < 20; i++) set_included(f[i % 3], (i / 3) % 2 == 1);
     sse_wait_events(&s, 20);
     sse_pump(200); /* nothing more, nothing twice */
@@ -834,7 +836,7 @@ START_TEST(garbage_cursors)
     struct cred feed;
     make_feed_key(&feed);
     static const char *const bad[] = {
-        "abc", "1", "1-", "-1", "1-2-3", "01a-0", "1-0x", " 1-0", "1--0", "+1-0",
+        "abc", "1", "1-", "-1", "1-2-3", "01a-0", "1-0x", "%201-0", "1--0", "+1-0",
         "18446744073709551616-0", "0-18446744073709551616",
         "12345678901234567890123-12345678901234567890", /* over 40 characters */
         "1%2D0", "", "1-0&cursor=2-0",
@@ -843,13 +845,10 @@ START_TEST(garbage_cursors)
         char pathq[256];
         struct itest_resp r;
         snprintf(pathq, sizeof(pathq), "/v1/feed/facilities/changes?cursor=%s", bad[i]);
-        if (strchr(bad[i], ' ') != NULL) snprintf(pathq, sizeof(pathq),
-                                                  "/v1/feed/facilities/changes?cursor=%%201-0");
         feed_get(&feed, pathq, NULL, &r);
         check_error(&r, 400, "bad_request", pathq);
         itest_resp_free(&r);
         snprintf(pathq, sizeof(pathq), "/v1/feed/facilities/stream?cursor=%s", bad[i]);
-        if (strchr(bad[i], ' ') != NULL) continue;
         feed_get(&feed, pathq, NULL, &r);
         check_error(&r, 400, "bad_request", pathq);
         itest_resp_free(&r);
@@ -968,7 +967,7 @@ START_TEST(heartbeats)
     ck_assert_int_eq(s.done, 0);
     ck_assert_int_eq(s.nev, 0);
     ck_assert_int_eq(s.malformed, 0);
-    ck_assert_ptr_nonnull(strstr(s.raw, ": keep-alive\n\n"));
+    ck_assert_str_eq(s.comment, ": keep-alive");
     sse_close(&s);
 }
 END_TEST
@@ -1024,15 +1023,30 @@ struct consumer_wait {
     const char *dir;
 };
 
-/* The consumer's state equals Redis's and its cursor is the newest event. */
+/* The newest facility event's id ("0-0" when none is kept). */
+static void last_facility_event_id(char out[48])
+{
+    json_t *all = facility_events_after("0-0");
+    size_t n = json_array_size(all);
+    snprintf(out, 48, "%s", n ? itest_json_str(json_array_get(all, n - 1), "id") : "0-0");
+    json_decref(all);
+}
+
+/* The consumer's state equals Redis's and its cursor is at or past the
+ * newest facility event (the stream carries only those). */
 static int consumer_caught_up(void *arg)
 {
     struct consumer_wait *w = arg;
     char path[PATH_MAX], last[48];
     snprintf(path, sizeof(path), "%s/cursor", w->dir);
     char *cur = itest_file_read(path);
-    last_event_id(last);
-    int ok = strncmp(cur, last, strlen(last)) == 0 && cur[strlen(last)] == '\n';
+    last_facility_event_id(last);
+    struct sid id;
+    int ok = sscanf(cur, "%llu-%llu", &id.ms, &id.seq) == 2 && strchr(cur, '\n') != NULL;
+    if (ok) {
+        *strchr(cur, '\n') = '\0';
+        ok = sid_cmp(cur, last) >= 0;
+    }
     free(cur);
     if (!ok) return 0;
     json_t *a = view_from_state(w->dir), *b = view_from_redis();
@@ -1112,17 +1126,16 @@ START_TEST(cursor_expiry)
     consumer_stop(pid);
 
     /* XADD MAXLEN ~ 100 drops whole nodes of 100 entries: 300 surely trims */
-    for (int i = 0; i < 300; i++) set_included(f, i % 2 == 1);
+    char first_change[48];
+    for (int i = 0; i < 300; i++) {
+        set_included(f, i % 2 == 1);
+        if (i == 0) last_event_id(first_change);
+    }
     redisContext *c = itest_redis();
-    redisReply *info = itest_redis_cmd(c, "XINFO STREAM %s", EVENTS_KEY);
-    const char *maxdel = NULL;
-    for (size_t i = 0; i + 1 < info->elements; i += 2)
-        if (strcmp(info->element[i]->str, "max-deleted-entry-id") == 0)
-            maxdel = info->element[i + 1]->str;
-    ck_assert_ptr_nonnull(maxdel);
-    ck_assert_msg(sid_cmp(old, maxdel) < 0, "the stream was not trimmed past %s (%s)", old,
-                  maxdel);
-    freeReplyObject(info);
+    redisReply *gone = itest_redis_cmd(c, "XRANGE %s %s %s", EVENTS_KEY, first_change,
+                                       first_change);
+    ck_assert_msg(gone->elements == 0, "the stream was not trimmed past %s", first_change);
+    freeReplyObject(gone);
     redisFree(c);
 
     char pathq[128], hdr[96];
@@ -1165,6 +1178,27 @@ static int log_has(void *arg)
     return found;
 }
 
+#define BIG_ENTRIES 3000 /* of 4 KB: past the server's socket buffers and the limit */
+
+static void *add_big_entries(void *arg)
+{
+    redisContext *c = itest_redis();
+    static char name[4001];
+    memset(name, 'n', sizeof(name) - 1);
+    for (int i = 0; i < BIG_ENTRIES; i++)
+        redisAppendCommand(c,
+                           "XADD %s * type facility.updated account_id acct_SLOW facility_id "
+                           "fac_SLOW included 1 name %s at 2026-01-01T00:00:00.000Z",
+                           EVENTS_KEY, name);
+    for (int i = 0; i < BIG_ENTRIES; i++) {
+        redisReply *r = NULL;
+        if (redisGetReply(c, (void **)&r) != REDIS_OK) break;
+        freeReplyObject(r);
+    }
+    redisFree(c);
+    return arg;
+}
+
 START_TEST(slow_reader_dropped)
 {
     struct cred slow, fast;
@@ -1205,22 +1239,10 @@ START_TEST(slow_reader_dropped)
     sse_open(&s, &fast, "", NULL);
     sse_ready(&s, 1);
 
-    /* big entries straight into the events stream: the poll finds them */
-    redisContext *c = itest_redis();
-    static char name[4001];
-    memset(name, 'n', sizeof(name) - 1);
-    const int total = 3000;
-    for (int i = 0; i < total; i++)
-        redisAppendCommand(c,
-                           "XADD %s * type facility.updated account_id acct_SLOW facility_id "
-                           "fac_SLOW included 1 name %s at 2026-01-01T00:00:00.000Z",
-                           EVENTS_KEY, name);
-    for (int i = 0; i < total; i++) {
-        redisReply *r = NULL;
-        ck_assert_int_eq(redisGetReply(c, (void **)&r), REDIS_OK);
-        freeReplyObject(r);
-    }
-    redisFree(c);
+    /* big entries straight into the events stream (the poll finds them),
+     * from a thread, so that this one keeps reading the fast stream */
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, add_big_entries, NULL), 0);
     char want[160];
     snprintf(want, sizeof(want), "dropping a slow stream of key %s", slow.id);
     int64_t deadline = itest_mono_ms() + 3 * IT->timeout_ms;
@@ -1229,10 +1251,11 @@ START_TEST(slow_reader_dropped)
         sse_pump(50);
     }
     /* the fast reader got everything */
-    sse_wait_events(&s, total);
-    ck_assert_int_eq(s.nev, total);
+    sse_wait_events(&s, BIG_ENTRIES);
+    ck_assert_int_eq(s.nev, BIG_ENTRIES);
     check_events_wellformed(&s);
     ck_assert(!log_has((void *)fast.id));
+    pthread_join(t, NULL);
     sse_close(&s);
     close(fd);
 }

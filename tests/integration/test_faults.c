@@ -1,0 +1,642 @@
+/* Fault tests of the public data plane (SPEC section 10) against the real
+ * lockgate, Redis and test upstream: Redis stalled or killed and restarted
+ * under traffic, the upstream stopped, oversized request heads, and clients
+ * that hang up while their request waits on a slow upstream. Each fault has a
+ * TCase (and so a stack) of its own. */
+#include "itest.h"
+
+#include <arpa/inet.h>
+#include <openssl/evp.h>
+#include <poll.h>
+
+#include "lockgate/cred.h"
+#include "lockgate/util.h"
+
+#define FT_BOUND_MS 2000 /* "nothing hangs": far above every configured timeout */
+
+/* ---- requests ---- */
+
+struct ft_cred {
+    char key[64];
+    char secret[64];
+};
+
+static char *ft_basic_header(const struct ft_cred *k)
+{
+    char plain[256];
+    unsigned char b64[400];
+    int n = snprintf(plain, sizeof(plain), "%s:%s", k->key, k->secret);
+    EVP_EncodeBlock(b64, (const unsigned char *)plain, n);
+    char *h = NULL;
+    if (asprintf(&h, "Authorization: Basic %s", (char *)b64) < 0) return NULL;
+    return h;
+}
+
+/* GET PATH on instance 0 with K's credentials (and RID as X-Request-Id when
+ * set); returns the milliseconds it took. */
+static int64_t ft_get(const char *path, const struct ft_cred *k, const char *rid,
+                      struct itest_resp *resp)
+{
+    char url[2048], ridh[128];
+    snprintf(url, sizeof(url), "%s%s", IT->lg[0].url, path);
+    char *basic = k ? ft_basic_header(k) : NULL;
+    snprintf(ridh, sizeof(ridh), "X-Request-Id: %s", rid ? rid : "");
+    const char *headers[3] = {NULL, NULL, NULL};
+    int n = 0;
+    if (basic) headers[n++] = basic;
+    if (rid) headers[n++] = ridh;
+    int64_t t0 = itest_mono_ms();
+    itest_http("GET", url, headers, NULL, 0, NULL, resp);
+    int64_t took = itest_mono_ms() - t0;
+    free(basic);
+    return took;
+}
+
+static const char *ft_code(const struct itest_resp *r)
+{
+    static char code[64];
+    json_t *doc = json_loads(r->body, 0, NULL);
+    snprintf(code, sizeof(code), "%s",
+             itest_json_str(json_object_get(doc, "error"), "code"));
+    json_decref(doc);
+    return code;
+}
+
+/* Status, and for errors the code, of one answer; the request id and the
+ * JSON error shape are the data plane suite's business, not repeated here. */
+#define ft_expect(r, status, code) ft_expect_at(__LINE__, (r), (status), (code))
+static void ft_expect_at(int line, const struct itest_resp *r, long status, const char *code)
+{
+    ck_assert_msg(r->status == status, "line %d: status %ld (%s), expected %ld; body: %s", line,
+                  r->status, r->error, status, r->body ? r->body : "");
+    char *rid = itest_resp_header(r, "X-Request-Id");
+    ck_assert_msg(rid != NULL, "line %d: no X-Request-Id", line);
+    free(rid);
+    if (code != NULL)
+        ck_assert_msg(strcmp(ft_code(r), code) == 0, "line %d: code %s, expected %s", line,
+                      ft_code(r), code);
+}
+
+/* GETs PATH until it answers WANT (and CODE), at most the harness timeout;
+ * returns the elapsed milliseconds or -1. */
+static int64_t ft_poll(const char *path, const struct ft_cred *k, long want, const char *code)
+{
+    int64_t t0 = itest_mono_ms();
+    for (;;) {
+        struct itest_resp r;
+        ft_get(path, k, NULL, &r);
+        bool hit = r.status == want && (code == NULL || strcmp(ft_code(&r), code) == 0);
+        itest_resp_free(&r);
+        int64_t took = itest_mono_ms() - t0;
+        if (hit) return took;
+        if (took > IT->timeout_ms) return -1;
+        itest_sleep_ms(10);
+    }
+}
+
+/* ---- raw sockets ---- */
+
+static int ft_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    struct timeval tv = {1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_msg(connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0, "connect to %d: %s", port,
+                  strerror(errno));
+    return fd;
+}
+
+static bool ft_port_open(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bool open_ = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+    close(fd);
+    return open_;
+}
+
+static void ft_send_all(int fd, const char *data, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = send(fd, data, len, MSG_NOSIGNAL);
+        if (n <= 0) return; /* the server may refuse early and close */
+        data += n;
+        len -= (size_t)n;
+    }
+}
+
+/* Reads until EOF or BOUND_MS; returns the status of the answer (0: none). */
+static long ft_read_status(int fd, int bound_ms, char *first, size_t cap)
+{
+    char buf[8192];
+    size_t len = 0;
+    int64_t end = itest_mono_ms() + bound_ms;
+    while (len < sizeof(buf) - 1 && itest_mono_ms() < end) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 50) <= 0) continue;
+        ssize_t n = recv(fd, buf + len, sizeof(buf) - 1 - len, 0);
+        if (n <= 0) break;
+        len += (size_t)n;
+    }
+    buf[len] = '\0';
+    snprintf(first, cap, "%.*s", (int)strcspn(buf, "\r\n"), buf);
+    return strncmp(buf, "HTTP/1.", 7) == 0 && len > 12 ? atol(buf + 9) : 0;
+}
+
+/* ---- data through the admin API ---- */
+
+static int ft_seq;
+
+static json_t *ft_admin(long want, const char *method, const char *path, const char *body)
+{
+    long st = 0;
+    json_t *j = itest_admin(method, path, body, &st);
+    char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    ck_assert_msg(st == want, "%s %s -> %ld, expected %ld: %s", method, path, st, want,
+                  text ? text : "(no body)");
+    free(text);
+    return j;
+}
+
+static void ft_account(char out[64])
+{
+    char body[128];
+    snprintf(body, sizeof(body), "{\"name\":\"Faults %d\"}", ++ft_seq);
+    json_t *j = ft_admin(201, "POST", "/admin/v1/accounts", body);
+    snprintf(out, 64, "%s", itest_json_str(j, "account_id"));
+    json_decref(j);
+}
+
+/* PREFIX set: the facility is imported as PREFIX<pid>x<n> (upstream modes). */
+static void ft_facility(char out[72], const char *acct, const char *prefix)
+{
+    char body[256], path[160];
+    int n = ++ft_seq;
+    if (prefix != NULL)
+        snprintf(body, sizeof(body), "{\"name\":\"Site %d\",\"facility_id\":\"%s%dx%d\"}", n,
+                 prefix, (int)getpid(), n);
+    else
+        snprintf(body, sizeof(body), "{\"name\":\"Site %d\"}", n);
+    snprintf(path, sizeof(path), "/admin/v1/accounts/%s/facilities", acct);
+    json_t *j = ft_admin(201, "POST", path, body);
+    snprintf(out, 72, "%s", itest_json_str(j, "facility_id"));
+    json_decref(j);
+}
+
+static void ft_key(struct ft_cred *k, const char *acct, const char *extra)
+{
+    char body[512], path[160];
+    snprintf(body, sizeof(body), "{\"name\":\"Key %d\",\"all_facilities\":true%s%s}", ++ft_seq,
+             extra ? "," : "", extra ? extra : "");
+    snprintf(path, sizeof(path), "/admin/v1/accounts/%s/keys", acct);
+    json_t *j = ft_admin(201, "POST", path, body);
+    snprintf(k->key, sizeof(k->key), "%s", itest_json_str(j, "key_id"));
+    snprintf(k->secret, sizeof(k->secret), "%s", itest_json_str(j, "secret"));
+    json_decref(j);
+}
+
+static void ft_disable(const struct ft_cred *k)
+{
+    char path[160];
+    snprintf(path, sizeof(path), "/admin/v1/keys/%s/disable", k->key);
+    json_decref(ft_admin(200, "POST", path, NULL));
+}
+
+static const char *ft_path(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static const char *ft_path(const char *fmt, ...)
+{
+    static char bufs[8][1024];
+    static int next;
+    char *b = bufs[next++ % 8];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(b, 1024, fmt, ap);
+    va_end(ap);
+    return b;
+}
+
+static bool ft_lg_alive(void) { return IT->lg[0].pid > 0 && kill(IT->lg[0].pid, 0) == 0; }
+
+/* Kills Redis and waits until its port refuses connections. The fixture's
+ * Redis is not a child of the test process, so its exit shows on the port. */
+static void ft_redis_kill(void)
+{
+    ck_assert_int_gt(IT->redis_pid, 0);
+    kill(IT->redis_pid, SIGCONT);
+    kill(-IT->redis_pid, SIGKILL);
+    int64_t end = itest_mono_ms() + IT->timeout_ms;
+    while (ft_port_open(IT->redis_port)) {
+        ck_assert_msg(itest_mono_ms() < end, "redis-server did not die");
+        itest_sleep_ms(5);
+    }
+    IT->redis_pid = 0;
+}
+
+/* ---- fixtures ---- */
+
+static void redis_setup(void)
+{
+    struct itest_opts o = {0};
+    o.upstream_timeout_ms = 1000;
+    o.upstream_connect_timeout_ms = 500;
+    itest_start(&o);
+}
+
+static void clients_setup(void)
+{
+    struct itest_opts o = {0};
+    o.upstream_timeout_ms = 5000;
+    o.upstream_connect_timeout_ms = 500;
+    itest_start(&o);
+}
+
+static void fixture_teardown(void) { itest_stop(); }
+
+/* ---- Redis stalled (SIGSTOP) under traffic ---- */
+
+START_TEST(test_redis_paused)
+{
+    char acct[64], fac[72];
+    struct ft_cred k, lim, later;
+    ft_account(acct);
+    ft_facility(fac, acct, NULL);
+    ft_key(&k, acct, NULL);
+    ft_key(&lim, acct, "\"rate_per_sec\":1,\"burst\":2");
+    ft_key(&later, acct, NULL); /* never used before the fault */
+    const char *code = ft_path("/v1/facilities/%s/units/U001/unlock-code", fac);
+    struct itest_resp r;
+    ft_get(code, &k, NULL, &r);
+    ft_expect(&r, 200, NULL);
+    itest_resp_free(&r);
+    ft_get("/v1/facilities", &lim, NULL, &r);
+    ft_expect(&r, 200, NULL);
+    itest_resp_free(&r);
+
+    itest_redis_pause();
+    int64_t worst = 0;
+    /* a key verified before keeps working */
+    for (int i = 0; i < 5; i++) {
+        int64_t took = ft_get(code, &k, NULL, &r);
+        ft_expect(&r, 200, NULL);
+        itest_resp_free(&r);
+        worst = took > worst ? took : worst;
+    }
+    /* a key this gateway never saw cannot be checked */
+    for (int i = 0; i < 3; i++) {
+        int64_t took = ft_get(code, &later, NULL, &r);
+        ft_expect(&r, 503, "store_unavailable");
+        itest_resp_free(&r);
+        worst = took > worst ? took : worst;
+    }
+    /* the rate limit falls back to a local limiter: still a limit */
+    int ok = 0, limited = 0;
+    for (int i = 0; i < 8; i++) {
+        int64_t took = ft_get("/v1/facilities", &lim, NULL, &r);
+        if (r.status == 200) ok++;
+        else {
+            ft_expect(&r, 429, "rate_limited");
+            limited++;
+        }
+        itest_resp_free(&r);
+        worst = took > worst ? took : worst;
+    }
+    fprintf(stderr, "test_redis_paused: slowest request %lld ms; local limiter: %d served, %d "
+                    "limited\n", (long long)worst, ok, limited);
+    ck_assert_msg(ok >= 1 && limited >= 1, "local limiter: %d served, %d limited", ok, limited);
+    ck_assert_msg(worst < FT_BOUND_MS, "a request took %lld ms while Redis was stalled",
+                  (long long)worst);
+    ck_assert(ft_lg_alive());
+
+    itest_redis_resume();
+    ck_assert_msg(ft_poll(code, &later, 200, NULL) >= 0, "a new key is not served after Redis "
+                                                          "came back");
+    ft_get(code, &k, NULL, &r);
+    ft_expect(&r, 200, NULL);
+    itest_resp_free(&r);
+    ft_disable(&k);
+    ck_assert_msg(ft_poll(code, &k, 403, "key_disabled") >= 0,
+                  "a key disabled after the stall is still served");
+}
+END_TEST
+
+/* ---- Redis killed and restarted under traffic ---- */
+
+START_TEST(test_redis_restart)
+{
+    char acct[64], fac[72];
+    struct ft_cred k1, k2, k3;
+    ft_account(acct);
+    ft_facility(fac, acct, NULL);
+    ft_key(&k1, acct, NULL);
+    ft_key(&k2, acct, NULL); /* never used before the fault */
+    ft_key(&k3, acct, NULL);
+    const char *code = ft_path("/v1/facilities/%s/units/U002/unlock-code", fac);
+    struct itest_resp r;
+    ft_get(code, &k1, NULL, &r);
+    ft_expect(&r, 200, NULL);
+    itest_resp_free(&r);
+    ft_get(code, &k3, NULL, &r);
+    ft_expect(&r, 200, NULL);
+    itest_resp_free(&r);
+
+    /* K3 is locked in the store behind the gateway's back (no event): what a
+     * revocation missed while the gateway was disconnected looks like. The
+     * snapshot that the restarted Redis loads holds that state. */
+    redisContext *c = itest_redis();
+    freeReplyObject(itest_redis_cmd(c, "HSET lg:key:%s status disabled", k3.key));
+    redisReply *rep = itest_redis_cmd(c, "SAVE");
+    ck_assert_msg(rep->type == REDIS_REPLY_STATUS, "SAVE failed");
+    freeReplyObject(rep);
+    redisFree(c);
+
+    ft_redis_kill();
+    int64_t worst = 0, took;
+    for (int i = 0; i < 3; i++) {
+        took = ft_get(code, &k1, NULL, &r);
+        ft_expect(&r, 200, NULL); /* verified before: keeps working */
+        itest_resp_free(&r);
+        worst = took > worst ? took : worst;
+        took = ft_get(code, &k3, NULL, &r);
+        ft_expect(&r, 200, NULL); /* what this worker verified; no revocation can reach it */
+        itest_resp_free(&r);
+        worst = took > worst ? took : worst;
+        took = ft_get(code, &k2, NULL, &r);
+        ft_expect(&r, 503, "store_unavailable");
+        itest_resp_free(&r);
+        worst = took > worst ? took : worst;
+        took = ft_get("/v1/facilities", &k1, NULL, &r);
+        ft_expect(&r, 200, NULL);
+        itest_resp_free(&r);
+        worst = took > worst ? took : worst;
+    }
+    fprintf(stderr, "test_redis_restart: slowest request while Redis was down: %lld ms\n",
+            (long long)worst);
+    ck_assert_msg(worst < FT_BOUND_MS, "a request took %lld ms while Redis was down",
+                  (long long)worst);
+
+    itest_redis_start();
+    ck_assert_msg(ft_poll(code, &k2, 200, NULL) >= 0, "requests do not work again after Redis "
+                                                       "restarted");
+    /* the cache was flushed on reconnect: the missed revocation now counts */
+    ck_assert_msg(ft_poll(code, &k3, 403, "key_disabled") >= 0,
+                  "a key locked while the gateway was disconnected is still served");
+    ft_get(code, &k1, NULL, &r);
+    ft_expect(&r, 200, NULL);
+    itest_resp_free(&r);
+    /* events flow again: a key disabled after the restart is refused */
+    ft_disable(&k1);
+    ck_assert_msg(ft_poll(code, &k1, 403, "key_disabled") >= 0,
+                  "a key disabled after the restart is still served");
+    struct ft_cred k4;
+    ft_key(&k4, acct, NULL);
+    ft_get(code, &k4, NULL, &r);
+    ft_expect(&r, 200, NULL);
+    itest_resp_free(&r);
+    ck_assert(ft_lg_alive());
+}
+END_TEST
+
+/* ---- oversized and broken request heads ---- */
+
+static long ft_raw_status(const char *req, size_t len, char *first, size_t cap)
+{
+    int fd = ft_connect(IT->lg[0].port);
+    ft_send_all(fd, req, len);
+    long st = ft_read_status(fd, FT_BOUND_MS * 2, first, cap);
+    close(fd);
+    return st;
+}
+
+START_TEST(test_oversized_headers)
+{
+    char acct[64];
+    struct ft_cred k;
+    ft_account(acct);
+    ft_key(&k, acct, NULL);
+    char *basic = ft_basic_header(&k);
+    size_t big = 20 * 1024;
+    char *filler = malloc(big + 1);
+    memset(filler, 'h', big);
+    filler[big] = '\0';
+    char *req = NULL;
+    struct itest_resp r;
+    char first[256];
+    for (int variant = 0; variant < 4; variant++) {
+        int n = 0;
+        switch (variant) {
+        case 0: /* one 20 KB header */
+            n = asprintf(&req, "GET /v1/facilities HTTP/1.1\r\nHost: x\r\n%s\r\nX-Big: %s\r\n"
+                               "Connection: close\r\n\r\n",
+                         basic, filler);
+            break;
+        case 1: /* a 20 KB request target */
+            n = asprintf(&req, "GET /v1/facilities?%s HTTP/1.1\r\nHost: x\r\n%s\r\n"
+                               "Connection: close\r\n\r\n",
+                         filler, basic);
+            break;
+        case 2: { /* many small headers, 20 KB in all */
+            size_t cap = big + 4096, used = 0;
+            req = malloc(cap);
+            used += (size_t)snprintf(req, cap, "GET /v1/facilities HTTP/1.1\r\nHost: x\r\n%s\r\n",
+                                     basic);
+            for (int i = 0; used + 64 < cap && used < big; i++)
+                used += (size_t)snprintf(req + used, cap - used, "X-H%d: %s\r\n", i, "abcdefgh");
+            used += (size_t)snprintf(req + used, cap - used, "Connection: close\r\n\r\n");
+            n = (int)used;
+            break;
+        }
+        case 3: /* a 20 KB Authorization header */
+            n = asprintf(&req, "GET /v1/facilities HTTP/1.1\r\nHost: x\r\nAuthorization: Basic "
+                               "%s\r\nConnection: close\r\n\r\n",
+                         filler);
+            break;
+        }
+        long st = ft_raw_status(req, (size_t)n, first, sizeof(first));
+        ck_assert_msg(st >= 400 && st < 500, "oversized head %d: answer \"%s\"", variant, first);
+        free(req);
+        req = NULL;
+        /* and the server keeps serving */
+        ft_get("/v1/facilities", &k, NULL, &r);
+        ft_expect(&r, 200, NULL);
+        itest_resp_free(&r);
+    }
+    /* a head cut off in the middle, then the client goes away */
+    for (int i = 0; i < 5; i++) {
+        int fd = ft_connect(IT->lg[0].port);
+        const char *part = "GET /v1/facilities HTTP/1.1\r\nHost: x\r\nAuthoriz";
+        ft_send_all(fd, part, strlen(part));
+        close(fd);
+    }
+    ft_get("/v1/facilities", &k, NULL, &r);
+    ft_expect(&r, 200, NULL);
+    itest_resp_free(&r);
+    free(filler);
+    free(basic);
+    ck_assert(ft_lg_alive());
+}
+END_TEST
+
+/* ---- clients hanging up while the upstream is slow ---- */
+
+static bool ft_recorded(const char *rid)
+{
+    char *all = itest_file_read(IT->upstream_record);
+    bool seen = strstr(all, rid) != NULL;
+    free(all);
+    return seen;
+}
+
+START_TEST(test_client_hangup)
+{
+    char acct[64], slow[72], fac[72];
+    struct ft_cred k;
+    ft_account(acct);
+    ft_facility(slow, acct, "slow");
+    ft_facility(fac, acct, NULL);
+    ft_key(&k, acct, NULL);
+    char *basic = ft_basic_header(&k);
+    enum { N = 6 };
+    int fds[N];
+    char rids[N][48];
+    const int delay_ms = 1500;
+    for (int i = 0; i < N; i++) {
+        snprintf(rids[i], sizeof(rids[i]), "hangup-%d-%d", (int)getpid(), i);
+        char req[1024];
+        int n = snprintf(req, sizeof(req),
+                         "GET /v1/facilities/%s/units/U00%d/unlock-code?delay_ms=%d HTTP/1.1\r\n"
+                         "Host: x\r\n%s\r\nX-Request-Id: %s\r\n\r\n",
+                         slow, i % 4 + 1, delay_ms, basic, rids[i]);
+        fds[i] = ft_connect(IT->lg[0].port);
+        ft_send_all(fds[i], req, (size_t)n);
+    }
+    /* wait until the upstream holds every request, then hang up (half of them
+     * with a reset) */
+    int64_t end = itest_mono_ms() + IT->timeout_ms;
+    for (int i = 0; i < N; i++)
+        while (!ft_recorded(rids[i])) {
+            ck_assert_msg(itest_mono_ms() < end, "the upstream never got request %s", rids[i]);
+            itest_sleep_ms(10);
+        }
+    for (int i = 0; i < N; i++) {
+        if (i % 2) {
+            struct linger lin = {1, 0};
+            setsockopt(fds[i], SOL_SOCKET, SO_LINGER, &lin, sizeof(lin));
+        }
+        close(fds[i]);
+    }
+    /* the server keeps serving, now and after the upstream has answered */
+    struct itest_resp r;
+    const char *code = ft_path("/v1/facilities/%s/units/U001/unlock-code", fac);
+    ft_get(code, &k, NULL, &r);
+    ft_expect(&r, 200, NULL);
+    itest_resp_free(&r);
+    itest_sleep_ms(delay_ms + 300);
+    for (int i = 0; i < 3; i++) {
+        ft_get(code, &k, NULL, &r);
+        ft_expect(&r, 200, NULL);
+        itest_resp_free(&r);
+    }
+    /* a slow request whose client stays is still answered */
+    int64_t took = ft_get(ft_path("/v1/facilities/%s/units/U001/unlock-code?delay_ms=200", slow),
+                          &k, NULL, &r);
+    ft_expect(&r, 200, NULL);
+    itest_resp_free(&r);
+    ck_assert_msg(took < FT_BOUND_MS, "a 200 ms upstream took %lld ms", (long long)took);
+    ck_assert(ft_lg_alive());
+
+    /* every one of those unlock-code reads is in the audit */
+    end = itest_mono_ms() + IT->timeout_ms;
+    for (;;) {
+        long st;
+        char path[160];
+        snprintf(path, sizeof(path), "/admin/v1/audit?key=%s&limit=1000", k.key);
+        json_t *doc = itest_admin("GET", path, NULL, &st);
+        ck_assert_int_eq(st, 200);
+        char *text = json_dumps(doc, JSON_COMPACT);
+        int found = 0;
+        for (int i = 0; i < N; i++) found += strstr(text, rids[i]) != NULL;
+        free(text);
+        json_decref(doc);
+        if (found == N) break;
+        ck_assert_msg(itest_mono_ms() < end, "only %d of %d abandoned reads audited", found, N);
+        itest_sleep_ms(20);
+    }
+    free(basic);
+}
+END_TEST
+
+/* ---- the upstream stopped ---- */
+
+START_TEST(test_upstream_stopped)
+{
+    char acct[64], fac[72];
+    struct ft_cred k;
+    ft_account(acct);
+    ft_facility(fac, acct, NULL);
+    ft_key(&k, acct, NULL);
+    const char *code = ft_path("/v1/facilities/%s/units/U001/unlock-code", fac);
+    struct itest_resp r;
+    ft_get(code, &k, NULL, &r);
+    ft_expect(&r, 200, NULL);
+    itest_resp_free(&r);
+
+    ck_assert_int_gt(IT->upstream_pid, 0);
+    kill(-IT->upstream_pid, SIGKILL);
+    int64_t end = itest_mono_ms() + IT->timeout_ms;
+    while (ft_port_open(IT->upstream_port)) {
+        ck_assert_msg(itest_mono_ms() < end, "the upstream did not stop");
+        itest_sleep_ms(5);
+    }
+    const char *paths[] = {code, ft_path("/v1/facilities/%s", fac),
+                           ft_path("/v1/facilities/%s/units?page=2", fac)};
+    for (int round = 0; round < 2; round++)
+        for (size_t i = 0; i < 3; i++) {
+            int64_t took = ft_get(paths[i], &k, NULL, &r);
+            ft_expect(&r, 502, "upstream_unavailable");
+            ck_assert_msg(took < FT_BOUND_MS, "502 took %lld ms", (long long)took);
+            itest_resp_free(&r);
+        }
+    /* what lockgate answers itself is unaffected */
+    ft_get("/v1/facilities", &k, NULL, &r);
+    ft_expect(&r, 200, NULL);
+    itest_resp_free(&r);
+    ft_get("/v1/facilities/nope", &k, NULL, &r);
+    ft_expect(&r, 404, "not_found");
+    itest_resp_free(&r);
+    ck_assert(ft_lg_alive());
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("faults");
+    struct {
+        const char *name;
+        void (*setup)(void);
+        const TTest *test;
+    } cases[] = {
+        {"redis_paused", redis_setup, test_redis_paused},
+        {"redis_restart", redis_setup, test_redis_restart},
+        {"oversized_headers", clients_setup, test_oversized_headers},
+        {"client_hangup", clients_setup, test_client_hangup},
+        {"upstream_stopped", clients_setup, test_upstream_stopped},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        TCase *tc = tcase_create(cases[i].name);
+        tcase_add_unchecked_fixture(tc, cases[i].setup, fixture_teardown);
+        tcase_set_timeout(tc, 90);
+        tcase_add_test(tc, cases[i].test);
+        suite_add_tcase(s, tc);
+    }
+    SRunner *sr = srunner_create(s);
+    srunner_set_fork_status(sr, CK_FORK);
+    srunner_run_all(sr, CK_ENV);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return itest_exit_status(failed);
+}
