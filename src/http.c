@@ -42,6 +42,8 @@ struct lg_http_req {
     size_t uri_cap;
     int streaming;
     int status;
+    struct event *close_ev; /* EV_CLOSED watch while the answer is pending */
+    int close_armed;
 };
 
 struct lg_http_server {
@@ -221,10 +223,14 @@ static void access_log(struct lg_http_req *r, size_t bytes)
     json_decref(line);
 }
 
-/* The answer is done: detach our close hook from the (keep-alive) connection. */
+/* The answer is done: detach our close hooks from the (keep-alive) connection. */
 static void req_finish(struct lg_http_req *r)
 {
     if (r->conn != NULL && r->on_close != NULL) evhttp_connection_set_closecb(r->conn, NULL, NULL);
+    if (r->close_armed) {
+        event_del(r->close_ev);
+        r->close_armed = 0;
+    }
     r->on_close = NULL;
 }
 
@@ -242,11 +248,34 @@ void lg_http_reply(struct lg_http_req *r, int status, const char *content_type, 
     req_put(r);
 }
 
+/* evhttp does not read from a connection while its request is being
+ * answered, so it would not notice a client that hangs up. The kernel does:
+ * EV_CLOSED (EPOLLRDHUP) fires when the peer's FIN arrives. */
+static void on_peer_closed(evutil_socket_t fd, short what, void *arg)
+{
+    struct lg_http_req *r = arg;
+    r->close_armed = 0;
+    lg_http_close_cb *cb = r->on_close;
+    if (cb == NULL) return;
+    r->on_close = NULL;
+    if (r->conn != NULL) evhttp_connection_set_closecb(r->conn, NULL, NULL);
+    cb(r, r->close_arg);
+}
+
 void lg_http_on_close(struct lg_http_req *r, lg_http_close_cb *on_close, void *arg)
 {
     r->on_close = on_close;
     r->close_arg = arg;
-    if (r->conn != NULL) evhttp_connection_set_closecb(r->conn, on_conn_close, r);
+    if (r->conn == NULL) return;
+    evhttp_connection_set_closecb(r->conn, on_conn_close, r);
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(r->conn);
+    evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+    if (fd < 0) return;
+    if (r->close_ev == NULL && (r->close_ev = malloc(event_get_struct_event_size())) == NULL)
+        return;
+    if (event_assign(r->close_ev, r->srv->base, fd, EV_CLOSED, on_peer_closed, r) == 0 &&
+        event_add(r->close_ev, NULL) == 0)
+        r->close_armed = 1;
 }
 
 void lg_http_stream_start(struct lg_http_req *r, int status, const char *content_type)
@@ -373,6 +402,7 @@ void lg_http_server_free(struct lg_http_server *srv)
         srv->free_list = r->next;
         free(r->body);
         free(r->uri);
+        free(r->close_ev);
         free(r);
     }
     free(srv);

@@ -456,7 +456,8 @@ static void on_client_close(struct lg_http_req *req, void *arg)
     c->up = NULL;
     c->client_gone = true;
     audit(c, "client_gone");
-    lg_http_reply(c->req, 499, NULL, NULL, 0);
+    lg_http_set_header(c->req, "X-Request-Id", c->request_id);
+    lg_http_reply(c->req, 499, NULL, NULL, 0); /* nobody reads it: releases the request */
     ctx_put(c);
 }
 
