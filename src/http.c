@@ -240,7 +240,14 @@ void lg_http_reply(struct lg_http_req *r, int status, const char *content_type, 
     struct evbuffer *out = evhttp_request_get_output_buffer(r->ev);
     struct evkeyvalq *h = evhttp_request_get_output_headers(r->ev);
     if (content_type != NULL) evhttp_add_header(h, "Content-Type", content_type);
-    if (body != NULL && len > 0) evbuffer_add(out, body, len);
+    if (evhttp_request_get_command(r->ev) == EVHTTP_REQ_HEAD) {
+        /* libevent 2.1 would send the body after a HEAD answer: the length only. */
+        char clen[24];
+        snprintf(clen, sizeof(clen), "%zu", body != NULL ? len : 0);
+        evhttp_add_header(h, "Content-Length", clen);
+    } else if (body != NULL && len > 0) {
+        evbuffer_add(out, body, len);
+    }
     r->status = status;
     req_finish(r);
     access_log(r, len);

@@ -12,6 +12,7 @@
 #include <openssl/ssl.h>
 
 #include "lockgate/admin.h"
+#include "lockgate/auth.h"
 #include "lockgate/config.h"
 #include "lockgate/http.h"
 #include "lockgate/log.h"
@@ -64,6 +65,7 @@ int main(int argc, char **argv)
         printf("lockgate: %s: configuration ok\n", conf);
         return 0;
     }
+    lg_auth_throttle_init(cfg.auth_failures_per_min);
     enum lg_log_level level;
     if (lg_log_level_parse(cfg.log_level, &level) == 0) lg_log_set_level(level);
 

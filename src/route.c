@@ -49,6 +49,7 @@ enum lg_route_kind lg_route_parse(const char *path, struct lg_route *r)
     const char *seg[8];
     size_t len[8];
     r->facility_id[0] = r->unit_id[0] = '\0';
+    if (strcmp(path, "/") == 0) return r->kind = LG_ROUTE_NONE;
     int n = split(path, seg, len, 8);
     r->kind = LG_ROUTE_BAD;
     if (n < 0) return r->kind;

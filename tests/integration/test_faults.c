@@ -222,19 +222,71 @@ static const char *ft_path(const char *fmt, ...)
 
 static bool ft_lg_alive(void) { return IT->lg[0].pid > 0 && kill(IT->lg[0].pid, 0) == 0; }
 
-/* Kills Redis and waits until its port refuses connections. The fixture's
- * Redis is not a child of the test process, so its exit shows on the port. */
-static void ft_redis_kill(void)
+/* Background traffic: a child process GETs PATH with K about every 50 ms and
+ * writes "status milliseconds" per request into a file, until told to stop. */
+struct ft_traffic {
+    pid_t pid;
+    char file[PATH_MAX], stop[PATH_MAX];
+};
+
+static void ft_traffic_start(struct ft_traffic *t, const char *path, const struct ft_cred *k)
 {
-    ck_assert_int_gt(IT->redis_pid, 0);
-    kill(IT->redis_pid, SIGCONT);
-    kill(-IT->redis_pid, SIGKILL);
-    int64_t end = itest_mono_ms() + IT->timeout_ms;
-    while (ft_port_open(IT->redis_port)) {
-        ck_assert_msg(itest_mono_ms() < end, "redis-server did not die");
-        itest_sleep_ms(5);
+    static int n;
+    char name[64];
+    snprintf(name, sizeof(name), "traffic-%d-%d", (int)getpid(), ++n);
+    snprintf(t->file, sizeof(t->file), "%s", itest_path(name));
+    snprintf(t->stop, sizeof(t->stop), "%s", itest_path(name));
+    strncat(t->stop, ".stop", sizeof(t->stop) - strlen(t->stop) - 1);
+    fflush(stderr);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        FILE *f = fopen(t->file, "w");
+        int64_t end = itest_mono_ms() + 60000;
+        while (f != NULL && itest_mono_ms() < end && access(t->stop, F_OK) != 0) {
+            struct itest_resp r;
+            int64_t took = ft_get(path, k, NULL, &r);
+            fprintf(f, "%ld %lld %s\n", r.status, (long long)took,
+                    r.status >= 400 ? ft_code(&r) : "-");
+            fflush(f);
+            itest_resp_free(&r);
+            itest_sleep_ms(50);
+        }
+        if (f != NULL) fclose(f);
+        _exit(0);
     }
-    IT->redis_pid = 0;
+    t->pid = pid;
+}
+
+/* Stops the traffic; returns the requests made, with the slowest one and a
+ * summary of the answers that were not 200. */
+static int ft_traffic_stop(struct ft_traffic *t, int64_t *worst, char *odd, size_t cap)
+{
+    itest_file_write(t->stop, "");
+    if (itest_wait_pid(t->pid, IT->timeout_ms) == -1) {
+        kill(t->pid, SIGKILL);
+        waitpid(t->pid, NULL, 0);
+    }
+    char *text = itest_file_read(t->file);
+    int n = 0;
+    *worst = 0;
+    odd[0] = '\0';
+    for (char *save = NULL, *line = strtok_r(text, "\n", &save); line;
+         line = strtok_r(NULL, "\n", &save)) {
+        long st = 0;
+        long long took = 0;
+        char code[64] = "";
+        if (sscanf(line, "%ld %lld %63s", &st, &took, code) < 2) continue;
+        n++;
+        if (took > *worst) *worst = took;
+        if (st != 200) {
+            size_t used = strlen(odd);
+            snprintf(odd + used, cap - used, " #%d:%ld/%s", n, st, code);
+        }
+    }
+    free(text);
+    return n;
 }
 
 /* ---- fixtures ---- */
@@ -277,6 +329,9 @@ START_TEST(test_redis_paused)
     ft_expect(&r, 200, NULL);
     itest_resp_free(&r);
 
+    struct ft_traffic traffic;
+    ft_traffic_start(&traffic, ft_path("/v1/facilities/%s/units/U003", fac), &k);
+    itest_sleep_ms(300);
     itest_redis_pause();
     int64_t worst = 0;
     /* a key verified before keeps working */
@@ -315,6 +370,15 @@ START_TEST(test_redis_paused)
     itest_redis_resume();
     ck_assert_msg(ft_poll(code, &later, 200, NULL) >= 0, "a new key is not served after Redis "
                                                           "came back");
+    itest_sleep_ms(300);
+    char odd[2048];
+    int64_t tworst;
+    int n = ft_traffic_stop(&traffic, &tworst, odd, sizeof(odd));
+    fprintf(stderr, "test_redis_paused: background traffic: %d requests, slowest %lld ms, "
+                    "not 200:%s\n", n, (long long)tworst, odd[0] ? odd : " none");
+    ck_assert_msg(n >= 5, "only %d background requests", n);
+    ck_assert_msg(odd[0] == '\0', "a verified key was refused around the stall:%s", odd);
+    ck_assert_msg(tworst < FT_BOUND_MS, "a background request took %lld ms", (long long)tworst);
     ft_get(code, &k, NULL, &r);
     ft_expect(&r, 200, NULL);
     itest_resp_free(&r);
@@ -354,7 +418,16 @@ START_TEST(test_redis_restart)
     freeReplyObject(rep);
     redisFree(c);
 
-    ft_redis_kill();
+    struct ft_traffic traffic;
+    ft_traffic_start(&traffic, ft_path("/v1/facilities/%s/units/U003", fac), &k1);
+    itest_sleep_ms(300);
+    itest_redis_stop();
+    /* The killed server's threads may still hold its socket for a moment. */
+    int64_t gone_by = itest_mono_ms() + IT->timeout_ms;
+    while (ft_port_open(IT->redis_port)) {
+        ck_assert_msg(itest_mono_ms() < gone_by, "Redis still listens after being killed");
+        itest_sleep_ms(5);
+    }
     int64_t worst = 0, took;
     for (int i = 0; i < 3; i++) {
         took = ft_get(code, &k1, NULL, &r);
@@ -388,6 +461,15 @@ START_TEST(test_redis_restart)
     ft_get(code, &k1, NULL, &r);
     ft_expect(&r, 200, NULL);
     itest_resp_free(&r);
+    itest_sleep_ms(300);
+    char odd[2048];
+    int64_t tworst;
+    int n = ft_traffic_stop(&traffic, &tworst, odd, sizeof(odd));
+    fprintf(stderr, "test_redis_restart: background traffic: %d requests, slowest %lld ms, "
+                    "not 200:%s\n", n, (long long)tworst, odd[0] ? odd : " none");
+    ck_assert_msg(n >= 5, "only %d background requests", n);
+    ck_assert_msg(tworst < FT_BOUND_MS, "a background request took %lld ms", (long long)tworst);
+    ck_assert_msg(odd[0] == '\0', "a verified key was refused around the restart:%s", odd);
     /* events flow again: a key disabled after the restart is refused */
     ft_disable(&k1);
     ck_assert_msg(ft_poll(code, &k1, 403, "key_disabled") >= 0,
@@ -557,12 +639,24 @@ START_TEST(test_client_hangup)
         snprintf(path, sizeof(path), "/admin/v1/audit?key=%s&limit=1000", k.key);
         json_t *doc = itest_admin("GET", path, NULL, &st);
         ck_assert_int_eq(st, 200);
-        char *text = json_dumps(doc, JSON_COMPACT);
         int found = 0;
-        for (int i = 0; i < N; i++) found += strstr(text, rids[i]) != NULL;
-        free(text);
+        char outcomes[512] = "";
+        size_t idx;
+        json_t *e;
+        json_array_foreach(json_object_get(doc, "entries"), idx, e) {
+            for (int i = 0; i < N; i++)
+                if (strcmp(itest_json_str(e, "request_id"), rids[i]) == 0) {
+                    found++;
+                    size_t used = strlen(outcomes);
+                    snprintf(outcomes + used, sizeof(outcomes) - used, " %s",
+                             itest_json_str(e, "outcome"));
+                }
+        }
         json_decref(doc);
-        if (found == N) break;
+        if (found == N) {
+            fprintf(stderr, "test_client_hangup: abandoned reads audited as:%s\n", outcomes);
+            break;
+        }
         ck_assert_msg(itest_mono_ms() < end, "only %d of %d abandoned reads audited", found, N);
         itest_sleep_ms(20);
     }

@@ -277,6 +277,7 @@ static json_t *view_from_redis(void)
     return view;
 }
 
+/* Compares and frees both. */
 static void views_equal(json_t *mine, json_t *redis)
 {
     char *a = json_dumps(mine, JSON_SORT_KEYS | JSON_COMPACT);
@@ -284,6 +285,8 @@ static void views_equal(json_t *mine, json_t *redis)
     ck_assert_msg(strcmp(a, b) == 0, "the consumer's view differs from Redis:\n%s\n%s", a, b);
     free(a);
     free(b);
+    json_decref(mine);
+    json_decref(redis);
 }
 
 /* ---- SSE readers on one curl multi ---- */
@@ -298,8 +301,8 @@ struct sse_event {
 struct sse {
     CURL *h;
     struct curl_slist *hl;
-    char *raw;
-    size_t len, off;
+    char *raw; /* what is not parsed yet */
+    size_t len, cap, off;
     struct sse_event *ev;
     int nev, evcap;
     int comments;
@@ -356,13 +359,22 @@ static size_t sse_on_data(char *ptr, size_t size, size_t n, void *arg)
 {
     struct sse *s = arg;
     size_t add = size * n;
-    char *nr = realloc(s->raw, s->len + add + 1);
-    if (nr == NULL) return 0;
-    s->raw = nr;
+    if (s->len + add + 1 > s->cap) {
+        size_t cap = s->cap ? s->cap : 4096;
+        while (cap < s->len + add + 1) cap *= 2;
+        char *nr = realloc(s->raw, cap);
+        if (nr == NULL) return 0;
+        s->raw = nr;
+        s->cap = cap;
+    }
     memcpy(s->raw + s->len, ptr, add);
     s->len += add;
     s->raw[s->len] = '\0';
     sse_parse(s);
+    /* keep only what is not parsed yet */
+    memmove(s->raw, s->raw + s->off, s->len - s->off + 1);
+    s->len -= s->off;
+    s->off = 0;
     return add;
 }
 
@@ -606,6 +618,7 @@ END_TEST
 struct writer {
     char f[6][72];
     char acct[64];
+    int pace_ms; /* pause after each write */
     int done;
 };
 
@@ -619,6 +632,7 @@ static void *write_changes(void *arg)
         if (i == 20) make_facility(w->acct, "Created While Reading", w->f[5]);
         if (i == 30) delete_facility(w->f[4]);
         if (i > 20 && i % 5 == 0) set_included(w->f[5], i % 10 == 0);
+        if (w->pace_ms) itest_sleep_ms(w->pace_ms);
     }
     __atomic_store_n(&w->done, 1, __ATOMIC_SEQ_CST);
     return NULL;
@@ -683,7 +697,6 @@ START_TEST(changes_while_writing)
     views_equal(view, view_from_redis());
     json_decref(expected);
     json_decref(seen);
-    json_decref(view);
 }
 END_TEST
 
@@ -711,6 +724,56 @@ START_TEST(stream_in_order)
     check_events_match(&s, 0, expected);
     json_decref(expected);
     sse_close(&s);
+}
+END_TEST
+
+/* Streams open (and catch up from one cursor) while changes are written and
+ * others already follow live: every stream gets every change once, in order. */
+START_TEST(streams_join_while_writing)
+{
+    struct writer w;
+    memset(&w, 0, sizeof(w));
+    w.pace_ms = 8;
+    make_account(w.acct);
+    for (int i = 0; i < 5; i++) make_facility(w.acct, "Join Facility", w.f[i]);
+    struct cred feed;
+    make_feed_key(&feed);
+    json_t *snap = get_json(&feed, "/v1/feed/facilities");
+    char start[48], query[80];
+    snprintf(start, sizeof(start), "%s", itest_json_str(snap, "cursor"));
+    snprintf(query, sizeof(query), "?cursor=%s", start);
+    json_decref(snap);
+
+    enum { N = 40 };
+    static struct sse s[N];
+    sse_open(&s[0], &feed, query, NULL);
+    sse_ready(&s[0], 1);
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, write_changes, &w), 0);
+    for (int i = 1; i < N; i++) {
+        sse_open(&s[i], &feed, i % 2 ? query : "", i % 2 ? NULL : start);
+        sse_pump(12);
+    }
+    int64_t end = itest_mono_ms() + 3 * IT->timeout_ms;
+    while (!__atomic_load_n(&w.done, __ATOMIC_SEQ_CST)) {
+        ck_assert_msg(itest_mono_ms() < end, "the writer did not finish");
+        sse_pump(10);
+    }
+    pthread_join(t, NULL);
+    json_t *expected = facility_events_after(start);
+    int n = (int)json_array_size(expected);
+    ck_assert_int_ge(n, 48);
+    for (int i = 0; i < N; i++) {
+        ck_assert_msg(sse_status(&s[i]) == 200, "stream %d: HTTP %ld", i, sse_status(&s[i]));
+        sse_wait_events(&s[i], n);
+    }
+    sse_pump(200);
+    for (int i = 0; i < N; i++) {
+        check_events_wellformed(&s[i]);
+        check_events_match(&s[i], 0, expected);
+        sse_close(&s[i]);
+    }
+    json_decref(expected);
 }
 END_TEST
 
@@ -1179,21 +1242,27 @@ static int log_has(void *arg)
 }
 
 #define BIG_ENTRIES 3000 /* of 4 KB: past the server's socket buffers and the limit */
+#define BIG_BATCH 50
 
 static void *add_big_entries(void *arg)
 {
     redisContext *c = itest_redis();
     static char name[4001];
     memset(name, 'n', sizeof(name) - 1);
-    for (int i = 0; i < BIG_ENTRIES; i++)
-        redisAppendCommand(c,
-                           "XADD %s * type facility.updated account_id acct_SLOW facility_id "
-                           "fac_SLOW included 1 name %s at 2026-01-01T00:00:00.000Z",
-                           EVENTS_KEY, name);
-    for (int i = 0; i < BIG_ENTRIES; i++) {
-        redisReply *r = NULL;
-        if (redisGetReply(c, (void **)&r) != REDIS_OK) break;
-        freeReplyObject(r);
+    /* in batches, at a pace an attentive reader keeps up with */
+    for (int b = 0; b < BIG_ENTRIES / BIG_BATCH; b++) {
+        for (int i = 0; i < BIG_BATCH; i++)
+            redisAppendCommand(c,
+                               "XADD %s * type facility.updated account_id acct_SLOW "
+                               "facility_id fac_SLOW included 1 name %s "
+                               "at 2026-01-01T00:00:00.000Z",
+                               EVENTS_KEY, name);
+        for (int i = 0; i < BIG_BATCH; i++) {
+            redisReply *r = NULL;
+            if (redisGetReply(c, (void **)&r) != REDIS_OK) break;
+            freeReplyObject(r);
+        }
+        itest_sleep_ms(10);
     }
     redisFree(c);
     return arg;
@@ -1270,6 +1339,7 @@ int main(void)
     tcase_add_test(tc, snapshot_shape_and_cursor);
     tcase_add_test(tc, changes_while_writing);
     tcase_add_test(tc, stream_in_order);
+    tcase_add_test(tc, streams_join_while_writing);
     tcase_add_test(tc, stream_resume_with_last_event_id);
     tcase_add_test(tc, stream_query_cursor_wins);
     tcase_add_test(tc, many_streams);

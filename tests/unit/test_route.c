@@ -35,7 +35,7 @@ END_TEST
 
 START_TEST(routes_unknown)
 {
-    ck_assert_int_eq(kind("/"), LG_ROUTE_BAD);
+    ck_assert_int_eq(kind("/"), LG_ROUTE_NONE);
     ck_assert_int_eq(kind("/v2/facilities"), LG_ROUTE_NONE);
     ck_assert_int_eq(kind("/v1/things"), LG_ROUTE_NONE);
     ck_assert_int_eq(kind("/v1/facilities/F/locks"), LG_ROUTE_NONE);
