@@ -262,6 +262,19 @@ static void on_peer_closed(evutil_socket_t fd, short what, void *arg)
 {
     struct lg_http_req *r = arg;
     r->close_armed = 0;
+    /* A reset shows as readable (libevent reports EPOLLHUP/EPOLLERR as
+     * EV_READ, not EV_CLOSED); so does a pipelined request. Peek to tell. */
+    if (!(what & EV_CLOSED)) {
+        char c;
+        ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))) {
+            /* Data, not a close: from now on only a FIN can end the wait. */
+            if (event_assign(r->close_ev, r->srv->base, fd, EV_CLOSED, on_peer_closed, r) == 0 &&
+                event_add(r->close_ev, NULL) == 0)
+                r->close_armed = 1;
+            return;
+        }
+    }
     lg_http_close_cb *cb = r->on_close;
     if (cb == NULL) return;
     r->on_close = NULL;
@@ -280,7 +293,7 @@ void lg_http_on_close(struct lg_http_req *r, lg_http_close_cb *on_close, void *a
     if (fd < 0) return;
     if (r->close_ev == NULL && (r->close_ev = malloc(event_get_struct_event_size())) == NULL)
         return;
-    if (event_assign(r->close_ev, r->srv->base, fd, EV_CLOSED, on_peer_closed, r) == 0 &&
+    if (event_assign(r->close_ev, r->srv->base, fd, EV_CLOSED | EV_READ, on_peer_closed, r) == 0 &&
         event_add(r->close_ev, NULL) == 0)
         r->close_armed = 1;
 }

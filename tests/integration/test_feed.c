@@ -733,7 +733,7 @@ START_TEST(streams_join_while_writing)
 {
     struct writer w;
     memset(&w, 0, sizeof(w));
-    w.pace_ms = 8;
+    w.pace_ms = 1;
     make_account(w.acct);
     for (int i = 0; i < 5; i++) make_facility(w.acct, "Join Facility", w.f[i]);
     struct cred feed;
@@ -752,7 +752,7 @@ START_TEST(streams_join_while_writing)
     ck_assert_int_eq(pthread_create(&t, NULL, write_changes, &w), 0);
     for (int i = 1; i < N; i++) {
         sse_open(&s[i], &feed, i % 2 ? query : "", i % 2 ? NULL : start);
-        sse_pump(12);
+        sse_pump(2);
     }
     int64_t end = itest_mono_ms() + 3 * IT->timeout_ms;
     while (!__atomic_load_n(&w.done, __ATOMIC_SEQ_CST)) {
