@@ -17,6 +17,7 @@
 #include "lockgate/cred.h"
 #include "lockgate/http.h"
 #include "lockgate/log.h"
+#include "lockgate/metrics.h"
 #include "lockgate/reply.h"
 #include "lockgate/secrets.h"
 #include "lockgate/store.h"
@@ -327,6 +328,7 @@ static void serve_metrics(struct lg_admin *adm, struct lg_http_req *req, const c
             "# TYPE lockgate_redis_up gauge\n"
             "lockgate_redis_up %d\n",
             (unsigned long long)adm->store_failures, lg_store_up(adm->store) ? 1 : 0);
+    lg_metrics_write(out);
     fclose(out);
     lg_http_set_header(req, "X-Request-Id", rid);
     lg_http_set_header(req, "Cache-Control", "no-store");

@@ -23,6 +23,7 @@
 #include "lockgate/config.h"
 #include "lockgate/http.h"
 #include "lockgate/log.h"
+#include "lockgate/metrics.h"
 #include "lockgate/util.h"
 
 struct lg_http_req {
@@ -54,6 +55,7 @@ struct lg_http_server {
     lg_http_handler *handler;
     void *arg;
     int access_log;
+    int count_metrics; /* public listeners feed the /metrics counters */
     struct lg_http_req *free_list;
 };
 
@@ -135,7 +137,7 @@ static void on_request(struct evhttp_request *ev, void *arg)
     }
     r->ev = ev;
     r->conn = evhttp_request_get_connection(ev);
-    r->start_ms = srv->access_log ? lg_mono_ms() : 0;
+    r->start_ms = lg_mono_ms();
     const char *uri = evhttp_request_get_uri(ev);
     size_t ulen = strlen(uri);
     if (ulen + 1 > r->uri_cap) {
@@ -251,6 +253,7 @@ void lg_http_reply(struct lg_http_req *r, int status, const char *content_type, 
     r->status = status;
     req_finish(r);
     access_log(r, len);
+    if (r->srv->count_metrics) lg_metrics_answer(status, lg_mono_ms() - r->start_ms);
     evhttp_send_reply(r->ev, status, NULL, NULL);
     req_put(r);
 }
@@ -305,6 +308,7 @@ void lg_http_stream_start(struct lg_http_req *r, int status, const char *content
     evhttp_add_header(h, "Cache-Control", "no-store");
     r->streaming = 1;
     r->status = status;
+    if (r->srv->count_metrics) lg_metrics_answer(status, lg_mono_ms() - r->start_ms);
     /* A stream is idle by design between events; the feed's heartbeat and
      * backlog limit decide when a reader is gone, not the read timeout. */
     if (r->conn != NULL) evhttp_connection_set_timeout(r->conn, 24 * 3600);
@@ -411,6 +415,8 @@ err:
     lg_http_server_free(srv);
     return NULL;
 }
+
+void lg_http_server_count_metrics(struct lg_http_server *srv) { srv->count_metrics = 1; }
 
 void lg_http_server_free(struct lg_http_server *srv)
 {

@@ -15,6 +15,7 @@
 #include "lockgate/feed.h"
 #include "lockgate/http.h"
 #include "lockgate/log.h"
+#include "lockgate/metrics.h"
 #include "lockgate/pipeline.h"
 #include "lockgate/ratelimit.h"
 #include "lockgate/reply.h"
@@ -370,6 +371,7 @@ static void on_ratelimit(const struct lg_ratelimit_result *res, void *arg)
 {
     struct lg_ctx *c = arg;
     c->rl = *res;
+    if (res->local) lg_metrics_local_limit();
     if (!res->allowed) {
         resume(c, fail_retry(c, 429, "rate_limited", "rate limit exceeded", res->retry_after_s));
         return;

@@ -204,6 +204,8 @@ struct lg_worker *lg_worker_new(int id, const struct lg_config *cfg,
         (w->https = lg_http_server_new(w->base, cfg, cfg->listen_tls, tls, PUBLIC_MAX_BODY,
                                        lg_pipeline_handle, w)) == NULL)
         goto err;
+    if (w->http) lg_http_server_count_metrics(w->http);
+    if (w->https) lg_http_server_count_metrics(w->https);
     return w;
 err:
     lg_error("worker %d: could not start", id);

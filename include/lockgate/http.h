@@ -29,6 +29,8 @@ struct lg_http_server *lg_http_server_new(struct event_base *base, const struct 
                                           const char *addr, SSL_CTX *tls, size_t max_body,
                                           lg_http_handler *handler, void *arg);
 void lg_http_server_free(struct lg_http_server *srv);
+/* Counts this server's answers in the public API metrics (metrics.h). */
+void lg_http_server_count_metrics(struct lg_http_server *srv);
 
 /* Builds the shared server TLS context from [tls] (TLS 1.2+, ALPN http/1.1).
  * NULL with a log line on error. */

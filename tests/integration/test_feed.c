@@ -744,7 +744,7 @@ START_TEST(streams_join_while_writing)
     snprintf(query, sizeof(query), "?cursor=%s", start);
     json_decref(snap);
 
-    enum { N = 40 };
+    enum { N = 80 };
     static struct sse s[N];
     sse_open(&s[0], &feed, query, NULL);
     sse_ready(&s[0], 1);

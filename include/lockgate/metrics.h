@@ -1,0 +1,16 @@
+/* Process-wide counters of the public API, read by the admin listener's
+ * /metrics (Prometheus text). Updated with relaxed atomics from every worker. */
+#ifndef LG_METRICS_H
+#define LG_METRICS_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+/* One public answer with STATUS that took MS milliseconds. */
+void lg_metrics_answer(int status, int64_t ms);
+/* One rate-limit decision made by the local limiter (Redis unreachable). */
+void lg_metrics_local_limit(void);
+/* Appends the counters in Prometheus text format to OUT. */
+void lg_metrics_write(FILE *out);
+
+#endif
