@@ -15,6 +15,9 @@ LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lpthread -lm
 CHECK_CFLAGS = $(shell pkg-config --cflags check)
 CHECK_LIBS   = $(shell pkg-config --libs check)
 
+# V=1 shows the full compiler lines.
+Q = $(if $(filter 1,$(V)),,@)
+
 ifeq ($(SAN),1)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
@@ -35,23 +38,28 @@ all: $(BUILD)/lockgate $(BUILD)/lockgate-admin
 
 $(BUILD)/obj/%.o: src/%.c $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
 
 $(BUILD)/lockgate: $(BUILD)/obj/main.o $(CORE_OBJ)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/lockgate-admin: $(CLI_OBJ) $(CORE_OBJ)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # One Check binary per unit test file (tests/unit/test_<module>.c).
 $(BUILD)/tests/unit/%: tests/unit/%.c $(CORE_OBJ) $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -o $@ $< $(CORE_OBJ) $(LDFLAGS) $(LDLIBS) $(CHECK_LIBS)
+	@$(if $(Q),echo "  CC/LD   $<")
+	$(Q)$(CC) $(CFLAGS) $(CHECK_CFLAGS) -o $@ $< $(CORE_OBJ) $(LDFLAGS) $(LDLIBS) $(CHECK_LIBS)
 
 # Integration tests and their helpers (test upstream), against the real binaries.
 $(BUILD)/tests/integration/%: tests/integration/%.c $(ITEST_HDRS) $(CORE_OBJ) $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -Itests/integration -o $@ $< $(CORE_OBJ) $(LDFLAGS) $(LDLIBS) $(CHECK_LIBS)
+	@$(if $(Q),echo "  CC/LD   $<")
+	$(Q)$(CC) $(CFLAGS) $(CHECK_CFLAGS) -Itests/integration -o $@ $< $(CORE_OBJ) $(LDFLAGS) $(LDLIBS) $(CHECK_LIBS)
 
 tests: $(UNIT_BIN) $(ITEST_BIN)
 

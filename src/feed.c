@@ -480,7 +480,7 @@ static void stream_join(struct feed_stream *s, struct sid end)
     struct lg_feed *f = s->f;
     s->state = ST_LIVE;
     f->nlive++;
-    if (1) {
+    if (!f->tail_valid || (f->nlive == 1 && !f->tail_fetching)) {
         f->tail = end;
         f->tail_valid = true;
     }
