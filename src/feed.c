@@ -10,7 +10,15 @@
  * commands on one connection run and answer in order, so every tail read
  * answered after a stream joined ran after that stream's last page, and
  * tail reads are contiguous; entries at or below a stream's last id are
- * skipped, so nothing is sent twice. */
+ * skipped, so nothing is sent twice.
+ *
+ * Every script is bounded (COUNT) so that none holds Redis, or the command
+ * connection's deadline, for long: the snapshot is read in pages of
+ * SNAPSHOT_PAGE facilities, the first page in the same script as its
+ * cursor. Up to that many facilities the snapshot is one atomic read;
+ * beyond, later pages may show changes made after the cursor, which the
+ * changes after the cursor repeat, so a consumer still ends with Redis's
+ * view. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -706,6 +714,7 @@ static void on_range(struct lg_store *st, redisReply *reply, void *arg)
     for (size_t i = RANGE_HEAD; i + RANGE_FIELDS <= r->elements; i += RANGE_FIELDS) {
         json_t *c = change_json(r->element + i);
         if (c != NULL) json_array_append_new(changes, c);
+        else lg_warn("feed: change %s is not valid text; skipped", r->element[i]->str);
     }
     lg_http_reply_json(req, 200,
                        json_pack("{s:s, s:o}", "cursor", r->element[2]->str, "changes", changes));
@@ -767,6 +776,7 @@ static void on_snapshot(struct lg_store *st, redisReply *reply, void *arg)
                                 "account_id", e[1]->str, "name", e[2]->str, "included",
                                 strcmp(e[3]->str, "1") == 0, "updated_at", e[4]->str);
         if (fac != NULL) json_object_set_new(op->rows, e[0]->str, fac);
+        else lg_warn("feed: facility %s is not valid text; left out of the snapshot", e[0]->str);
     }
     if (strcmp(reply->element[1]->str, "0") != 0 && reply->element[1]->len < 32) {
         if (op->pages < SNAPSHOT_MAX_PAGES) {

@@ -56,6 +56,7 @@ struct lg_http_server {
     void *arg;
     int access_log;
     int count_metrics; /* public listeners feed the /metrics counters */
+    int timeout_s;     /* client read/write timeout, restored after a stream */
     struct lg_http_req *free_list;
 };
 
@@ -329,6 +330,9 @@ size_t lg_http_stream_write(struct lg_http_req *r, const char *data, size_t len)
 
 void lg_http_stream_end(struct lg_http_req *r)
 {
+    /* A reader dropped for being slow must not hold its connection for the
+     * stream's long timeout: what it has not read yet gets the normal one. */
+    if (r->conn != NULL) evhttp_connection_set_timeout(r->conn, r->srv->timeout_s);
     req_finish(r);
     access_log(r, 0);
     if (r->conn != NULL)
@@ -403,6 +407,7 @@ struct lg_http_server *lg_http_server_new(struct event_base *base, const struct 
     evhttp_set_max_headers_size(srv->http, (ev_ssize_t)cfg->max_header_bytes);
     evhttp_set_max_body_size(srv->http, (ev_ssize_t)max_body);
     evhttp_set_timeout(srv->http, cfg->client_timeout_s);
+    srv->timeout_s = cfg->client_timeout_s;
     evhttp_set_allowed_methods(srv->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
                                               EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
                                               EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH |
