@@ -77,7 +77,7 @@ cat > "$work/lockgate.conf" <<CONF
 [server]
 listen = 127.0.0.1:$lport
 listen_tls = 127.0.0.1:$tport
-workers = 1
+workers = ${LG_WORKERS:-1}
 [tls]
 cert = tls/cert.pem
 key = tls/key.pem
