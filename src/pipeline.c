@@ -45,6 +45,7 @@ struct lg_ctx {
     struct lg_ratelimit_result rl;
     struct lg_upstream_req *up;
     bool client_gone;
+    uint64_t key_epoch; /* the worker's key_epoch when the key read was sent */
     char pathq[PATHQ_MAX];
     char hdr[4][160];
 };
@@ -300,6 +301,7 @@ static enum lg_stage_result stage_authenticate(struct lg_ctx *c)
     snprintf(hkey, sizeof(hkey), "%skey:%s", p, c->key_id);
     snprintf(skey, sizeof(skey), "%skey:%s:facilities", p, c->key_id);
     const char *argv[] = {hkey, skey};
+    c->key_epoch = w->key_epoch;
     if (lg_store_script(w->store, &key_load.script, on_key_loaded, c, 2, 2, argv, NULL) < 0) {
         if (k != NULL) return check_key(c, k);
         return fail(c, 503, "store_unavailable", "the key store is unreachable");
@@ -327,8 +329,9 @@ static void on_key_loaded(struct lg_store *st, redisReply *reply, void *arg)
         resume(c, check_key(c, NULL));
         return;
     }
-    /* Cache only while events can keep the entry exact. */
-    if (lg_worker_cache_trusted(w)) {
+    /* Cache only while events can keep the entry exact, and only if no key
+     * event overtook this reply (it may concern this very key). */
+    if (lg_worker_cache_trusted(w) && w->key_epoch == c->key_epoch) {
         lg_cache_key_put(w->cache, k);
         resume(c, check_key(c, k));
     } else {

@@ -132,6 +132,7 @@ static void on_event(struct lg_store *st, const char *msg, size_t len, void *arg
         return;
     }
     if (strncmp(ev.type, "key.", 4) == 0) {
+        w->key_epoch++;
         if (ev.key_id[0]) lg_cache_key_drop(w->cache, ev.key_id);
         else lg_cache_keys_flush(w->cache);
         if (strcmp(ev.type, "key.disabled") == 0 || strcmp(ev.type, "key.deleted") == 0 ||
@@ -141,7 +142,10 @@ static void on_event(struct lg_store *st, const char *msg, size_t len, void *arg
         if (ev.facility_id[0]) refresh_facility(w, ev.facility_id);
         else schedule_reload(w);
         /* A deleted facility left every key's list: scopes read before are stale. */
-        if (strcmp(ev.type, "facility.deleted") == 0) lg_cache_keys_flush(w->cache);
+        if (strcmp(ev.type, "facility.deleted") == 0) {
+            w->key_epoch++;
+            lg_cache_keys_flush(w->cache);
+        }
     }
     lg_feed_on_event(w->feed, &ev);
 }
@@ -151,6 +155,7 @@ static void on_event(struct lg_store *st, const char *msg, size_t len, void *arg
 static void on_sub_state(struct lg_store *st, bool up, void *arg)
 {
     struct lg_worker *w = arg;
+    w->key_epoch++;
     if (!up) {
         w->sub_live = false;
         return;

@@ -38,6 +38,10 @@ struct lg_worker {
      * read from Redis on every request; with Redis down, the cache serves. */
     bool sub_live;
     bool facilities_loaded;
+    /* Bumped by every key event and cache flush. A key read from Redis is
+     * cached only if no key event arrived while the read was in flight: the
+     * event comes on the pub/sub connection and may overtake the reply. */
+    uint64_t key_epoch;
     uint64_t facilities_generation; /* bumped on each reload, to drop stale answers */
     struct event *reload_timer;
     struct lg_ctx *ctx_pool;
