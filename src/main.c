@@ -20,7 +20,7 @@
 #include "lockgate/store.h"
 #include "lockgate/worker.h"
 
-#define MAX_WORKERS 64
+#define MAX_WORKERS 256 /* the config accepts 1..256 */
 
 static void usage(FILE *out)
 {
@@ -56,9 +56,12 @@ int main(int argc, char **argv)
     static struct lg_config cfg;
     char err[1024];
     lg_config_defaults(&cfg);
-    if (lg_config_load(&cfg, conf, err, sizeof(err)) < 0 ||
-        lg_config_check(&cfg, err, sizeof(err)) < 0) {
+    if (lg_config_load(&cfg, conf, err, sizeof(err)) < 0) {
         fprintf(stderr, "lockgate: %s\n", err);
+        return 1;
+    }
+    if (lg_config_check(&cfg, err, sizeof(err)) < 0) {
+        fprintf(stderr, "lockgate: %s: %s\n", conf, err); /* cross-checks have no one line */
         return 1;
     }
     if (test_only) {
