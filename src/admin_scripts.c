@@ -81,6 +81,7 @@ SCRIPT(admin_script_account_create,
        "redis.call('HSET', KEYS[2], 'name', name, 'created_at', NOW)\n"
        "redis.call('SADD', KEYS[1], id)\n"
        "emit('account.created', {account_id = id})\n"
+       "audit('account.created', {account_id = id})\n"
        "return acctview(id)\n");
 
 /* KEYS: acct:{id}. ARGV[7] id. */
@@ -112,6 +113,7 @@ SCRIPT(admin_script_facility_create,
        "redis.call('SADD', KEYS[3], fac)\n"
        "emit('facility.created', {account_id = acct, facility_id = fac, included = true,\n"
        "  name = name})\n"
+       "audit('facility.created', {account_id = acct, facility_id = fac})\n"
        "return facview(fac)\n");
 
 /* KEYS: fac:{f}. ARGV[7] facility id. */
@@ -153,6 +155,7 @@ SCRIPT(admin_script_facility_patch,
        "  audit(t, {account_id = acct, facility_id = fac})\n"
        "else\n"
        "  emit('facility.updated', ev)\n"
+       "  audit('facility.updated', {account_id = acct, facility_id = fac})\n"
        "end\n"
        "return facview(fac)\n");
 
@@ -274,10 +277,11 @@ SCRIPT(admin_script_key_status,
  * ARGV[7] old id, [8] new id, [9] verifier, [10] sealed, [11] grace seconds,
  * [12] now + grace (ISO; '' for grace 0).
  * The new key copies name, role, scope, limits, CIDRs and a still-future
- * expiry. Grace 0 disables the old key (key.disabled); a grace sets its
- * expires_at to now + grace unless it expires sooner already (key.updated).
- * Then key.rotated for the new key: two events. Audited as key.rotated (old
- * key) and key.created (new key). */
+ * expiry. Grace 0 disables the old key; a grace sets its expires_at to
+ * now + grace unless it expires sooner already. One event, key.rotated,
+ * names the OLD key (the one every gateway must drop from its cache; the new
+ * key was never cached). Audited as key.rotated (old key) and key.created
+ * (new key). */
 SCRIPT(admin_script_key_rotate,
        "local old, new, grace, till = ARGV[7], ARGV[8], tonumber(ARGV[11]), ARGV[12]\n"
        "local c = redis.call('HMGET', KEYS[1], 'account_id', 'role', 'name', 'all_facilities',\n"
@@ -300,14 +304,10 @@ SCRIPT(admin_script_key_rotate,
        "else redis.call('SADD', P .. 'acct:' .. acct .. ':keys', new) end\n"
        "if grace == 0 then\n"
        "  redis.call('HSET', KEYS[1], 'status', 'disabled', 'updated_at', NOW)\n"
-       "  emit('key.disabled', {account_id = acct, key_id = old})\n"
-       "else\n"
-       "  if exp == '' or exp > till then\n"
-       "    redis.call('HSET', KEYS[1], 'expires_at', till, 'updated_at', NOW)\n"
-       "  end\n"
-       "  emit('key.updated', {account_id = acct, key_id = old})\n"
+       "elseif exp == '' or exp > till then\n"
+       "  redis.call('HSET', KEYS[1], 'expires_at', till, 'updated_at', NOW)\n"
        "end\n"
-       "emit('key.rotated', {account_id = acct, key_id = new})\n"
+       "emit('key.rotated', {account_id = acct, key_id = old})\n"
        "audit('key.rotated', {account_id = acct, key_id = old})\n"
        "audit('key.created', {account_id = acct, key_id = new})\n"
        "return keyview(new)\n");
