@@ -34,7 +34,7 @@ static void count_status(struct lg_admin *adm, int status)
     if (status >= 0 && status < ADMIN_STATUS_MAX) adm->by_status[status]++;
 }
 
-void admin_reply_json(struct lg_admin *adm, struct lg_http_req *req, const char *rid, int status,
+void lg_admin_reply_json(struct lg_admin *adm, struct lg_http_req *req, const char *rid, int status,
                       json_t *body)
 {
     count_status(adm, status);
@@ -53,7 +53,7 @@ static void reply_verror(struct lg_admin *adm, struct lg_http_req *req, const ch
     lg_http_reply_error(req, status, code, msg, rid);
 }
 
-void admin_reply_error(struct lg_admin *adm, struct lg_http_req *req, const char *rid, int status,
+void lg_admin_reply_error(struct lg_admin *adm, struct lg_http_req *req, const char *rid, int status,
                        const char *code, const char *fmt, ...)
 {
     va_list ap;
@@ -64,11 +64,11 @@ void admin_reply_error(struct lg_admin *adm, struct lg_http_req *req, const char
 
 /* ---- calls ---- */
 
-struct admin_call *admin_call_new(struct lg_admin *adm, struct lg_http_req *req, const char *rid)
+struct lg_admin_call *lg_admin_call_new(struct lg_admin *adm, struct lg_http_req *req, const char *rid)
 {
-    struct admin_call *c = calloc(1, sizeof(*c));
+    struct lg_admin_call *c = calloc(1, sizeof(*c));
     if (c == NULL) {
-        admin_reply_error(adm, req, rid, 500, "internal_error", "out of memory");
+        lg_admin_reply_error(adm, req, rid, 500, "internal_error", "out of memory");
         return NULL;
     }
     c->adm = adm;
@@ -83,7 +83,7 @@ struct admin_call *admin_call_new(struct lg_admin *adm, struct lg_http_req *req,
     return c;
 }
 
-void admin_call_reset(struct admin_call *c)
+void lg_admin_call_reset(struct lg_admin_call *c)
 {
     for (int i = 0; i < c->argc; i++) free(c->argv[i]);
     c->argc = 0;
@@ -91,14 +91,14 @@ void admin_call_reset(struct admin_call *c)
     c->arg_failed = 0;
 }
 
-static void call_free(struct admin_call *c)
+static void call_free(struct lg_admin_call *c)
 {
     if (c->adm != NULL) {
         if (c->prev != NULL) c->prev->next = c->next;
         else c->adm->calls = c->next;
         if (c->next != NULL) c->next->prev = c->prev;
     }
-    admin_call_reset(c);
+    lg_admin_call_reset(c);
     if (c->secret != NULL) {
         OPENSSL_cleanse(c->secret, strlen(c->secret));
         free(c->secret);
@@ -107,7 +107,7 @@ static void call_free(struct admin_call *c)
     free(c);
 }
 
-void admin_call_arg(struct admin_call *c, const char *s, size_t len)
+void lg_admin_call_arg(struct lg_admin_call *c, const char *s, size_t len)
 {
     if (c->argc >= ADMIN_CALL_MAX_ARGS) {
         c->arg_failed = 1;
@@ -125,7 +125,7 @@ void admin_call_arg(struct admin_call *c, const char *s, size_t len)
     c->argc++;
 }
 
-static void call_vargf(struct admin_call *c, const char *prefix, const char *fmt, va_list ap)
+static void call_vargf(struct lg_admin_call *c, const char *prefix, const char *fmt, va_list ap)
 {
     char *text = NULL;
     char *full = NULL;
@@ -142,11 +142,11 @@ static void call_vargf(struct admin_call *c, const char *prefix, const char *fmt
             return;
         }
     }
-    admin_call_arg(c, text, strlen(text));
+    lg_admin_call_arg(c, text, strlen(text));
     free(text);
 }
 
-void admin_call_key(struct admin_call *c, const char *fmt, ...)
+void lg_admin_call_key(struct lg_admin_call *c, const char *fmt, ...)
 {
     if (c->argc != c->nkeys) c->arg_failed = 1; /* keys come first */
     va_list ap;
@@ -156,7 +156,7 @@ void admin_call_key(struct admin_call *c, const char *fmt, ...)
     c->nkeys++;
 }
 
-void admin_call_argf(struct admin_call *c, const char *fmt, ...)
+void lg_admin_call_argf(struct lg_admin_call *c, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -164,7 +164,7 @@ void admin_call_argf(struct admin_call *c, const char *fmt, ...)
     va_end(ap);
 }
 
-void admin_call_argj(struct admin_call *c, const json_t *v)
+void lg_admin_call_argj(struct lg_admin_call *c, const json_t *v)
 {
     char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
     if (text == NULL) {
@@ -172,30 +172,30 @@ void admin_call_argj(struct admin_call *c, const json_t *v)
         return;
     }
     size_t len = strlen(text);
-    admin_call_arg(c, text, len);
+    lg_admin_call_arg(c, text, len);
     OPENSSL_cleanse(text, len); /* may hold a verifier and a sealed secret */
     free(text);
 }
 
-void admin_call_common(struct admin_call *c)
+void lg_admin_call_common(struct lg_admin_call *c)
 {
     const char *p = lg_store_prefix(c->adm->store);
-    admin_call_arg(c, p, strlen(p));
-    admin_call_arg(c, c->now, strlen(c->now));
-    admin_call_arg(c, c->adm->evmax, strlen(c->adm->evmax));
-    admin_call_arg(c, c->adm->aumax, strlen(c->adm->aumax));
-    admin_call_arg(c, c->rid, strlen(c->rid));
-    admin_call_arg(c, c->peer, strlen(c->peer));
+    lg_admin_call_arg(c, p, strlen(p));
+    lg_admin_call_arg(c, c->now, strlen(c->now));
+    lg_admin_call_arg(c, c->adm->evmax, strlen(c->adm->evmax));
+    lg_admin_call_arg(c, c->adm->aumax, strlen(c->adm->aumax));
+    lg_admin_call_arg(c, c->rid, strlen(c->rid));
+    lg_admin_call_arg(c, c->peer, strlen(c->peer));
 }
 
-void admin_call_json(struct admin_call *c, int status, json_t *body)
+void lg_admin_call_json(struct lg_admin_call *c, int status, json_t *body)
 {
-    if (c->adm != NULL) admin_reply_json(c->adm, c->req, c->rid, status, body);
+    if (c->adm != NULL) lg_admin_reply_json(c->adm, c->req, c->rid, status, body);
     else json_decref(body);
     call_free(c);
 }
 
-void admin_call_error(struct admin_call *c, int status, const char *code, const char *fmt, ...)
+void lg_admin_call_error(struct lg_admin_call *c, int status, const char *code, const char *fmt, ...)
 {
     if (c->adm != NULL) {
         va_list ap;
@@ -206,15 +206,15 @@ void admin_call_error(struct admin_call *c, int status, const char *code, const 
     call_free(c);
 }
 
-static void store_unavailable(struct admin_call *c)
+static void store_unavailable(struct lg_admin_call *c)
 {
     c->adm->store_failures++;
-    admin_call_error(c, 503, "store_unavailable", "the store is unavailable; try again");
+    lg_admin_call_error(c, 503, "store_unavailable", "the store is unavailable; try again");
 }
 
 /* Script errors are "code:message" for the outcomes we expect; anything else
  * is a store problem (503) or a bug (500), never shown to the client as is. */
-static void script_error(struct admin_call *c, const char *str, size_t len)
+static void script_error(struct lg_admin_call *c, const char *str, size_t len)
 {
     static const struct {
         const char *prefix;
@@ -225,7 +225,7 @@ static void script_error(struct admin_call *c, const char *str, size_t len)
         if (len > plen && strncmp(str, known[i].prefix, plen) == 0) {
             char code[32];
             snprintf(code, sizeof(code), "%.*s", (int)plen - 1, known[i].prefix);
-            admin_call_error(c, known[i].status, code, "%.*s", (int)(len - plen), str + plen);
+            lg_admin_call_error(c, known[i].status, code, "%.*s", (int)(len - plen), str + plen);
             return;
         }
     }
@@ -239,12 +239,12 @@ static void script_error(struct admin_call *c, const char *str, size_t len)
         }
     }
     lg_error("admin: request %s: redis error: %.300s", c->rid, str);
-    admin_call_error(c, 500, "internal_error", "the store refused the operation");
+    lg_admin_call_error(c, 500, "internal_error", "the store refused the operation");
 }
 
 static void on_store_reply(struct lg_store *st, redisReply *reply, void *arg)
 {
-    struct admin_call *c = arg;
+    struct lg_admin_call *c = arg;
     if (c->adm == NULL) { /* the admin was freed while this was in flight */
         call_free(c);
         return;
@@ -260,16 +260,16 @@ static void on_store_reply(struct lg_store *st, redisReply *reply, void *arg)
     c->done(c, reply);
 }
 
-static int call_check(struct admin_call *c)
+static int call_check(struct lg_admin_call *c)
 {
     if (c->arg_failed) {
-        admin_call_error(c, 500, "internal_error", "out of memory");
+        lg_admin_call_error(c, 500, "internal_error", "out of memory");
         return -1;
     }
     return 0;
 }
 
-void admin_call_run(struct admin_call *c, struct lg_script *script, admin_done_fn *done)
+void lg_admin_call_run(struct lg_admin_call *c, struct lg_script *script, lg_admin_done_fn *done)
 {
     if (call_check(c) < 0) return;
     c->done = done;
@@ -278,7 +278,7 @@ void admin_call_run(struct admin_call *c, struct lg_script *script, admin_done_f
         store_unavailable(c);
 }
 
-void admin_call_cmd(struct admin_call *c, admin_done_fn *done)
+void lg_admin_call_cmd(struct lg_admin_call *c, lg_admin_done_fn *done)
 {
     if (call_check(c) < 0) return;
     c->done = done;
@@ -291,14 +291,14 @@ void admin_call_cmd(struct admin_call *c, admin_done_fn *done)
 
 static void serve_healthz(struct lg_admin *adm, struct lg_http_req *req, const char *rid)
 {
-    admin_reply_json(adm, req, rid, 200, json_pack("{s:s}", "status", "ok"));
+    lg_admin_reply_json(adm, req, rid, 200, json_pack("{s:s}", "status", "ok"));
 }
 
 static void serve_readyz(struct lg_admin *adm, struct lg_http_req *req, const char *rid)
 {
     bool up = lg_store_up(adm->store);
     /* The upstream is the workers' business; the admin loop cannot see it. */
-    admin_reply_json(adm, req, rid, up ? 200 : 503,
+    lg_admin_reply_json(adm, req, rid, up ? 200 : 503,
                      json_pack("{s:s, s:s, s:s}", "status", up ? "ready" : "not_ready", "redis",
                                up ? "up" : "down", "upstream", "unknown"));
 }
@@ -309,7 +309,7 @@ static void serve_metrics(struct lg_admin *adm, struct lg_http_req *req, const c
     size_t len = 0;
     FILE *out = open_memstream(&text, &len);
     if (out == NULL) {
-        admin_reply_error(adm, req, rid, 500, "internal_error", "out of memory");
+        lg_admin_reply_error(adm, req, rid, 500, "internal_error", "out of memory");
         return;
     }
     count_status(adm, 200); /* this answer counts too */
@@ -346,34 +346,34 @@ struct route {
     const char *pattern[MAX_SEGMENTS + 1]; /* NULL-terminated; "*" captures an id */
     enum id_kind ids[2];                   /* kinds of the captured ids, in order */
     enum body_mode body;
-    admin_handler_fn *handler;
+    lg_admin_handler_fn *handler;
 };
 
 static const struct route routes[] = {
-    {LG_HTTP_POST, {"accounts", NULL}, {ID_NONE}, BODY_REQUIRED, admin_account_create},
-    {LG_HTTP_GET, {"accounts", NULL}, {ID_NONE}, BODY_NONE, admin_account_list},
-    {LG_HTTP_GET, {"accounts", "*", NULL}, {ID_ACCT}, BODY_NONE, admin_account_get},
+    {LG_HTTP_POST, {"accounts", NULL}, {ID_NONE}, BODY_REQUIRED, lg_admin_account_create},
+    {LG_HTTP_GET, {"accounts", NULL}, {ID_NONE}, BODY_NONE, lg_admin_account_list},
+    {LG_HTTP_GET, {"accounts", "*", NULL}, {ID_ACCT}, BODY_NONE, lg_admin_account_get},
     {LG_HTTP_POST, {"accounts", "*", "facilities", NULL}, {ID_ACCT}, BODY_REQUIRED,
-     admin_facility_create},
+     lg_admin_facility_create},
     {LG_HTTP_GET, {"accounts", "*", "facilities", NULL}, {ID_ACCT}, BODY_NONE,
-     admin_facility_list},
-    {LG_HTTP_POST, {"accounts", "*", "keys", NULL}, {ID_ACCT}, BODY_REQUIRED, admin_key_create},
-    {LG_HTTP_GET, {"accounts", "*", "keys", NULL}, {ID_ACCT}, BODY_NONE, admin_key_list},
-    {LG_HTTP_GET, {"facilities", "*", NULL}, {ID_FAC}, BODY_NONE, admin_facility_get},
-    {LG_HTTP_PATCH, {"facilities", "*", NULL}, {ID_FAC}, BODY_REQUIRED, admin_facility_patch},
-    {LG_HTTP_DELETE, {"facilities", "*", NULL}, {ID_FAC}, BODY_NONE, admin_facility_delete},
-    {LG_HTTP_GET, {"keys", "*", NULL}, {ID_KEY}, BODY_NONE, admin_key_get},
-    {LG_HTTP_PATCH, {"keys", "*", NULL}, {ID_KEY}, BODY_REQUIRED, admin_key_patch},
-    {LG_HTTP_DELETE, {"keys", "*", NULL}, {ID_KEY}, BODY_NONE, admin_key_delete},
-    {LG_HTTP_POST, {"keys", "*", "reveal", NULL}, {ID_KEY}, BODY_OPTIONAL, admin_key_reveal},
-    {LG_HTTP_POST, {"keys", "*", "disable", NULL}, {ID_KEY}, BODY_OPTIONAL, admin_key_disable},
-    {LG_HTTP_POST, {"keys", "*", "enable", NULL}, {ID_KEY}, BODY_OPTIONAL, admin_key_enable},
-    {LG_HTTP_POST, {"keys", "*", "rotate", NULL}, {ID_KEY}, BODY_OPTIONAL, admin_key_rotate},
-    {LG_HTTP_POST, {"feed-keys", NULL}, {ID_NONE}, BODY_REQUIRED, admin_feed_key_create},
-    {LG_HTTP_GET, {"feed-keys", NULL}, {ID_NONE}, BODY_NONE, admin_feed_key_list},
+     lg_admin_facility_list},
+    {LG_HTTP_POST, {"accounts", "*", "keys", NULL}, {ID_ACCT}, BODY_REQUIRED, lg_admin_key_create},
+    {LG_HTTP_GET, {"accounts", "*", "keys", NULL}, {ID_ACCT}, BODY_NONE, lg_admin_key_list},
+    {LG_HTTP_GET, {"facilities", "*", NULL}, {ID_FAC}, BODY_NONE, lg_admin_facility_get},
+    {LG_HTTP_PATCH, {"facilities", "*", NULL}, {ID_FAC}, BODY_REQUIRED, lg_admin_facility_patch},
+    {LG_HTTP_DELETE, {"facilities", "*", NULL}, {ID_FAC}, BODY_NONE, lg_admin_facility_delete},
+    {LG_HTTP_GET, {"keys", "*", NULL}, {ID_KEY}, BODY_NONE, lg_admin_key_get},
+    {LG_HTTP_PATCH, {"keys", "*", NULL}, {ID_KEY}, BODY_REQUIRED, lg_admin_key_patch},
+    {LG_HTTP_DELETE, {"keys", "*", NULL}, {ID_KEY}, BODY_NONE, lg_admin_key_delete},
+    {LG_HTTP_POST, {"keys", "*", "reveal", NULL}, {ID_KEY}, BODY_OPTIONAL, lg_admin_key_reveal},
+    {LG_HTTP_POST, {"keys", "*", "disable", NULL}, {ID_KEY}, BODY_OPTIONAL, lg_admin_key_disable},
+    {LG_HTTP_POST, {"keys", "*", "enable", NULL}, {ID_KEY}, BODY_OPTIONAL, lg_admin_key_enable},
+    {LG_HTTP_POST, {"keys", "*", "rotate", NULL}, {ID_KEY}, BODY_OPTIONAL, lg_admin_key_rotate},
+    {LG_HTTP_POST, {"feed-keys", NULL}, {ID_NONE}, BODY_REQUIRED, lg_admin_feed_key_create},
+    {LG_HTTP_GET, {"feed-keys", NULL}, {ID_NONE}, BODY_NONE, lg_admin_feed_key_list},
     {LG_HTTP_POST, {"events", "lock-changed", NULL}, {ID_NONE}, BODY_REQUIRED,
-     admin_lock_changed},
-    {LG_HTTP_GET, {"audit", NULL}, {ID_NONE}, BODY_NONE, admin_audit_list},
+     lg_admin_lock_changed},
+    {LG_HTTP_GET, {"audit", NULL}, {ID_NONE}, BODY_NONE, lg_admin_audit_list},
 };
 
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
@@ -447,12 +447,12 @@ static json_t *read_body(struct lg_admin *adm, struct lg_http_req *req, const ch
     size_t len = 0;
     const char *text = lg_http_body(req, &len);
     if (len > ADMIN_MAX_BODY) {
-        admin_reply_error(adm, req, rid, 413, "payload_too_large",
+        lg_admin_reply_error(adm, req, rid, 413, "payload_too_large",
                           "request bodies are limited to %d bytes", ADMIN_MAX_BODY);
         return NULL;
     }
     if (text == NULL) {
-        admin_reply_error(adm, req, rid, 500, "internal_error", "out of memory");
+        lg_admin_reply_error(adm, req, rid, 500, "internal_error", "out of memory");
         return NULL;
     }
     size_t blank = 0;
@@ -462,7 +462,7 @@ static json_t *read_body(struct lg_admin *adm, struct lg_http_req *req, const ch
     json_t *body = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
     if (body == NULL || !json_is_object(body)) {
         json_decref(body);
-        admin_reply_error(adm, req, rid, 400, "bad_request", "body is not a JSON object");
+        lg_admin_reply_error(adm, req, rid, 400, "bad_request", "body is not a JSON object");
         return NULL;
     }
     return body;
@@ -476,7 +476,7 @@ static void route_api(struct lg_admin *adm, struct lg_http_req *req, const char 
     enum lg_http_method m = lg_http_method(req);
     if (m == LG_HTTP_HEAD) m = LG_HTTP_GET;
     if (split_path(rest, seg, &nseg) < 0) {
-        admin_reply_error(adm, req, rid, 404, "not_found", "no such route");
+        lg_admin_reply_error(adm, req, rid, 404, "not_found", "no such route");
         return;
     }
     const struct route *match = NULL;
@@ -489,12 +489,12 @@ static void route_api(struct lg_admin *adm, struct lg_http_req *req, const char 
                  method_name(routes[i].method));
     }
     if (allow[0] == '\0') {
-        admin_reply_error(adm, req, rid, 404, "not_found", "no such route");
+        lg_admin_reply_error(adm, req, rid, 404, "not_found", "no such route");
         return;
     }
     if (match == NULL) {
         lg_http_set_header(req, "Allow", allow);
-        admin_reply_error(adm, req, rid, 405, "method_not_allowed",
+        lg_admin_reply_error(adm, req, rid, 405, "method_not_allowed",
                           "method not allowed here; allowed: %s", allow);
         return;
     }
@@ -504,7 +504,7 @@ static void route_api(struct lg_admin *adm, struct lg_http_req *req, const char 
         if (strcmp(match->pattern[i], "*") != 0) continue;
         enum id_kind kind = match->ids[nid];
         if (!id_valid(kind, seg[i])) {
-            admin_reply_error(adm, req, rid, 404, "not_found", "unknown %s", id_noun(kind));
+            lg_admin_reply_error(adm, req, rid, 404, "not_found", "unknown %s", id_noun(kind));
             return;
         }
         ids[nid++] = seg[i];
@@ -546,19 +546,19 @@ static void on_request(struct lg_http_req *req, void *arg)
     if (plain != NULL) {
         if (m != LG_HTTP_GET && m != LG_HTTP_HEAD) {
             lg_http_set_header(req, "Allow", "GET, HEAD");
-            admin_reply_error(adm, req, rid, 405, "method_not_allowed", "only GET is allowed here");
+            lg_admin_reply_error(adm, req, rid, 405, "method_not_allowed", "only GET is allowed here");
             return;
         }
         plain(adm, req, rid);
         return;
     }
     if (strncmp(path, API_PREFIX, strlen(API_PREFIX)) != 0) {
-        admin_reply_error(adm, req, rid, 404, "not_found", "no such route");
+        lg_admin_reply_error(adm, req, rid, 404, "not_found", "no such route");
         return;
     }
     if (!authorized(adm, req)) {
         lg_http_set_header(req, "WWW-Authenticate", "Bearer realm=\"lockgate-admin\"");
-        admin_reply_error(adm, req, rid, 401, "unauthorized",
+        lg_admin_reply_error(adm, req, rid, 401, "unauthorized",
                           "a valid admin token is required (Authorization: Bearer ...)");
         return;
     }
@@ -593,7 +593,7 @@ void lg_admin_free(struct lg_admin *adm)
     if (adm == NULL) return;
     /* Calls still waiting for Redis end quietly when their reply comes (the
      * store runs them with a NULL reply when it is freed). */
-    for (struct admin_call *c = adm->calls; c != NULL; c = c->next) c->adm = NULL;
+    for (struct lg_admin_call *c = adm->calls; c != NULL; c = c->next) c->adm = NULL;
     adm->calls = NULL;
     lg_http_server_free(adm->http);
     free(adm);

@@ -6,71 +6,71 @@
 #include "admin_internal.h"
 #include "lockgate/cred.h"
 
-static void done_account(struct admin_call *c, const redisReply *reply)
+static void done_account(struct lg_admin_call *c, const redisReply *reply)
 {
-    json_t *acct = admin_shape_account(reply);
+    json_t *acct = lg_admin_shape_account(reply);
     if (acct == NULL) {
-        admin_call_error(c, 500, "internal_error", "unexpected store answer");
+        lg_admin_call_error(c, 500, "internal_error", "unexpected store answer");
         return;
     }
-    admin_call_json(c, c->status, acct);
+    lg_admin_call_json(c, c->status, acct);
 }
 
-void admin_account_create(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
+void lg_admin_account_create(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
                           const char *const *ids, json_t *body)
 {
     static const char *const fields[] = {"name", NULL};
     char err[256];
     const char *name;
-    if (admin_fields_check(body, fields, err, sizeof(err)) < 0 ||
-        admin_name_get(body, "name", true, &name, err, sizeof(err)) < 0) {
-        admin_reply_error(adm, req, rid, 400, "bad_request", "%s", err);
+    if (lg_admin_fields_check(body, fields, err, sizeof(err)) < 0 ||
+        lg_admin_name_get(body, "name", true, &name, err, sizeof(err)) < 0) {
+        lg_admin_reply_error(adm, req, rid, 400, "bad_request", "%s", err);
         return;
     }
     char id[LG_ACCOUNT_ID_LEN + 1];
     if (lg_id_new("acct_", id, sizeof(id)) < 0) {
-        admin_reply_error(adm, req, rid, 500, "internal_error", "no randomness");
+        lg_admin_reply_error(adm, req, rid, 500, "internal_error", "no randomness");
         return;
     }
-    struct admin_call *c = admin_call_new(adm, req, rid);
+    struct lg_admin_call *c = lg_admin_call_new(adm, req, rid);
     if (c == NULL) return;
     c->status = 201;
-    admin_call_key(c, "accounts");
-    admin_call_key(c, "acct:%s", id);
-    admin_call_common(c);
-    admin_call_argf(c, "%s", id);
-    admin_call_argf(c, "%s", name);
-    admin_call_run(c, &admin_script_account_create, done_account);
+    lg_admin_call_key(c, "accounts");
+    lg_admin_call_key(c, "acct:%s", id);
+    lg_admin_call_common(c);
+    lg_admin_call_argf(c, "%s", id);
+    lg_admin_call_argf(c, "%s", name);
+    lg_admin_call_run(c, &lg_admin_script_account_create, done_account);
 }
 
-void admin_account_get(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
+void lg_admin_account_get(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
                        const char *const *ids, json_t *body)
 {
-    struct admin_call *c = admin_call_new(adm, req, rid);
+    struct lg_admin_call *c = lg_admin_call_new(adm, req, rid);
     if (c == NULL) return;
     c->status = 200;
-    admin_call_key(c, "acct:%s", ids[0]);
-    admin_call_common(c);
-    admin_call_argf(c, "%s", ids[0]);
-    admin_call_run(c, &admin_script_account_get, done_account);
+    lg_admin_call_key(c, "acct:%s", ids[0]);
+    lg_admin_call_common(c);
+    lg_admin_call_argf(c, "%s", ids[0]);
+    lg_admin_call_run(c, &lg_admin_script_account_get, done_account);
 }
 
-static void done_list(struct admin_call *c, const redisReply *reply)
+static void done_list(struct lg_admin_call *c, const redisReply *reply)
 {
-    json_t *list = admin_shape_list(reply, admin_shape_account, "account_id");
+    json_t *list = lg_admin_shape_list(reply, lg_admin_shape_account, "account_id");
     if (list == NULL) {
-        admin_call_error(c, 500, "internal_error", "unexpected store answer");
+        lg_admin_call_error(c, 500, "internal_error", "unexpected store answer");
         return;
     }
-    admin_call_json(c, 200, json_pack("{s:o}", "accounts", list));
+    lg_admin_call_json(c, 200, json_pack("{s:o}", "accounts", list));
 }
 
-void admin_account_list(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
+void lg_admin_account_list(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
                         const char *const *ids, json_t *body)
 {
-    struct admin_call *c = admin_call_new(adm, req, rid);
+    struct lg_admin_call *c = lg_admin_call_new(adm, req, rid);
     if (c == NULL) return;
-    admin_call_key(c, "accounts");
-    admin_call_common(c);
-    admin_call_run(c, &admin_script_account_list, done_list);
+    lg_admin_call_key(c, "accounts");
+    lg_admin_call_common(c);
+    lg_admin_call_run(c, &lg_admin_script_account_list, done_list);
 }

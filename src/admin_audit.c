@@ -18,41 +18,41 @@
 
 /* ---- lock changes ---- */
 
-static void done_lock_changed(struct admin_call *c, const redisReply *reply)
+static void done_lock_changed(struct lg_admin_call *c, const redisReply *reply)
 {
     if (reply->type != REDIS_REPLY_STRING) {
-        admin_call_error(c, 500, "internal_error", "unexpected store answer");
+        lg_admin_call_error(c, 500, "internal_error", "unexpected store answer");
         return;
     }
-    admin_call_json(c, 202, json_pack("{s:s}", "event_id", reply->str));
+    lg_admin_call_json(c, 202, json_pack("{s:s}", "event_id", reply->str));
 }
 
-void admin_lock_changed(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
+void lg_admin_lock_changed(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
                         const char *const *ids, json_t *body)
 {
     static const char *const fields[] = {"facility_id", "unit_id", NULL};
     char err[256];
-    if (admin_fields_check(body, fields, err, sizeof(err)) < 0) {
-        admin_reply_error(adm, req, rid, 400, "bad_request", "%s", err);
+    if (lg_admin_fields_check(body, fields, err, sizeof(err)) < 0) {
+        lg_admin_reply_error(adm, req, rid, 400, "bad_request", "%s", err);
         return;
     }
     for (size_t i = 0; fields[i] != NULL; i++) {
         json_t *v = json_object_get(body, fields[i]);
         if (!json_is_string(v) || !lg_ident_valid(json_string_value(v), json_string_length(v))) {
-            admin_reply_error(adm, req, rid, 400, "bad_request",
+            lg_admin_reply_error(adm, req, rid, 400, "bad_request",
                               "%s: required, must match [A-Za-z0-9_-]{1,64}", fields[i]);
             return;
         }
     }
     const char *fac = json_string_value(json_object_get(body, "facility_id"));
     const char *unit = json_string_value(json_object_get(body, "unit_id"));
-    struct admin_call *c = admin_call_new(adm, req, rid);
+    struct lg_admin_call *c = lg_admin_call_new(adm, req, rid);
     if (c == NULL) return;
-    admin_call_key(c, "fac:%s", fac);
-    admin_call_common(c);
-    admin_call_argf(c, "%s", fac);
-    admin_call_argf(c, "%s", unit);
-    admin_call_run(c, &admin_script_lock_changed, done_lock_changed);
+    lg_admin_call_key(c, "fac:%s", fac);
+    lg_admin_call_common(c);
+    lg_admin_call_argf(c, "%s", fac);
+    lg_admin_call_argf(c, "%s", unit);
+    lg_admin_call_run(c, &lg_admin_script_lock_changed, done_lock_changed);
 }
 
 /* ---- audit ---- */
@@ -84,7 +84,7 @@ static int query_decode(const char *s, size_t len, char *out, size_t outlen)
 
 /* Parses ?account=&key=&limit= into C. -1 with ERR on anything malformed or
  * unknown. Empty values mean "not given". */
-static int audit_query(const char *query, struct admin_call *c, char *err, size_t errlen)
+static int audit_query(const char *query, struct lg_admin_call *c, char *err, size_t errlen)
 {
     c->limit = AUDIT_DEFAULT_LIMIT;
     if (query == NULL) return 0;
@@ -123,7 +123,7 @@ static int audit_query(const char *query, struct admin_call *c, char *err, size_
             c->limit = (int)n;
         } else {
             char echo[48];
-            admin_echo(name, 24, echo, sizeof(echo));
+            lg_admin_echo(name, 24, echo, sizeof(echo));
             snprintf(err, errlen, "%s: unknown query parameter", echo);
             return -1;
         }
@@ -159,7 +159,7 @@ static json_t *audit_entry(const redisReply *e)
     return o;
 }
 
-static bool entry_wanted(const struct admin_call *c, const json_t *o)
+static bool entry_wanted(const struct lg_admin_call *c, const json_t *o)
 {
     if (c->filter_account[0] != '\0' &&
         strcmp(json_string_value(json_object_get(o, "account_id")), c->filter_account) != 0)
@@ -171,12 +171,12 @@ static bool entry_wanted(const struct admin_call *c, const json_t *o)
     return true;
 }
 
-static void audit_next(struct admin_call *c);
+static void audit_next(struct lg_admin_call *c);
 
-static void done_audit(struct admin_call *c, const redisReply *reply)
+static void done_audit(struct lg_admin_call *c, const redisReply *reply)
 {
     if (reply->type != REDIS_REPLY_ARRAY) {
-        admin_call_error(c, 500, "internal_error", "unexpected store answer");
+        lg_admin_call_error(c, 500, "internal_error", "unexpected store answer");
         return;
     }
     for (size_t i = 0; i < reply->elements; i++) {
@@ -199,7 +199,7 @@ static void done_audit(struct admin_call *c, const redisReply *reply)
         c->cursor[0] == '\0') {
         json_t *entries = c->entries;
         c->entries = NULL;
-        admin_call_json(c, 200, json_pack("{s:o}", "entries", entries));
+        lg_admin_call_json(c, 200, json_pack("{s:o}", "entries", entries));
         return;
     }
     audit_next(c);
@@ -207,34 +207,34 @@ static void done_audit(struct admin_call *c, const redisReply *reply)
 
 /* One XREVRANGE page: COUNT is the limit itself when nothing is filtered (a
  * single round trip), else a batch; each page has its own deadline. */
-static void audit_next(struct admin_call *c)
+static void audit_next(struct lg_admin_call *c)
 {
     bool filtered = c->filter_account[0] != '\0' || c->filter_key[0] != '\0';
     int count = filtered ? AUDIT_BATCH : c->limit;
     if (c->cursor[0] != '\0') count++; /* the cursor entry comes back again */
     c->requested = count;
-    admin_call_reset(c);
-    admin_call_argf(c, "XREVRANGE");
-    admin_call_argf(c, "%saudit", lg_store_prefix(c->adm->store));
-    admin_call_argf(c, "%s", c->cursor[0] ? c->cursor : "+");
-    admin_call_argf(c, "-");
-    admin_call_argf(c, "COUNT");
-    admin_call_argf(c, "%d", count);
-    admin_call_cmd(c, done_audit);
+    lg_admin_call_reset(c);
+    lg_admin_call_argf(c, "XREVRANGE");
+    lg_admin_call_argf(c, "%saudit", lg_store_prefix(c->adm->store));
+    lg_admin_call_argf(c, "%s", c->cursor[0] ? c->cursor : "+");
+    lg_admin_call_argf(c, "-");
+    lg_admin_call_argf(c, "COUNT");
+    lg_admin_call_argf(c, "%d", count);
+    lg_admin_call_cmd(c, done_audit);
 }
 
-void admin_audit_list(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
+void lg_admin_audit_list(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
                       const char *const *ids, json_t *body)
 {
-    struct admin_call *c = admin_call_new(adm, req, rid);
+    struct lg_admin_call *c = lg_admin_call_new(adm, req, rid);
     if (c == NULL) return;
     char err[128];
     if (audit_query(lg_http_query(req), c, err, sizeof(err)) < 0) {
-        admin_call_error(c, 400, "bad_request", "%s", err);
+        lg_admin_call_error(c, 400, "bad_request", "%s", err);
         return;
     }
     if ((c->entries = json_array()) == NULL) {
-        admin_call_error(c, 500, "internal_error", "out of memory");
+        lg_admin_call_error(c, 500, "internal_error", "out of memory");
         return;
     }
     audit_next(c);

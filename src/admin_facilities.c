@@ -8,25 +8,25 @@
 #include "admin_internal.h"
 #include "lockgate/cred.h"
 
-static void done_facility(struct admin_call *c, const redisReply *reply)
+static void done_facility(struct lg_admin_call *c, const redisReply *reply)
 {
-    json_t *fac = admin_shape_facility(reply);
+    json_t *fac = lg_admin_shape_facility(reply);
     if (fac == NULL) {
-        admin_call_error(c, 500, "internal_error", "unexpected store answer");
+        lg_admin_call_error(c, 500, "internal_error", "unexpected store answer");
         return;
     }
-    admin_call_json(c, c->status, fac);
+    lg_admin_call_json(c, c->status, fac);
 }
 
-void admin_facility_create(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
+void lg_admin_facility_create(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
                            const char *const *ids, json_t *body)
 {
     static const char *const fields[] = {"name", "facility_id", NULL};
     char err[256];
     const char *name;
-    if (admin_fields_check(body, fields, err, sizeof(err)) < 0 ||
-        admin_name_get(body, "name", true, &name, err, sizeof(err)) < 0) {
-        admin_reply_error(adm, req, rid, 400, "bad_request", "%s", err);
+    if (lg_admin_fields_check(body, fields, err, sizeof(err)) < 0 ||
+        lg_admin_name_get(body, "name", true, &name, err, sizeof(err)) < 0) {
+        lg_admin_reply_error(adm, req, rid, 400, "bad_request", "%s", err);
         return;
     }
     char fac[72];
@@ -34,109 +34,109 @@ void admin_facility_create(struct lg_admin *adm, struct lg_http_req *req, const 
     if (given != NULL) {
         if (!json_is_string(given) ||
             !lg_ident_valid(json_string_value(given), json_string_length(given))) {
-            admin_reply_error(adm, req, rid, 400, "bad_request",
+            lg_admin_reply_error(adm, req, rid, 400, "bad_request",
                               "facility_id: must match [A-Za-z0-9_-]{1,64}");
             return;
         }
         snprintf(fac, sizeof(fac), "%s", json_string_value(given));
     } else if (lg_id_new("fac_", fac, sizeof(fac)) < 0) {
-        admin_reply_error(adm, req, rid, 500, "internal_error", "no randomness");
+        lg_admin_reply_error(adm, req, rid, 500, "internal_error", "no randomness");
         return;
     }
-    struct admin_call *c = admin_call_new(adm, req, rid);
+    struct lg_admin_call *c = lg_admin_call_new(adm, req, rid);
     if (c == NULL) return;
     c->status = 201;
-    admin_call_key(c, "acct:%s", ids[0]);
-    admin_call_key(c, "acct:%s:facilities", ids[0]);
-    admin_call_key(c, "facilities");
-    admin_call_key(c, "fac:%s", fac);
-    admin_call_common(c);
-    admin_call_argf(c, "%s", ids[0]);
-    admin_call_argf(c, "%s", fac);
-    admin_call_argf(c, "%s", name);
-    admin_call_run(c, &admin_script_facility_create, done_facility);
+    lg_admin_call_key(c, "acct:%s", ids[0]);
+    lg_admin_call_key(c, "acct:%s:facilities", ids[0]);
+    lg_admin_call_key(c, "facilities");
+    lg_admin_call_key(c, "fac:%s", fac);
+    lg_admin_call_common(c);
+    lg_admin_call_argf(c, "%s", ids[0]);
+    lg_admin_call_argf(c, "%s", fac);
+    lg_admin_call_argf(c, "%s", name);
+    lg_admin_call_run(c, &lg_admin_script_facility_create, done_facility);
 }
 
-void admin_facility_get(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
+void lg_admin_facility_get(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
                         const char *const *ids, json_t *body)
 {
-    struct admin_call *c = admin_call_new(adm, req, rid);
+    struct lg_admin_call *c = lg_admin_call_new(adm, req, rid);
     if (c == NULL) return;
     c->status = 200;
-    admin_call_key(c, "fac:%s", ids[0]);
-    admin_call_common(c);
-    admin_call_argf(c, "%s", ids[0]);
-    admin_call_run(c, &admin_script_facility_get, done_facility);
+    lg_admin_call_key(c, "fac:%s", ids[0]);
+    lg_admin_call_common(c);
+    lg_admin_call_argf(c, "%s", ids[0]);
+    lg_admin_call_run(c, &lg_admin_script_facility_get, done_facility);
 }
 
-static void done_list(struct admin_call *c, const redisReply *reply)
+static void done_list(struct lg_admin_call *c, const redisReply *reply)
 {
-    json_t *list = admin_shape_list(reply, admin_shape_facility, "facility_id");
+    json_t *list = lg_admin_shape_list(reply, lg_admin_shape_facility, "facility_id");
     if (list == NULL) {
-        admin_call_error(c, 500, "internal_error", "unexpected store answer");
+        lg_admin_call_error(c, 500, "internal_error", "unexpected store answer");
         return;
     }
-    admin_call_json(c, 200, json_pack("{s:o}", "facilities", list));
+    lg_admin_call_json(c, 200, json_pack("{s:o}", "facilities", list));
 }
 
-void admin_facility_list(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
+void lg_admin_facility_list(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
                          const char *const *ids, json_t *body)
 {
-    struct admin_call *c = admin_call_new(adm, req, rid);
+    struct lg_admin_call *c = lg_admin_call_new(adm, req, rid);
     if (c == NULL) return;
-    admin_call_key(c, "acct:%s", ids[0]);
-    admin_call_key(c, "acct:%s:facilities", ids[0]);
-    admin_call_common(c);
-    admin_call_argf(c, "%s", ids[0]);
-    admin_call_run(c, &admin_script_facility_list, done_list);
+    lg_admin_call_key(c, "acct:%s", ids[0]);
+    lg_admin_call_key(c, "acct:%s:facilities", ids[0]);
+    lg_admin_call_common(c);
+    lg_admin_call_argf(c, "%s", ids[0]);
+    lg_admin_call_run(c, &lg_admin_script_facility_list, done_list);
 }
 
-void admin_facility_patch(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
+void lg_admin_facility_patch(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
                           const char *const *ids, json_t *body)
 {
     static const char *const fields[] = {"name", "included", NULL};
     char err[256];
     const char *name;
-    if (admin_fields_check(body, fields, err, sizeof(err)) < 0 ||
-        admin_name_get(body, "name", false, &name, err, sizeof(err)) < 0) {
-        admin_reply_error(adm, req, rid, 400, "bad_request", "%s", err);
+    if (lg_admin_fields_check(body, fields, err, sizeof(err)) < 0 ||
+        lg_admin_name_get(body, "name", false, &name, err, sizeof(err)) < 0) {
+        lg_admin_reply_error(adm, req, rid, 400, "bad_request", "%s", err);
         return;
     }
     json_t *inc = json_object_get(body, "included");
     if (inc != NULL && !json_is_boolean(inc)) {
-        admin_reply_error(adm, req, rid, 400, "bad_request", "included: must be true or false");
+        lg_admin_reply_error(adm, req, rid, 400, "bad_request", "included: must be true or false");
         return;
     }
     if (inc == NULL && name == NULL) {
-        admin_reply_error(adm, req, rid, 400, "bad_request",
+        lg_admin_reply_error(adm, req, rid, 400, "bad_request",
                           "body: give at least one of included, name");
         return;
     }
-    struct admin_call *c = admin_call_new(adm, req, rid);
+    struct lg_admin_call *c = lg_admin_call_new(adm, req, rid);
     if (c == NULL) return;
     c->status = 200;
-    admin_call_key(c, "fac:%s", ids[0]);
-    admin_call_common(c);
-    admin_call_argf(c, "%s", ids[0]);
-    admin_call_argf(c, "%s", inc == NULL ? "" : json_is_true(inc) ? "1" : "0");
-    admin_call_argf(c, "%s", name != NULL ? "1" : "0");
-    admin_call_argf(c, "%s", name != NULL ? name : "");
-    admin_call_run(c, &admin_script_facility_patch, done_facility);
+    lg_admin_call_key(c, "fac:%s", ids[0]);
+    lg_admin_call_common(c);
+    lg_admin_call_argf(c, "%s", ids[0]);
+    lg_admin_call_argf(c, "%s", inc == NULL ? "" : json_is_true(inc) ? "1" : "0");
+    lg_admin_call_argf(c, "%s", name != NULL ? "1" : "0");
+    lg_admin_call_argf(c, "%s", name != NULL ? name : "");
+    lg_admin_call_run(c, &lg_admin_script_facility_patch, done_facility);
 }
 
-static void done_deleted(struct admin_call *c, const redisReply *reply)
+static void done_deleted(struct lg_admin_call *c, const redisReply *reply)
 {
-    admin_call_json(c, 204, NULL);
+    lg_admin_call_json(c, 204, NULL);
 }
 
-void admin_facility_delete(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
+void lg_admin_facility_delete(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
                            const char *const *ids, json_t *body)
 {
-    struct admin_call *c = admin_call_new(adm, req, rid);
+    struct lg_admin_call *c = lg_admin_call_new(adm, req, rid);
     if (c == NULL) return;
-    admin_call_key(c, "fac:%s", ids[0]);
-    admin_call_key(c, "facilities");
-    admin_call_common(c);
-    admin_call_argf(c, "%s", ids[0]);
-    admin_call_run(c, &admin_script_facility_delete, done_deleted);
+    lg_admin_call_key(c, "fac:%s", ids[0]);
+    lg_admin_call_key(c, "facilities");
+    lg_admin_call_common(c);
+    lg_admin_call_argf(c, "%s", ids[0]);
+    lg_admin_call_run(c, &lg_admin_script_facility_delete, done_deleted);
 }

@@ -38,7 +38,7 @@ struct lg_http_server;
 #define ADMIN_CALL_MAX_ARGS 16
 #define ADMIN_STATUS_MAX 600
 
-struct admin_call;
+struct lg_admin_call;
 
 struct lg_admin {
     struct event_base *base;
@@ -47,26 +47,26 @@ struct lg_admin {
     struct lg_store *store;
     struct lg_http_server *http;
     char evmax[16], aumax[16]; /* stream MAXLEN ~ arguments */
-    struct admin_call *calls;  /* in flight; orphaned when the admin is freed */
+    struct lg_admin_call *calls;  /* in flight; orphaned when the admin is freed */
     uint64_t by_status[ADMIN_STATUS_MAX];
     uint64_t store_failures;
 };
 
 /* What a call does with its successful store reply (borrowed, freed when it
- * returns). It must end the call: admin_call_json/_error or another command. */
-typedef void admin_done_fn(struct admin_call *c, const redisReply *reply);
+ * returns). It must end the call: lg_admin_call_json/_error or another command. */
+typedef void lg_admin_done_fn(struct lg_admin_call *c, const redisReply *reply);
 
 /* One admin request waiting for Redis. Owns its argument copies and, for key
  * creation and rotation, the fresh secret (wiped when the call ends). */
-struct admin_call {
-    struct admin_call *prev, *next;
+struct lg_admin_call {
+    struct lg_admin_call *prev, *next;
     struct lg_admin *adm; /* NULL once the admin is freed: the call just ends */
     struct lg_http_req *req;
     char rid[ADMIN_REQUEST_ID_LEN];
     char peer[64];
     char now[LG_TIME_LEN];
     int64_t now_ms;
-    admin_done_fn *done;
+    lg_admin_done_fn *done;
     int nkeys, argc, arg_failed;
     char *argv[ADMIN_CALL_MAX_ARGS];
     size_t argvlen[ADMIN_CALL_MAX_ARGS];
@@ -86,100 +86,100 @@ struct admin_call {
 
 /* Starts a call for REQ (borrowed until the call answers). NULL when out of
  * memory, after answering 500. */
-struct admin_call *admin_call_new(struct lg_admin *adm, struct lg_http_req *req, const char *rid);
+struct lg_admin_call *lg_admin_call_new(struct lg_admin *adm, struct lg_http_req *req, const char *rid);
 /* Appends PREFIX + formatted text as a Redis key (all keys before any
- * argument). Failures are remembered and reported by admin_call_run. */
-void admin_call_key(struct admin_call *c, const char *fmt, ...)
+ * argument). Failures are remembered and reported by lg_admin_call_run. */
+void lg_admin_call_key(struct lg_admin_call *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Appends the arguments every script starts with: prefix, now, events and
  * audit MAXLEN, request id, client IP (ARGV[1..6] in Lua). */
-void admin_call_common(struct admin_call *c);
+void lg_admin_call_common(struct lg_admin_call *c);
 /* Appends one argument (copied). */
-void admin_call_arg(struct admin_call *c, const char *s, size_t len);
-void admin_call_argf(struct admin_call *c, const char *fmt, ...)
+void lg_admin_call_arg(struct lg_admin_call *c, const char *s, size_t len);
+void lg_admin_call_argf(struct lg_admin_call *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Appends the compact JSON text of V (borrowed) as one argument. */
-void admin_call_argj(struct admin_call *c, const json_t *v);
+void lg_admin_call_argj(struct lg_admin_call *c, const json_t *v);
 /* Forgets the keys and arguments (to send another command). */
-void admin_call_reset(struct admin_call *c);
+void lg_admin_call_reset(struct lg_admin_call *c);
 /* Runs SCRIPT with the keys and arguments collected; DONE gets a successful
  * reply. Script errors "code:message" become the matching HTTP error; a
  * missing store or a passed deadline becomes 503 store_unavailable. */
-void admin_call_run(struct admin_call *c, struct lg_script *script, admin_done_fn *done);
+void lg_admin_call_run(struct lg_admin_call *c, struct lg_script *script, lg_admin_done_fn *done);
 /* Sends the collected arguments as a plain command (no prefix handling). */
-void admin_call_cmd(struct admin_call *c, admin_done_fn *done);
+void lg_admin_call_cmd(struct lg_admin_call *c, lg_admin_done_fn *done);
 /* Answer and end the call. BODY is stolen. */
-void admin_call_json(struct admin_call *c, int status, json_t *body);
-void admin_call_error(struct admin_call *c, int status, const char *code, const char *fmt, ...)
+void lg_admin_call_json(struct lg_admin_call *c, int status, json_t *body);
+void lg_admin_call_error(struct lg_admin_call *c, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 /* Answers outside a call (validation errors before Redis). BODY is stolen. */
-void admin_reply_json(struct lg_admin *adm, struct lg_http_req *req, const char *rid, int status,
+void lg_admin_reply_json(struct lg_admin *adm, struct lg_http_req *req, const char *rid, int status,
                       json_t *body);
-void admin_reply_error(struct lg_admin *adm, struct lg_http_req *req, const char *rid, int status,
+void lg_admin_reply_error(struct lg_admin *adm, struct lg_http_req *req, const char *rid, int status,
                        const char *code, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
 
-/* ---- admin_json.c: bodies, fields, shapes ---- */
+/* ---- lg_admin_json.c: bodies, fields, shapes ---- */
 
 /* Checks that OBJ has no field outside ALLOWED (NULL-terminated). -1 with
  * "FIELD: unknown field" in ERR otherwise. */
-int admin_fields_check(const json_t *obj, const char *const *allowed, char *err, size_t errlen);
+int lg_admin_fields_check(const json_t *obj, const char *const *allowed, char *err, size_t errlen);
 /* A name field: a string of 1..ADMIN_NAME_MAX characters without control
  * characters. Absent: *OUT NULL, an error only when REQUIRED. 0 or -1. */
-int admin_name_get(const json_t *obj, const char *field, bool required, const char **out,
+int lg_admin_name_get(const json_t *obj, const char *field, bool required, const char **out,
                    char *err, size_t errlen);
 /* An optional integer field within [MIN, MAX]. Absent: 1 and *OUT untouched;
  * null: 2 when NULL_OK; a valid integer: 0; an error: -1. */
-int admin_int_get(const json_t *obj, const char *field, long long min, long long max,
+int lg_admin_int_get(const json_t *obj, const char *field, long long min, long long max,
                   bool null_ok, long long *out, char *err, size_t errlen);
 /* allowed_cidrs (array of up to ADMIN_MAX_CIDRS addresses or CIDRs),
  * canonicalized and comma-joined into OUT. Absent: 1. 0 or -1. */
-int admin_cidrs_get(const json_t *obj, char *out, size_t outlen, char *err, size_t errlen);
+int lg_admin_cidrs_get(const json_t *obj, char *out, size_t outlen, char *err, size_t errlen);
 /* expires_at: an ISO time after NOW_MS (canonical form into OUT), or null
  * (OUT ""). Absent: 1. 0 or -1. */
-int admin_expiry_get(const json_t *obj, int64_t now_ms, char out[LG_TIME_LEN], char *err,
+int lg_admin_expiry_get(const json_t *obj, int64_t now_ms, char out[LG_TIME_LEN], char *err,
                      size_t errlen);
 /* Copies at most MAX bytes of S into OUT (OUTLEN) without cutting a UTF-8
  * character, adding "..." when shortened. For echoing user text in messages. */
-void admin_echo(const char *s, size_t max, char *out, size_t outlen);
+void lg_admin_echo(const char *s, size_t max, char *out, size_t outlen);
 
 /* The value of FIELD in a flat [field, value, ...] reply, or "" when absent. */
-const char *admin_flat_get(const redisReply *flat, const char *field);
+const char *lg_admin_flat_get(const redisReply *flat, const char *field);
 /* Store views made by the scripts: {id, flat hash} for accounts and
  * facilities, {id, flat key fields, facility ids} for keys. New references;
  * NULL when the reply is malformed. The key's status is computed against NOW_MS. */
-json_t *admin_shape_account(const redisReply *view);
-json_t *admin_shape_facility(const redisReply *view);
-json_t *admin_shape_key(const redisReply *view, int64_t now_ms);
+json_t *lg_admin_shape_account(const redisReply *view);
+json_t *lg_admin_shape_facility(const redisReply *view);
+json_t *lg_admin_shape_key(const redisReply *view, int64_t now_ms);
 /* Shapes every element of an array reply with SHAPE into a JSON array sorted
  * by created_at then by id field ID_FIELD. New reference or NULL. */
-json_t *admin_shape_list(const redisReply *list, json_t *(*shape)(const redisReply *),
+json_t *lg_admin_shape_list(const redisReply *list, json_t *(*shape)(const redisReply *),
                          const char *id_field);
-json_t *admin_shape_key_list(const redisReply *list, int64_t now_ms);
+json_t *lg_admin_shape_key_list(const redisReply *list, int64_t now_ms);
 
-/* ---- admin_scripts.c ---- */
+/* ---- lg_admin_scripts.c ---- */
 
-extern struct lg_script admin_script_account_create, admin_script_account_get,
-    admin_script_account_list, admin_script_facility_create, admin_script_facility_get,
-    admin_script_facility_list, admin_script_facility_patch, admin_script_facility_delete,
-    admin_script_key_create, admin_script_key_get, admin_script_key_list,
-    admin_script_key_reveal, admin_script_key_update, admin_script_key_status,
-    admin_script_key_rotate, admin_script_key_delete, admin_script_lock_changed;
+extern struct lg_script lg_admin_script_account_create, lg_admin_script_account_get,
+    lg_admin_script_account_list, lg_admin_script_facility_create, lg_admin_script_facility_get,
+    lg_admin_script_facility_list, lg_admin_script_facility_patch, lg_admin_script_facility_delete,
+    lg_admin_script_key_create, lg_admin_script_key_get, lg_admin_script_key_list,
+    lg_admin_script_key_reveal, lg_admin_script_key_update, lg_admin_script_key_status,
+    lg_admin_script_key_rotate, lg_admin_script_key_delete, lg_admin_script_lock_changed;
 
 /* ---- route handlers ----
  * IDS are the path's ids (validated, borrowed); BODY is the parsed request
  * body (borrowed; an empty object for an empty body where that is allowed,
  * NULL for routes without one). */
-typedef void admin_handler_fn(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
+typedef void lg_admin_handler_fn(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
                               const char *const *ids, json_t *body);
 
-admin_handler_fn admin_account_create, admin_account_list, admin_account_get;
-admin_handler_fn admin_facility_create, admin_facility_list, admin_facility_get,
-    admin_facility_patch, admin_facility_delete;
-admin_handler_fn admin_key_create, admin_key_list, admin_key_get, admin_key_reveal,
-    admin_key_patch, admin_key_disable, admin_key_enable, admin_key_rotate, admin_key_delete,
-    admin_feed_key_create, admin_feed_key_list;
-admin_handler_fn admin_lock_changed, admin_audit_list;
+lg_admin_handler_fn lg_admin_account_create, lg_admin_account_list, lg_admin_account_get;
+lg_admin_handler_fn lg_admin_facility_create, lg_admin_facility_list, lg_admin_facility_get,
+    lg_admin_facility_patch, lg_admin_facility_delete;
+lg_admin_handler_fn lg_admin_key_create, lg_admin_key_list, lg_admin_key_get, lg_admin_key_reveal,
+    lg_admin_key_patch, lg_admin_key_disable, lg_admin_key_enable, lg_admin_key_rotate, lg_admin_key_delete,
+    lg_admin_feed_key_create, lg_admin_feed_key_list;
+lg_admin_handler_fn lg_admin_lock_changed, lg_admin_audit_list;
 
 #endif

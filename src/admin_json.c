@@ -15,7 +15,7 @@
 
 /* ---- validation ---- */
 
-void admin_echo(const char *s, size_t max, char *out, size_t outlen)
+void lg_admin_echo(const char *s, size_t max, char *out, size_t outlen)
 {
     size_t len = strlen(s);
     bool cut = len > max;
@@ -27,7 +27,7 @@ void admin_echo(const char *s, size_t max, char *out, size_t outlen)
     snprintf(out, outlen, "%.*s%s", (int)len, s, cut ? "..." : "");
 }
 
-int admin_fields_check(const json_t *obj, const char *const *allowed, char *err, size_t errlen)
+int lg_admin_fields_check(const json_t *obj, const char *const *allowed, char *err, size_t errlen)
 {
     const char *name;
     json_t *v;
@@ -36,7 +36,7 @@ int admin_fields_check(const json_t *obj, const char *const *allowed, char *err,
         for (size_t i = 0; allowed[i] != NULL && !ok; i++) ok = strcmp(allowed[i], name) == 0;
         if (!ok) {
             char echo[80];
-            admin_echo(name, 64, echo, sizeof(echo));
+            lg_admin_echo(name, 64, echo, sizeof(echo));
             snprintf(err, errlen, "%s: unknown field", echo);
             return -1;
         }
@@ -53,7 +53,7 @@ static size_t utf8_chars(const char *s, size_t len)
     return n;
 }
 
-int admin_name_get(const json_t *obj, const char *field, bool required, const char **out,
+int lg_admin_name_get(const json_t *obj, const char *field, bool required, const char **out,
                    char *err, size_t errlen)
 {
     json_t *v = json_object_get(obj, field);
@@ -85,7 +85,7 @@ int admin_name_get(const json_t *obj, const char *field, bool required, const ch
     return 0;
 }
 
-int admin_int_get(const json_t *obj, const char *field, long long min, long long max,
+int lg_admin_int_get(const json_t *obj, const char *field, long long min, long long max,
                   bool null_ok, long long *out, char *err, size_t errlen)
 {
     json_t *v = json_object_get(obj, field);
@@ -129,7 +129,7 @@ static int cidr_canon(const char *s, char *out, size_t outlen)
     return 0;
 }
 
-int admin_cidrs_get(const json_t *obj, char *out, size_t outlen, char *err, size_t errlen)
+int lg_admin_cidrs_get(const json_t *obj, char *out, size_t outlen, char *err, size_t errlen)
 {
     json_t *v = json_object_get(obj, "allowed_cidrs");
     if (v == NULL) return 1;
@@ -145,7 +145,7 @@ int admin_cidrs_get(const json_t *obj, char *out, size_t outlen, char *err, size
         char canon[80];
         if (!json_is_string(e) || cidr_canon(json_string_value(e), canon, sizeof(canon)) < 0) {
             char echo[80];
-            admin_echo(json_is_string(e) ? json_string_value(e) : "(not a string)", 64, echo,
+            lg_admin_echo(json_is_string(e) ? json_string_value(e) : "(not a string)", 64, echo,
                        sizeof(echo));
             snprintf(err, errlen, "allowed_cidrs: %s is not an IPv4 or IPv6 address or CIDR",
                      echo);
@@ -161,7 +161,7 @@ int admin_cidrs_get(const json_t *obj, char *out, size_t outlen, char *err, size
     return 0;
 }
 
-int admin_expiry_get(const json_t *obj, int64_t now_ms, char out[LG_TIME_LEN], char *err,
+int lg_admin_expiry_get(const json_t *obj, int64_t now_ms, char out[LG_TIME_LEN], char *err,
                      size_t errlen)
 {
     json_t *v = json_object_get(obj, "expires_at");
@@ -185,7 +185,7 @@ int admin_expiry_get(const json_t *obj, int64_t now_ms, char out[LG_TIME_LEN], c
 
 /* ---- shaping store views ---- */
 
-const char *admin_flat_get(const redisReply *flat, const char *field)
+const char *lg_admin_flat_get(const redisReply *flat, const char *field)
 {
     if (flat == NULL || flat->type != REDIS_REPLY_ARRAY) return "";
     for (size_t i = 0; i + 1 < flat->elements; i += 2) {
@@ -225,25 +225,25 @@ static bool view_ok(const redisReply *view, size_t n)
     return true;
 }
 
-json_t *admin_shape_account(const redisReply *view)
+json_t *lg_admin_shape_account(const redisReply *view)
 {
     if (!view_ok(view, 2)) return NULL;
     const redisReply *h = view->element[1];
     return json_pack("{s:o, s:o, s:o}", "account_id", jstr(view->element[0]->str), "name",
-                     jstr(admin_flat_get(h, "name")), "created_at",
-                     jstr(admin_flat_get(h, "created_at")));
+                     jstr(lg_admin_flat_get(h, "name")), "created_at",
+                     jstr(lg_admin_flat_get(h, "created_at")));
 }
 
-json_t *admin_shape_facility(const redisReply *view)
+json_t *lg_admin_shape_facility(const redisReply *view)
 {
     if (!view_ok(view, 2)) return NULL;
     const redisReply *h = view->element[1];
     return json_pack("{s:o, s:o, s:o, s:b, s:o, s:o}", "facility_id",
                      jstr(view->element[0]->str), "account_id",
-                     jstr(admin_flat_get(h, "account_id")), "name", jstr(admin_flat_get(h, "name")),
-                     "included", strcmp(admin_flat_get(h, "included"), "1") == 0, "created_at",
-                     jstr(admin_flat_get(h, "created_at")), "updated_at",
-                     jstr(admin_flat_get(h, "updated_at")));
+                     jstr(lg_admin_flat_get(h, "account_id")), "name", jstr(lg_admin_flat_get(h, "name")),
+                     "included", strcmp(lg_admin_flat_get(h, "included"), "1") == 0, "created_at",
+                     jstr(lg_admin_flat_get(h, "created_at")), "updated_at",
+                     jstr(lg_admin_flat_get(h, "updated_at")));
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -284,12 +284,12 @@ static json_t *split_commas(const char *s)
     return arr;
 }
 
-json_t *admin_shape_key(const redisReply *view, int64_t now_ms)
+json_t *lg_admin_shape_key(const redisReply *view, int64_t now_ms)
 {
     if (!view_ok(view, 3)) return NULL;
     const redisReply *h = view->element[1];
-    const char *status = admin_flat_get(h, "status");
-    const char *expires = admin_flat_get(h, "expires_at");
+    const char *status = lg_admin_flat_get(h, "status");
+    const char *expires = lg_admin_flat_get(h, "expires_at");
     int64_t exp_ms;
     if (strcmp(status, "disabled") != 0) {
         status = "active";
@@ -298,16 +298,16 @@ json_t *admin_shape_key(const redisReply *view, int64_t now_ms)
     }
     return json_pack("{s:o, s:o, s:o, s:o, s:s, s:b, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
                      "key_id", jstr(view->element[0]->str), "account_id",
-                     jstr(admin_flat_get(h, "account_id")), "role", jstr(admin_flat_get(h, "role")),
-                     "name", jstr(admin_flat_get(h, "name")), "status", status, "all_facilities",
-                     strcmp(admin_flat_get(h, "all_facilities"), "1") == 0, "facilities",
+                     jstr(lg_admin_flat_get(h, "account_id")), "role", jstr(lg_admin_flat_get(h, "role")),
+                     "name", jstr(lg_admin_flat_get(h, "name")), "status", status, "all_facilities",
+                     strcmp(lg_admin_flat_get(h, "all_facilities"), "1") == 0, "facilities",
                      sorted_strings(view->element[2]), "rate_per_sec",
-                     jint_or_null(admin_flat_get(h, "rate_per_sec")), "burst",
-                     jint_or_null(admin_flat_get(h, "burst")), "allowed_cidrs",
-                     split_commas(admin_flat_get(h, "allowed_cidrs")), "created_at",
-                     jstr(admin_flat_get(h, "created_at")), "updated_at",
-                     jstr(admin_flat_get(h, "updated_at")), "last_used_at",
-                     jstr_or_null(admin_flat_get(h, "last_used_at")), "expires_at",
+                     jint_or_null(lg_admin_flat_get(h, "rate_per_sec")), "burst",
+                     jint_or_null(lg_admin_flat_get(h, "burst")), "allowed_cidrs",
+                     split_commas(lg_admin_flat_get(h, "allowed_cidrs")), "created_at",
+                     jstr(lg_admin_flat_get(h, "created_at")), "updated_at",
+                     jstr(lg_admin_flat_get(h, "updated_at")), "last_used_at",
+                     jstr_or_null(lg_admin_flat_get(h, "last_used_at")), "expires_at",
                      jstr_or_null(expires));
 }
 
@@ -348,13 +348,13 @@ static json_t *shape_sorted(const redisReply *list, json_t *(*shape)(const redis
     return arr;
 }
 
-json_t *admin_shape_list(const redisReply *list, json_t *(*shape)(const redisReply *),
+json_t *lg_admin_shape_list(const redisReply *list, json_t *(*shape)(const redisReply *),
                          const char *id_field)
 {
     return shape_sorted(list, NULL, shape, 0, id_field);
 }
 
-json_t *admin_shape_key_list(const redisReply *list, int64_t now_ms)
+json_t *lg_admin_shape_key_list(const redisReply *list, int64_t now_ms)
 {
-    return shape_sorted(list, admin_shape_key, NULL, now_ms, "key_id");
+    return shape_sorted(list, lg_admin_shape_key, NULL, now_ms, "key_id");
 }

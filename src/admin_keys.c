@@ -40,7 +40,7 @@ static int facilities_get(const json_t *body, const char *owner, json_t **out, c
     json_array_foreach(v, i, e) {
         if (!json_is_string(e) || !lg_ident_valid(json_string_value(e), json_string_length(e))) {
             char echo[80];
-            admin_echo(json_is_string(e) ? json_string_value(e) : "(not a string)", 64, echo,
+            lg_admin_echo(json_is_string(e) ? json_string_value(e) : "(not a string)", 64, echo,
                        sizeof(echo));
             snprintf(err, errlen, "facilities: %s is not a facility of %s", echo, owner);
             return -1;
@@ -110,18 +110,18 @@ static int limits_get(const json_t *body, bool create, int64_t now_ms, json_t *s
     static const char *const ints[] = {"rate_per_sec", "burst"};
     for (size_t i = 0; i < 2; i++) {
         long long n = 0;
-        int rc = admin_int_get(body, ints[i], 1, ADMIN_RATE_MAX, true, &n, err, errlen);
+        int rc = lg_admin_int_get(body, ints[i], 1, ADMIN_RATE_MAX, true, &n, err, errlen);
         if (rc < 0) return -1;
         if (rc == 0) json_object_set_new(spec, ints[i], json_sprintf("%lld", n));
         else if (rc == 2 || create) json_object_set_new(spec, ints[i], json_string(""));
     }
     char cidrs[ADMIN_MAX_CIDRS * 56];
-    int rc = admin_cidrs_get(body, cidrs, sizeof(cidrs), err, errlen);
+    int rc = lg_admin_cidrs_get(body, cidrs, sizeof(cidrs), err, errlen);
     if (rc < 0) return -1;
     if (rc == 0) json_object_set_new(spec, "allowed_cidrs", json_string(cidrs));
     else if (create) json_object_set_new(spec, "allowed_cidrs", json_string(""));
     char exp[LG_TIME_LEN];
-    rc = admin_expiry_get(body, now_ms, exp, err, errlen);
+    rc = lg_admin_expiry_get(body, now_ms, exp, err, errlen);
     if (rc < 0) return -1;
     if (rc == 0) json_object_set_new(spec, "expires_at", json_string(exp));
     else if (create) json_object_set_new(spec, "expires_at", json_string(""));
@@ -130,7 +130,7 @@ static int limits_get(const json_t *body, bool create, int64_t now_ms, json_t *s
 
 /* A fresh key id and secret into C (the secret kept for the answer), with
  * the verifier and sealed copy into SPEC. 0 or -1. */
-static int credentials_new(struct lg_admin *adm, struct admin_call *c, char kid[LG_KEY_LEN + 1],
+static int credentials_new(struct lg_admin *adm, struct lg_admin_call *c, char kid[LG_KEY_LEN + 1],
                            json_t *spec)
 {
     char secret[LG_SECRET_LEN + 1], verifier[LG_VERIFIER_LEN + 1];
@@ -154,16 +154,16 @@ out:
 
 /* Answers with the key, plus its secret (and what it replaces) when the call
  * made one. */
-static void done_key(struct admin_call *c, const redisReply *reply)
+static void done_key(struct lg_admin_call *c, const redisReply *reply)
 {
-    json_t *key = admin_shape_key(reply, c->now_ms);
+    json_t *key = lg_admin_shape_key(reply, c->now_ms);
     if (key == NULL) {
-        admin_call_error(c, 500, "internal_error", "unexpected store answer");
+        lg_admin_call_error(c, 500, "internal_error", "unexpected store answer");
         return;
     }
     if (c->secret != NULL) json_object_set_new(key, "secret", json_string(c->secret));
     if (c->replaces[0] != '\0') json_object_set_new(key, "replaces", json_string(c->replaces));
-    admin_call_json(c, c->status, key);
+    lg_admin_call_json(c, c->status, key);
 }
 
 static void key_create(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
@@ -176,11 +176,11 @@ static void key_create(struct lg_admin *adm, struct lg_http_req *req, const char
     char err[ERRLEN];
     const char *name;
     json_t *spec = json_object();
-    struct admin_call *c = NULL;
+    struct lg_admin_call *c = NULL;
     if (spec == NULL) goto oom;
     int64_t now_ms = lg_now_ms();
-    if (admin_fields_check(body, acct ? api_fields : feed_fields, err, sizeof(err)) < 0 ||
-        admin_name_get(body, "name", true, &name, err, sizeof(err)) < 0)
+    if (lg_admin_fields_check(body, acct ? api_fields : feed_fields, err, sizeof(err)) < 0 ||
+        lg_admin_name_get(body, "name", true, &name, err, sizeof(err)) < 0)
         goto bad;
     if (acct != NULL) {
         char owner[96];
@@ -197,127 +197,127 @@ static void key_create(struct lg_admin *adm, struct lg_http_req *req, const char
     json_object_set_new(spec, "role", json_string(acct ? LG_ROLE_API : LG_ROLE_FEED));
     json_object_set_new(spec, "name", json_string(name));
 
-    if ((c = admin_call_new(adm, req, rid)) == NULL) goto out;
+    if ((c = lg_admin_call_new(adm, req, rid)) == NULL) goto out;
     char kid[LG_KEY_LEN + 1];
     if (credentials_new(adm, c, kid, spec) < 0) {
-        admin_call_error(c, 500, "internal_error", "could not make a credential");
+        lg_admin_call_error(c, 500, "internal_error", "could not make a credential");
         goto out;
     }
     c->status = 201;
-    admin_call_key(c, "key:%s", kid);
-    admin_call_key(c, "key:%s:facilities", kid);
+    lg_admin_call_key(c, "key:%s", kid);
+    lg_admin_call_key(c, "key:%s:facilities", kid);
     if (acct != NULL) {
-        admin_call_key(c, "acct:%s:keys", acct);
-        admin_call_key(c, "acct:%s", acct);
+        lg_admin_call_key(c, "acct:%s:keys", acct);
+        lg_admin_call_key(c, "acct:%s", acct);
     } else {
-        admin_call_key(c, "feedkeys");
+        lg_admin_call_key(c, "feedkeys");
     }
-    admin_call_common(c);
-    admin_call_argj(c, spec);
-    admin_call_run(c, &admin_script_key_create, done_key);
+    lg_admin_call_common(c);
+    lg_admin_call_argj(c, spec);
+    lg_admin_call_run(c, &lg_admin_script_key_create, done_key);
     goto out;
 bad:
-    admin_reply_error(adm, req, rid, 400, "bad_request", "%s", err);
+    lg_admin_reply_error(adm, req, rid, 400, "bad_request", "%s", err);
     goto out;
 oom:
-    admin_reply_error(adm, req, rid, 500, "internal_error", "out of memory");
+    lg_admin_reply_error(adm, req, rid, 500, "internal_error", "out of memory");
 out:
     json_decref(spec);
 }
 
-void admin_key_create(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
+void lg_admin_key_create(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
                       const char *const *ids, json_t *body)
 {
     key_create(adm, req, rid, ids[0], body);
 }
 
-void admin_feed_key_create(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
+void lg_admin_feed_key_create(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
                            const char *const *ids, json_t *body)
 {
     key_create(adm, req, rid, NULL, body);
 }
 
-static void done_list(struct admin_call *c, const redisReply *reply)
+static void done_list(struct lg_admin_call *c, const redisReply *reply)
 {
-    json_t *list = admin_shape_key_list(reply, c->now_ms);
+    json_t *list = lg_admin_shape_key_list(reply, c->now_ms);
     if (list == NULL) {
-        admin_call_error(c, 500, "internal_error", "unexpected store answer");
+        lg_admin_call_error(c, 500, "internal_error", "unexpected store answer");
         return;
     }
-    admin_call_json(c, 200, json_pack("{s:o}", "keys", list));
+    lg_admin_call_json(c, 200, json_pack("{s:o}", "keys", list));
 }
 
-void admin_key_list(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
+void lg_admin_key_list(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
                     const char *const *ids, json_t *body)
 {
-    struct admin_call *c = admin_call_new(adm, req, rid);
+    struct lg_admin_call *c = lg_admin_call_new(adm, req, rid);
     if (c == NULL) return;
-    admin_call_key(c, "acct:%s:keys", ids[0]);
-    admin_call_key(c, "acct:%s", ids[0]);
-    admin_call_common(c);
-    admin_call_argf(c, "%s", ids[0]);
-    admin_call_run(c, &admin_script_key_list, done_list);
+    lg_admin_call_key(c, "acct:%s:keys", ids[0]);
+    lg_admin_call_key(c, "acct:%s", ids[0]);
+    lg_admin_call_common(c);
+    lg_admin_call_argf(c, "%s", ids[0]);
+    lg_admin_call_run(c, &lg_admin_script_key_list, done_list);
 }
 
-void admin_feed_key_list(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
+void lg_admin_feed_key_list(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
                          const char *const *ids, json_t *body)
 {
-    struct admin_call *c = admin_call_new(adm, req, rid);
+    struct lg_admin_call *c = lg_admin_call_new(adm, req, rid);
     if (c == NULL) return;
-    admin_call_key(c, "feedkeys");
-    admin_call_common(c);
-    admin_call_argf(c, "%s", "");
-    admin_call_run(c, &admin_script_key_list, done_list);
+    lg_admin_call_key(c, "feedkeys");
+    lg_admin_call_common(c);
+    lg_admin_call_argf(c, "%s", "");
+    lg_admin_call_run(c, &lg_admin_script_key_list, done_list);
 }
 
-void admin_key_get(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
+void lg_admin_key_get(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
                    const char *const *ids, json_t *body)
 {
-    struct admin_call *c = admin_call_new(adm, req, rid);
+    struct lg_admin_call *c = lg_admin_call_new(adm, req, rid);
     if (c == NULL) return;
     c->status = 200;
-    admin_call_key(c, "key:%s", ids[0]);
-    admin_call_common(c);
-    admin_call_argf(c, "%s", ids[0]);
-    admin_call_run(c, &admin_script_key_get, done_key);
+    lg_admin_call_key(c, "key:%s", ids[0]);
+    lg_admin_call_common(c);
+    lg_admin_call_argf(c, "%s", ids[0]);
+    lg_admin_call_run(c, &lg_admin_script_key_get, done_key);
 }
 
-static void done_reveal(struct admin_call *c, const redisReply *reply)
+static void done_reveal(struct lg_admin_call *c, const redisReply *reply)
 {
     if (reply->type != REDIS_REPLY_STRING || c->adm == NULL) {
-        admin_call_error(c, 500, "internal_error", "unexpected store answer");
+        lg_admin_call_error(c, 500, "internal_error", "unexpected store answer");
         return;
     }
     char *secret = lg_cred_unseal(c->adm->secrets->master, c->subject, reply->str);
     if (secret == NULL) {
         lg_warn("admin: request %s: the sealed secret of %s cannot be opened (master key?)",
                 c->rid, c->subject);
-        admin_call_error(c, 500, "internal_error", "the stored secret cannot be opened");
+        lg_admin_call_error(c, 500, "internal_error", "the stored secret cannot be opened");
         return;
     }
     json_t *ans = json_pack("{s:s, s:s}", "key_id", c->subject, "secret", secret);
     OPENSSL_cleanse(secret, strlen(secret));
     free(secret);
-    admin_call_json(c, 200, ans);
+    lg_admin_call_json(c, 200, ans);
 }
 
-void admin_key_reveal(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
+void lg_admin_key_reveal(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
                       const char *const *ids, json_t *body)
 {
     if (json_object_size(body) != 0) {
-        admin_reply_error(adm, req, rid, 400, "bad_request", "body: must be empty or {}");
+        lg_admin_reply_error(adm, req, rid, 400, "bad_request", "body: must be empty or {}");
         return;
     }
-    struct admin_call *c = admin_call_new(adm, req, rid);
+    struct lg_admin_call *c = lg_admin_call_new(adm, req, rid);
     if (c == NULL) return;
     snprintf(c->subject, sizeof(c->subject), "%s", ids[0]);
-    admin_call_key(c, "key:%s", ids[0]);
-    admin_call_common(c);
-    admin_call_argf(c, "%s", ids[0]);
-    admin_call_run(c, &admin_script_key_reveal, done_reveal);
+    lg_admin_call_key(c, "key:%s", ids[0]);
+    lg_admin_call_common(c);
+    lg_admin_call_argf(c, "%s", ids[0]);
+    lg_admin_call_run(c, &lg_admin_script_key_reveal, done_reveal);
 }
 
-void admin_key_patch(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
+void lg_admin_key_patch(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
                      const char *const *ids, json_t *body)
 {
     static const char *const fields[] = {"name",  "all_facilities", "facilities",
@@ -327,124 +327,124 @@ void admin_key_patch(struct lg_admin *adm, struct lg_http_req *req, const char *
     const char *name;
     json_t *patch = json_object();
     if (patch == NULL) {
-        admin_reply_error(adm, req, rid, 500, "internal_error", "out of memory");
+        lg_admin_reply_error(adm, req, rid, 500, "internal_error", "out of memory");
         return;
     }
     if (json_object_size(body) == 0) {
         snprintf(err, sizeof(err), "body: give at least one field to change");
         goto bad;
     }
-    if (admin_fields_check(body, fields, err, sizeof(err)) < 0 ||
-        admin_name_get(body, "name", false, &name, err, sizeof(err)) < 0 ||
+    if (lg_admin_fields_check(body, fields, err, sizeof(err)) < 0 ||
+        lg_admin_name_get(body, "name", false, &name, err, sizeof(err)) < 0 ||
         scope_get(body, false, "the key's account", patch, err, sizeof(err)) < 0 ||
         limits_get(body, false, lg_now_ms(), patch, err, sizeof(err)) < 0)
         goto bad;
     if (name != NULL) json_object_set_new(patch, "name", json_string(name));
-    struct admin_call *c = admin_call_new(adm, req, rid);
+    struct lg_admin_call *c = lg_admin_call_new(adm, req, rid);
     if (c != NULL) {
         c->status = 200;
-        admin_call_key(c, "key:%s", ids[0]);
-        admin_call_key(c, "key:%s:facilities", ids[0]);
-        admin_call_common(c);
-        admin_call_argf(c, "%s", ids[0]);
-        admin_call_argj(c, patch);
-        admin_call_run(c, &admin_script_key_update, done_key);
+        lg_admin_call_key(c, "key:%s", ids[0]);
+        lg_admin_call_key(c, "key:%s:facilities", ids[0]);
+        lg_admin_call_common(c);
+        lg_admin_call_argf(c, "%s", ids[0]);
+        lg_admin_call_argj(c, patch);
+        lg_admin_call_run(c, &lg_admin_script_key_update, done_key);
     }
     json_decref(patch);
     return;
 bad:
     json_decref(patch);
-    admin_reply_error(adm, req, rid, 400, "bad_request", "%s", err);
+    lg_admin_reply_error(adm, req, rid, 400, "bad_request", "%s", err);
 }
 
 static void key_status(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
                        const char *kid, json_t *body, bool enable)
 {
     if (json_object_size(body) != 0) {
-        admin_reply_error(adm, req, rid, 400, "bad_request", "body: must be empty or {}");
+        lg_admin_reply_error(adm, req, rid, 400, "bad_request", "body: must be empty or {}");
         return;
     }
-    struct admin_call *c = admin_call_new(adm, req, rid);
+    struct lg_admin_call *c = lg_admin_call_new(adm, req, rid);
     if (c == NULL) return;
     c->status = 200;
-    admin_call_key(c, "key:%s", kid);
-    admin_call_common(c);
-    admin_call_argf(c, "%s", kid);
-    admin_call_argf(c, "%s", enable ? "active" : "disabled");
-    admin_call_argf(c, "%s", enable ? "key.enabled" : "key.disabled");
-    admin_call_run(c, &admin_script_key_status, done_key);
+    lg_admin_call_key(c, "key:%s", kid);
+    lg_admin_call_common(c);
+    lg_admin_call_argf(c, "%s", kid);
+    lg_admin_call_argf(c, "%s", enable ? "active" : "disabled");
+    lg_admin_call_argf(c, "%s", enable ? "key.enabled" : "key.disabled");
+    lg_admin_call_run(c, &lg_admin_script_key_status, done_key);
 }
 
-void admin_key_disable(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
+void lg_admin_key_disable(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
                        const char *const *ids, json_t *body)
 {
     key_status(adm, req, rid, ids[0], body, false);
 }
 
-void admin_key_enable(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
+void lg_admin_key_enable(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
                       const char *const *ids, json_t *body)
 {
     key_status(adm, req, rid, ids[0], body, true);
 }
 
-void admin_key_rotate(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
+void lg_admin_key_rotate(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
                       const char *const *ids, json_t *body)
 {
     static const char *const fields[] = {"grace_seconds", NULL};
     char err[ERRLEN];
     long long grace = 0;
-    if (admin_fields_check(body, fields, err, sizeof(err)) < 0 ||
-        admin_int_get(body, "grace_seconds", 0, ADMIN_GRACE_MAX, false, &grace, err,
+    if (lg_admin_fields_check(body, fields, err, sizeof(err)) < 0 ||
+        lg_admin_int_get(body, "grace_seconds", 0, ADMIN_GRACE_MAX, false, &grace, err,
                       sizeof(err)) < 0) {
-        admin_reply_error(adm, req, rid, 400, "bad_request", "%s", err);
+        lg_admin_reply_error(adm, req, rid, 400, "bad_request", "%s", err);
         return;
     }
     json_t *spec = json_object();
-    struct admin_call *c = spec ? admin_call_new(adm, req, rid) : NULL;
+    struct lg_admin_call *c = spec ? lg_admin_call_new(adm, req, rid) : NULL;
     if (c == NULL) {
-        if (spec == NULL) admin_reply_error(adm, req, rid, 500, "internal_error", "out of memory");
+        if (spec == NULL) lg_admin_reply_error(adm, req, rid, 500, "internal_error", "out of memory");
         json_decref(spec);
         return;
     }
     char kid[LG_KEY_LEN + 1];
     if (credentials_new(adm, c, kid, spec) < 0) {
         json_decref(spec);
-        admin_call_error(c, 500, "internal_error", "could not make a credential");
+        lg_admin_call_error(c, 500, "internal_error", "could not make a credential");
         return;
     }
     char till[LG_TIME_LEN] = "";
     if (grace > 0) lg_time_format(c->now_ms + grace * 1000, till);
     c->status = 201;
     snprintf(c->replaces, sizeof(c->replaces), "%s", ids[0]);
-    admin_call_key(c, "key:%s", ids[0]);
-    admin_call_key(c, "key:%s:facilities", ids[0]);
-    admin_call_key(c, "key:%s", kid);
-    admin_call_key(c, "key:%s:facilities", kid);
-    admin_call_common(c);
-    admin_call_argf(c, "%s", ids[0]);
-    admin_call_argf(c, "%s", kid);
-    admin_call_argf(c, "%s", json_string_value(json_object_get(spec, "verifier")));
-    admin_call_argf(c, "%s", json_string_value(json_object_get(spec, "sealed")));
-    admin_call_argf(c, "%lld", grace);
-    admin_call_argf(c, "%s", till);
+    lg_admin_call_key(c, "key:%s", ids[0]);
+    lg_admin_call_key(c, "key:%s:facilities", ids[0]);
+    lg_admin_call_key(c, "key:%s", kid);
+    lg_admin_call_key(c, "key:%s:facilities", kid);
+    lg_admin_call_common(c);
+    lg_admin_call_argf(c, "%s", ids[0]);
+    lg_admin_call_argf(c, "%s", kid);
+    lg_admin_call_argf(c, "%s", json_string_value(json_object_get(spec, "verifier")));
+    lg_admin_call_argf(c, "%s", json_string_value(json_object_get(spec, "sealed")));
+    lg_admin_call_argf(c, "%lld", grace);
+    lg_admin_call_argf(c, "%s", till);
     json_decref(spec);
-    admin_call_run(c, &admin_script_key_rotate, done_key);
+    lg_admin_call_run(c, &lg_admin_script_key_rotate, done_key);
 }
 
-static void done_deleted(struct admin_call *c, const redisReply *reply)
+static void done_deleted(struct lg_admin_call *c, const redisReply *reply)
 {
-    admin_call_json(c, 204, NULL);
+    lg_admin_call_json(c, 204, NULL);
 }
 
-void admin_key_delete(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
+void lg_admin_key_delete(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
                       const char *const *ids, json_t *body)
 {
-    struct admin_call *c = admin_call_new(adm, req, rid);
+    struct lg_admin_call *c = lg_admin_call_new(adm, req, rid);
     if (c == NULL) return;
-    admin_call_key(c, "key:%s", ids[0]);
-    admin_call_key(c, "key:%s:facilities", ids[0]);
-    admin_call_key(c, "rl:%s", ids[0]);
-    admin_call_common(c);
-    admin_call_argf(c, "%s", ids[0]);
-    admin_call_run(c, &admin_script_key_delete, done_deleted);
+    lg_admin_call_key(c, "key:%s", ids[0]);
+    lg_admin_call_key(c, "key:%s:facilities", ids[0]);
+    lg_admin_call_key(c, "rl:%s", ids[0]);
+    lg_admin_call_common(c);
+    lg_admin_call_argf(c, "%s", ids[0]);
+    lg_admin_call_run(c, &lg_admin_script_key_delete, done_deleted);
 }

@@ -3,7 +3,7 @@
  * in schema.h.
  *
  * Every script gets ARGV[1..6] = prefix, now (ISO), events MAXLEN, audit
- * MAXLEN, request id, client IP (admin_call_common), then its own arguments
+ * MAXLEN, request id, client IP (lg_admin_call_common), then its own arguments
  * from ARGV[7]. The object's own keys come in KEYS; the events and audit
  * streams and keys reached through set members (a facility's hash while
  * checking a key's scope, every key's scope set when a facility goes) are
@@ -73,7 +73,7 @@
 #define SCRIPT(var, text) struct lg_script var = {#var, PRELUDE text, ""}
 
 /* KEYS: accounts, acct:{id}. ARGV[7] id, [8] name. */
-SCRIPT(admin_script_account_create,
+SCRIPT(lg_admin_script_account_create,
        "local id, name = ARGV[7], ARGV[8]\n"
        "if redis.call('EXISTS', KEYS[2]) == 1 then\n"
        "  return fail('conflict', 'account ' .. id .. ' already exists')\n"
@@ -85,21 +85,21 @@ SCRIPT(admin_script_account_create,
        "return acctview(id)\n");
 
 /* KEYS: acct:{id}. ARGV[7] id. */
-SCRIPT(admin_script_account_get,
+SCRIPT(lg_admin_script_account_get,
        "if redis.call('EXISTS', KEYS[1]) == 0 then\n"
        "  return fail('not_found', 'account ' .. ARGV[7] .. ' not found')\n"
        "end\n"
        "return acctview(ARGV[7])\n");
 
 /* KEYS: accounts. */
-SCRIPT(admin_script_account_list,
+SCRIPT(lg_admin_script_account_list,
        "local out = {}\n"
        "for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do out[#out + 1] = acctview(id) end\n"
        "return out\n");
 
 /* KEYS: acct:{a}, acct:{a}:facilities, facilities, fac:{f}.
  * ARGV[7] account, [8] facility id, [9] name. */
-SCRIPT(admin_script_facility_create,
+SCRIPT(lg_admin_script_facility_create,
        "local acct, fac, name = ARGV[7], ARGV[8], ARGV[9]\n"
        "if redis.call('EXISTS', KEYS[1]) == 0 then\n"
        "  return fail('not_found', 'account ' .. acct .. ' not found')\n"
@@ -117,14 +117,14 @@ SCRIPT(admin_script_facility_create,
        "return facview(fac)\n");
 
 /* KEYS: fac:{f}. ARGV[7] facility id. */
-SCRIPT(admin_script_facility_get,
+SCRIPT(lg_admin_script_facility_get,
        "if redis.call('EXISTS', KEYS[1]) == 0 then\n"
        "  return fail('not_found', 'facility ' .. ARGV[7] .. ' not found')\n"
        "end\n"
        "return facview(ARGV[7])\n");
 
 /* KEYS: acct:{a}, acct:{a}:facilities. ARGV[7] account. */
-SCRIPT(admin_script_facility_list,
+SCRIPT(lg_admin_script_facility_list,
        "if redis.call('EXISTS', KEYS[1]) == 0 then\n"
        "  return fail('not_found', 'account ' .. ARGV[7] .. ' not found')\n"
        "end\n"
@@ -137,7 +137,7 @@ SCRIPT(admin_script_facility_list,
  * Events: a change of inclusion (or a repeated include/exclude without a
  * rename) is facility.included/excluded, audited, carrying the current name;
  * otherwise facility.updated. Exactly one event per PATCH. */
-SCRIPT(admin_script_facility_patch,
+SCRIPT(lg_admin_script_facility_patch,
        "local fac, inc, hasname, name = ARGV[7], ARGV[8], ARGV[9] == '1', ARGV[10]\n"
        "local cur = redis.call('HMGET', KEYS[1], 'account_id', 'name', 'included')\n"
        "if not cur[1] then return fail('not_found', 'facility ' .. fac .. ' not found') end\n"
@@ -162,7 +162,7 @@ SCRIPT(admin_script_facility_patch,
 /* KEYS: fac:{f}, facilities. ARGV[7] facility id. Removes the facility from
  * the scope of every key of its account (keys only ever hold facilities of
  * their own account). */
-SCRIPT(admin_script_facility_delete,
+SCRIPT(lg_admin_script_facility_delete,
        "local fac = ARGV[7]\n"
        "local cur = redis.call('HMGET', KEYS[1], 'account_id', 'name')\n"
        "if not cur[1] then return fail('not_found', 'facility ' .. fac .. ' not found') end\n"
@@ -182,7 +182,7 @@ SCRIPT(admin_script_facility_delete,
  * keys acct:{a}. ARGV[7] JSON {key_id, account_id, role, name, verifier,
  * sealed, all_facilities, rate_per_sec, burst, allowed_cidrs, expires_at,
  * facilities[]}, every value a string. */
-SCRIPT(admin_script_key_create,
+SCRIPT(lg_admin_script_key_create,
        "local s = cjson.decode(ARGV[7])\n"
        "local kid, acct = s.key_id, s.account_id\n"
        "if s.role == 'api' then\n"
@@ -207,7 +207,7 @@ SCRIPT(admin_script_key_create,
        "return keyview(kid)\n");
 
 /* KEYS: key:{k}. ARGV[7] key id. */
-SCRIPT(admin_script_key_get,
+SCRIPT(lg_admin_script_key_get,
        "if redis.call('EXISTS', KEYS[1]) == 0 then\n"
        "  return fail('not_found', 'key ' .. ARGV[7] .. ' not found')\n"
        "end\n"
@@ -215,7 +215,7 @@ SCRIPT(admin_script_key_get,
 
 /* KEYS: the set of key ids (acct:{a}:keys or feedkeys) and, for an account,
  * acct:{a}. ARGV[7] account id (for the message). */
-SCRIPT(admin_script_key_list,
+SCRIPT(lg_admin_script_key_list,
        "if KEYS[2] and redis.call('EXISTS', KEYS[2]) == 0 then\n"
        "  return fail('not_found', 'account ' .. ARGV[7] .. ' not found')\n"
        "end\n"
@@ -225,7 +225,7 @@ SCRIPT(admin_script_key_list,
 
 /* KEYS: key:{k}. ARGV[7] key id. The read and its audit entry go together;
  * returns the sealed secret for C to open. */
-SCRIPT(admin_script_key_reveal,
+SCRIPT(lg_admin_script_key_reveal,
        "local cur = redis.call('HMGET', KEYS[1], 'account_id', 'sealed')\n"
        "if not cur[1] then return fail('not_found', 'key ' .. ARGV[7] .. ' not found') end\n"
        "audit('key.revealed', {account_id = cur[1], key_id = ARGV[7]})\n"
@@ -234,7 +234,7 @@ SCRIPT(admin_script_key_reveal,
 /* KEYS: key:{k}, key:{k}:facilities. ARGV[7] key id, [8] JSON of the fields
  * to set (strings; facilities[] replaces the scope set when all_facilities is
  * given, which C guarantees whenever facilities is). */
-SCRIPT(admin_script_key_update,
+SCRIPT(lg_admin_script_key_update,
        "local kid, p = ARGV[7], cjson.decode(ARGV[8])\n"
        "local cur = redis.call('HMGET', KEYS[1], 'account_id', 'role')\n"
        "if not cur[1] then return fail('not_found', 'key ' .. kid .. ' not found') end\n"
@@ -264,7 +264,7 @@ SCRIPT(admin_script_key_update,
 
 /* KEYS: key:{k}. ARGV[7] key id, [8] 'active' or 'disabled', [9] the event
  * (key.enabled / key.disabled). Repeating one re-announces it. */
-SCRIPT(admin_script_key_status,
+SCRIPT(lg_admin_script_key_status,
        "local kid = ARGV[7]\n"
        "local acct = redis.call('HGET', KEYS[1], 'account_id')\n"
        "if not acct then return fail('not_found', 'key ' .. kid .. ' not found') end\n"
@@ -282,7 +282,7 @@ SCRIPT(admin_script_key_status,
  * names the OLD key (the one every gateway must drop from its cache; the new
  * key was never cached). Audited as key.rotated (old key) and key.created
  * (new key). */
-SCRIPT(admin_script_key_rotate,
+SCRIPT(lg_admin_script_key_rotate,
        "local old, new, grace, till = ARGV[7], ARGV[8], tonumber(ARGV[11]), ARGV[12]\n"
        "local c = redis.call('HMGET', KEYS[1], 'account_id', 'role', 'name', 'all_facilities',\n"
        "  'rate_per_sec', 'burst', 'allowed_cidrs', 'expires_at')\n"
@@ -313,7 +313,7 @@ SCRIPT(admin_script_key_rotate,
        "return keyview(new)\n");
 
 /* KEYS: key:{k}, key:{k}:facilities, rl:{k}. ARGV[7] key id. */
-SCRIPT(admin_script_key_delete,
+SCRIPT(lg_admin_script_key_delete,
        "local kid = ARGV[7]\n"
        "local c = redis.call('HMGET', KEYS[1], 'account_id', 'role')\n"
        "if not c[1] then return fail('not_found', 'key ' .. kid .. ' not found') end\n"
@@ -325,7 +325,7 @@ SCRIPT(admin_script_key_delete,
        "return 1\n");
 
 /* KEYS: fac:{f}. ARGV[7] facility id, [8] unit id. Returns the event id. */
-SCRIPT(admin_script_lock_changed,
+SCRIPT(lg_admin_script_lock_changed,
        "local acct = redis.call('HGET', KEYS[1], 'account_id')\n"
        "if not acct then return fail('not_found', 'facility ' .. ARGV[7] .. ' not found') end\n"
        "return emit('lock.changed', {account_id = acct, facility_id = ARGV[7],\n"
