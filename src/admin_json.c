@@ -11,6 +11,7 @@
 #include <jansson.h>
 
 #include "admin_internal.h"
+#include "lockgate/cache.h"
 #include "lockgate/util.h"
 
 /* ---- validation ---- */
@@ -101,31 +102,17 @@ int lg_admin_int_get(const json_t *obj, const char *field, long long min, long l
 }
 
 /* One address or CIDR into its canonical text ("10.0.0.0/8", "2001:db8::/32",
- * "192.0.2.7"). 0 or -1. */
+ * "192.0.2.7"), parsed by the same code the gateways use. 0 or -1. */
 static int cidr_canon(const char *s, char *out, size_t outlen)
 {
-    char addr[64];
-    const char *slash = strchr(s, '/');
-    size_t alen = slash ? (size_t)(slash - s) : strlen(s);
-    if (alen == 0 || alen >= sizeof(addr)) return -1;
-    memcpy(addr, s, alen);
-    addr[alen] = '\0';
-    unsigned char bin[16];
-    int family = strchr(addr, ':') ? AF_INET6 : AF_INET;
-    if (inet_pton(family, addr, bin) != 1) return -1;
-    int maxbits = family == AF_INET ? 32 : 128;
+    struct lg_cidr c;
     char canon[INET6_ADDRSTRLEN];
-    if (inet_ntop(family, bin, canon, sizeof(canon)) == NULL) return -1;
-    if (slash == NULL) {
+    if (lg_cidr_parse(s, &c) < 0 || inet_ntop(c.family, c.addr, canon, sizeof(canon)) == NULL)
+        return -1;
+    if (strchr(s, '/') == NULL)
         snprintf(out, outlen, "%s", canon);
-        return 0;
-    }
-    const char *d = slash + 1;
-    size_t nd = strspn(d, "0123456789");
-    if (nd == 0 || nd > 3 || d[nd] != '\0') return -1;
-    int bits = atoi(d);
-    if (bits > maxbits) return -1;
-    snprintf(out, outlen, "%s/%d", canon, bits);
+    else
+        snprintf(out, outlen, "%s/%d", canon, c.bits);
     return 0;
 }
 

@@ -332,10 +332,10 @@ int lg_cidr_parse(const char *s, struct lg_cidr *out)
         return -1;
     }
     if (slash != NULL) {
-        char *end;
-        long bits = strtol(slash + 1, &end, 10);
-        if (slash[1] == '\0' || *end != '\0' || bits < 0 || bits > out->bits) return -1;
-        out->bits = (int)bits;
+        const char *d = slash + 1;
+        size_t nd = strspn(d, "0123456789");
+        if (nd == 0 || nd > 3 || d[nd] != '\0' || atoi(d) > out->bits) return -1;
+        out->bits = atoi(d);
     }
     return 0;
 }
