@@ -46,6 +46,10 @@ struct lg_ctx {
     struct lg_upstream_req *up;
     bool client_gone;
     uint64_t key_epoch; /* the worker's key_epoch when the key read was sent */
+    struct {
+        int status;
+        const char *code, *msg; /* static strings */
+    } refusal;                  /* waiting for the rate-limit state (refuse) */
     char pathq[PATHQ_MAX];
     char hdr[4][160];
 };
@@ -174,6 +178,29 @@ static enum lg_stage_result fail(struct lg_ctx *c, int status, const char *code,
     return LG_DONE;
 }
 
+static void on_peek(const struct lg_ratelimit_result *res, void *arg)
+{
+    struct lg_ctx *c = arg;
+    c->rl = *res;
+    fail(c, c->refusal.status, c->refusal.code, c->refusal.msg);
+    ctx_put(c);
+}
+
+/* An authenticated request refused before the rate-limit stage uses no
+ * quota, yet its answer still tells the client where its allowance stands:
+ * the rate limit is read, not consumed, then the refusal is sent. */
+static enum lg_stage_result refuse(struct lg_ctx *c, int status, const char *code,
+                                   const char *msg)
+{
+    if (c->key == NULL || c->rl.limit >= 0) return fail(c, status, code, msg);
+    c->refusal.status = status;
+    c->refusal.code = code;
+    c->refusal.msg = msg;
+    lg_ratelimit_peek(c->w->ratelimit, c->key->key_id, c->key->rate_per_sec, c->key->burst,
+                      on_peek, c);
+    return LG_AGAIN; /* on_peek may already have answered: C is not touched again */
+}
+
 static enum lg_stage_result fail_retry(struct lg_ctx *c, int status, const char *code,
                                        const char *msg, int retry_after_s)
 {
@@ -198,6 +225,7 @@ static void run(struct lg_ctx *c)
 /* Resumes after an async stage finished with R. */
 static void resume(struct lg_ctx *c, enum lg_stage_result r)
 {
+    if (r == LG_AGAIN) return;
     if (r == LG_DONE) {
         ctx_put(c);
         return;
@@ -269,9 +297,9 @@ static enum lg_stage_result check_key(struct lg_ctx *c, struct lg_key *k)
     c->key = k;
     memset(c->secret, 0, sizeof(c->secret));
     if (k->disabled || (k->expires_at_ms != 0 && k->expires_at_ms <= lg_now_ms()))
-        return fail(c, 403, "key_disabled", "this key is locked or expired");
+        return refuse(c, 403, "key_disabled", "this key is locked or expired");
     if (!lg_key_ip_allowed(k, c->ip))
-        return fail(c, 403, "ip_not_allowed", "this key may not be used from this address");
+        return refuse(c, 403, "ip_not_allowed", "this key may not be used from this address");
     touch_key(c, k);
     return LG_OK;
 }
@@ -345,8 +373,8 @@ static enum lg_stage_result stage_authorize(struct lg_ctx *c)
 {
     bool feed_route = lg_route_is_feed(c->route.kind);
     if (feed_route != c->key->feed)
-        return fail(c, 403, "forbidden",
-                    feed_route ? "this route is for feed keys" : "feed keys may only read the feed");
+        return refuse(c, 403, "forbidden",
+                      feed_route ? "this route is for feed keys" : "feed keys may only read the feed");
     if (feed_route || c->route.kind == LG_ROUTE_FACILITIES) {
         if (!feed_route && !c->w->facilities_loaded)
             return fail(c, 503, "store_unavailable", "facilities are being loaded");
@@ -355,7 +383,7 @@ static enum lg_stage_result stage_authorize(struct lg_ctx *c)
     if (!c->w->facilities_loaded)
         return fail(c, 503, "store_unavailable", "facilities are being loaded");
     const struct lg_facility *f = lg_cache_facility_get(c->w->cache, c->route.facility_id);
-    if (!lg_key_sees(c->key, f)) return fail(c, 404, "not_found", "no such resource");
+    if (!lg_key_sees(c->key, f)) return refuse(c, 404, "not_found", "no such resource");
     return LG_OK;
 }
 

@@ -64,6 +64,11 @@ static struct lg_script gcra_script = {
         "end\n"
         "local t = tat\n"
         "if t < now then t = now end\n"
+        /* peek: the state now, nothing consumed (refusals after authentication) */
+        "if ARGV[3] == 'peek' then\n"
+        "  return {'1', out(math.floor((limit - (t - now)) / T)),\n"
+        "          out(math.ceil((t - now) / 1024000)), '0'}\n"
+        "end\n"
         "local new = t + T\n"
         "if new - now <= limit then\n"
         "  local ttl = math.ceil((new - now) / 1024)\n"
@@ -96,6 +101,7 @@ struct rl_call {
     void *arg;
     double rate;
     int burst;
+    bool peek; /* report the state, consume nothing */
     size_t key_len;
     char key[KEY_ID_MAX];
 };
@@ -284,6 +290,21 @@ static void local_make_room(struct lg_ratelimit *rl, double now)
     rl->sweep = (rl->sweep + EVICT_SCAN) & mask;
 }
 
+/* The local table's view without consuming: what is left right now. */
+static void local_peek(struct lg_ratelimit *rl, const char *key, size_t len, double rate,
+                       int burst, struct lg_ratelimit_result *res)
+{
+    double now = (double)lg_mono_ms();
+    struct rl_entry *e = local_find(rl, key, len, key_hash(key, len));
+    double new_tat = 0;
+    lg_gcra(e != NULL ? e->tat : 0, now, rate, burst, &new_tat, res);
+    /* lg_gcra answered for one more request: undo that one. */
+    res->remaining = res->allowed ? res->remaining + 1 : 0;
+    res->allowed = true;
+    res->retry_after_s = 0;
+    res->local = true;
+}
+
 static void local_decide(struct lg_ratelimit *rl, const char *key, size_t len, double rate,
                          int burst, struct lg_ratelimit_result *res)
 {
@@ -396,7 +417,10 @@ static void on_reply(struct lg_store *st, redisReply *reply, void *arg)
         /* NULL: down, disconnected or past the deadline; the deadline is
          * timeout_ms, so no request waits longer than that. */
         if (reply != NULL) warn_sometimes(rl, reply);
-        local_decide(rl, c->key, c->key_len, c->rate, c->burst, &res);
+        if (c->peek)
+            local_peek(rl, c->key, c->key_len, c->rate, c->burst, &res);
+        else
+            local_decide(rl, c->key, c->key_len, c->rate, c->burst, &res);
     }
     /* Release first: the callback may check again or free the limiter. */
     call_put(c);
@@ -450,8 +474,23 @@ void lg_ratelimit_free(struct lg_ratelimit *rl)
     free(rl);
 }
 
+static void ratelimit_ask(struct lg_ratelimit *rl, const char *key_id, double rate_per_sec,
+                          int burst, bool peek, lg_ratelimit_cb *cb, void *arg);
+
 void lg_ratelimit_check(struct lg_ratelimit *rl, const char *key_id, double rate_per_sec,
                         int burst, lg_ratelimit_cb *cb, void *arg)
+{
+    ratelimit_ask(rl, key_id, rate_per_sec, burst, false, cb, arg);
+}
+
+void lg_ratelimit_peek(struct lg_ratelimit *rl, const char *key_id, double rate_per_sec,
+                       int burst, lg_ratelimit_cb *cb, void *arg)
+{
+    ratelimit_ask(rl, key_id, rate_per_sec, burst, true, cb, arg);
+}
+
+static void ratelimit_ask(struct lg_ratelimit *rl, const char *key_id, double rate_per_sec,
+                          int burst, bool peek, lg_ratelimit_cb *cb, void *arg)
 {
     struct lg_ratelimit_result res;
     double rate = clamp_rate(rate_per_sec);
@@ -480,15 +519,20 @@ void lg_ratelimit_check(struct lg_ratelimit *rl, const char *key_id, double rate
             c->arg = arg;
             c->rate = rate;
             c->burst = burst;
+            c->peek = peek;
             c->key_len = len;
             memcpy(c->key, key_id, len);
-            const char *argv[3] = {key, rate_s, burst_s};
-            size_t argvlen[3] = {(size_t)klen, (size_t)rlen, (size_t)blen};
-            if (lg_store_script(rl->st, &gcra_script, on_reply, c, 1, 3, argv, argvlen) == 0)
+            const char *argv[4] = {key, rate_s, burst_s, "peek"};
+            size_t argvlen[4] = {(size_t)klen, (size_t)rlen, (size_t)blen, 4};
+            if (lg_store_script(rl->st, &gcra_script, on_reply, c, 1, peek ? 4 : 3, argv,
+                                argvlen) == 0)
                 return;
             call_put(c); /* not connected: CB was not called */
         }
     }
-    local_decide(rl, key_id, len, rate, burst, &res);
+    if (peek)
+        local_peek(rl, key_id, len, rate, burst, &res);
+    else
+        local_decide(rl, key_id, len, rate, burst, &res);
     cb(&res, arg);
 }

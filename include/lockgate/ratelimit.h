@@ -36,4 +36,10 @@ void lg_ratelimit_free(struct lg_ratelimit *rl);
 void lg_ratelimit_check(struct lg_ratelimit *rl, const char *key_id, double rate_per_sec,
                         int burst, lg_ratelimit_cb *cb, void *arg);
 
+/* Reports KEY_ID's allowance without consuming any: for the RateLimit-*
+ * headers of answers refused after authentication (they use no quota).
+ * RES->allowed is always true. Same callback contract as lg_ratelimit_check. */
+void lg_ratelimit_peek(struct lg_ratelimit *rl, const char *key_id, double rate_per_sec,
+                       int burst, lg_ratelimit_cb *cb, void *arg);
+
 #endif
