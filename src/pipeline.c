@@ -357,12 +357,14 @@ static void on_key_loaded(struct lg_store *st, redisReply *reply, void *arg)
         resume(c, check_key(c, NULL));
         return;
     }
-    /* Cache only while events can keep the entry exact, and only if no key
-     * event overtook this reply (it may concern this very key). */
-    if (lg_worker_cache_trusted(w) && w->key_epoch == c->key_epoch) {
+    /* Keep the freshest read unless a key event overtook this reply (it may
+     * concern this very key). The cache answers on its own only while events
+     * keep it exact, or while Redis is unreachable. */
+    if (w->key_epoch == c->key_epoch) {
         lg_cache_key_put(w->cache, k);
         resume(c, check_key(c, k));
     } else {
+        lg_cache_key_drop(w->cache, c->key_id);
         resume(c, check_key(c, k));
         lg_key_unref(k);
     }

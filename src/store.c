@@ -57,8 +57,11 @@ struct lg_store {
     int inflight;
     lg_store_state_cb *state_cb;
     void *state_arg;
-    /* pub/sub mode */
-    char *channel;
+    /* pub/sub mode: "up" for users means every channel confirmed by Redis */
+    char *channels[LG_STORE_MAX_CHANNELS];
+    int nchannels;
+    int notified_up; /* users were told "up" and not yet "down" */
+    struct event *drop_timer; /* drops the connection from outside hiredis callbacks */
     lg_store_message_cb *message_cb;
     void *message_arg;
     int freeing;
@@ -68,6 +71,8 @@ static void store_connect(struct lg_store *st);
 
 static void notify_state(struct lg_store *st, bool up)
 {
+    if (up == (st->notified_up != 0)) return; /* each edge once */
+    st->notified_up = up;
     if (st->state_cb != NULL && !st->freeing) st->state_cb(st, up, st->state_arg);
 }
 
@@ -85,10 +90,8 @@ static void store_drop(struct lg_store *st, const char *why)
         ac->data = NULL;
         redisAsyncFree(ac); /* runs every pending callback with a NULL reply */
     }
-    if (was_up) {
-        lg_warn("redis %s:%d: connection lost (%s)", st->host, st->port, why);
-        notify_state(st, false);
-    }
+    if (was_up) lg_warn("redis %s:%d: connection lost (%s)", st->host, st->port, why);
+    notify_state(st, false);
     if (st->freeing) return;
     struct timeval tv = {st->backoff_ms / 1000, (st->backoff_ms % 1000) * 1000};
     evtimer_add(st->reconnect_timer, &tv);
@@ -109,11 +112,10 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     st->up = 0;
     evtimer_del(st->connect_timer);
     evtimer_del(st->ready_timer);
-    if (was_up) {
+    if (was_up)
         lg_warn("redis %s:%d: disconnected: %s", st->host, st->port,
                 ac->errstr[0] ? ac->errstr : "closed");
-        notify_state(st, false);
-    }
+    notify_state(st, false);
     if (st->freeing) return;
     struct timeval tv = {st->backoff_ms / 1000, (st->backoff_ms % 1000) * 1000};
     evtimer_add(st->reconnect_timer, &tv);
@@ -135,17 +137,50 @@ static void on_connect(const redisAsyncContext *ac, int status)
     evtimer_add(st->ready_timer, &zero);
 }
 
+/* Every reply on a subscribed connection: the confirmations of SUBSCRIBE
+ * (the connection counts as up only once Redis confirmed every channel, so
+ * no event can be missed in between), then the messages. */
 static void on_message(redisAsyncContext *ac, void *r, void *privdata)
 {
     struct lg_store *st = privdata;
     redisReply *reply = r;
     if (reply == NULL || st->freeing || st->ac != ac) return;
     st->last_reply_ms = lg_mono_ms();
+    if (reply->type == REDIS_REPLY_ERROR) {
+        lg_error("redis %s:%d: SUBSCRIBE refused: %s", st->host, st->port, reply->str);
+        struct timeval zero = {0, 0};
+        evtimer_add(st->drop_timer, &zero);
+        return;
+    }
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3) return;
-    redisReply *kind = reply->element[0], *payload = reply->element[2];
-    if (kind->type != REDIS_REPLY_STRING || payload->type != REDIS_REPLY_STRING) return;
-    if (strcmp(kind->str, "message") == 0 && st->message_cb != NULL)
-        st->message_cb(st, payload->str, payload->len, st->message_arg);
+    redisReply *kind = reply->element[0], *chan = reply->element[1], *payload = reply->element[2];
+    if (kind->type != REDIS_REPLY_STRING || chan->type != REDIS_REPLY_STRING) return;
+    if (strcmp(kind->str, "subscribe") == 0) {
+        if (payload->type == REDIS_REPLY_INTEGER && payload->integer == st->nchannels)
+            notify_state(st, true);
+        return;
+    }
+    if (strcmp(kind->str, "message") == 0 && payload->type == REDIS_REPLY_STRING &&
+        st->message_cb != NULL)
+        st->message_cb(st, chan->str, payload->str, payload->len, st->message_arg);
+}
+
+static void send_subscribe(struct lg_store *st)
+{
+    const char *argv[1 + LG_STORE_MAX_CHANNELS];
+    argv[0] = "SUBSCRIBE";
+    for (int i = 0; i < st->nchannels; i++) argv[1 + i] = st->channels[i];
+    redisAsyncCommandArgv(st->ac, on_message, st, 1 + st->nchannels, argv, NULL);
+}
+
+static void on_drop_timer(evutil_socket_t fd, short what, void *arg)
+{
+    store_drop(arg, "subscription refused");
+}
+
+void lg_store_reset(struct lg_store *st, const char *why)
+{
+    if (st->ac != NULL) store_drop(st, why);
 }
 
 static void on_ready_timer(evutil_socket_t fd, short what, void *arg)
@@ -155,12 +190,13 @@ static void on_ready_timer(evutil_socket_t fd, short what, void *arg)
     st->up = 1;
     st->backoff_ms = BACKOFF_MIN_MS;
     st->last_reply_ms = lg_mono_ms();
-    lg_info("redis %s:%d: connected%s", st->host, st->port, st->channel ? " (subscriber)" : "");
-    if (st->channel != NULL) {
-        const char *argv[2] = {"SUBSCRIBE", st->channel};
-        redisAsyncCommandArgv(st->ac, on_message, st, 2, argv, NULL);
-    }
-    notify_state(st, true);
+    /* A peer that vanished without a FIN is noticed by TCP keepalive. */
+    redisEnableKeepAlive(&st->ac->c);
+    lg_info("redis %s:%d: connected%s", st->host, st->port, st->nchannels ? " (subscriber)" : "");
+    if (st->nchannels > 0)
+        send_subscribe(st); /* "up" when Redis confirms (on_message) */
+    else
+        notify_state(st, true);
 }
 
 static void on_connect_timeout(evutil_socket_t fd, short what, void *arg)
@@ -202,7 +238,9 @@ struct lg_store *lg_store_new(struct event_base *base, const struct lg_config *c
     st->reconnect_timer = evtimer_new(base, on_reconnect_timer, st);
     st->ready_timer = evtimer_new(base, on_ready_timer, st);
     st->connect_timer = evtimer_new(base, on_connect_timeout, st);
-    if (st->reconnect_timer == NULL || st->ready_timer == NULL || st->connect_timer == NULL)
+    st->drop_timer = evtimer_new(base, on_drop_timer, st);
+    if (st->reconnect_timer == NULL || st->ready_timer == NULL || st->connect_timer == NULL ||
+        st->drop_timer == NULL)
         goto err;
     store_connect(st);
     return st;
@@ -233,12 +271,13 @@ void lg_store_free(struct lg_store *st)
     if (st->reconnect_timer) event_free(st->reconnect_timer);
     if (st->ready_timer) event_free(st->ready_timer);
     if (st->connect_timer) event_free(st->connect_timer);
+    if (st->drop_timer) event_free(st->drop_timer);
     while (st->free_list != NULL) {
         struct pending *p = st->free_list;
         st->free_list = p->next;
         pending_free(p);
     }
-    free(st->channel);
+    for (int i = 0; i < st->nchannels; i++) free(st->channels[i]);
     free(st);
 }
 
@@ -335,7 +374,7 @@ static int arm(struct pending *p, lg_store_cb *cb, void *arg)
 int lg_store_argv(struct lg_store *st, lg_store_cb *cb, void *arg, int argc, const char **argv,
                   const size_t *argvlen)
 {
-    if (!st->up || st->ac == NULL || st->channel != NULL) return -1;
+    if (!st->up || st->ac == NULL || st->nchannels > 0) return -1;
     struct pending *p = pending_get(st);
     if (p == NULL) return -1;
     arm(p, cb, arg);
@@ -349,7 +388,7 @@ int lg_store_argv(struct lg_store *st, lg_store_cb *cb, void *arg, int argc, con
 
 int lg_store_cmd(struct lg_store *st, lg_store_cb *cb, void *arg, const char *fmt, ...)
 {
-    if (!st->up || st->ac == NULL || st->channel != NULL) return -1;
+    if (!st->up || st->ac == NULL || st->nchannels > 0) return -1;
     struct pending *p = pending_get(st);
     if (p == NULL) return -1;
     arm(p, cb, arg);
@@ -436,7 +475,7 @@ static int send_eval(struct pending *p)
 int lg_store_script(struct lg_store *st, struct lg_script *script, lg_store_cb *cb, void *arg,
                     int nkeys, int argc, const char **argv, const size_t *argvlen)
 {
-    if (!st->up || st->ac == NULL || st->channel != NULL) return -1;
+    if (!st->up || st->ac == NULL || st->nchannels > 0) return -1;
     script_sha(script);
     struct pending *p = pending_get(st);
     if (p == NULL) return -1;
@@ -462,16 +501,15 @@ int lg_store_script(struct lg_store *st, struct lg_script *script, lg_store_cb *
     return 0;
 }
 
-int lg_store_subscribe(struct lg_store *st, const char *channel, lg_store_message_cb *cb, void *arg)
+int lg_store_subscribe(struct lg_store *st, const char *const *channels, int n,
+                       lg_store_message_cb *cb, void *arg)
 {
-    free(st->channel);
-    st->channel = strdup(channel);
-    if (st->channel == NULL) return -1;
+    if (n < 1 || n > LG_STORE_MAX_CHANNELS || st->nchannels > 0) return -1;
+    for (int i = 0; i < n; i++)
+        if ((st->channels[st->nchannels] = strdup(channels[i])) != NULL) st->nchannels++;
+    if (st->nchannels != n) return -1;
     st->message_cb = cb;
     st->message_arg = arg;
-    if (st->up && st->ac != NULL) {
-        const char *argv[2] = {"SUBSCRIBE", st->channel};
-        redisAsyncCommandArgv(st->ac, on_message, st, 2, argv, NULL);
-    }
+    if (st->up && st->ac != NULL) send_subscribe(st);
     return 0;
 }

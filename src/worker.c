@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -18,10 +19,14 @@
 #include "lockgate/ratelimit.h"
 #include "lockgate/store.h"
 #include "lockgate/upstream.h"
+#include "lockgate/util.h"
 #include "lockgate/worker.h"
 
 #define PUBLIC_MAX_BODY 0 /* the public API takes no bodies */
 #define RELOAD_RETRY_MS 200
+#define RELOAD_UNSUBSCRIBED_MS 1000 /* facility reloads while events cannot arrive */
+#define HEARTBEAT_MS 1000
+#define HEARTBEAT_SILENCE_MS 3000  /* this long without hearing a beat: resubscribe */
 
 static struct lg_script facilities_load = {
     "facilities_load",
@@ -76,10 +81,17 @@ static void reload_facilities(struct lg_worker *w)
         schedule_reload(w);
 }
 
+/* Reloads the facility table. Without a live subscription exclusions
+ * cannot arrive as events, so the table is reloaded every second until the
+ * subscription is back (which reloads it once more). */
 static void on_reload_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct lg_worker *w = arg;
-    if (w->sub_live) reload_facilities(w);
+    if (lg_store_up(w->store)) reload_facilities(w);
+    if (!w->sub_live) {
+        struct timeval tv = {RELOAD_UNSUBSCRIBED_MS / 1000, 0};
+        evtimer_add(w->reload_timer, &tv);
+    }
 }
 
 /* One facility changed: read it again. If that read fails, forget the
@@ -123,12 +135,22 @@ fail:
     schedule_reload(w);
 }
 
-static void on_event(struct lg_store *st, const char *msg, size_t len, void *arg)
+static void on_event(struct lg_store *st, const char *channel, const char *msg, size_t len,
+                     void *arg)
 {
     struct lg_worker *w = arg;
+    if (strcmp(channel, w->hb_channel) == 0) {
+        w->hb_heard_ms = lg_mono_ms();
+        return;
+    }
     struct lg_event ev;
     if (lg_event_parse(msg, len, &ev) < 0) {
-        lg_warn("worker %d: ignoring a malformed event", w->id);
+        /* It could have been a revocation: fail closed. */
+        lg_warn("worker %d: a malformed event; forgetting cached keys, reloading facilities",
+                w->id);
+        w->key_epoch++;
+        lg_cache_keys_flush(w->cache);
+        schedule_reload(w);
         return;
     }
     if (strncmp(ev.type, "key.", 4) == 0) {
@@ -158,8 +180,10 @@ static void on_sub_state(struct lg_store *st, bool up, void *arg)
     w->key_epoch++;
     if (!up) {
         w->sub_live = false;
+        schedule_reload(w); /* and every second while unsubscribed */
         return;
     }
+    w->hb_heard_ms = lg_mono_ms();
     lg_cache_keys_flush(w->cache);
     w->facilities_loaded = false;
     w->sub_live = true;
@@ -171,6 +195,21 @@ static void on_cmd_state(struct lg_store *st, bool up, void *arg)
 {
     struct lg_worker *w = arg;
     if (up && w->sub_live && !w->facilities_loaded) reload_facilities(w);
+}
+
+static void on_published(struct lg_store *st, redisReply *reply, void *arg) {}
+
+static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
+{
+    struct lg_worker *w = arg;
+    if (!w->sub_live || !lg_store_up(w->store)) return;
+    if (lg_mono_ms() - w->hb_heard_ms > HEARTBEAT_SILENCE_MS) {
+        lg_warn("worker %d: the events subscription went silent; reconnecting it", w->id);
+        lg_store_reset(w->sub, "no heartbeat");
+        return;
+    }
+    const char *argv[] = {"PUBLISH", w->hb_channel, "1"};
+    lg_store_argv(w->store, on_published, NULL, 3, argv, NULL);
 }
 
 struct lg_worker *lg_worker_new(int id, const struct lg_config *cfg,
@@ -198,9 +237,17 @@ struct lg_worker *lg_worker_new(int id, const struct lg_config *cfg,
     if ((w->feed = lg_feed_new(w->base, cfg, w->store)) == NULL) goto err;
     char channel[96];
     snprintf(channel, sizeof(channel), "%sevents", cfg->redis_prefix);
+    char nonce[17];
+    lg_request_id_new(nonce);
+    snprintf(w->hb_channel, sizeof(w->hb_channel), "%sheartbeat:%d:%d:%s", cfg->redis_prefix,
+             (int)getpid(), id, nonce);
     lg_store_on_state(w->store, on_cmd_state, w);
     lg_store_on_state(w->sub, on_sub_state, w);
-    if (lg_store_subscribe(w->sub, channel, on_event, w) < 0) goto err;
+    const char *channels[] = {channel, w->hb_channel};
+    if (lg_store_subscribe(w->sub, channels, 2, on_event, w) < 0) goto err;
+    if ((w->hb_timer = event_new(w->base, -1, EV_PERSIST, on_heartbeat, w)) == NULL) goto err;
+    struct timeval beat = {HEARTBEAT_MS / 1000, (HEARTBEAT_MS % 1000) * 1000};
+    evtimer_add(w->hb_timer, &beat);
     if (cfg->listen[0] != '\0' &&
         (w->http = lg_http_server_new(w->base, cfg, cfg->listen, NULL, PUBLIC_MAX_BODY,
                                       lg_pipeline_handle, w)) == NULL)
@@ -247,6 +294,7 @@ void lg_worker_stop(struct lg_worker *w)
     lg_http_server_free(w->https);
     if (w->ratelimit) lg_ratelimit_free(w->ratelimit);
     if (w->reload_timer) event_free(w->reload_timer);
+    if (w->hb_timer) event_free(w->hb_timer);
     lg_pipeline_free_pool(w);
     lg_cache_free(w->cache);
     if (w->base) event_base_free(w->base);

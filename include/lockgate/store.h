@@ -22,8 +22,11 @@ typedef void lg_store_cb(struct lg_store *st, redisReply *reply, void *arg);
  * (UP false). Caches must be flushed on both. */
 typedef void lg_store_state_cb(struct lg_store *st, bool up, void *arg);
 
-/* Called for every message on the subscribed channel. MSG is borrowed. */
-typedef void lg_store_message_cb(struct lg_store *st, const char *msg, size_t len, void *arg);
+/* Called for every message on a subscribed channel. CHANNEL and MSG are borrowed. */
+typedef void lg_store_message_cb(struct lg_store *st, const char *channel, const char *msg,
+                                 size_t len, void *arg);
+
+#define LG_STORE_MAX_CHANNELS 4
 
 /* A Lua script known by its SHA1. Define them static and pass to lg_store_script. */
 struct lg_script {
@@ -57,9 +60,16 @@ int lg_store_cmd(struct lg_store *st, lg_store_cb *cb, void *arg, const char *fm
 int lg_store_script(struct lg_store *st, struct lg_script *script, lg_store_cb *cb, void *arg,
                     int nkeys, int argc, const char **argv, const size_t *argvlen);
 
-/* Turns this connection into a subscriber of CHANNEL (restored after each
- * reconnect). A subscribed store accepts no other commands. */
-int lg_store_subscribe(struct lg_store *st, const char *channel, lg_store_message_cb *cb,
-                       void *arg);
+/* Turns this connection into a subscriber of CHANNELS (N of them, restored
+ * after each reconnect). It reports "up" (lg_store_on_state) only once Redis
+ * has confirmed every channel, and "down" when the connection is lost. A
+ * subscribed store accepts no other commands. 0 or -1. */
+int lg_store_subscribe(struct lg_store *st, const char *const *channels, int n,
+                       lg_store_message_cb *cb, void *arg);
+
+/* Drops the connection now (it reconnects with backoff; users hear "down").
+ * For a subscriber whose messages stopped arriving. Not from inside a store
+ * callback. */
+void lg_store_reset(struct lg_store *st, const char *why);
 
 #endif

@@ -44,6 +44,12 @@ struct lg_worker {
     uint64_t key_epoch;
     uint64_t facilities_generation; /* bumped on each reload, to drop stale answers */
     struct event *reload_timer;
+    /* The subscription's heartbeat: the worker publishes to a channel of its
+     * own once a second and expects to hear it back; silence means the
+     * subscriber is dead even if its TCP connection looks alive. */
+    char hb_channel[128];
+    struct event *hb_timer;
+    int64_t hb_heard_ms; /* monotonic time the last beat (or "up") was heard */
     struct lg_ctx *ctx_pool;
     pthread_t thread;
 };
