@@ -73,6 +73,7 @@ struct feed_stream {
     uint64_t turn;       /* the feed's turn of the last write */
     size_t turn_bytes;   /* bytes written in that turn */
     char key_id[KEY_ID_MAX];
+    int64_t expires_at_ms; /* the key's expiry (wall clock), 0 = never */
     char request_id[REQUEST_ID_MAX + 1];
 };
 
@@ -386,6 +387,7 @@ static int range_send(struct feed_op *op, const char *cursor, const char *count)
 
 static void poll_update(struct lg_feed *f);
 static void kick(struct lg_feed *f);
+static void stream_close(struct feed_stream *s);
 
 static void stream_unlink(struct feed_stream *s)
 {
@@ -637,9 +639,13 @@ static void on_poll(evutil_socket_t fd, short what, void *arg)
     struct lg_feed *f = arg;
     int64_t now = lg_mono_ms();
     f->turn++;
-    int64_t beat = (int64_t)f->cfg->feed_heartbeat_s * 1000;
+    int64_t beat = (int64_t)f->cfg->feed_heartbeat_s * 1000, wall = lg_now_ms();
     for (struct feed_stream *s = f->streams, *next; s != NULL; s = next) {
         next = s->next;
+        if (s->expires_at_ms != 0 && wall >= s->expires_at_ms) {
+            stream_close(s); /* the key expired: no event says so */
+            continue;
+        }
         if (s->state == ST_OPENING) continue;
         if (s->state == ST_CATCHUP && s->retry && !s->fetching && backlog_read(s, false) < 0)
             s->retry = true;
@@ -850,7 +856,7 @@ static void serve_changes(struct lg_feed *f, struct lg_http_req *req, const char
 }
 
 static void serve_stream(struct lg_feed *f, struct lg_http_req *req, const char *key_id,
-                         const char *rid)
+                         int64_t expires_at_ms, const char *rid)
 {
     char cursor[CURSOR_MAX + 1] = "";
     if (request_cursor(req, true, cursor) < 0) {
@@ -871,6 +877,7 @@ static void serve_stream(struct lg_feed *f, struct lg_http_req *req, const char 
     s->state = ST_OPENING;
     snprintf(s->cursor, sizeof(s->cursor), "%s", cursor);
     snprintf(s->key_id, sizeof(s->key_id), "%s", key_id);
+    s->expires_at_ms = expires_at_ms;
     snprintf(s->request_id, sizeof(s->request_id), "%s", rid);
     s->next = f->streams;
     if (f->streams) f->streams->prev = s;
@@ -886,13 +893,13 @@ static void serve_stream(struct lg_feed *f, struct lg_http_req *req, const char 
 }
 
 void lg_feed_serve(struct lg_feed *f, struct lg_http_req *req, enum lg_route_kind route,
-                   const char *key_id, const char *request_id)
+                   const char *key_id, int64_t expires_at_ms, const char *request_id)
 {
     const char *rid = request_id ? request_id : "";
     switch (route) {
     case LG_ROUTE_FEED_SNAPSHOT: serve_snapshot(f, req, rid); break;
     case LG_ROUTE_FEED_CHANGES: serve_changes(f, req, rid); break;
-    case LG_ROUTE_FEED_STREAM: serve_stream(f, req, key_id, rid); break;
+    case LG_ROUTE_FEED_STREAM: serve_stream(f, req, key_id, expires_at_ms, rid); break;
     default: feed_error(req, 404, "not_found", "no such resource", rid); break;
     }
 }
@@ -906,16 +913,29 @@ void lg_feed_on_event(struct lg_feed *f, const struct lg_event *ev)
     kick(f);
 }
 
+static void stream_close(struct feed_stream *s)
+{
+    if (s->state == ST_OPENING)
+        s->closed = true; /* ended as soon as its first read answers */
+    else
+        stream_end(s);
+}
+
 void lg_feed_close_key(struct lg_feed *f, const char *key_id)
 {
     if (f == NULL || key_id == NULL || key_id[0] == '\0') return;
     for (struct feed_stream *s = f->streams, *next; s != NULL; s = next) {
         next = s->next;
-        if (strcmp(s->key_id, key_id) != 0) continue;
-        if (s->state == ST_OPENING)
-            s->closed = true; /* ended as soon as its first read answers */
-        else
-            stream_end(s);
+        if (strcmp(s->key_id, key_id) == 0) stream_close(s);
+    }
+}
+
+void lg_feed_close_all(struct lg_feed *f)
+{
+    if (f == NULL) return;
+    for (struct feed_stream *s = f->streams, *next; s != NULL; s = next) {
+        next = s->next;
+        stream_close(s);
     }
 }
 

@@ -463,7 +463,8 @@ static enum lg_stage_result stage_forward(struct lg_ctx *c)
     if (c->route.kind == LG_ROUTE_FACILITIES) return list_facilities(c);
     if (lg_route_is_feed(c->route.kind)) {
         set_success_headers(c);
-        lg_feed_serve(w->feed, c->req, c->route.kind, c->key->key_id, c->request_id);
+        lg_feed_serve(w->feed, c->req, c->route.kind, c->key->key_id, c->key->expires_at_ms,
+                      c->request_id);
         return LG_DONE;
     }
     const char *path = lg_http_path(c->req), *q = lg_http_query(c->req);

@@ -178,6 +178,7 @@ static void on_sub_state(struct lg_store *st, bool up, void *arg)
 {
     struct lg_worker *w = arg;
     w->key_epoch++;
+    lg_feed_close_all(w->feed); /* a key.disabled may be missed, or was */
     if (!up) {
         w->sub_live = false;
         schedule_reload(w); /* and every second while unsubscribed */

@@ -5,6 +5,7 @@
 #define LG_FEED_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "lockgate/route.h"
 
@@ -25,12 +26,18 @@ void lg_feed_free(struct lg_feed *f);
  * takes over REQ: it is answered now or later, exactly once. X-Request-Id and
  * rate-limit headers are already set on REQ; REQUEST_ID is copied. */
 void lg_feed_serve(struct lg_feed *f, struct lg_http_req *req, enum lg_route_kind route,
-                   const char *key_id, const char *request_id);
+                   const char *key_id, int64_t expires_at_ms, const char *request_id);
 
 /* Every event received on the events channel, so live streams can advance. */
 void lg_feed_on_event(struct lg_feed *f, const struct lg_event *ev);
-/* Closes at once every stream opened with KEY_ID (key disabled or deleted). */
+/* Closes at once every stream opened with KEY_ID (key disabled or deleted).
+ * A stream also ends by itself when its key's expiry (given to
+ * lg_feed_serve) passes. */
 void lg_feed_close_key(struct lg_feed *f, const char *key_id);
+/* Closes every stream: the subscription was lost or restored, so a
+ * revocation may have been missed. Readers resume with Last-Event-ID and are
+ * authenticated again. */
+void lg_feed_close_all(struct lg_feed *f);
 /* Number of open streams. */
 int lg_feed_streams(const struct lg_feed *f);
 

@@ -1018,6 +1018,40 @@ START_TEST(disabled_key_streams_end)
 }
 END_TEST
 
+static int first_done(void *arg)
+{
+    struct sse *s = arg;
+    return s[0].done;
+}
+
+/* A key that expires (here: rotated with a grace period) sends no event when
+ * it does: its streams end by themselves, and the new key's go on. */
+START_TEST(expired_key_streams_end)
+{
+    struct cred old, fresh;
+    make_feed_key(&old);
+    char path[128];
+    snprintf(path, sizeof(path), "/admin/v1/keys/%s/rotate", old.id);
+    cred_from(admin_ok("POST", path, "{\"grace_seconds\":2}", 201), &fresh);
+    struct sse s[2];
+    sse_open(&s[0], &old, "", NULL);
+    sse_open(&s[1], &fresh, "", NULL);
+    sse_ready(s, 2);
+    /* the rotation closed nothing opened after it: both streams are up */
+    ck_assert_int_eq(s[0].done, 0);
+    int64_t t0 = itest_mono_ms();
+    sse_until(first_done, s, IT->timeout_ms, "the expired key's stream to end");
+    printf("feed: an expired key's stream ended %lld ms after it was opened\n",
+           (long long)(itest_mono_ms() - t0));
+    ck_assert_int_eq(s[1].done, 0);
+    struct itest_resp r;
+    feed_get(&old, "/v1/feed/facilities/stream", NULL, &r);
+    check_error(&r, 403, "key_disabled", "stream with an expired key");
+    itest_resp_free(&r);
+    for (int i = 0; i < 2; i++) sse_close(&s[i]);
+}
+END_TEST
+
 static int two_comments(void *arg)
 {
     struct sse *s = arg;
@@ -1473,6 +1507,7 @@ int main(void)
     tcase_add_test(tc, garbage_cursors);
     tcase_add_test(tc, roles);
     tcase_add_test(tc, disabled_key_streams_end);
+    tcase_add_test(tc, expired_key_streams_end);
     tcase_add_test(tc, heartbeats);
     tcase_add_test(tc, consumer_script);
     suite_add_tcase(su, tc);
