@@ -8,6 +8,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <arpa/inet.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 
@@ -46,10 +48,14 @@ enum lg_auth_parse_result lg_auth_parse(const char *authorization, const char *x
         if (b64[len - 1] == '=') n--;
         if (b64[len - 2] == '=') n--;
         const unsigned char *colon = memchr(dec, ':', (size_t)n);
-        if (colon == NULL) return LG_AUTH_INVALID;
-        size_t klen = (size_t)(colon - dec);
-        return take((const char *)dec, klen, (const char *)colon + 1, (size_t)n - klen - 1, key,
-                    secret);
+        enum lg_auth_parse_result r = LG_AUTH_INVALID;
+        if (colon != NULL) {
+            size_t klen = (size_t)(colon - dec);
+            r = take((const char *)dec, klen, (const char *)colon + 1, (size_t)n - klen - 1, key,
+                     secret);
+        }
+        OPENSSL_cleanse(dec, sizeof(dec)); /* it held the secret */
+        return r;
     }
     if (x_key == NULL && x_secret == NULL) return LG_AUTH_MISSING;
     if (x_key == NULL || x_secret == NULL) return LG_AUTH_INVALID;
@@ -76,7 +82,7 @@ bool lg_auth_verify(struct lg_key *k, const struct lg_secrets *secrets, const ch
 #define THROTTLE_PROBE 8
 
 struct throttle_slot {
-    char ip[48];
+    char ip[64];
     int64_t window; /* minute number */
     int failures;
 };
@@ -112,8 +118,26 @@ static struct throttle_slot *throttle_find(const char *ip, int64_t window, bool 
     return free_slot;
 }
 
-bool lg_auth_throttled(const char *ip, int *retry_after_s)
+/* The throttle's unit: an IPv4 address, or an IPv6 /64 (one host usually
+ * holds a whole /64 and could otherwise rotate through it). */
+static void client_of(const char *ip, char *out, size_t cap)
 {
+    unsigned char a[16];
+    if (strchr(ip, ':') != NULL && inet_pton(AF_INET6, ip, a) == 1) {
+        memset(a + 8, 0, 8);
+        char net[INET6_ADDRSTRLEN];
+        if (inet_ntop(AF_INET6, a, net, sizeof(net)) != NULL) {
+            snprintf(out, cap, "%s/64", net);
+            return;
+        }
+    }
+    snprintf(out, cap, "%s", ip);
+}
+
+bool lg_auth_throttled(const char *ip_text, int *retry_after_s)
+{
+    char ip[64];
+    client_of(ip_text, ip, sizeof(ip));
     int64_t now = lg_now_ms(), window = now / 60000;
     pthread_mutex_lock(&throttle_lock);
     struct throttle_slot *s = throttle_find(ip, window, false);
@@ -123,8 +147,10 @@ bool lg_auth_throttled(const char *ip, int *retry_after_s)
     return over;
 }
 
-void lg_auth_failed(const char *ip)
+void lg_auth_failed(const char *ip_text)
 {
+    char ip[64];
+    client_of(ip_text, ip, sizeof(ip));
     int64_t window = lg_now_ms() / 60000;
     pthread_mutex_lock(&throttle_lock);
     struct throttle_slot *s = throttle_find(ip, window, true);

@@ -497,13 +497,21 @@ static void on_client_close(struct lg_http_req *req, void *arg)
     ctx_put(c);
 }
 
-static bool withheld(const char *body, size_t len)
+enum code_check { CODE_SERVE, CODE_WITHHOLD, CODE_UNREADABLE };
+
+/* An unlock code is served only from a 200 whose JSON says which lock state
+ * it is in, and never for a lock in auction: anything else fails closed. */
+static enum code_check check_code(int status, const char *body, size_t len)
 {
+    if (status != 200) return CODE_UNREADABLE;
     json_t *doc = json_loadb(body, len, 0, NULL);
-    const char *status = doc ? json_string_value(json_object_get(doc, "lock_status")) : NULL;
-    bool auction = status != NULL && strcmp(status, "assigned_auction") == 0;
+    const char *lock =
+        json_is_object(doc) ? json_string_value(json_object_get(doc, "lock_status")) : NULL;
+    enum code_check r = lock == NULL                            ? CODE_UNREADABLE
+                        : strcmp(lock, "assigned_auction") == 0 ? CODE_WITHHOLD
+                                                                : CODE_SERVE;
     json_decref(doc);
-    return auction;
+    return r;
 }
 
 static void on_upstream(const struct lg_upstream_result *res, void *arg)
@@ -511,6 +519,7 @@ static void on_upstream(const struct lg_upstream_result *res, void *arg)
     struct lg_ctx *c = arg;
     c->up = NULL;
     enum lg_stage_result r;
+    enum code_check code;
     if (res->error == LG_UPSTREAM_TIMEOUT)
         r = fail(c, 504, "upstream_timeout", "the upstream did not answer in time");
     else if (res->error != LG_UPSTREAM_OK || res->status >= 500)
@@ -519,9 +528,11 @@ static void on_upstream(const struct lg_upstream_result *res, void *arg)
         r = fail(c, 404, "not_found", "no such resource");
     else if (res->status >= 400)
         r = fail(c, 400, "bad_request", "the upstream refused the request");
-    else if (c->route.kind == LG_ROUTE_UNLOCK_CODE && res->status == 200 &&
-             withheld(res->body, res->body_len))
-        r = fail(c, 403, "code_withheld", "the code of a lock in auction is withheld");
+    else if (c->route.kind == LG_ROUTE_UNLOCK_CODE &&
+             (code = check_code(res->status, res->body, res->body_len)) != CODE_SERVE)
+        r = code == CODE_WITHHOLD
+                ? fail(c, 403, "code_withheld", "the code of a lock in auction is withheld")
+                : fail(c, 502, "upstream_unavailable", "the upstream's answer was unreadable");
     else {
         audit(c, outcome_of(NULL));
         set_success_headers(c);

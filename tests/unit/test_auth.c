@@ -167,6 +167,12 @@ START_TEST(throttle)
     ck_assert(lg_auth_throttled("198.51.100.1", &retry));
     ck_assert(retry >= 1 && retry <= 60);
     ck_assert(!lg_auth_throttled("198.51.100.2", &retry));
+    /* IPv6 clients count per /64: rotating addresses inside it does not help */
+    lg_auth_failed("2001:db8:1:2::1");
+    lg_auth_failed("2001:db8:1:2::2");
+    lg_auth_failed("2001:db8:1:2:aaaa::3");
+    ck_assert(lg_auth_throttled("2001:db8:1:2::99", &retry));
+    ck_assert(!lg_auth_throttled("2001:db8:1:3::1", &retry));
 }
 END_TEST
 
