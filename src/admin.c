@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include <jansson.h>
+#include <openssl/sha.h>
 #include <openssl/crypto.h>
 
 #include "admin_internal.h"
@@ -297,10 +298,13 @@ static void serve_healthz(struct lg_admin *adm, struct lg_http_req *req, const c
 static void serve_readyz(struct lg_admin *adm, struct lg_http_req *req, const char *rid)
 {
     bool up = lg_store_up(adm->store);
-    /* The upstream is the workers' business; the admin loop cannot see it. */
+    /* The upstream as the workers last saw it; it does not decide readiness:
+     * Redis does (a gateway without Redis cannot authenticate new keys). */
+    int upstream = lg_metrics_upstream_state();
     lg_admin_reply_json(adm, req, rid, up ? 200 : 503,
                      json_pack("{s:s, s:s, s:s}", "status", up ? "ready" : "not_ready", "redis",
-                               up ? "up" : "down", "upstream", "unknown"));
+                               up ? "up" : "down", "upstream",
+                               upstream < 0 ? "unknown" : upstream ? "up" : "down"));
 }
 
 static void serve_metrics(struct lg_admin *adm, struct lg_http_req *req, const char *rid)
@@ -528,7 +532,11 @@ static bool authorized(const struct lg_admin *adm, struct lg_http_req *req)
     size_t len = strlen(h);
     while (len > 0 && (h[len - 1] == ' ' || h[len - 1] == '\t')) len--;
     if (len == 0) return false;
-    return lg_ct_equal(h, len, adm->secrets->admin_token, adm->secrets->admin_token_len);
+    /* Compare digests: equal lengths, so not even the token's length leaks. */
+    unsigned char got[SHA256_DIGEST_LENGTH], want[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)h, len, got);
+    SHA256((const unsigned char *)adm->secrets->admin_token, adm->secrets->admin_token_len, want);
+    return lg_ct_equal(got, sizeof(got), want, sizeof(want));
 }
 
 static void on_request(struct lg_http_req *req, void *arg)

@@ -80,6 +80,31 @@ static struct bufferevent *tls_bevcb(struct event_base *base, void *arg)
     return bev;
 }
 
+/* Out of file descriptors, accept() fails at once and forever while the
+ * pending connection stays queued: without a pause the loop would spin and
+ * flood the log. Pause the listener for a moment instead. */
+#define ACCEPT_PAUSE_MS 100
+
+static void on_accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+    evconnlistener_enable(arg);
+}
+
+static void on_accept_error(struct evconnlistener *lev, void *arg)
+{
+    static _Thread_local int64_t last_log;
+    int err = EVUTIL_SOCKET_ERROR();
+    int64_t now = lg_mono_ms();
+    if (now - last_log >= 1000) {
+        last_log = now;
+        lg_warn("accept: %s; pausing the listener for %d ms", evutil_socket_error_to_string(err),
+                ACCEPT_PAUSE_MS);
+    }
+    evconnlistener_disable(lev);
+    struct timeval tv = {0, ACCEPT_PAUSE_MS * 1000};
+    event_base_once(evconnlistener_get_base(lev), -1, EV_TIMEOUT, on_accept_resume, lev, &tv);
+}
+
 static enum lg_http_method map_method(enum evhttp_cmd_type t)
 {
     switch (t) {
@@ -403,6 +428,7 @@ struct lg_http_server *lg_http_server_new(struct event_base *base, const struct 
     srv->http = evhttp_new(base);
     if (srv->http == NULL) goto err;
     if (evhttp_bind_listener(srv->http, srv->listener) == NULL) goto err;
+    evconnlistener_set_error_cb(srv->listener, on_accept_error);
     srv->listener = NULL; /* owned by evhttp now */
     evhttp_set_max_headers_size(srv->http, (ev_ssize_t)cfg->max_header_bytes);
     evhttp_set_max_body_size(srv->http, (ev_ssize_t)max_body);

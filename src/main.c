@@ -1,6 +1,7 @@
 /* lockgate: the gateway daemon. main only wires things together: config,
  * secrets, the admin API on the main loop, and the workers on their threads. */
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,6 +80,12 @@ int main(int argc, char **argv)
     }
 
     signal(SIGPIPE, SIG_IGN);
+    /* Every client is a descriptor: take all the kernel allows us. */
+    struct rlimit nofile;
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+        nofile.rlim_cur = nofile.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &nofile);
+    }
     evthread_use_pthreads();
     curl_global_init(CURL_GLOBAL_ALL);
 

@@ -13,6 +13,7 @@ static atomic_ullong by_status[STATUS_MAX];
 static atomic_ullong buckets[NBUCKETS + 1]; /* last: +Inf */
 static atomic_ullong ms_sum;
 static atomic_ullong local_limits;
+static atomic_int upstream_state = -1;
 
 void lg_metrics_answer(int status, int64_t ms)
 {
@@ -28,6 +29,16 @@ void lg_metrics_answer(int status, int64_t ms)
 void lg_metrics_local_limit(void)
 {
     atomic_fetch_add_explicit(&local_limits, 1, memory_order_relaxed);
+}
+
+void lg_metrics_upstream_result(int ok)
+{
+    atomic_store_explicit(&upstream_state, ok ? 1 : 0, memory_order_relaxed);
+}
+
+int lg_metrics_upstream_state(void)
+{
+    return atomic_load_explicit(&upstream_state, memory_order_relaxed);
 }
 
 void lg_metrics_write(FILE *out)
@@ -58,4 +69,12 @@ void lg_metrics_write(FILE *out)
             "# TYPE lockgate_ratelimit_local_total counter\n"
             "lockgate_ratelimit_local_total %llu\n",
             atomic_load_explicit(&local_limits, memory_order_relaxed));
+    int up = lg_metrics_upstream_state();
+    if (up >= 0)
+        fprintf(out,
+                "# HELP lockgate_upstream_up Whether the last upstream transfer got an answer "
+                "below 500.\n"
+                "# TYPE lockgate_upstream_up gauge\n"
+                "lockgate_upstream_up %d\n",
+                up);
 }

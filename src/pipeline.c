@@ -520,6 +520,7 @@ static void on_upstream(const struct lg_upstream_result *res, void *arg)
     c->up = NULL;
     enum lg_stage_result r;
     enum code_check code;
+    lg_metrics_upstream_result(res->error == LG_UPSTREAM_OK && res->status < 500);
     if (res->error == LG_UPSTREAM_TIMEOUT)
         r = fail(c, 504, "upstream_timeout", "the upstream did not answer in time");
     else if (res->error != LG_UPSTREAM_OK || res->status >= 500)

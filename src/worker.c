@@ -22,7 +22,9 @@
 #include "lockgate/util.h"
 #include "lockgate/worker.h"
 
-#define PUBLIC_MAX_BODY 0 /* the public API takes no bodies */
+/* The public API takes no bodies, but a body up to this size still gets our
+ * JSON answer (405 for a POST) rather than libevent's HTML 413. */
+#define PUBLIC_MAX_BODY (64 * 1024)
 #define RELOAD_RETRY_MS 200
 #define RELOAD_UNSUBSCRIBED_MS 1000 /* facility reloads while events cannot arrive */
 #define HEARTBEAT_MS 1000

@@ -10,6 +10,10 @@
 void lg_metrics_answer(int status, int64_t ms);
 /* One rate-limit decision made by the local limiter (Redis unreachable). */
 void lg_metrics_local_limit(void);
+/* The outcome of one upstream transfer (OK: an answer below 500). */
+void lg_metrics_upstream_result(int ok);
+/* The last upstream outcome seen by any worker: 1 up, 0 down, -1 none yet. */
+int lg_metrics_upstream_state(void);
 /* Appends the counters in Prometheus text format to OUT. */
 void lg_metrics_write(FILE *out);
 
