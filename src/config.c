@@ -81,6 +81,8 @@ static const struct opt options[] = {
     INT("redis", "port", redis_port, "6379", 1, 65535, 0),
     STR("redis", "prefix", redis_prefix, "lg:", 0, check_prefix),
     INT("redis", "timeout_ms", redis_timeout_ms, "50", 1, 60000, 0),
+    STR("redis", "username", redis_username, "", OPT_EMPTY_OK, NULL),
+    STR("redis", "password_file", redis_password_file, "", OPT_PATH | OPT_EMPTY_OK, NULL),
     INT("redis", "events_maxlen", events_maxlen, "100000", 100, 1000000000, 0),
     INT("redis", "audit_maxlen", audit_maxlen, "1000000", 100, 1000000000, 0),
 

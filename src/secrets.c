@@ -5,6 +5,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <openssl/crypto.h>
+
 #include "lockgate/config.h"
 #include "lockgate/secrets.h"
 
@@ -21,7 +23,7 @@ static int ensure_folder(const char *path, char *err, size_t errlen)
     return 0;
 }
 
-int lg_secrets_load(const struct lg_config *cfg, struct lg_secrets *s, char *err, size_t errlen)
+int lg_secrets_load(struct lg_config *cfg, struct lg_secrets *s, char *err, size_t errlen)
 {
     memset(s, 0, sizeof(*s));
     if (ensure_folder(cfg->pepper_file, err, errlen) < 0 ||
@@ -48,6 +50,17 @@ int lg_secrets_load(const struct lg_config *cfg, struct lg_secrets *s, char *err
                             sizeof(s->admin_token) - 1, &s->admin_token_len, err, errlen) < 0)
         return -1;
     s->admin_token[s->admin_token_len] = '\0';
+    if (cfg->redis_password_file[0] != '\0') {
+        /* Read-only: a missing Redis password is an error, never invented. */
+        unsigned char pw[sizeof(cfg->redis_password)];
+        size_t pwlen = 0;
+        if (lg_secret_file_load(cfg->redis_password_file, 0, true, pw, sizeof(pw) - 1, &pwlen,
+                                err, errlen) < 0)
+            return -1;
+        memcpy(cfg->redis_password, pw, pwlen);
+        cfg->redis_password[pwlen] = '\0';
+        OPENSSL_cleanse(pw, sizeof(pw));
+    }
     if (s->admin_token_len < 16) {
         snprintf(err, errlen, "%s: admin token must be at least 16 characters",
                  cfg->admin_token_file);

@@ -11,6 +11,7 @@
 #include <event2/event.h>
 #include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
+#include <openssl/crypto.h>
 #include <openssl/sha.h>
 
 #include "lockgate/config.h"
@@ -46,6 +47,8 @@ struct lg_store {
     int port;
     char prefix[64];
     int timeout_ms;
+    char username[128];
+    char password[256];
     redisAsyncContext *ac;
     int up;               /* connected and usable */
     int backoff_ms;
@@ -175,12 +178,24 @@ static void send_subscribe(struct lg_store *st)
 
 static void on_drop_timer(evutil_socket_t fd, short what, void *arg)
 {
-    store_drop(arg, "subscription refused");
+    store_drop(arg, "refused by Redis");
 }
 
 void lg_store_reset(struct lg_store *st, const char *why)
 {
     if (st->ac != NULL) store_drop(st, why);
+}
+
+static void on_auth(redisAsyncContext *ac, void *r, void *privdata)
+{
+    struct lg_store *st = privdata;
+    redisReply *reply = r;
+    if (reply == NULL || st->freeing || st->ac != ac) return;
+    if (reply->type == REDIS_REPLY_ERROR) {
+        lg_error("redis %s:%d: AUTH refused: %s", st->host, st->port, reply->str);
+        struct timeval zero = {0, 0};
+        evtimer_add(st->drop_timer, &zero);
+    }
 }
 
 static void on_ready_timer(evutil_socket_t fd, short what, void *arg)
@@ -192,6 +207,17 @@ static void on_ready_timer(evutil_socket_t fd, short what, void *arg)
     st->last_reply_ms = lg_mono_ms();
     /* A peer that vanished without a FIN is noticed by TCP keepalive. */
     redisEnableKeepAlive(&st->ac->c);
+    if (st->password[0] != '\0') {
+        /* First on the connection: everything pipelined after it runs
+         * authenticated, or fails (and the failed AUTH drops the connection). */
+        const char *argv[3] = {"AUTH", st->username, st->password};
+        if (st->username[0] != '\0')
+            redisAsyncCommandArgv(st->ac, on_auth, st, 3, argv, NULL);
+        else {
+            argv[1] = st->password;
+            redisAsyncCommandArgv(st->ac, on_auth, st, 2, argv, NULL);
+        }
+    }
     lg_info("redis %s:%d: connected%s", st->host, st->port, st->nchannels ? " (subscriber)" : "");
     if (st->nchannels > 0)
         send_subscribe(st); /* "up" when Redis confirms (on_message) */
@@ -233,6 +259,8 @@ struct lg_store *lg_store_new(struct event_base *base, const struct lg_config *c
     snprintf(st->host, sizeof(st->host), "%s", cfg->redis_host);
     st->port = cfg->redis_port;
     snprintf(st->prefix, sizeof(st->prefix), "%s", cfg->redis_prefix);
+    snprintf(st->username, sizeof(st->username), "%s", cfg->redis_username);
+    snprintf(st->password, sizeof(st->password), "%s", cfg->redis_password);
     st->timeout_ms = cfg->redis_timeout_ms > 0 ? cfg->redis_timeout_ms : 50;
     st->backoff_ms = BACKOFF_MIN_MS;
     st->reconnect_timer = evtimer_new(base, on_reconnect_timer, st);
@@ -278,6 +306,7 @@ void lg_store_free(struct lg_store *st)
         pending_free(p);
     }
     for (int i = 0; i < st->nchannels; i++) free(st->channels[i]);
+    OPENSSL_cleanse(st->password, sizeof(st->password));
     free(st);
 }
 

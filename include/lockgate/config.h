@@ -32,6 +32,9 @@ struct lg_config {
     int redis_port;
     char redis_prefix[64];
     int redis_timeout_ms;
+    char redis_username[128];            /* ACL user ("" = default user) */
+    char redis_password_file[LG_PATH_MAX]; /* "" = no AUTH */
+    char redis_password[256];            /* read from the file at start, not an option */
     int events_maxlen; /* events stream trimmed to about this many entries */
     int audit_maxlen;  /* audit stream trimmed to about this many entries */
 

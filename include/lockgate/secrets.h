@@ -19,6 +19,7 @@ struct lg_secrets {
 };
 
 /* Loads (creating when missing, mode 0600) every secret file. 0, or -1 with ERR. */
-int lg_secrets_load(const struct lg_config *cfg, struct lg_secrets *s, char *err, size_t errlen);
+/* Also reads [redis] password_file into CFG->redis_password. */
+int lg_secrets_load(struct lg_config *cfg, struct lg_secrets *s, char *err, size_t errlen);
 
 #endif

@@ -609,7 +609,7 @@ static void rv_include(const char *fac, bool included)
 
 /* The harness starts lockgate on the real Redis; it is then restarted with
  * its Redis port pointing at the proxy, and waited for until its subscription
- * is confirmed and both worker connections have been seen through the proxy. */
+ * is confirmed through the proxy. */
 static void rv_setup_with(int redis_timeout_ms)
 {
     struct itest_opts o = {0};
@@ -631,10 +631,10 @@ static void rv_setup_with(int redis_timeout_ms)
         bool subscribed = r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
                           r->element[1]->type == REDIS_REPLY_INTEGER && r->element[1]->integer == 1;
         if (r != NULL) freeReplyObject(r);
-        if (subscribed && px_find(PX_ROLE_SUB, -1) >= 0 && px_find(PX_ROLE_CMD, -1) >= 0) break;
+        if (subscribed && px_find(PX_ROLE_SUB, -1) >= 0) break;
         if (itest_mono_ms() > end) {
             redisFree(c);
-            itest_fail("lockgate did not subscribe and beat through the proxy (port %d)", PX->port);
+            itest_fail("lockgate did not subscribe through the proxy (port %d)", PX->port);
         }
         itest_sleep_ms(10);
     }
