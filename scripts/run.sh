@@ -69,17 +69,25 @@ if [ ! -s "$var/demo.env" ]; then
     secret=$(echo "$out" | sed -n 's/^secret: *//p')
     out2=$("$admin" key create --account "$acct" --name "Night Desk" --facility "$1" --facility "$2" 2>/dev/null)
     key2=$(echo "$out2" | sed -n 's/^key_id: *//p')
-    [ -n "$acct" ] && [ -n "$key" ] && [ -n "$secret" ] || { echo "run: demo setup failed" >&2; exit 1; }
+    feedkey=$("$admin" feed-key create --name "OverlockRelease" 2>/dev/null | sed -n 's/^key_id: *//p')
+    [ -n "$acct" ] && [ -n "$key" ] && [ -n "$secret" ] && [ -n "$feedkey" ] ||
+        { echo "run: demo setup failed" >&2; exit 1; }
     umask 077
     cat > "$var/demo.env" <<ENV
 acct=$acct
 facs="$facs"
 key=$key
 key2=$key2
+feedkey=$feedkey
 ENV
 fi
 . "$var/demo.env"
+if [ -z "${feedkey:-}" ]; then # demo data from before the feed key existed
+    feedkey=$("$admin" feed-key create --name "OverlockRelease" 2>/dev/null | sed -n 's/^key_id: *//p')
+    echo "feedkey=$feedkey" >> "$var/demo.env"
+fi
 secret=$("$admin" key show "$key" --reveal 2>/dev/null | sed -n 's/^secret: *//p')
+feedsecret=$("$admin" key show "$feedkey" --reveal 2>/dev/null | sed -n 's/^secret: *//p')
 set -- $facs
 
 echo "starting the demo upstream (nginx on 127.0.0.1:8081)"
@@ -105,6 +113,10 @@ List the facilities the key may see:
 
 Read an unlock code (audited):
   curl --cacert var/tls/cert.pem -u '$key:$secret' https://localhost:8443/v1/facilities/$1/units/U001/unlock-code
+
+Follow the facility inclusion feed as OverlockRelease does (feed key "OverlockRelease"):
+  curl -N --cacert var/tls/cert.pem -u '$feedkey:$feedsecret' https://localhost:8443/v1/feed/facilities/stream
+  (then, in another terminal: build/lockgate-admin facility exclude $2)
 
 Owner's tasks with the CLI (build/lockgate-admin; it finds the admin token in var/):
   build/lockgate-admin key list --account $acct

@@ -833,7 +833,7 @@ START_TEST(test_key_load_overtaken)
             "lockgate at %lld ms, read's reply due at %d ms; in-flight request answered %ld %s "
             "after %lld ms%s\n",
             (long long)(t_disabled - t_read), t_event ? (long long)(t_event - t_read) : -1LL,
-            RV_CMD_DELAY_MS, first, first_code, (long long)(a.t1 - a.t0),
+            RV_CMD_DELAY_MS, first, first_code[0] ? first_code : "-", (long long)(a.t1 - a.t0),
             t_event != 0 && t_event - t_read < RV_CMD_DELAY_MS ? "" : " (the race was not exercised)");
     /* The in-flight request may use the read made before the disable. */
     ck_assert_msg(first == 200 || (first == 403 && strcmp(first_code, "key_disabled") == 0),
@@ -927,60 +927,81 @@ END_TEST
 
 /* ---- 5. an exclusion while unsubscribed ---- */
 
-/* The subscriber is dropped and every new subscriber connection refused at
- * the proxy, so the exclusion's event reaches no gateway; the facility table,
- * reloaded every second while unsubscribed, must still hide the facility. */
+/* Excludes FAC while no subscriber can hear it and expects the facility to
+ * vanish within the reload bound. */
+static void rv_exclude_unheard(redisContext *rc, const char *fac, const struct rv_cred *k,
+                               const char *what)
+{
+    const char *code = rv_path("/v1/facilities/%s/units/U001/unlock-code", fac);
+    rv_expect(code, k, 200, NULL);
+    ck_assert_int_eq(rv_numsub(rc), 0);
+    rv_include(fac, false);
+    ck_assert_msg(rv_numsub(rc) == 0, "%s: a subscriber got through, the event was heard", what);
+    int served = 0;
+    int64_t took = rv_poll(code, k, 404, "not_found", RV_RELOAD_BOUND_MS, &served);
+    fprintf(stderr, "test_exclusion_unsubscribed: %s: excluded facility answered 404 after %lld ms "
+            "(%d answers 200 before)\n",
+            what, (long long)took, served);
+    ck_assert_msg(took >= 0, "%s: a facility excluded while unsubscribed was still served %d ms later",
+                  what, RV_RELOAD_BOUND_MS);
+    for (int i = 0; i < 3; i++) rv_expect(code, k, 404, "not_found");
+}
+
+/* The exclusion's event reaches no gateway, first while the subscriber is
+ * connected but its SUBSCRIBE never reaches Redis, then while every new
+ * subscriber connection is refused at the proxy. The facility table,
+ * reloaded every second while unsubscribed, must hide the facility anyway. */
 START_TEST(test_exclusion_unsubscribed)
 {
-    char acct[64], fac[72], other[72];
+    char acct[64], held[72], refused[72], other[72];
     struct rv_cred k;
     rv_account(acct);
-    rv_facility(fac, acct);
+    rv_facility(held, acct);
+    rv_facility(refused, acct);
     rv_facility(other, acct);
     rv_key(&k, acct);
-    const char *code = rv_path("/v1/facilities/%s/units/U001/unlock-code", fac);
     const char *other_code = rv_path("/v1/facilities/%s/units/U001/unlock-code", other);
-    rv_expect(code, &k, 200, NULL);
     rv_expect(other_code, &k, 200, NULL);
 
+    /* connected, never subscribed */
     redisContext *rc = itest_redis();
     int old = px_wait_conn(PX_ROLE_SUB, -1, "the subscriber connection");
-    PX_STORE(PX->sub_refuse, 1);
+    PX_STORE(PX->sub_hold_up, 1);
     rv_kill_subscriber(rc);
-    int64_t t_cut = itest_mono_ms();
+    int sub = px_wait_conn(PX_ROLE_SUB, old, "lockgate's new subscriber connection");
     rv_wait_numsub(rc, 0);
-    /* lockgate noticed the loss: it tries to subscribe again (and is refused) */
+    rv_exclude_unheard(rc, held, &k, "SUBSCRIBE held");
+    rv_expect(other_code, &k, 200, NULL);
+
+    /* every new subscriber connection refused */
+    PX_STORE(PX->sub_refuse, 1);
+    PX_STORE(PX->conn[sub].kill, 1);
+    int64_t t_cut = itest_mono_ms();
     int64_t end = itest_mono_ms() + IT->timeout_ms;
-    while (PX_LOAD(PX->refused) == 0) {
+    while (PX_LOAD(PX->refused) == 0) { /* lockgate tried again and was refused */
         ck_assert_msg(itest_mono_ms() < end, "lockgate never tried to subscribe again");
         itest_sleep_ms(5);
     }
-
-    rv_include(fac, false);
-    ck_assert_msg(rv_numsub(rc) == 0, "a subscriber got through: the exclusion event was heard");
-    int served = 0;
-    int64_t took = rv_poll(code, &k, 404, "not_found", RV_RELOAD_BOUND_MS, &served);
-    fprintf(stderr, "test_exclusion_unsubscribed: excluded facility answered 404 after %lld ms "
-            "(%d answers 200 before)\n",
-            (long long)took, served);
-    ck_assert_msg(took >= 0, "a facility excluded while unsubscribed was still served %d ms later",
-                  RV_RELOAD_BOUND_MS);
-    for (int i = 0; i < 3; i++) rv_expect(code, &k, 404, "not_found");
+    rv_exclude_unheard(rc, refused, &k, "subscriber refused");
     rv_expect(other_code, &k, 200, NULL);
-    ck_assert_int_eq(rv_numsub(rc), 0);
-    int refused = PX_LOAD(PX->refused);
-    int64_t cut_ms = itest_mono_ms() - t_cut;
+    int nrefused = PX_LOAD(PX->refused);
     fprintf(stderr, "test_exclusion_unsubscribed: %d subscriber connections refused in %lld ms\n",
-            refused, (long long)cut_ms);
+            nrefused, (long long)(itest_mono_ms() - t_cut));
 
-    /* subscribed again: the exclusion holds, and events flow */
+    /* subscribed again: the exclusions hold, and events flow */
     PX_STORE(PX->sub_refuse, 0);
-    px_wait_conn(PX_ROLE_SUB, old, "a new subscriber connection");
+    PX_STORE(PX->sub_hold_up, 0);
+    px_wait_conn(PX_ROLE_SUB, sub, "a new subscriber connection");
     rv_wait_numsub(rc, 1);
-    rv_expect(code, &k, 404, "not_found");
-    rv_include(fac, true);
-    took = rv_poll(code, &k, 200, NULL, RV_RELOAD_BOUND_MS, &served);
-    ck_assert_msg(took >= 0, "a facility included again was not served");
+    const char *held_code = rv_path("/v1/facilities/%s/units/U001/unlock-code", held);
+    const char *refused_code = rv_path("/v1/facilities/%s/units/U001/unlock-code", refused);
+    rv_expect(held_code, &k, 404, "not_found");
+    rv_expect(refused_code, &k, 404, "not_found");
+    rv_include(held, true);
+    int served = 0;
+    ck_assert_msg(rv_poll(held_code, &k, 200, NULL, RV_RELOAD_BOUND_MS, &served) >= 0,
+                  "a facility included again was not served");
+    rv_expect(refused_code, &k, 404, "not_found");
     ck_assert_msg(!PX_LOAD(PX->overflow), "the proxy ran out of connection slots");
     redisFree(rc);
 }
