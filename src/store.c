@@ -159,8 +159,10 @@ static void on_message(redisAsyncContext *ac, void *r, void *privdata)
     redisReply *kind = reply->element[0], *chan = reply->element[1], *payload = reply->element[2];
     if (kind->type != REDIS_REPLY_STRING || chan->type != REDIS_REPLY_STRING) return;
     if (strcmp(kind->str, "subscribe") == 0) {
-        if (payload->type == REDIS_REPLY_INTEGER && payload->integer == st->nchannels)
+        if (payload->type == REDIS_REPLY_INTEGER && payload->integer == st->nchannels) {
+            st->backoff_ms = BACKOFF_MIN_MS;
             notify_state(st, true);
+        }
         return;
     }
     if (strcmp(kind->str, "message") == 0 && payload->type == REDIS_REPLY_STRING &&
@@ -203,7 +205,9 @@ static void on_ready_timer(evutil_socket_t fd, short what, void *arg)
     struct lg_store *st = arg;
     if (st->ac == NULL) return;
     st->up = 1;
-    st->backoff_ms = BACKOFF_MIN_MS;
+    /* The backoff restarts only once the connection proved usable: at once
+     * for commands, at the confirmation of SUBSCRIBE for a subscriber. */
+    if (st->nchannels == 0) st->backoff_ms = BACKOFF_MIN_MS;
     st->last_reply_ms = lg_mono_ms();
     /* A peer that vanished without a FIN is noticed by TCP keepalive. */
     redisEnableKeepAlive(&st->ac->c);

@@ -113,7 +113,8 @@ static void px_scan(struct px_scan *s, const char *data, size_t n, const char *c
     memcpy(all, s->tail, s->len);
     memcpy(all + s->len, data, n);
     for (int i = 0; i < nn; i++)
-        hit[i] = needles[i][0] != '\0' && memmem(all, total, needles[i], strlen(needles[i])) != NULL;
+        hit[i] = needles[i][0] != '\0' &&
+                 memmem(all, total, needles[i], strlen(needles[i])) != NULL;
     size_t keep = total < PX_WATCH_MAX ? total : PX_WATCH_MAX;
     memcpy(s->tail, all + total - keep, keep);
     s->len = keep;
@@ -674,7 +675,8 @@ START_TEST(test_silent_subscriber)
     rv_disable(&k);
     int served = 0;
     int64_t took = rv_poll(RV_LIST, &k, 403, "key_disabled", RV_BOUND_MS, &served);
-    fprintf(stderr, "test_silent_subscriber: key refused %lld ms after the disable (%d answers 200 before)\n",
+    fprintf(stderr,
+            "test_silent_subscriber: key refused %lld ms after the disable (%d answers 200 before)\n",
             (long long)took, served);
     ck_assert_msg(took >= 0,
                   "a key disabled while the subscriber was silent was still served %d ms later",
@@ -692,7 +694,8 @@ START_TEST(test_silent_subscriber)
                   PX_LOAD(PX->conn[sub].closed_by));
     ck_assert_msg(PX_LOAD(PX->conn[sub].down_dropped) > 0,
                   "the proxy discarded nothing: the subscriber was not actually silenced");
-    fprintf(stderr, "test_silent_subscriber: silent connection closed by lockgate %lld ms after silencing\n",
+    fprintf(stderr,
+            "test_silent_subscriber: silent connection closed by lockgate %lld ms after silencing\n",
             (long long)(PX_LOAD(PX->conn[sub].closed_ms) - t0));
     int fresh = px_wait_conn(PX_ROLE_SUB, sub, "a new subscriber connection");
     redisContext *rc = itest_redis();
@@ -759,12 +762,14 @@ START_TEST(test_unconfirmed_subscription)
     int between = 0;
     int64_t end = itest_mono_ms() + IT->timeout_ms;
     while (PX_LOAD(PX->conn[sub].down_fwd) == 0) {
-        ck_assert_msg(itest_mono_ms() < end, "the subscription's confirmation never reached lockgate");
+        ck_assert_msg(itest_mono_ms() < end,
+                      "the subscription's confirmation never reached lockgate");
         rv_expect(RV_LIST, &k, 403, "key_disabled");
         between++;
         itest_sleep_ms(50);
     }
-    fprintf(stderr, "test_unconfirmed_subscription: confirmation delivered %lld ms into the window; "
+    fprintf(stderr,
+            "test_unconfirmed_subscription: confirmation delivered %lld ms into the window; "
             "%d requests refused while subscribed but unconfirmed\n",
             (long long)(itest_mono_ms() - t0), between);
     PX_STORE(PX->conn[sub].delay_down_ms, 0);
@@ -790,10 +795,11 @@ END_TEST
 
 /* ---- 3. a key load overtaken by the disable event ---- */
 
-/* K's first read is answered late on the command connection; the disable is
- * written after Redis read K and its event arrives on the subscriber before
- * the read's reply. That reply is stale: nothing after it may be answered
- * from it. */
+/* K's first read is answered RV_CMD_DELAY_MS late on the command connection.
+ * The disable is written as soon as the proxy has passed the read on to Redis
+ * (so Redis read K while active), and its event reaches the subscriber long
+ * before the read's reply. That reply is stale: whatever the request in
+ * flight makes of it, no later request may be answered from it. */
 START_TEST(test_key_load_overtaken)
 {
     char acct[64], fac[72];
@@ -834,7 +840,8 @@ START_TEST(test_key_load_overtaken)
             "after %lld ms%s\n",
             (long long)(t_disabled - t_read), t_event ? (long long)(t_event - t_read) : -1LL,
             RV_CMD_DELAY_MS, first, first_code[0] ? first_code : "-", (long long)(a.t1 - a.t0),
-            t_event != 0 && t_event - t_read < RV_CMD_DELAY_MS ? "" : " (the race was not exercised)");
+            t_event != 0 && t_event - t_read < RV_CMD_DELAY_MS ? ""
+                                                               : " (the race was not exercised)");
     /* The in-flight request may use the read made before the disable. */
     ck_assert_msg(first == 200 || (first == 403 && strcmp(first_code, "key_disabled") == 0),
                   "the in-flight request answered %ld %s", first, first_code);
@@ -939,11 +946,13 @@ static void rv_exclude_unheard(redisContext *rc, const char *fac, const struct r
     ck_assert_msg(rv_numsub(rc) == 0, "%s: a subscriber got through, the event was heard", what);
     int served = 0;
     int64_t took = rv_poll(code, k, 404, "not_found", RV_RELOAD_BOUND_MS, &served);
-    fprintf(stderr, "test_exclusion_unsubscribed: %s: excluded facility answered 404 after %lld ms "
+    fprintf(stderr,
+            "test_exclusion_unsubscribed: %s: excluded facility answered 404 after %lld ms "
             "(%d answers 200 before)\n",
             what, (long long)took, served);
-    ck_assert_msg(took >= 0, "%s: a facility excluded while unsubscribed was still served %d ms later",
-                  what, RV_RELOAD_BOUND_MS);
+    ck_assert_msg(took >= 0,
+                  "%s: a facility excluded while unsubscribed was still served %d ms later", what,
+                  RV_RELOAD_BOUND_MS);
     for (int i = 0; i < 3; i++) rv_expect(code, k, 404, "not_found");
 }
 
