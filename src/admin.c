@@ -24,9 +24,9 @@
 #include "lockgate/store.h"
 #include "lockgate/util.h"
 
-#define API_PREFIX "/admin/v1/"
+#define API_PREFIX   "/admin/v1/"
 #define MAX_SEGMENTS 4
-#define SEGMENT_MAX 128
+#define SEGMENT_MAX  128
 
 /* ---- answers ---- */
 
@@ -36,7 +36,7 @@ static void count_status(struct lg_admin *adm, int status)
 }
 
 void lg_admin_reply_json(struct lg_admin *adm, struct lg_http_req *req, const char *rid, int status,
-                      json_t *body)
+                         json_t *body)
 {
     count_status(adm, status);
     lg_http_set_header(req, "X-Request-Id", rid);
@@ -44,8 +44,8 @@ void lg_admin_reply_json(struct lg_admin *adm, struct lg_http_req *req, const ch
     lg_http_reply_json(req, status, body);
 }
 
-static void reply_verror(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
-                         int status, const char *code, const char *fmt, va_list ap)
+static void reply_verror(struct lg_admin *adm, struct lg_http_req *req, const char *rid, int status,
+                         const char *code, const char *fmt, va_list ap)
 {
     char msg[512];
     vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -54,8 +54,8 @@ static void reply_verror(struct lg_admin *adm, struct lg_http_req *req, const ch
     lg_http_reply_error(req, status, code, msg, rid);
 }
 
-void lg_admin_reply_error(struct lg_admin *adm, struct lg_http_req *req, const char *rid, int status,
-                       const char *code, const char *fmt, ...)
+void lg_admin_reply_error(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
+                          int status, const char *code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -65,7 +65,8 @@ void lg_admin_reply_error(struct lg_admin *adm, struct lg_http_req *req, const c
 
 /* ---- calls ---- */
 
-struct lg_admin_call *lg_admin_call_new(struct lg_admin *adm, struct lg_http_req *req, const char *rid)
+struct lg_admin_call *lg_admin_call_new(struct lg_admin *adm, struct lg_http_req *req,
+                                        const char *rid)
 {
     struct lg_admin_call *c = calloc(1, sizeof(*c));
     if (c == NULL) {
@@ -95,8 +96,10 @@ void lg_admin_call_reset(struct lg_admin_call *c)
 static void call_free(struct lg_admin_call *c)
 {
     if (c->adm != NULL) {
-        if (c->prev != NULL) c->prev->next = c->next;
-        else c->adm->calls = c->next;
+        if (c->prev != NULL)
+            c->prev->next = c->next;
+        else
+            c->adm->calls = c->next;
         if (c->next != NULL) c->next->prev = c->prev;
     }
     lg_admin_call_reset(c);
@@ -191,12 +194,15 @@ void lg_admin_call_common(struct lg_admin_call *c)
 
 void lg_admin_call_json(struct lg_admin_call *c, int status, json_t *body)
 {
-    if (c->adm != NULL) lg_admin_reply_json(c->adm, c->req, c->rid, status, body);
-    else json_decref(body);
+    if (c->adm != NULL)
+        lg_admin_reply_json(c->adm, c->req, c->rid, status, body);
+    else
+        json_decref(body);
     call_free(c);
 }
 
-void lg_admin_call_error(struct lg_admin_call *c, int status, const char *code, const char *fmt, ...)
+void lg_admin_call_error(struct lg_admin_call *c, int status, const char *code, const char *fmt,
+                         ...)
 {
     if (c->adm != NULL) {
         va_list ap;
@@ -230,8 +236,8 @@ static void script_error(struct lg_admin_call *c, const char *str, size_t len)
             return;
         }
     }
-    static const char *const transient[] = {"LOADING", "BUSY", "READONLY", "MASTERDOWN",
-                                            "TRYAGAIN", "OOM", "CLUSTERDOWN", "NOREPLICAS"};
+    static const char *const transient[] = {"LOADING",  "BUSY", "READONLY",    "MASTERDOWN",
+                                            "TRYAGAIN", "OOM",  "CLUSTERDOWN", "NOREPLICAS"};
     for (size_t i = 0; i < sizeof(transient) / sizeof(transient[0]); i++) {
         if (strncmp(str, transient[i], strlen(transient[i])) == 0) {
             lg_warn("admin: request %s: redis: %.200s", c->rid, str);
@@ -302,9 +308,11 @@ static void serve_readyz(struct lg_admin *adm, struct lg_http_req *req, const ch
      * Redis does (a gateway without Redis cannot authenticate new keys). */
     int upstream = lg_metrics_upstream_state();
     lg_admin_reply_json(adm, req, rid, up ? 200 : 503,
-                     json_pack("{s:s, s:s, s:s}", "status", up ? "ready" : "not_ready", "redis",
-                               up ? "up" : "down", "upstream",
-                               upstream < 0 ? "unknown" : upstream ? "up" : "down"));
+                        json_pack("{s:s, s:s, s:s}", "status", up ? "ready" : "not_ready", "redis",
+                                  up ? "up" : "down", "upstream",
+                                  upstream < 0 ? "unknown"
+                                  : upstream   ? "up"
+                                               : "down"));
 }
 
 static void serve_metrics(struct lg_admin *adm, struct lg_http_req *req, const char *rid)
@@ -357,9 +365,15 @@ static const struct route routes[] = {
     {LG_HTTP_POST, {"accounts", NULL}, {ID_NONE}, BODY_REQUIRED, lg_admin_account_create},
     {LG_HTTP_GET, {"accounts", NULL}, {ID_NONE}, BODY_NONE, lg_admin_account_list},
     {LG_HTTP_GET, {"accounts", "*", NULL}, {ID_ACCT}, BODY_NONE, lg_admin_account_get},
-    {LG_HTTP_POST, {"accounts", "*", "facilities", NULL}, {ID_ACCT}, BODY_REQUIRED,
+    {LG_HTTP_POST,
+     {"accounts", "*", "facilities", NULL},
+     {ID_ACCT},
+     BODY_REQUIRED,
      lg_admin_facility_create},
-    {LG_HTTP_GET, {"accounts", "*", "facilities", NULL}, {ID_ACCT}, BODY_NONE,
+    {LG_HTTP_GET,
+     {"accounts", "*", "facilities", NULL},
+     {ID_ACCT},
+     BODY_NONE,
      lg_admin_facility_list},
     {LG_HTTP_POST, {"accounts", "*", "keys", NULL}, {ID_ACCT}, BODY_REQUIRED, lg_admin_key_create},
     {LG_HTTP_GET, {"accounts", "*", "keys", NULL}, {ID_ACCT}, BODY_NONE, lg_admin_key_list},
@@ -375,7 +389,10 @@ static const struct route routes[] = {
     {LG_HTTP_POST, {"keys", "*", "rotate", NULL}, {ID_KEY}, BODY_OPTIONAL, lg_admin_key_rotate},
     {LG_HTTP_POST, {"feed-keys", NULL}, {ID_NONE}, BODY_REQUIRED, lg_admin_feed_key_create},
     {LG_HTTP_GET, {"feed-keys", NULL}, {ID_NONE}, BODY_NONE, lg_admin_feed_key_list},
-    {LG_HTTP_POST, {"events", "lock-changed", NULL}, {ID_NONE}, BODY_REQUIRED,
+    {LG_HTTP_POST,
+     {"events", "lock-changed", NULL},
+     {ID_NONE},
+     BODY_REQUIRED,
      lg_admin_lock_changed},
     {LG_HTTP_GET, {"audit", NULL}, {ID_NONE}, BODY_NONE, lg_admin_audit_list},
 };
@@ -452,7 +469,7 @@ static json_t *read_body(struct lg_admin *adm, struct lg_http_req *req, const ch
     const char *text = lg_http_body(req, &len);
     if (len > ADMIN_MAX_BODY) {
         lg_admin_reply_error(adm, req, rid, 413, "payload_too_large",
-                          "request bodies are limited to %d bytes", ADMIN_MAX_BODY);
+                             "request bodies are limited to %d bytes", ADMIN_MAX_BODY);
         return NULL;
     }
     if (text == NULL) {
@@ -499,7 +516,7 @@ static void route_api(struct lg_admin *adm, struct lg_http_req *req, const char 
     if (match == NULL) {
         lg_http_set_header(req, "Allow", allow);
         lg_admin_reply_error(adm, req, rid, 405, "method_not_allowed",
-                          "method not allowed here; allowed: %s", allow);
+                             "method not allowed here; allowed: %s", allow);
         return;
     }
     const char *ids[3] = {NULL, NULL, NULL};
@@ -514,8 +531,7 @@ static void route_api(struct lg_admin *adm, struct lg_http_req *req, const char 
         ids[nid++] = seg[i];
     }
     json_t *body = NULL;
-    if (match->body != BODY_NONE && (body = read_body(adm, req, rid, match->body)) == NULL)
-        return;
+    if (match->body != BODY_NONE && (body = read_body(adm, req, rid, match->body)) == NULL) return;
     match->handler(adm, req, rid, ids, body);
     json_decref(body);
 }
@@ -548,13 +564,17 @@ static void on_request(struct lg_http_req *req, void *arg)
     enum lg_http_method m = lg_http_method(req);
 
     void (*plain)(struct lg_admin *, struct lg_http_req *, const char *) = NULL;
-    if (strcmp(path, "/healthz") == 0) plain = serve_healthz;
-    else if (strcmp(path, "/readyz") == 0) plain = serve_readyz;
-    else if (strcmp(path, "/metrics") == 0) plain = serve_metrics;
+    if (strcmp(path, "/healthz") == 0)
+        plain = serve_healthz;
+    else if (strcmp(path, "/readyz") == 0)
+        plain = serve_readyz;
+    else if (strcmp(path, "/metrics") == 0)
+        plain = serve_metrics;
     if (plain != NULL) {
         if (m != LG_HTTP_GET && m != LG_HTTP_HEAD) {
             lg_http_set_header(req, "Allow", "GET, HEAD");
-            lg_admin_reply_error(adm, req, rid, 405, "method_not_allowed", "only GET is allowed here");
+            lg_admin_reply_error(adm, req, rid, 405, "method_not_allowed",
+                                 "only GET is allowed here");
             return;
         }
         plain(adm, req, rid);
@@ -567,7 +587,7 @@ static void on_request(struct lg_http_req *req, void *arg)
     if (!authorized(adm, req)) {
         lg_http_set_header(req, "WWW-Authenticate", "Bearer realm=\"lockgate-admin\"");
         lg_admin_reply_error(adm, req, rid, 401, "unauthorized",
-                          "a valid admin token is required (Authorization: Bearer ...)");
+                             "a valid admin token is required (Authorization: Bearer ...)");
         return;
     }
     route_api(adm, req, rid, path + strlen(API_PREFIX));
@@ -582,10 +602,10 @@ struct lg_admin *lg_admin_new(struct event_base *base, const struct lg_config *c
     adm->cfg = cfg;
     adm->secrets = secrets;
     adm->store = store;
-    snprintf(adm->evmax, sizeof(adm->evmax), "%d", cfg->events_maxlen > 0 ? cfg->events_maxlen
-                                                                          : 100000);
-    snprintf(adm->aumax, sizeof(adm->aumax), "%d", cfg->audit_maxlen > 0 ? cfg->audit_maxlen
-                                                                         : 1000000);
+    snprintf(adm->evmax, sizeof(adm->evmax), "%d",
+             cfg->events_maxlen > 0 ? cfg->events_maxlen : 100000);
+    snprintf(adm->aumax, sizeof(adm->aumax), "%d",
+             cfg->audit_maxlen > 0 ? cfg->audit_maxlen : 1000000);
     adm->http = lg_http_server_new(base, cfg, cfg->admin_listen, NULL, ADMIN_TRANSPORT_MAX_BODY,
                                    on_request, adm);
     if (adm->http == NULL) {

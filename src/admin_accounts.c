@@ -17,7 +17,7 @@ static void done_account(struct lg_admin_call *c, const redisReply *reply)
 }
 
 void lg_admin_account_create(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
-                          const char *const *ids, json_t *body)
+                             const char *const *ids, json_t *body)
 {
     static const char *const fields[] = {"name", NULL};
     char err[256];
@@ -44,7 +44,7 @@ void lg_admin_account_create(struct lg_admin *adm, struct lg_http_req *req, cons
 }
 
 void lg_admin_account_get(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
-                       const char *const *ids, json_t *body)
+                          const char *const *ids, json_t *body)
 {
     struct lg_admin_call *c = lg_admin_call_new(adm, req, rid);
     if (c == NULL) return;
@@ -66,7 +66,7 @@ static void done_list(struct lg_admin_call *c, const redisReply *reply)
 }
 
 void lg_admin_account_list(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
-                        const char *const *ids, json_t *body)
+                           const char *const *ids, json_t *body)
 {
     struct lg_admin_call *c = lg_admin_call_new(adm, req, rid);
     if (c == NULL) return;

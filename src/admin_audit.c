@@ -13,8 +13,8 @@
 #include "lockgate/http.h"
 
 #define AUDIT_DEFAULT_LIMIT 100
-#define AUDIT_BATCH 1000
-#define QUERY_VALUE_MAX 128
+#define AUDIT_BATCH         1000
+#define QUERY_VALUE_MAX     128
 
 /* ---- lock changes ---- */
 
@@ -28,7 +28,7 @@ static void done_lock_changed(struct lg_admin_call *c, const redisReply *reply)
 }
 
 void lg_admin_lock_changed(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
-                        const char *const *ids, json_t *body)
+                           const char *const *ids, json_t *body)
 {
     static const char *const fields[] = {"facility_id", "unit_id", NULL};
     char err[256];
@@ -40,7 +40,7 @@ void lg_admin_lock_changed(struct lg_admin *adm, struct lg_http_req *req, const 
         json_t *v = json_object_get(body, fields[i]);
         if (!json_is_string(v) || !lg_ident_valid(json_string_value(v), json_string_length(v))) {
             lg_admin_reply_error(adm, req, rid, 400, "bad_request",
-                              "%s: required, must match [A-Za-z0-9_-]{1,64}", fields[i]);
+                                 "%s: required, must match [A-Za-z0-9_-]{1,64}", fields[i]);
             return;
         }
     }
@@ -101,8 +101,11 @@ static int audit_query(const char *query, struct lg_admin_call *c, char *err, si
             return -1;
         }
         if (eq == NULL || query_decode(eq + 1, plen - nlen - 1, value, sizeof(value)) < 0) {
-            snprintf(err, errlen, "%s: malformed value", strcmp(name, "account") == 0 ||
-                     strcmp(name, "key") == 0 || strcmp(name, "limit") == 0 ? name : "query");
+            snprintf(err, errlen, "%s: malformed value",
+                     strcmp(name, "account") == 0 || strcmp(name, "key") == 0 ||
+                             strcmp(name, "limit") == 0
+                         ? name
+                         : "query");
             return -1;
         }
         if (strcmp(name, "account") == 0 || strcmp(name, "key") == 0) {
@@ -110,8 +113,8 @@ static int audit_query(const char *query, struct lg_admin_call *c, char *err, si
                 snprintf(err, errlen, "%s: not a valid id", name);
                 return -1;
             }
-            snprintf(name[0] == 'a' ? c->filter_account : c->filter_key,
-                     sizeof(c->filter_account), "%s", value);
+            snprintf(name[0] == 'a' ? c->filter_account : c->filter_key, sizeof(c->filter_account),
+                     "%s", value);
         } else if (strcmp(name, "limit") == 0) {
             char *end;
             long n = strtol(value, &end, 10);
@@ -224,7 +227,7 @@ static void audit_next(struct lg_admin_call *c)
 }
 
 void lg_admin_audit_list(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
-                      const char *const *ids, json_t *body)
+                         const char *const *ids, json_t *body)
 {
     struct lg_admin_call *c = lg_admin_call_new(adm, req, rid);
     if (c == NULL) return;

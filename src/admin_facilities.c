@@ -19,7 +19,7 @@ static void done_facility(struct lg_admin_call *c, const redisReply *reply)
 }
 
 void lg_admin_facility_create(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
-                           const char *const *ids, json_t *body)
+                              const char *const *ids, json_t *body)
 {
     static const char *const fields[] = {"name", "facility_id", NULL};
     char err[256];
@@ -35,7 +35,7 @@ void lg_admin_facility_create(struct lg_admin *adm, struct lg_http_req *req, con
         if (!json_is_string(given) ||
             !lg_ident_valid(json_string_value(given), json_string_length(given))) {
             lg_admin_reply_error(adm, req, rid, 400, "bad_request",
-                              "facility_id: must match [A-Za-z0-9_-]{1,64}");
+                                 "facility_id: must match [A-Za-z0-9_-]{1,64}");
             return;
         }
         snprintf(fac, sizeof(fac), "%s", json_string_value(given));
@@ -58,7 +58,7 @@ void lg_admin_facility_create(struct lg_admin *adm, struct lg_http_req *req, con
 }
 
 void lg_admin_facility_get(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
-                        const char *const *ids, json_t *body)
+                           const char *const *ids, json_t *body)
 {
     struct lg_admin_call *c = lg_admin_call_new(adm, req, rid);
     if (c == NULL) return;
@@ -80,7 +80,7 @@ static void done_list(struct lg_admin_call *c, const redisReply *reply)
 }
 
 void lg_admin_facility_list(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
-                         const char *const *ids, json_t *body)
+                            const char *const *ids, json_t *body)
 {
     struct lg_admin_call *c = lg_admin_call_new(adm, req, rid);
     if (c == NULL) return;
@@ -92,7 +92,7 @@ void lg_admin_facility_list(struct lg_admin *adm, struct lg_http_req *req, const
 }
 
 void lg_admin_facility_patch(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
-                          const char *const *ids, json_t *body)
+                             const char *const *ids, json_t *body)
 {
     static const char *const fields[] = {"name", "included", NULL};
     char err[256];
@@ -109,7 +109,7 @@ void lg_admin_facility_patch(struct lg_admin *adm, struct lg_http_req *req, cons
     }
     if (inc == NULL && name == NULL) {
         lg_admin_reply_error(adm, req, rid, 400, "bad_request",
-                          "body: give at least one of included, name");
+                             "body: give at least one of included, name");
         return;
     }
     struct lg_admin_call *c = lg_admin_call_new(adm, req, rid);
@@ -130,7 +130,7 @@ static void done_deleted(struct lg_admin_call *c, const redisReply *reply)
 }
 
 void lg_admin_facility_delete(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
-                           const char *const *ids, json_t *body)
+                              const char *const *ids, json_t *body)
 {
     struct lg_admin_call *c = lg_admin_call_new(adm, req, rid);
     if (c == NULL) return;

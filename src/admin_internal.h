@@ -27,16 +27,16 @@ struct lg_http_server;
  * this get our JSON 413; evhttp refuses larger ones itself (HTML 413), as
  * libevent 2.1 has no hook to shape that answer. */
 #define ADMIN_TRANSPORT_MAX_BODY (1024 * 1024)
-#define ADMIN_NAME_MAX 200       /* characters, not bytes */
-#define ADMIN_MAX_FACILITIES 1000 /* per key */
-#define ADMIN_MAX_CIDRS 32
-#define ADMIN_RATE_MAX 100000
-#define ADMIN_GRACE_MAX 2592000 /* 30 days */
-#define ADMIN_AUDIT_LIMIT_MAX 1000
-#define ADMIN_AUDIT_SCAN_MAX 10000 /* audit entries read per request at most */
-#define ADMIN_REQUEST_ID_LEN 17
-#define ADMIN_CALL_MAX_ARGS 16
-#define ADMIN_STATUS_MAX 600
+#define ADMIN_NAME_MAX           200  /* characters, not bytes */
+#define ADMIN_MAX_FACILITIES     1000 /* per key */
+#define ADMIN_MAX_CIDRS          32
+#define ADMIN_RATE_MAX           100000
+#define ADMIN_GRACE_MAX          2592000 /* 30 days */
+#define ADMIN_AUDIT_LIMIT_MAX    1000
+#define ADMIN_AUDIT_SCAN_MAX     10000 /* audit entries read per request at most */
+#define ADMIN_REQUEST_ID_LEN     17
+#define ADMIN_CALL_MAX_ARGS      16
+#define ADMIN_STATUS_MAX         600
 
 struct lg_admin_call;
 
@@ -46,8 +46,8 @@ struct lg_admin {
     const struct lg_secrets *secrets;
     struct lg_store *store;
     struct lg_http_server *http;
-    char evmax[16], aumax[16]; /* stream MAXLEN ~ arguments */
-    struct lg_admin_call *calls;  /* in flight; orphaned when the admin is freed */
+    char evmax[16], aumax[16];   /* stream MAXLEN ~ arguments */
+    struct lg_admin_call *calls; /* in flight; orphaned when the admin is freed */
     uint64_t by_status[ADMIN_STATUS_MAX];
     uint64_t store_failures;
 };
@@ -71,10 +71,10 @@ struct lg_admin_call {
     char *argv[ADMIN_CALL_MAX_ARGS];
     size_t argvlen[ADMIN_CALL_MAX_ARGS];
     /* per operation */
-    int status;                      /* HTTP status on success */
-    char subject[80];                /* the id the request is about */
-    char replaces[LG_KEY_LEN + 1];   /* rotate: the old key id */
-    char *secret;                    /* create/rotate: the new secret */
+    int status;                    /* HTTP status on success */
+    char subject[80];              /* the id the request is about */
+    char replaces[LG_KEY_LEN + 1]; /* rotate: the old key id */
+    char *secret;                  /* create/rotate: the new secret */
     /* audit scan */
     json_t *entries;
     char filter_account[72], filter_key[72];
@@ -86,7 +86,8 @@ struct lg_admin_call {
 
 /* Starts a call for REQ (borrowed until the call answers). NULL when out of
  * memory, after answering 500. */
-struct lg_admin_call *lg_admin_call_new(struct lg_admin *adm, struct lg_http_req *req, const char *rid);
+struct lg_admin_call *lg_admin_call_new(struct lg_admin *adm, struct lg_http_req *req,
+                                        const char *rid);
 /* Appends PREFIX + formatted text as a Redis key (all keys before any
  * argument). Failures are remembered and reported by lg_admin_call_run. */
 void lg_admin_call_key(struct lg_admin_call *c, const char *fmt, ...)
@@ -110,14 +111,14 @@ void lg_admin_call_run(struct lg_admin_call *c, struct lg_script *script, lg_adm
 void lg_admin_call_cmd(struct lg_admin_call *c, lg_admin_done_fn *done);
 /* Answer and end the call. BODY is stolen. */
 void lg_admin_call_json(struct lg_admin_call *c, int status, json_t *body);
-void lg_admin_call_error(struct lg_admin_call *c, int status, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+void lg_admin_call_error(struct lg_admin_call *c, int status, const char *code, const char *fmt,
+                         ...) __attribute__((format(printf, 4, 5)));
 
 /* Answers outside a call (validation errors before Redis). BODY is stolen. */
 void lg_admin_reply_json(struct lg_admin *adm, struct lg_http_req *req, const char *rid, int status,
-                      json_t *body);
-void lg_admin_reply_error(struct lg_admin *adm, struct lg_http_req *req, const char *rid, int status,
-                       const char *code, const char *fmt, ...)
+                         json_t *body);
+void lg_admin_reply_error(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
+                          int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
 
 /* ---- lg_admin_json.c: bodies, fields, shapes ---- */
@@ -128,18 +129,18 @@ int lg_admin_fields_check(const json_t *obj, const char *const *allowed, char *e
 /* A name field: a string of 1..ADMIN_NAME_MAX characters without control
  * characters. Absent: *OUT NULL, an error only when REQUIRED. 0 or -1. */
 int lg_admin_name_get(const json_t *obj, const char *field, bool required, const char **out,
-                   char *err, size_t errlen);
+                      char *err, size_t errlen);
 /* An optional integer field within [MIN, MAX]. Absent: 1 and *OUT untouched;
  * null: 2 when NULL_OK; a valid integer: 0; an error: -1. */
 int lg_admin_int_get(const json_t *obj, const char *field, long long min, long long max,
-                  bool null_ok, long long *out, char *err, size_t errlen);
+                     bool null_ok, long long *out, char *err, size_t errlen);
 /* allowed_cidrs (array of up to ADMIN_MAX_CIDRS addresses or CIDRs),
  * canonicalized and comma-joined into OUT. Absent: 1. 0 or -1. */
 int lg_admin_cidrs_get(const json_t *obj, char *out, size_t outlen, char *err, size_t errlen);
 /* expires_at: an ISO time after NOW_MS (canonical form into OUT), or null
  * (OUT ""). Absent: 1. 0 or -1. */
 int lg_admin_expiry_get(const json_t *obj, int64_t now_ms, char out[LG_TIME_LEN], char *err,
-                     size_t errlen);
+                        size_t errlen);
 /* Copies at most MAX bytes of S into OUT (OUTLEN) without cutting a UTF-8
  * character, adding "..." when shortened. For echoing user text in messages. */
 void lg_admin_echo(const char *s, size_t max, char *out, size_t outlen);
@@ -155,7 +156,7 @@ json_t *lg_admin_shape_key(const redisReply *view, int64_t now_ms);
 /* Shapes every element of an array reply with SHAPE into a JSON array sorted
  * by created_at then by id field ID_FIELD. New reference or NULL. */
 json_t *lg_admin_shape_list(const redisReply *list, json_t *(*shape)(const redisReply *),
-                         const char *id_field);
+                            const char *id_field);
 json_t *lg_admin_shape_key_list(const redisReply *list, int64_t now_ms);
 
 /* ---- lg_admin_scripts.c ---- */
@@ -172,14 +173,14 @@ extern struct lg_script lg_admin_script_account_create, lg_admin_script_account_
  * body (borrowed; an empty object for an empty body where that is allowed,
  * NULL for routes without one). */
 typedef void lg_admin_handler_fn(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
-                              const char *const *ids, json_t *body);
+                                 const char *const *ids, json_t *body);
 
 lg_admin_handler_fn lg_admin_account_create, lg_admin_account_list, lg_admin_account_get;
 lg_admin_handler_fn lg_admin_facility_create, lg_admin_facility_list, lg_admin_facility_get,
     lg_admin_facility_patch, lg_admin_facility_delete;
 lg_admin_handler_fn lg_admin_key_create, lg_admin_key_list, lg_admin_key_get, lg_admin_key_reveal,
-    lg_admin_key_patch, lg_admin_key_disable, lg_admin_key_enable, lg_admin_key_rotate, lg_admin_key_delete,
-    lg_admin_feed_key_create, lg_admin_feed_key_list;
+    lg_admin_key_patch, lg_admin_key_disable, lg_admin_key_enable, lg_admin_key_rotate,
+    lg_admin_key_delete, lg_admin_feed_key_create, lg_admin_feed_key_list;
 lg_admin_handler_fn lg_admin_lock_changed, lg_admin_audit_list;
 
 #endif

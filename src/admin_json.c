@@ -32,7 +32,7 @@ int lg_admin_fields_check(const json_t *obj, const char *const *allowed, char *e
 {
     const char *name;
     json_t *v;
-    json_object_foreach((json_t *)obj, name, v) {
+    json_object_foreach ((json_t *)obj, name, v) {
         bool ok = false;
         for (size_t i = 0; allowed[i] != NULL && !ok; i++) ok = strcmp(allowed[i], name) == 0;
         if (!ok) {
@@ -55,7 +55,7 @@ static size_t utf8_chars(const char *s, size_t len)
 }
 
 int lg_admin_name_get(const json_t *obj, const char *field, bool required, const char **out,
-                   char *err, size_t errlen)
+                      char *err, size_t errlen)
 {
     json_t *v = json_object_get(obj, field);
     *out = NULL;
@@ -87,7 +87,7 @@ int lg_admin_name_get(const json_t *obj, const char *field, bool required, const
 }
 
 int lg_admin_int_get(const json_t *obj, const char *field, long long min, long long max,
-                  bool null_ok, long long *out, char *err, size_t errlen)
+                     bool null_ok, long long *out, char *err, size_t errlen)
 {
     json_t *v = json_object_get(obj, field);
     if (v == NULL) return 1;
@@ -128,14 +128,13 @@ int lg_admin_cidrs_get(const json_t *obj, char *out, size_t outlen, char *err, s
     size_t used = 0, i;
     json_t *e;
     out[0] = '\0';
-    json_array_foreach(v, i, e) {
+    json_array_foreach (v, i, e) {
         char canon[80];
         if (!json_is_string(e) || cidr_canon(json_string_value(e), canon, sizeof(canon)) < 0) {
             char echo[80];
             lg_admin_echo(json_is_string(e) ? json_string_value(e) : "(not a string)", 64, echo,
-                       sizeof(echo));
-            snprintf(err, errlen, "allowed_cidrs: %s is not an IPv4 or IPv6 address or CIDR",
-                     echo);
+                          sizeof(echo));
+            snprintf(err, errlen, "allowed_cidrs: %s is not an IPv4 or IPv6 address or CIDR", echo);
             return -1;
         }
         int n = snprintf(out + used, outlen - used, "%s%s", used ? "," : "", canon);
@@ -149,7 +148,7 @@ int lg_admin_cidrs_get(const json_t *obj, char *out, size_t outlen, char *err, s
 }
 
 int lg_admin_expiry_get(const json_t *obj, int64_t now_ms, char out[LG_TIME_LEN], char *err,
-                     size_t errlen)
+                        size_t errlen)
 {
     json_t *v = json_object_get(obj, "expires_at");
     if (v == NULL) return 1;
@@ -158,8 +157,9 @@ int lg_admin_expiry_get(const json_t *obj, int64_t now_ms, char out[LG_TIME_LEN]
     int64_t ms;
     if (!json_is_string(v) || json_string_length(v) > 40 ||
         lg_time_parse(json_string_value(v), &ms) < 0) {
-        snprintf(err, errlen, "expires_at: must be an ISO 8601 UTC time such as "
-                              "\"2030-01-31T12:00:00Z\", or null");
+        snprintf(err, errlen,
+                 "expires_at: must be an ISO 8601 UTC time such as "
+                 "\"2030-01-31T12:00:00Z\", or null");
         return -1;
     }
     if (ms <= now_ms) {
@@ -225,10 +225,10 @@ json_t *lg_admin_shape_facility(const redisReply *view)
 {
     if (!view_ok(view, 2)) return NULL;
     const redisReply *h = view->element[1];
-    return json_pack("{s:o, s:o, s:o, s:b, s:o, s:o}", "facility_id",
-                     jstr(view->element[0]->str), "account_id",
-                     jstr(lg_admin_flat_get(h, "account_id")), "name", jstr(lg_admin_flat_get(h, "name")),
-                     "included", strcmp(lg_admin_flat_get(h, "included"), "1") == 0, "created_at",
+    return json_pack("{s:o, s:o, s:o, s:b, s:o, s:o}", "facility_id", jstr(view->element[0]->str),
+                     "account_id", jstr(lg_admin_flat_get(h, "account_id")), "name",
+                     jstr(lg_admin_flat_get(h, "name")), "included",
+                     strcmp(lg_admin_flat_get(h, "included"), "1") == 0, "created_at",
                      jstr(lg_admin_flat_get(h, "created_at")), "updated_at",
                      jstr(lg_admin_flat_get(h, "updated_at")));
 }
@@ -283,19 +283,18 @@ json_t *lg_admin_shape_key(const redisReply *view, int64_t now_ms)
         if (expires[0] != '\0' && lg_time_parse(expires, &exp_ms) == 0 && exp_ms <= now_ms)
             status = "expired";
     }
-    return json_pack("{s:o, s:o, s:o, s:o, s:s, s:b, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
-                     "key_id", jstr(view->element[0]->str), "account_id",
-                     jstr(lg_admin_flat_get(h, "account_id")), "role", jstr(lg_admin_flat_get(h, "role")),
-                     "name", jstr(lg_admin_flat_get(h, "name")), "status", status, "all_facilities",
-                     strcmp(lg_admin_flat_get(h, "all_facilities"), "1") == 0, "facilities",
-                     sorted_strings(view->element[2]), "rate_per_sec",
-                     jint_or_null(lg_admin_flat_get(h, "rate_per_sec")), "burst",
-                     jint_or_null(lg_admin_flat_get(h, "burst")), "allowed_cidrs",
-                     split_commas(lg_admin_flat_get(h, "allowed_cidrs")), "created_at",
-                     jstr(lg_admin_flat_get(h, "created_at")), "updated_at",
-                     jstr(lg_admin_flat_get(h, "updated_at")), "last_used_at",
-                     jstr_or_null(lg_admin_flat_get(h, "last_used_at")), "expires_at",
-                     jstr_or_null(expires));
+    return json_pack(
+        "{s:o, s:o, s:o, s:o, s:s, s:b, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "key_id",
+        jstr(view->element[0]->str), "account_id", jstr(lg_admin_flat_get(h, "account_id")), "role",
+        jstr(lg_admin_flat_get(h, "role")), "name", jstr(lg_admin_flat_get(h, "name")), "status",
+        status, "all_facilities", strcmp(lg_admin_flat_get(h, "all_facilities"), "1") == 0,
+        "facilities", sorted_strings(view->element[2]), "rate_per_sec",
+        jint_or_null(lg_admin_flat_get(h, "rate_per_sec")), "burst",
+        jint_or_null(lg_admin_flat_get(h, "burst")), "allowed_cidrs",
+        split_commas(lg_admin_flat_get(h, "allowed_cidrs")), "created_at",
+        jstr(lg_admin_flat_get(h, "created_at")), "updated_at",
+        jstr(lg_admin_flat_get(h, "updated_at")), "last_used_at",
+        jstr_or_null(lg_admin_flat_get(h, "last_used_at")), "expires_at", jstr_or_null(expires));
 }
 
 static const char *sort_id_field;
@@ -328,15 +327,17 @@ static json_t *shape_sorted(const redisReply *list, json_t *(*shape)(const redis
     qsort(items, n, sizeof(*items), cmp_created);
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++) {
-        if (arr != NULL) json_array_append_new(arr, items[i]);
-        else json_decref(items[i]);
+        if (arr != NULL)
+            json_array_append_new(arr, items[i]);
+        else
+            json_decref(items[i]);
     }
     free(items);
     return arr;
 }
 
 json_t *lg_admin_shape_list(const redisReply *list, json_t *(*shape)(const redisReply *),
-                         const char *id_field)
+                            const char *id_field)
 {
     return shape_sorted(list, NULL, shape, 0, id_field);
 }

@@ -37,11 +37,11 @@ static int facilities_get(const json_t *body, const char *owner, json_t **out, c
     }
     size_t n = json_array_size(v), i;
     json_t *e;
-    json_array_foreach(v, i, e) {
+    json_array_foreach (v, i, e) {
         if (!json_is_string(e) || !lg_ident_valid(json_string_value(e), json_string_length(e))) {
             char echo[80];
             lg_admin_echo(json_is_string(e) ? json_string_value(e) : "(not a string)", 64, echo,
-                       sizeof(echo));
+                          sizeof(echo));
             snprintf(err, errlen, "facilities: %s is not a facility of %s", echo, owner);
             return -1;
         }
@@ -55,16 +55,15 @@ static int facilities_get(const json_t *body, const char *owner, json_t **out, c
     qsort(items, n, sizeof(*items), cmp_json_str);
     json_t *arr = json_array();
     for (i = 0; arr != NULL && i < n; i++)
-        if (i == 0 || cmp_json_str(&items[i - 1], &items[i]) != 0)
-            json_array_append(arr, items[i]);
+        if (i == 0 || cmp_json_str(&items[i - 1], &items[i]) != 0) json_array_append(arr, items[i]);
     free(items);
     *out = arr;
     return arr ? 0 : -1;
 }
 
 /* Scope rules shared by create and update. CREATE: the request must define a
- * scope. OWNER ("account acct_X") is for messages. Sets "all_facilities" ("1"/"0") and "facilities" in SPEC when the
- * request defines a scope. 0 or -1. */
+ * scope. OWNER ("account acct_X") is for messages. Sets "all_facilities" ("1"/"0") and "facilities"
+ * in SPEC when the request defines a scope. 0 or -1. */
 static int scope_get(const json_t *body, bool create, const char *owner, json_t *spec, char *err,
                      size_t errlen)
 {
@@ -112,19 +111,25 @@ static int limits_get(const json_t *body, bool create, int64_t now_ms, json_t *s
         long long n = 0;
         int rc = lg_admin_int_get(body, ints[i], 1, ADMIN_RATE_MAX, true, &n, err, errlen);
         if (rc < 0) return -1;
-        if (rc == 0) json_object_set_new(spec, ints[i], json_sprintf("%lld", n));
-        else if (rc == 2 || create) json_object_set_new(spec, ints[i], json_string(""));
+        if (rc == 0)
+            json_object_set_new(spec, ints[i], json_sprintf("%lld", n));
+        else if (rc == 2 || create)
+            json_object_set_new(spec, ints[i], json_string(""));
     }
     char cidrs[ADMIN_MAX_CIDRS * 56];
     int rc = lg_admin_cidrs_get(body, cidrs, sizeof(cidrs), err, errlen);
     if (rc < 0) return -1;
-    if (rc == 0) json_object_set_new(spec, "allowed_cidrs", json_string(cidrs));
-    else if (create) json_object_set_new(spec, "allowed_cidrs", json_string(""));
+    if (rc == 0)
+        json_object_set_new(spec, "allowed_cidrs", json_string(cidrs));
+    else if (create)
+        json_object_set_new(spec, "allowed_cidrs", json_string(""));
     char exp[LG_TIME_LEN];
     rc = lg_admin_expiry_get(body, now_ms, exp, err, errlen);
     if (rc < 0) return -1;
-    if (rc == 0) json_object_set_new(spec, "expires_at", json_string(exp));
-    else if (create) json_object_set_new(spec, "expires_at", json_string(""));
+    if (rc == 0)
+        json_object_set_new(spec, "expires_at", json_string(exp));
+    else if (create)
+        json_object_set_new(spec, "expires_at", json_string(""));
     return 0;
 }
 
@@ -169,9 +174,9 @@ static void done_key(struct lg_admin_call *c, const redisReply *reply)
 static void key_create(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
                        const char *acct, json_t *body)
 {
-    static const char *const api_fields[] = {"name",  "all_facilities", "facilities",
-                                             "rate_per_sec", "burst", "allowed_cidrs",
-                                             "expires_at", NULL};
+    static const char *const api_fields[] = {
+        "name",  "all_facilities", "facilities", "rate_per_sec",
+        "burst", "allowed_cidrs",  "expires_at", NULL};
     static const char *const feed_fields[] = {"name", NULL};
     char err[ERRLEN];
     const char *name;
@@ -226,13 +231,13 @@ out:
 }
 
 void lg_admin_key_create(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
-                      const char *const *ids, json_t *body)
+                         const char *const *ids, json_t *body)
 {
     key_create(adm, req, rid, ids[0], body);
 }
 
 void lg_admin_feed_key_create(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
-                           const char *const *ids, json_t *body)
+                              const char *const *ids, json_t *body)
 {
     key_create(adm, req, rid, NULL, body);
 }
@@ -248,7 +253,7 @@ static void done_list(struct lg_admin_call *c, const redisReply *reply)
 }
 
 void lg_admin_key_list(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
-                    const char *const *ids, json_t *body)
+                       const char *const *ids, json_t *body)
 {
     struct lg_admin_call *c = lg_admin_call_new(adm, req, rid);
     if (c == NULL) return;
@@ -260,7 +265,7 @@ void lg_admin_key_list(struct lg_admin *adm, struct lg_http_req *req, const char
 }
 
 void lg_admin_feed_key_list(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
-                         const char *const *ids, json_t *body)
+                            const char *const *ids, json_t *body)
 {
     struct lg_admin_call *c = lg_admin_call_new(adm, req, rid);
     if (c == NULL) return;
@@ -271,7 +276,7 @@ void lg_admin_feed_key_list(struct lg_admin *adm, struct lg_http_req *req, const
 }
 
 void lg_admin_key_get(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
-                   const char *const *ids, json_t *body)
+                      const char *const *ids, json_t *body)
 {
     struct lg_admin_call *c = lg_admin_call_new(adm, req, rid);
     if (c == NULL) return;
@@ -290,8 +295,8 @@ static void done_reveal(struct lg_admin_call *c, const redisReply *reply)
     }
     char *secret = lg_cred_unseal(c->adm->secrets->master, c->subject, reply->str);
     if (secret == NULL) {
-        lg_warn("admin: request %s: the sealed secret of %s cannot be opened (master key?)",
-                c->rid, c->subject);
+        lg_warn("admin: request %s: the sealed secret of %s cannot be opened (master key?)", c->rid,
+                c->subject);
         lg_admin_call_error(c, 500, "internal_error", "the stored secret cannot be opened");
         return;
     }
@@ -302,7 +307,7 @@ static void done_reveal(struct lg_admin_call *c, const redisReply *reply)
 }
 
 void lg_admin_key_reveal(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
-                      const char *const *ids, json_t *body)
+                         const char *const *ids, json_t *body)
 {
     if (json_object_size(body) != 0) {
         lg_admin_reply_error(adm, req, rid, 400, "bad_request", "body: must be empty or {}");
@@ -318,11 +323,10 @@ void lg_admin_key_reveal(struct lg_admin *adm, struct lg_http_req *req, const ch
 }
 
 void lg_admin_key_patch(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
-                     const char *const *ids, json_t *body)
+                        const char *const *ids, json_t *body)
 {
-    static const char *const fields[] = {"name",  "all_facilities", "facilities",
-                                         "rate_per_sec", "burst", "allowed_cidrs",
-                                         "expires_at", NULL};
+    static const char *const fields[] = {"name",  "all_facilities", "facilities", "rate_per_sec",
+                                         "burst", "allowed_cidrs",  "expires_at", NULL};
     char err[ERRLEN];
     const char *name;
     json_t *patch = json_object();
@@ -376,33 +380,34 @@ static void key_status(struct lg_admin *adm, struct lg_http_req *req, const char
 }
 
 void lg_admin_key_disable(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
-                       const char *const *ids, json_t *body)
+                          const char *const *ids, json_t *body)
 {
     key_status(adm, req, rid, ids[0], body, false);
 }
 
 void lg_admin_key_enable(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
-                      const char *const *ids, json_t *body)
+                         const char *const *ids, json_t *body)
 {
     key_status(adm, req, rid, ids[0], body, true);
 }
 
 void lg_admin_key_rotate(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
-                      const char *const *ids, json_t *body)
+                         const char *const *ids, json_t *body)
 {
     static const char *const fields[] = {"grace_seconds", NULL};
     char err[ERRLEN];
     long long grace = 0;
     if (lg_admin_fields_check(body, fields, err, sizeof(err)) < 0 ||
         lg_admin_int_get(body, "grace_seconds", 0, ADMIN_GRACE_MAX, false, &grace, err,
-                      sizeof(err)) < 0) {
+                         sizeof(err)) < 0) {
         lg_admin_reply_error(adm, req, rid, 400, "bad_request", "%s", err);
         return;
     }
     json_t *spec = json_object();
     struct lg_admin_call *c = spec ? lg_admin_call_new(adm, req, rid) : NULL;
     if (c == NULL) {
-        if (spec == NULL) lg_admin_reply_error(adm, req, rid, 500, "internal_error", "out of memory");
+        if (spec == NULL)
+            lg_admin_reply_error(adm, req, rid, 500, "internal_error", "out of memory");
         json_decref(spec);
         return;
     }
@@ -437,7 +442,7 @@ static void done_deleted(struct lg_admin_call *c, const redisReply *reply)
 }
 
 void lg_admin_key_delete(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
-                      const char *const *ids, json_t *body)
+                         const char *const *ids, json_t *body)
 {
     struct lg_admin_call *c = lg_admin_call_new(adm, req, rid);
     if (c == NULL) return;

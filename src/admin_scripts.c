@@ -16,58 +16,60 @@
  *                        sealed), facility ids} */
 #include "admin_internal.h"
 
-#define PRELUDE                                                                                   \
-    "local P, NOW, EVMAX, AUMAX, RID, CIP = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]\n" \
-    "local function fail(code, msg) return redis.error_reply(code .. ':' .. msg) end\n"           \
-    "local EVIDS = {'key_id', 'facility_id', 'unit_id'}\n"                                        \
-    /* One event: XADD to the stream, then PUBLISH the same as JSON with its id. */              \
-    "local function emit(t, f)\n"                                                                 \
-    "  local acct = f.account_id or ''\n"                                                         \
-    "  local a = {'type', t, 'account_id', acct}\n"                                               \
-    "  local ev = {type = t, account_id = acct, at = NOW}\n"                                      \
-    "  for _, k in ipairs(EVIDS) do\n"                                                            \
-    "    if f[k] then a[#a + 1] = k; a[#a + 1] = f[k]; ev[k] = f[k] end\n"                        \
-    "  end\n"                                                                                     \
-    "  if f.included ~= nil then\n"                                                               \
-    "    a[#a + 1] = 'included'; a[#a + 1] = f.included and '1' or '0'; ev.included = f.included\n" \
-    "  end\n"                                                                                     \
-    "  if f.name then a[#a + 1] = 'name'; a[#a + 1] = f.name; ev.name = f.name end\n"             \
-    "  a[#a + 1] = 'at'; a[#a + 1] = NOW\n"                                                       \
-    "  local id = redis.call('XADD', P .. 'events', 'MAXLEN', '~', EVMAX, '*', unpack(a))\n"     \
-    "  ev.id = id\n"                                                                              \
-    "  redis.call('PUBLISH', P .. 'events', cjson.encode(ev))\n"                                 \
-    "  return id\n"                                                                               \
-    "end\n"                                                                                       \
-    "local function audit(action, f)\n"                                                           \
-    "  local a = {'action', action, 'account_id', f.account_id or ''}\n"                          \
-    "  for _, k in ipairs(EVIDS) do\n"                                                            \
-    "    if f[k] then a[#a + 1] = k; a[#a + 1] = f[k] end\n"                                      \
-    "  end\n"                                                                                     \
-    "  if CIP ~= '' then a[#a + 1] = 'client_ip'; a[#a + 1] = CIP end\n"                          \
-    "  if RID ~= '' then a[#a + 1] = 'request_id'; a[#a + 1] = RID end\n"                         \
-    "  a[#a + 1] = 'outcome'; a[#a + 1] = 'ok'\n"                                                 \
-    "  a[#a + 1] = 'at'; a[#a + 1] = NOW\n"                                                       \
-    "  redis.call('XADD', P .. 'audit', 'MAXLEN', '~', AUMAX, '*', unpack(a))\n"                 \
-    "end\n"                                                                                       \
-    "local KF = {'account_id', 'role', 'name', 'all_facilities', 'status', 'rate_per_sec',\n"     \
-    "  'burst', 'allowed_cidrs', 'created_at', 'updated_at', 'last_used_at', 'expires_at'}\n"     \
-    "local function keyview(kid)\n"                                                               \
-    "  local k = P .. 'key:' .. kid\n"                                                            \
-    "  local v = redis.call('HMGET', k, unpack(KF))\n"                                            \
-    "  local flat = {}\n"                                                                         \
-    "  for i, f in ipairs(KF) do flat[#flat + 1] = f; flat[#flat + 1] = v[i] or '' end\n"         \
-    "  return {kid, flat, redis.call('SMEMBERS', k .. ':facilities')}\n"                          \
-    "end\n"                                                                                       \
-    "local function facview(fid) return {fid, redis.call('HGETALL', P .. 'fac:' .. fid)} end\n"  \
-    "local function acctview(aid) return {aid, redis.call('HGETALL', P .. 'acct:' .. aid)} end\n" \
-    /* A key's facilities must all exist and belong to its account. */                           \
-    "local function scope_check(acct, facs)\n"                                                    \
-    "  for _, fac in ipairs(facs) do\n"                                                           \
-    "    if redis.call('HGET', P .. 'fac:' .. fac, 'account_id') ~= acct then\n"                  \
-    "      return 'facilities: ' .. fac .. ' is not a facility of account ' .. acct\n"            \
-    "    end\n"                                                                                   \
-    "  end\n"                                                                                     \
-    "  return nil\n"                                                                              \
+#define PRELUDE                                                                                                                                                      \
+    "local P, NOW, EVMAX, AUMAX, RID, CIP = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], "                                                                           \
+    "ARGV[6]\n"                                                                                                                                                      \
+    "local function fail(code, msg) return redis.error_reply(code .. ':' .. msg) end\n"                                                                              \
+    "local EVIDS = {'key_id', 'facility_id', 'unit_id'}\n" /* One event: XADD to the stream, then                                                                    \
+                                                              PUBLISH the same as JSON with its                                                                      \
+                                                              id. */                                                                                                 \
+    "local function emit(t, f)\n"                                                                                                                                    \
+    "  local acct = f.account_id or ''\n"                                                                                                                            \
+    "  local a = {'type', t, 'account_id', acct}\n"                                                                                                                  \
+    "  local ev = {type = t, account_id = acct, at = NOW}\n"                                                                                                         \
+    "  for _, k in ipairs(EVIDS) do\n"                                                                                                                               \
+    "    if f[k] then a[#a + 1] = k; a[#a + 1] = f[k]; ev[k] = f[k] end\n"                                                                                           \
+    "  end\n"                                                                                                                                                        \
+    "  if f.included ~= nil then\n"                                                                                                                                  \
+    "    a[#a + 1] = 'included'; a[#a + 1] = f.included and '1' or '0'; ev.included = "                                                                              \
+    "f.included\n"                                                                                                                                                   \
+    "  end\n"                                                                                                                                                        \
+    "  if f.name then a[#a + 1] = 'name'; a[#a + 1] = f.name; ev.name = f.name end\n"                                                                                \
+    "  a[#a + 1] = 'at'; a[#a + 1] = NOW\n"                                                                                                                          \
+    "  local id = redis.call('XADD', P .. 'events', 'MAXLEN', '~', EVMAX, '*', unpack(a))\n"                                                                         \
+    "  ev.id = id\n"                                                                                                                                                 \
+    "  redis.call('PUBLISH', P .. 'events', cjson.encode(ev))\n"                                                                                                     \
+    "  return id\n"                                                                                                                                                  \
+    "end\n"                                                                                                                                                          \
+    "local function audit(action, f)\n"                                                                                                                              \
+    "  local a = {'action', action, 'account_id', f.account_id or ''}\n"                                                                                             \
+    "  for _, k in ipairs(EVIDS) do\n"                                                                                                                               \
+    "    if f[k] then a[#a + 1] = k; a[#a + 1] = f[k] end\n"                                                                                                         \
+    "  end\n"                                                                                                                                                        \
+    "  if CIP ~= '' then a[#a + 1] = 'client_ip'; a[#a + 1] = CIP end\n"                                                                                             \
+    "  if RID ~= '' then a[#a + 1] = 'request_id'; a[#a + 1] = RID end\n"                                                                                            \
+    "  a[#a + 1] = 'outcome'; a[#a + 1] = 'ok'\n"                                                                                                                    \
+    "  a[#a + 1] = 'at'; a[#a + 1] = NOW\n"                                                                                                                          \
+    "  redis.call('XADD', P .. 'audit', 'MAXLEN', '~', AUMAX, '*', unpack(a))\n"                                                                                     \
+    "end\n"                                                                                                                                                          \
+    "local KF = {'account_id', 'role', 'name', 'all_facilities', 'status', 'rate_per_sec',\n"                                                                        \
+    "  'burst', 'allowed_cidrs', 'created_at', 'updated_at', 'last_used_at', 'expires_at'}\n"                                                                        \
+    "local function keyview(kid)\n"                                                                                                                                  \
+    "  local k = P .. 'key:' .. kid\n"                                                                                                                               \
+    "  local v = redis.call('HMGET', k, unpack(KF))\n"                                                                                                               \
+    "  local flat = {}\n"                                                                                                                                            \
+    "  for i, f in ipairs(KF) do flat[#flat + 1] = f; flat[#flat + 1] = v[i] or '' end\n"                                                                            \
+    "  return {kid, flat, redis.call('SMEMBERS', k .. ':facilities')}\n"                                                                                             \
+    "end\n"                                                                                                                                                          \
+    "local function facview(fid) return {fid, redis.call('HGETALL', P .. 'fac:' .. fid)} end\n"                                                                      \
+    "local function acctview(aid) return {aid, redis.call('HGETALL', P .. 'acct:' .. aid)} end\n" /* A key's facilities must all exist and belong to its account. */ \
+    "local function scope_check(acct, facs)\n"                                                                                                                       \
+    "  for _, fac in ipairs(facs) do\n"                                                                                                                              \
+    "    if redis.call('HGET', P .. 'fac:' .. fac, 'account_id') ~= acct then\n"                                                                                     \
+    "      return 'facilities: ' .. fac .. ' is not a facility of account ' .. acct\n"                                                                               \
+    "    end\n"                                                                                                                                                      \
+    "  end\n"                                                                                                                                                        \
+    "  return nil\n"                                                                                                                                                 \
     "end\n"
 
 #define SCRIPT(var, text) struct lg_script var = {#var, PRELUDE text, ""}
@@ -207,11 +209,10 @@ SCRIPT(lg_admin_script_key_create,
        "return keyview(kid)\n");
 
 /* KEYS: key:{k}. ARGV[7] key id. */
-SCRIPT(lg_admin_script_key_get,
-       "if redis.call('EXISTS', KEYS[1]) == 0 then\n"
-       "  return fail('not_found', 'key ' .. ARGV[7] .. ' not found')\n"
-       "end\n"
-       "return keyview(ARGV[7])\n");
+SCRIPT(lg_admin_script_key_get, "if redis.call('EXISTS', KEYS[1]) == 0 then\n"
+                                "  return fail('not_found', 'key ' .. ARGV[7] .. ' not found')\n"
+                                "end\n"
+                                "return keyview(ARGV[7])\n");
 
 /* KEYS: the set of key ids (acct:{a}:keys or feedkeys) and, for an account,
  * acct:{a}. ARGV[7] account id (for the message). */

@@ -13,8 +13,8 @@ static void log_entry(const struct lg_audit_entry *e, const char *at, const char
 {
     lg_warn("audit (%s): at=%s action=%s account=%s key=%s facility=%s unit=%s ip=%s "
             "request_id=%s outcome=%s",
-            why, at, e->action, e->account_id, e->key_id, e->facility_id, e->unit_id,
-            e->client_ip, e->request_id, e->outcome);
+            why, at, e->action, e->account_id, e->key_id, e->facility_id, e->unit_id, e->client_ip,
+            e->request_id, e->outcome);
 }
 
 static void on_written(struct lg_store *st, redisReply *reply, void *arg)
@@ -31,12 +31,18 @@ void lg_audit_write(struct lg_store *st, const struct lg_config *cfg,
     snprintf(key, sizeof(key), "%saudit", lg_store_prefix(st));
     snprintf(maxlen, sizeof(maxlen), "%d", cfg->audit_maxlen);
     lg_time_format(lg_now_ms(), at);
-    const char *argv[] = {"XADD", key, "MAXLEN", "~", maxlen, "*",
-                          "action", e->action, "account_id", e->account_id,
-                          "key_id", e->key_id, "facility_id", e->facility_id,
-                          "unit_id", e->unit_id, "client_ip", e->client_ip,
-                          "request_id", e->request_id, "outcome", e->outcome,
-                          "at", at};
+    const char *argv[] = {"XADD",        key,
+                          "MAXLEN",      "~",
+                          maxlen,        "*",
+                          "action",      e->action,
+                          "account_id",  e->account_id,
+                          "key_id",      e->key_id,
+                          "facility_id", e->facility_id,
+                          "unit_id",     e->unit_id,
+                          "client_ip",   e->client_ip,
+                          "request_id",  e->request_id,
+                          "outcome",     e->outcome,
+                          "at",          at};
     if (lg_store_argv(st, on_written, NULL, (int)(sizeof(argv) / sizeof(argv[0])), argv, NULL) < 0)
         log_entry(e, at, "redis unavailable");
 }

@@ -176,8 +176,8 @@ static int copy_field(const redisReply *v, char *out, size_t cap)
     return 0;
 }
 
-struct lg_key *lg_key_from_reply(const char *key_id, const redisReply *hash, const redisReply *members,
-                                 const struct lg_config *cfg)
+struct lg_key *lg_key_from_reply(const char *key_id, const redisReply *hash,
+                                 const redisReply *members, const struct lg_config *cfg)
 {
     if (hash == NULL || hash->type != REDIS_REPLY_ARRAY || hash->elements == 0 ||
         hash->elements % 2 != 0)
@@ -309,8 +309,8 @@ bool lg_key_sees(const struct lg_key *k, const struct lg_facility *f)
     if (f == NULL || k->feed || !f->included) return false;
     if (k->account_id[0] == '\0' || strcmp(k->account_id, f->account_id) != 0) return false;
     if (k->all_facilities) return true;
-    return bsearch(f->id, k->facilities, (size_t)k->nfacilities, sizeof(*k->facilities),
-                   cmp_fac) != NULL;
+    return bsearch(f->id, k->facilities, (size_t)k->nfacilities, sizeof(*k->facilities), cmp_fac) !=
+           NULL;
 }
 
 int lg_cidr_parse(const char *s, struct lg_cidr *out)

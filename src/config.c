@@ -27,9 +27,9 @@ enum opt_type {
     OPT_ENUM  /* one of .choices, stored as given */
 };
 
-#define OPT_PATH 0x1     /* relative values resolve against the config folder */
+#define OPT_PATH     0x1 /* relative values resolve against the config folder */
 #define OPT_EMPTY_OK 0x2 /* an empty value is allowed (and skips the validator) */
-#define OPT_AUTO 0x4     /* int that also accepts "auto" = online cores */
+#define OPT_AUTO     0x4 /* int that also accepts "auto" = online cores */
 
 /* A validator may rewrite VALUE in place (to a canonical form no longer than
  * it was). On error it writes what was expected into WHY and returns -1. */
@@ -118,12 +118,10 @@ static bool section_known(const char *name, size_t len)
 
 static bool hostname_valid(const char *s, size_t len)
 {
-    if (len == 0 || len > 253)
-        return false;
+    if (len == 0 || len > 253) return false;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (!(isascii(c) && (isalnum(c) || c == '.' || c == '-' || c == '_')))
-            return false;
+        if (!(isascii(c) && (isalnum(c) || c == '.' || c == '-' || c == '_'))) return false;
     }
     return true;
 }
@@ -133,8 +131,7 @@ static bool ipv6_valid(const char *s, size_t len)
     char buf[INET6_ADDRSTRLEN + 1];
     struct in6_addr a;
 
-    if (len == 0 || len >= sizeof(buf))
-        return false;
+    if (len == 0 || len >= sizeof(buf)) return false;
     memcpy(buf, s, len);
     buf[len] = '\0';
     return inet_pton(AF_INET6, buf, &a) == 1;
@@ -144,11 +141,9 @@ static bool port_valid(const char *s)
 {
     long v = 0;
 
-    if (*s == '\0' || strlen(s) > 5)
-        return false;
+    if (*s == '\0' || strlen(s) > 5) return false;
     for (; *s; s++) {
-        if (!isdigit((unsigned char)*s))
-            return false;
+        if (!isdigit((unsigned char)*s)) return false;
         v = v * 10 + (*s - '0');
     }
     return v >= 1 && v <= 65535;
@@ -169,8 +164,7 @@ static int check_addr(char *value, char *why, size_t whylen)
         ok = colon != NULL && hostname_valid(value, (size_t)(colon - value));
         port = ok ? colon + 1 : "";
     }
-    if (ok && port_valid(port))
-        return 0;
+    if (ok && port_valid(port)) return 0;
     snprintf(why, whylen, "expected host:port or [ipv6]:port with a port from 1 to 65535");
     return -1;
 }
@@ -179,8 +173,7 @@ static int check_host(char *value, char *why, size_t whylen)
 {
     size_t len = strlen(value);
 
-    if (hostname_valid(value, len) || ipv6_valid(value, len))
-        return 0;
+    if (hostname_valid(value, len) || ipv6_valid(value, len)) return 0;
     snprintf(why, whylen, "expected a host name or IP address");
     return -1;
 }
@@ -194,31 +187,24 @@ static int check_urls(char *value, char *why, size_t whylen)
     for (;;) {
         const char *start, *end, *rest;
 
-        while (*p == ' ' || *p == '\t')
-            p++;
+        while (*p == ' ' || *p == '\t') p++;
         start = p;
-        while (*p && *p != ',')
-            p++;
+        while (*p && *p != ',') p++;
         end = p;
-        while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
-            end--;
+        while (end > start && (end[-1] == ' ' || end[-1] == '\t')) end--;
         if (strncmp(start, "http://", 7) == 0)
             rest = start + 7;
         else if (strncmp(start, "https://", 8) == 0)
             rest = start + 8;
         else
             goto bad;
-        if (rest >= end || *rest == '/')
-            goto bad;
+        if (rest >= end || *rest == '/') goto bad;
         for (const char *c = start; c < end; c++)
-            if (!isgraph((unsigned char)*c))
-                goto bad;
-        if (out != value)
-            *out++ = ',';
+            if (!isgraph((unsigned char)*c)) goto bad;
+        if (out != value) *out++ = ',';
         memmove(out, start, (size_t)(end - start));
         out += end - start;
-        if (*p == '\0')
-            break;
+        if (*p == '\0') break;
         p++;
     }
     *out = '\0';
@@ -238,8 +224,7 @@ static int check_prefix(char *value, char *why, size_t whylen)
         unsigned char c = (unsigned char)value[i];
         ok = isascii(c) && (isalnum(c) || c == ':' || c == '_' || c == '-');
     }
-    if (ok)
-        return 0;
+    if (ok) return 0;
     snprintf(why, whylen, "expected 1 to 32 characters of A-Z a-z 0-9 : _ -");
     return -1;
 }
@@ -250,8 +235,7 @@ static int online_cores(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
 
-    if (n < 1)
-        return 1;
+    if (n < 1) return 1;
     return n > 256 ? 256 : (int)n;
 }
 
@@ -290,8 +274,7 @@ static int opt_set(const struct opt *o, struct lg_config *cfg, const char *value
             return -1;
         }
         memcpy(buf, value, len + 1);
-        if (len > 0 && o->check != NULL && o->check(buf, expected, sizeof(expected)) < 0)
-            goto bad;
+        if (len > 0 && o->check != NULL && o->check(buf, expected, sizeof(expected)) < 0) goto bad;
         memcpy(field, buf, strlen(buf) + 1);
         return 0;
     }
@@ -379,12 +362,10 @@ static void parse_fail(struct parse_state *st, const char *fmt, ...)
     int n;
     va_list ap;
 
-    if (st->failed)
-        return;
+    if (st->failed) return;
     st->failed = true;
     n = snprintf(st->err, st->errlen, "%s:%d: ", st->path, st->lineno);
-    if (n < 0 || (size_t)n >= st->errlen)
-        return;
+    if (n < 0 || (size_t)n >= st->errlen) return;
     va_start(ap, fmt);
     vsnprintf(st->err + n, st->errlen - (size_t)n, fmt, ap);
     va_end(ap);
@@ -401,8 +382,7 @@ static char *cfg_reader(char *str, int num, void *stream)
     size_t len, content;
     const char *s;
 
-    if (n < 0 || st->failed)
-        return NULL;
+    if (n < 0 || st->failed) return NULL;
     st->lineno++;
     len = (size_t)n;
     if (memchr(st->line, '\0', len) != NULL) {
@@ -410,10 +390,8 @@ static char *cfg_reader(char *str, int num, void *stream)
         return NULL;
     }
     content = len;
-    if (content > 0 && st->line[content - 1] == '\n')
-        content--;
-    if (content > 0 && st->line[content - 1] == '\r')
-        content--;
+    if (content > 0 && st->line[content - 1] == '\n') content--;
+    if (content > 0 && st->line[content - 1] == '\r') content--;
     if (num < 3 || content > (size_t)num - 3) {
         parse_fail(st, "line too long (at most %d characters)", num - 3);
         return NULL;
@@ -426,14 +404,12 @@ static char *cfg_reader(char *str, int num, void *stream)
     if (st->lineno == 1 && (unsigned char)s[0] == 0xEF && (unsigned char)s[1] == 0xBB &&
         (unsigned char)s[2] == 0xBF)
         s += 3;
-    while (*s == ' ' || *s == '\t')
-        s++;
+    while (*s == ' ' || *s == '\t') s++;
     if (*s == '[') {
         const char *close = strchr(s, ']');
         if (close != NULL) {
             const char *after = close + 1;
-            while (isspace((unsigned char)*after))
-                after++;
+            while (isspace((unsigned char)*after)) after++;
             if (*after != '\0') {
                 parse_fail(st, "text after the section header");
                 return NULL;
@@ -477,8 +453,7 @@ static int cfg_handler(void *user, const char *section, const char *name, const 
     }
     st->seen[idx] = st->lineno;
     /* An explicit "" is the natural way to write "empty" in an INI file. */
-    if (strcmp(value, "\"\"") == 0)
-        value = "";
+    if (strcmp(value, "\"\"") == 0) value = "";
     if (opt_set(o, st->cfg, value, why, sizeof(why)) < 0) {
         parse_fail(st, "%s", why);
         return 0;
@@ -497,8 +472,7 @@ static int resolve_paths(struct parse_state *st)
         char abs[LG_PATH_MAX * 2];
         int n;
 
-        if (!(o->flags & OPT_PATH) || field[0] == '/' || field[0] == '\0')
-            continue;
+        if (!(o->flags & OPT_PATH) || field[0] == '/' || field[0] == '\0') continue;
         n = snprintf(abs, sizeof(abs), "%s/%s", cfg->dir, field);
         if (n < 0 || (size_t)n >= o->size) {
             if (st->seen[i] != 0)
@@ -521,8 +495,7 @@ int lg_config_load(struct lg_config *cfg, const char *path, char *err, size_t er
     char *pathcopy = NULL, *dir = NULL;
     int rc = -1, r;
 
-    if (err != NULL && errlen > 0)
-        err[0] = '\0';
+    if (err != NULL && errlen > 0) err[0] = '\0';
     memset(&st, 0, sizeof(st));
     st.path = path;
     st.err = err;
@@ -564,8 +537,7 @@ int lg_config_load(struct lg_config *cfg, const char *path, char *err, size_t er
     ini_max_line = CFG_LINE_MAX + 3;
 
     r = ini_parse_stream(cfg_reader, &st, cfg_handler, &st);
-    if (st.failed)
-        goto out;
+    if (st.failed) goto out;
     if (ferror(st.fp)) {
         snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
         goto out;
@@ -579,14 +551,12 @@ int lg_config_load(struct lg_config *cfg, const char *path, char *err, size_t er
         snprintf(err, errlen, "%s: cannot parse (error %d)", path, r);
         goto out;
     }
-    if (resolve_paths(&st) < 0)
-        goto out;
+    if (resolve_paths(&st) < 0) goto out;
     *cfg = *tmp;
     rc = 0;
 
 out:
-    if (st.fp != NULL)
-        fclose(st.fp);
+    if (st.fp != NULL) fclose(st.fp);
     free(st.line);
     free(pathcopy);
     free(dir);
@@ -608,8 +578,7 @@ static void addr_split(const char *addr, char *host, size_t hostlen, int *port)
         addr++;
         hl -= 2;
     }
-    if (hl >= hostlen)
-        hl = hostlen - 1;
+    if (hl >= hostlen) hl = hostlen - 1;
     memcpy(host, addr, hl);
     host[hl] = '\0';
 }
@@ -625,8 +594,7 @@ static bool addr_clash(const char *a, const char *b)
     char ha[LG_ADDR_MAX], hb[LG_ADDR_MAX];
     int pa, pb;
 
-    if (a[0] == '\0' || b[0] == '\0')
-        return false;
+    if (a[0] == '\0' || b[0] == '\0') return false;
     addr_split(a, ha, sizeof(ha), &pa);
     addr_split(b, hb, sizeof(hb), &pb);
     return pa == pb && (strcmp(ha, hb) == 0 || host_wildcard(ha) || host_wildcard(hb));

@@ -21,13 +21,13 @@
 #include <openssl/rand.h>
 #include <zlib.h>
 
-#define ID_RANDOM_LEN 20
-#define KEY_RANDOM_LEN 24
+#define ID_RANDOM_LEN     20
+#define KEY_RANDOM_LEN    24
 #define SECRET_RANDOM_LEN 40
-#define CRC_CHARS 6 /* 62^6 > 2^32 */
+#define CRC_CHARS         6 /* 62^6 > 2^32 */
 
 #define GCM_NONCE_LEN 12
-#define GCM_TAG_LEN 16
+#define GCM_TAG_LEN   16
 /* Sealed values come from our own store, but stay bounded all the same. */
 #define SEALED_MAX 8192
 /* In text mode surrounding whitespace may come on top of CAP bytes. */
@@ -46,13 +46,11 @@ static int random_chars(const char *alphabet, unsigned nalpha, char *out, size_t
 
     while (have < n) {
         if (pos == sizeof(buf)) {
-            if (RAND_bytes(buf, sizeof(buf)) != 1)
-                return -1;
+            if (RAND_bytes(buf, sizeof(buf)) != 1) return -1;
             pos = 0;
         }
         unsigned b = buf[pos++];
-        if (b >= limit)
-            continue;
+        if (b >= limit) continue;
         out[have++] = alphabet[b % nalpha];
     }
     OPENSSL_cleanse(buf, sizeof(buf));
@@ -68,11 +66,9 @@ int lg_id_new(const char *prefix, char *out, size_t outlen)
 {
     size_t plen = strlen(prefix);
 
-    if (outlen < plen + ID_RANDOM_LEN + 1)
-        return -1;
+    if (outlen < plen + ID_RANDOM_LEN + 1) return -1;
     memcpy(out, prefix, plen);
-    if (random_chars(crockford, 32, out + plen, ID_RANDOM_LEN) < 0)
-        return -1;
+    if (random_chars(crockford, 32, out + plen, ID_RANDOM_LEN) < 0) return -1;
     out[plen + ID_RANDOM_LEN] = '\0';
     return 0;
 }
@@ -81,22 +77,18 @@ bool lg_id_valid(const char *prefix, const char *s, size_t len)
 {
     size_t plen = strlen(prefix);
 
-    if (s == NULL || len != plen + ID_RANDOM_LEN || memcmp(s, prefix, plen) != 0)
-        return false;
+    if (s == NULL || len != plen + ID_RANDOM_LEN || memcmp(s, prefix, plen) != 0) return false;
     for (size_t i = plen; i < len; i++)
-        if (!in_alphabet(crockford, s[i]))
-            return false;
+        if (!in_alphabet(crockford, s[i])) return false;
     return true;
 }
 
 bool lg_ident_valid(const char *s, size_t len)
 {
-    if (s == NULL || len < 1 || len > 64)
-        return false;
+    if (s == NULL || len < 1 || len > 64) return false;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (!(isascii(c) && (isalnum(c) || c == '_' || c == '-')))
-            return false;
+        if (!(isascii(c) && (isalnum(c) || c == '_' || c == '-'))) return false;
     }
     return true;
 }
@@ -117,8 +109,7 @@ static int cred_new(const char *prefix, size_t nrandom, char *out)
     size_t plen = strlen(prefix);
 
     memcpy(out, prefix, plen);
-    if (random_chars(base62, 62, out + plen, nrandom) < 0)
-        return -1;
+    if (random_chars(base62, 62, out + plen, nrandom) < 0) return -1;
     crc_chars(out + plen, nrandom, out + plen + nrandom);
     out[plen + nrandom + CRC_CHARS] = '\0';
     return 0;
@@ -141,15 +132,9 @@ static bool cred_valid(const char *prefix, size_t nrandom, const char *s, size_t
     return memcmp(crc, s + plen + nrandom, CRC_CHARS) == 0;
 }
 
-int lg_cred_key_new(char *out)
-{
-    return cred_new("lk_", KEY_RANDOM_LEN, out);
-}
+int lg_cred_key_new(char *out) { return cred_new("lk_", KEY_RANDOM_LEN, out); }
 
-int lg_cred_secret_new(char *out)
-{
-    return cred_new("ls_", SECRET_RANDOM_LEN, out);
-}
+int lg_cred_secret_new(char *out) { return cred_new("ls_", SECRET_RANDOM_LEN, out); }
 
 bool lg_cred_key_valid(const char *s, size_t len)
 {
@@ -171,16 +156,12 @@ static EVP_MAC *mac_hmac;
 static pthread_key_t mac_key;
 static bool mac_ready;
 
-static void mac_ctx_free(void *p)
-{
-    EVP_MAC_CTX_free(p);
-}
+static void mac_ctx_free(void *p) { EVP_MAC_CTX_free(p); }
 
 static void mac_init_once(void)
 {
     mac_hmac = EVP_MAC_fetch(NULL, OSSL_MAC_NAME_HMAC, NULL);
-    if (mac_hmac == NULL)
-        return;
+    if (mac_hmac == NULL) return;
     if (pthread_key_create(&mac_key, mac_ctx_free) != 0) {
         EVP_MAC_free(mac_hmac);
         mac_hmac = NULL;
@@ -193,14 +174,11 @@ static EVP_MAC_CTX *mac_thread_ctx(void)
 {
     EVP_MAC_CTX *ctx;
 
-    if (pthread_once(&mac_once, mac_init_once) != 0 || !mac_ready)
-        return NULL;
+    if (pthread_once(&mac_once, mac_init_once) != 0 || !mac_ready) return NULL;
     ctx = pthread_getspecific(mac_key);
-    if (ctx != NULL)
-        return ctx;
+    if (ctx != NULL) return ctx;
     ctx = EVP_MAC_CTX_new(mac_hmac);
-    if (ctx == NULL)
-        return NULL;
+    if (ctx == NULL) return NULL;
     OSSL_PARAM params[] = {
         OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
         OSSL_PARAM_construct_end(),
@@ -218,11 +196,9 @@ static int verifier_raw(const unsigned char *pepper, size_t pepper_len, const ch
     EVP_MAC_CTX *ctx;
     size_t outlen = 0;
 
-    if (pepper == NULL || pepper_len == 0 || key_id == NULL || secret == NULL)
-        return -1;
+    if (pepper == NULL || pepper_len == 0 || key_id == NULL || secret == NULL) return -1;
     ctx = mac_thread_ctx();
-    if (ctx == NULL)
-        return -1;
+    if (ctx == NULL) return -1;
     if (EVP_MAC_init(ctx, pepper, pepper_len, NULL) != 1 ||
         EVP_MAC_update(ctx, (const unsigned char *)key_id, strlen(key_id)) != 1 ||
         EVP_MAC_update(ctx, (const unsigned char *)":", 1) != 1 ||
@@ -248,8 +224,7 @@ int lg_cred_verifier(const unsigned char *pepper, size_t pepper_len, const char 
 {
     unsigned char mac[32];
 
-    if (verifier_raw(pepper, pepper_len, key_id, secret, secret_len, mac) < 0)
-        return -1;
+    if (verifier_raw(pepper, pepper_len, key_id, secret, secret_len, mac) < 0) return -1;
     hex_encode(mac, sizeof(mac), out);
     OPENSSL_cleanse(mac, sizeof(mac));
     return 0;
@@ -262,10 +237,8 @@ bool lg_cred_verify(const unsigned char *pepper, size_t pepper_len, const char *
     char hex[LG_VERIFIER_LEN + 1];
     bool ok;
 
-    if (verifier == NULL || strnlen(verifier, LG_VERIFIER_LEN + 1) != LG_VERIFIER_LEN)
-        return false;
-    if (verifier_raw(pepper, pepper_len, key_id, secret, secret_len, mac) < 0)
-        return false;
+    if (verifier == NULL || strnlen(verifier, LG_VERIFIER_LEN + 1) != LG_VERIFIER_LEN) return false;
+    if (verifier_raw(pepper, pepper_len, key_id, secret, secret_len, mac) < 0) return false;
     hex_encode(mac, sizeof(mac), hex);
     ok = CRYPTO_memcmp(hex, verifier, LG_VERIFIER_LEN) == 0;
     OPENSSL_cleanse(mac, sizeof(mac));
@@ -288,13 +261,11 @@ static int gcm_run(bool enc, const unsigned char *master, const unsigned char *n
     ok = ok && EVP_CipherInit_ex(ctx, NULL, NULL, master, nonce, enc) == 1;
     ok = ok && EVP_CipherUpdate(ctx, NULL, &n, (const unsigned char *)key_id, aadlen) == 1;
     ok = ok && EVP_CipherUpdate(ctx, out, &n, in, (int)len) == 1;
-    if (!enc)
-        ok = ok && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, GCM_TAG_LEN, tag) == 1;
+    if (!enc) ok = ok && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, GCM_TAG_LEN, tag) == 1;
     /* For decryption this is where a wrong tag, key, key id or nonce shows. */
     ok = ok && EVP_CipherFinal_ex(ctx, out + n, &fin) == 1;
     ok = ok && (size_t)n + (size_t)fin == len;
-    if (enc)
-        ok = ok && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, GCM_TAG_LEN, tag) == 1;
+    if (enc) ok = ok && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, GCM_TAG_LEN, tag) == 1;
     EVP_CIPHER_CTX_free(ctx);
     return ok ? 0 : -1;
 }
@@ -305,22 +276,18 @@ char *lg_cred_seal(const unsigned char *master, const char *key_id, const char *
     char *b64 = NULL;
     size_t slen, rawlen;
 
-    if (master == NULL || key_id == NULL || secret == NULL)
-        return NULL;
+    if (master == NULL || key_id == NULL || secret == NULL) return NULL;
     slen = strlen(secret);
-    if (slen > SEALED_MAX)
-        return NULL;
+    if (slen > SEALED_MAX) return NULL;
     rawlen = GCM_NONCE_LEN + slen + GCM_TAG_LEN;
     raw = malloc(rawlen);
-    if (raw == NULL)
-        return NULL;
+    if (raw == NULL) return NULL;
     if (RAND_bytes(raw, GCM_NONCE_LEN) != 1 ||
         gcm_run(true, master, raw, key_id, (const unsigned char *)secret, slen, raw + GCM_NONCE_LEN,
                 raw + GCM_NONCE_LEN + slen) < 0)
         goto out;
     b64 = malloc(4 * ((rawlen + 2) / 3) + 1);
-    if (b64 != NULL)
-        EVP_EncodeBlock((unsigned char *)b64, raw, (int)rawlen);
+    if (b64 != NULL) EVP_EncodeBlock((unsigned char *)b64, raw, (int)rawlen);
 out:
     free(raw);
     return b64;
@@ -335,20 +302,15 @@ static int b64_decode(const char *in, size_t len, unsigned char *out)
     size_t pad = 0;
     int n;
 
-    if (len == 0 || len % 4 != 0)
-        return -1;
-    if (in[len - 1] == '=')
-        pad++;
-    if (pad == 1 && in[len - 2] == '=')
-        pad++;
+    if (len == 0 || len % 4 != 0) return -1;
+    if (in[len - 1] == '=') pad++;
+    if (pad == 1 && in[len - 2] == '=') pad++;
     for (size_t i = 0; i < len - pad; i++) {
         unsigned char c = (unsigned char)in[i];
-        if (!(isascii(c) && (isalnum(c) || c == '+' || c == '/')))
-            return -1;
+        if (!(isascii(c) && (isalnum(c) || c == '+' || c == '/'))) return -1;
     }
     n = EVP_DecodeBlock(out, (const unsigned char *)in, (int)len);
-    if (n < 0 || (size_t)n != 3 * (len / 4))
-        return -1;
+    if (n < 0 || (size_t)n != 3 * (len / 4)) return -1;
     return n - (int)pad;
 }
 
@@ -359,21 +321,16 @@ char *lg_cred_unseal(const unsigned char *master, const char *key_id, const char
     size_t len, ctlen = 0;
     int rawlen;
 
-    if (master == NULL || key_id == NULL || sealed == NULL)
-        return NULL;
+    if (master == NULL || key_id == NULL || sealed == NULL) return NULL;
     len = strnlen(sealed, SEALED_MAX + 1);
-    if (len > SEALED_MAX)
-        return NULL;
+    if (len > SEALED_MAX) return NULL;
     raw = malloc(3 * (len / 4) + 1);
-    if (raw == NULL)
-        return NULL;
+    if (raw == NULL) return NULL;
     rawlen = b64_decode(sealed, len, raw);
-    if (rawlen < GCM_NONCE_LEN + GCM_TAG_LEN)
-        goto out;
+    if (rawlen < GCM_NONCE_LEN + GCM_TAG_LEN) goto out;
     ctlen = (size_t)rawlen - GCM_NONCE_LEN - GCM_TAG_LEN;
     plain = malloc(ctlen + 1);
-    if (plain == NULL)
-        goto out;
+    if (plain == NULL) goto out;
     /* The secret is a C string: an embedded NUL means it is not ours. */
     if (gcm_run(false, master, raw, key_id, raw + GCM_NONCE_LEN, ctlen, (unsigned char *)plain,
                 raw + GCM_NONCE_LEN + ctlen) < 0 ||
@@ -391,17 +348,14 @@ out:
 
 bool lg_ct_equal(const void *a, size_t alen, const void *b, size_t blen)
 {
-    if (alen != blen)
-        return false;
-    if (alen == 0)
-        return true;
+    if (alen != blen) return false;
+    if (alen == 0) return true;
     return CRYPTO_memcmp(a, b, alen) == 0;
 }
 
 static void set_err(char *err, size_t errlen, const char *path, const char *what, int errnum)
 {
-    if (err == NULL || errlen == 0)
-        return;
+    if (err == NULL || errlen == 0) return;
     if (errnum != 0)
         snprintf(err, errlen, "%s: %s: %s", path, what, strerror(errnum));
     else
@@ -451,8 +405,7 @@ static int secret_file_create(const char *path, size_t create_len, bool text, ch
     while (off < len) {
         ssize_t w = write(fd, buf + off, len - off);
         if (w < 0) {
-            if (errno == EINTR)
-                continue;
+            if (errno == EINTR) continue;
             set_err(err, errlen, path, "cannot write", errno);
             goto fail;
         }
@@ -500,8 +453,7 @@ int lg_secret_file_load(const char *path, size_t create_len, bool text, unsigned
     /* O_NONBLOCK so that a FIFO in place of the file cannot hang the start. */
     fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0 && errno == ENOENT && create_len > 0) {
-        if (secret_file_create(path, create_len, text, err, errlen) < 0)
-            return -1;
+        if (secret_file_create(path, create_len, text, err, errlen) < 0) return -1;
         fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     }
     if (fd < 0) {
@@ -525,13 +477,11 @@ int lg_secret_file_load(const char *path, size_t create_len, bool text, unsigned
     while (len <= limit) {
         ssize_t r = read(fd, buf + len, limit + 1 - len);
         if (r < 0) {
-            if (errno == EINTR)
-                continue;
+            if (errno == EINTR) continue;
             set_err(err, errlen, path, "cannot read", errno);
             goto out;
         }
-        if (r == 0)
-            break;
+        if (r == 0) break;
         len += (size_t)r;
     }
     end = len;
@@ -540,10 +490,8 @@ int lg_secret_file_load(const char *path, size_t create_len, bool text, unsigned
         goto out;
     }
     if (text) {
-        while (start < end && isspace(buf[start]))
-            start++;
-        while (end > start && isspace(buf[end - 1]))
-            end--;
+        while (start < end && isspace(buf[start])) start++;
+        while (end > start && isspace(buf[end - 1])) end--;
     }
     if (end == start) {
         set_err(err, errlen, path, "file is empty", 0);
@@ -556,8 +504,7 @@ int lg_secret_file_load(const char *path, size_t create_len, bool text, unsigned
     memcpy(out, buf + start, end - start);
     *outlen = end - start;
     /* Convenience for text callers; only when it fits inside CAP. */
-    if (*outlen < cap)
-        out[*outlen] = '\0';
+    if (*outlen < cap) out[*outlen] = '\0';
     rc = 0;
 
 out:

@@ -36,20 +36,20 @@
 #include "lockgate/store.h"
 #include "lockgate/util.h"
 
-#define CURSOR_MAX 41       /* "<ms>-<seq>", both decimal uint64 */
-#define CHANGES_PAGE "1000" /* entries read per changes request */
-#define SNAPSHOT_PAGE "1000" /* facilities per snapshot script (a few ms of Redis) */
+#define CURSOR_MAX         41     /* "<ms>-<seq>", both decimal uint64 */
+#define CHANGES_PAGE       "1000" /* entries read per changes request */
+#define SNAPSHOT_PAGE      "1000" /* facilities per snapshot script (a few ms of Redis) */
 #define SNAPSHOT_MAX_PAGES 100000
-#define CATCHUP_PAGE 200    /* entries per backlog page of one stream */
-#define TAIL_PAGE 200       /* entries per shared tail read */
-#define POLL_MS 1000        /* tail poll and heartbeat check while streams are open */
-#define KEY_ID_MAX 72
-#define REQUEST_ID_MAX 64
-#define SSE_TYPE "text/event-stream"
-#define HEARTBEAT ": keep-alive\n\n"
-#define CHUNK_OVERHEAD 12 /* chunked framing: "%x\r\n" and "\r\n" */
-#define RANGE_HEAD 5  /* status, start, last read, stream end, entries read */
-#define RANGE_FIELDS 7 /* id, type, facility_id, account_id, included, at, name */
+#define CATCHUP_PAGE       200  /* entries per backlog page of one stream */
+#define TAIL_PAGE          200  /* entries per shared tail read */
+#define POLL_MS            1000 /* tail poll and heartbeat check while streams are open */
+#define KEY_ID_MAX         72
+#define REQUEST_ID_MAX     64
+#define SSE_TYPE           "text/event-stream"
+#define HEARTBEAT          ": keep-alive\n\n"
+#define CHUNK_OVERHEAD     12 /* chunked framing: "%x\r\n" and "\r\n" */
+#define RANGE_HEAD         5  /* status, start, last read, stream end, entries read */
+#define RANGE_FIELDS       7  /* id, type, facility_id, account_id, included, at, name */
 
 /* A stream id: (ms, seq), compared as a pair of uint64. */
 struct sid {
@@ -63,15 +63,15 @@ struct feed_stream {
     struct lg_feed *f;
     struct lg_http_req *req; /* NULL once answered or ended */
     enum stream_state state;
-    struct sid last;  /* the last id sent, or where the stream starts */
-    bool fetching;    /* a backlog read is in flight: its op frees a dead stream */
-    bool dead;        /* ended while a read was in flight */
-    bool retry;       /* the last backlog read failed: retry on the next tick */
-    bool closed;      /* its key was closed while opening */
+    struct sid last;             /* the last id sent, or where the stream starts */
+    bool fetching;               /* a backlog read is in flight: its op frees a dead stream */
+    bool dead;                   /* ended while a read was in flight */
+    bool retry;                  /* the last backlog read failed: retry on the next tick */
+    bool closed;                 /* its key was closed while opening */
     char cursor[CURSOR_MAX + 1]; /* the start ("" = the newest change) */
     int64_t next_beat_ms;
-    uint64_t turn;       /* the feed's turn of the last write */
-    size_t turn_bytes;   /* bytes written in that turn */
+    uint64_t turn;     /* the feed's turn of the last write */
+    size_t turn_bytes; /* bytes written in that turn */
     char key_id[KEY_ID_MAX];
     int64_t expires_at_ms; /* the key's expiry (wall clock), 0 = never */
     char request_id[REQUEST_ID_MAX + 1];
@@ -84,11 +84,11 @@ struct feed_op {
     struct feed_op *prev, *next;
     struct lg_feed *f;
     enum op_kind kind;
-    struct lg_http_req *req;  /* snapshot, changes: answered once */
-    struct feed_stream *s;    /* backlog */
-    bool first;               /* backlog: the read that decides 200/410 */
-    json_t *rows;             /* snapshot: facility id -> facility */
-    int pages;                /* snapshot pages read */
+    struct lg_http_req *req;     /* snapshot, changes: answered once */
+    struct feed_stream *s;       /* backlog */
+    bool first;                  /* backlog: the read that decides 200/410 */
+    json_t *rows;                /* snapshot: facility id -> facility */
+    int pages;                   /* snapshot pages read */
     char cursor[CURSOR_MAX + 8]; /* snapshot: the stream cursor of its first page */
     char request_id[REQUEST_ID_MAX + 1];
 };
@@ -103,11 +103,11 @@ struct lg_feed {
     struct feed_stream *streams; /* every open stream, any state */
     int nstreams, nlive;
     struct feed_op *ops;
-    struct sid tail;  /* last id read by the shared tail read */
+    struct sid tail; /* last id read by the shared tail read */
     bool tail_valid;
     bool tail_fetching;
-    bool tail_again;  /* a trigger came while a tail read was in flight */
-    uint64_t turn; /* bumped by every callback that writes to streams */
+    bool tail_again; /* a trigger came while a tail read was in flight */
+    uint64_t turn;   /* bumped by every callback that writes to streams */
     struct event *poll;
     struct event *kick; /* zero timer: events of one loop turn share one read */
     bool poll_on;
@@ -236,8 +236,7 @@ static int sid_parse(const char *s, size_t len, struct sid *id)
     const char *dash = memchr(s, '-', len);
     if (dash == NULL) return -1;
     size_t mlen = (size_t)(dash - s);
-    return parse_u64(s, mlen, &id->ms) == 0 &&
-                   parse_u64(dash + 1, len - mlen - 1, &id->seq) == 0
+    return parse_u64(s, mlen, &id->ms) == 0 && parse_u64(dash + 1, len - mlen - 1, &id->seq) == 0
                ? 0
                : -1;
 }
@@ -362,8 +361,10 @@ static struct feed_op *op_new(struct lg_feed *f, enum op_kind kind)
 static void op_free(struct feed_op *op)
 {
     if (op->f != NULL) {
-        if (op->prev) op->prev->next = op->next;
-        else op->f->ops = op->next;
+        if (op->prev)
+            op->prev->next = op->next;
+        else
+            op->f->ops = op->next;
         if (op->next) op->next->prev = op->prev;
     }
     free(op);
@@ -392,8 +393,10 @@ static void stream_close(struct feed_stream *s);
 static void stream_unlink(struct feed_stream *s)
 {
     struct lg_feed *f = s->f;
-    if (s->prev) s->prev->next = s->next;
-    else f->streams = s->next;
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        f->streams = s->next;
     if (s->next) s->next->prev = s->prev;
     s->prev = s->next = NULL;
     f->nstreams--;
@@ -435,8 +438,7 @@ static int stream_send(struct feed_stream *s, const char *text, size_t len)
     size_t queued = lg_http_stream_write(s->req, text, len);
     size_t backlog = queued > s->turn_bytes ? queued - s->turn_bytes : 0;
     if (backlog > (size_t)f->cfg->feed_max_backlog_kib * 1024) {
-        lg_warn("feed: dropping a slow stream of key %s (%zu bytes not taken)", s->key_id,
-                backlog);
+        lg_warn("feed: dropping a slow stream of key %s (%zu bytes not taken)", s->key_id, backlog);
         stream_end(s);
         return -1;
     }
@@ -455,8 +457,7 @@ static char *sse_text(redisReply **e, size_t *len)
     size_t cap = strlen(e[0]->str) + strlen(e[1]->str) + strlen(data) + 32;
     char *text = malloc(cap);
     if (text != NULL) {
-        int n = snprintf(text, cap, "id: %s\nevent: %s\ndata: %s\n\n", e[0]->str, e[1]->str,
-                         data);
+        int n = snprintf(text, cap, "id: %s\nevent: %s\ndata: %s\n\n", e[0]->str, e[1]->str, data);
         *len = (size_t)n;
     }
     free(data);
@@ -719,8 +720,10 @@ static void on_range(struct lg_store *st, redisReply *reply, void *arg)
     json_t *changes = json_array();
     for (size_t i = RANGE_HEAD; i + RANGE_FIELDS <= r->elements; i += RANGE_FIELDS) {
         json_t *c = change_json(r->element + i);
-        if (c != NULL) json_array_append_new(changes, c);
-        else lg_warn("feed: change %s is not valid text; skipped", r->element[i]->str);
+        if (c != NULL)
+            json_array_append_new(changes, c);
+        else
+            lg_warn("feed: change %s is not valid text; skipped", r->element[i]->str);
     }
     lg_http_reply_json(req, 200,
                        json_pack("{s:s, s:o}", "cursor", r->element[2]->str, "changes", changes));
@@ -742,7 +745,7 @@ static void snapshot_reply(struct feed_op *op)
     }
     const char *id;
     json_t *v;
-    json_object_foreach(op->rows, id, v) ids[i++] = id;
+    json_object_foreach (op->rows, id, v) ids[i++] = id;
     qsort(ids, n, sizeof(*ids), by_key);
     json_t *list = json_array();
     for (i = 0; i < n; i++) json_array_append(list, json_object_get(op->rows, ids[i]));
@@ -778,11 +781,13 @@ static void on_snapshot(struct lg_store *st, redisReply *reply, void *arg)
     if (op->pages++ == 0) snprintf(op->cursor, sizeof(op->cursor), "%s", reply->element[0]->str);
     for (size_t i = 2; i + 5 <= reply->elements; i += 5) {
         redisReply **e = reply->element + i;
-        json_t *fac = json_pack("{s:s, s:s, s:s, s:b, s:s}", "facility_id", e[0]->str,
-                                "account_id", e[1]->str, "name", e[2]->str, "included",
+        json_t *fac = json_pack("{s:s, s:s, s:s, s:b, s:s}", "facility_id", e[0]->str, "account_id",
+                                e[1]->str, "name", e[2]->str, "included",
                                 strcmp(e[3]->str, "1") == 0, "updated_at", e[4]->str);
-        if (fac != NULL) json_object_set_new(op->rows, e[0]->str, fac);
-        else lg_warn("feed: facility %s is not valid text; left out of the snapshot", e[0]->str);
+        if (fac != NULL)
+            json_object_set_new(op->rows, e[0]->str, fac);
+        else
+            lg_warn("feed: facility %s is not valid text; left out of the snapshot", e[0]->str);
     }
     if (strcmp(reply->element[1]->str, "0") != 0 && reply->element[1]->len < 32) {
         if (op->pages < SNAPSHOT_MAX_PAGES) {
@@ -804,8 +809,8 @@ done:
 static int snapshot_send(struct feed_op *op, const char *scan, bool first)
 {
     struct lg_feed *f = op->f;
-    const char *argv[] = {f->facilities_key, f->events_key, f->prefix, scan, first ? "1" : "0",
-                          SNAPSHOT_PAGE};
+    const char *argv[] = {f->facilities_key, f->events_key, f->prefix, scan,
+                          first ? "1" : "0", SNAPSHOT_PAGE};
     return lg_store_script(f->store, &snapshot_script, on_snapshot, op, 2, 6, argv, NULL);
 }
 
@@ -967,8 +972,7 @@ void lg_feed_free(struct lg_feed *f)
     while (f->streams != NULL) {
         struct feed_stream *s = f->streams;
         if (s->state == ST_OPENING && s->req != NULL) {
-            feed_error(s->req, 503, "store_unavailable", "the gateway is stopping",
-                       s->request_id);
+            feed_error(s->req, 503, "store_unavailable", "the gateway is stopping", s->request_id);
             s->req = NULL;
         }
         stream_end(s);

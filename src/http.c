@@ -236,11 +236,10 @@ static void access_log(struct lg_http_req *r, size_t bytes)
     const char *rid = evhttp_find_header(evhttp_request_get_output_headers(r->ev), "X-Request-Id");
     char at[LG_TIME_LEN];
     lg_time_format(lg_now_ms(), at);
-    json_t *line = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:I, s:I}", "at", at, "request_id",
-                             rid ? rid : "", "client_ip", r->peer, "method",
-                             names[lg_http_method(r)], "path", r->path, "status", r->status,
-                             "bytes", (json_int_t)bytes, "ms",
-                             (json_int_t)(lg_mono_ms() - r->start_ms));
+    json_t *line = json_pack(
+        "{s:s, s:s, s:s, s:s, s:s, s:i, s:I, s:I}", "at", at, "request_id", rid ? rid : "",
+        "client_ip", r->peer, "method", names[lg_http_method(r)], "path", r->path, "status",
+        r->status, "bytes", (json_int_t)bytes, "ms", (json_int_t)(lg_mono_ms() - r->start_ms));
     if (line == NULL) return; /* e.g. a path that is not UTF-8 */
     char *text = json_dumps(line, JSON_COMPACT);
     if (text != NULL) {
@@ -412,10 +411,10 @@ struct lg_http_server *lg_http_server_new(struct event_base *base, const struct 
         lg_error("listen %s: cannot resolve host", addr);
         goto err;
     }
-    srv->listener = evconnlistener_new_bind(
-        base, NULL, NULL,
-        LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT | LEV_OPT_CLOSE_ON_EXEC,
-        1024, ai->ai_addr, (int)ai->ai_addrlen);
+    srv->listener = evconnlistener_new_bind(base, NULL, NULL,
+                                            LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
+                                                LEV_OPT_REUSEABLE_PORT | LEV_OPT_CLOSE_ON_EXEC,
+                                            1024, ai->ai_addr, (int)ai->ai_addrlen);
     evutil_freeaddrinfo(ai);
     if (srv->listener == NULL) {
         lg_error("listen %s: %s", addr, strerror(errno));

@@ -125,7 +125,9 @@ out:
     if (tls) SSL_CTX_free(tls);
     if (base) event_base_free(base);
     curl_global_cleanup();
-    if (rc != 0) lg_error("lockgate: could not start");
-    else lg_info("lockgate stopped");
+    if (rc != 0)
+        lg_error("lockgate: could not start");
+    else
+        lg_info("lockgate stopped");
     return rc;
 }

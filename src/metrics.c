@@ -22,8 +22,7 @@ void lg_metrics_answer(int status, int64_t ms)
     int b = 0;
     while (b < NBUCKETS && ms > bucket_ms[b]) b++;
     atomic_fetch_add_explicit(&buckets[b], 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&ms_sum, (unsigned long long)(ms < 0 ? 0 : ms),
-                              memory_order_relaxed);
+    atomic_fetch_add_explicit(&ms_sum, (unsigned long long)(ms < 0 ? 0 : ms), memory_order_relaxed);
 }
 
 void lg_metrics_local_limit(void)

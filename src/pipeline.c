@@ -27,8 +27,8 @@
 #include "lockgate/worker.h"
 
 #define REQUEST_ID_MAX 64
-#define QUERY_MAX 1024
-#define PATHQ_MAX (256 + QUERY_MAX)
+#define QUERY_MAX      1024
+#define PATHQ_MAX      (256 + QUERY_MAX)
 
 struct lg_ctx {
     struct lg_ctx *next; /* pool */
@@ -70,13 +70,12 @@ static struct lg_key_load_script_holder {
 
 /* last_used_at, for owners: written at most once a minute per key and
  * worker, never waited on, and never on a key deleted meanwhile. */
-static struct lg_script key_touch = {
-    "key_touch",
-    "if redis.call('EXISTS', KEYS[1]) == 1 then\n"
-    "  redis.call('HSET', KEYS[1], 'last_used_at', ARGV[1])\n"
-    "end\n"
-    "return 1\n",
-    {0}};
+static struct lg_script key_touch = {"key_touch",
+                                     "if redis.call('EXISTS', KEYS[1]) == 1 then\n"
+                                     "  redis.call('HSET', KEYS[1], 'last_used_at', ARGV[1])\n"
+                                     "end\n"
+                                     "return 1\n",
+                                     {0}};
 
 #define LAST_USED_EVERY_MS 60000
 
@@ -131,19 +130,17 @@ void lg_pipeline_free_pool(struct lg_worker *w)
     }
 }
 
-static const char *outcome_of(const char *code)
-{
-    return code == NULL ? "served" : code;
-}
+static const char *outcome_of(const char *code) { return code == NULL ? "served" : code; }
 
 /* Every unlock-code request that got past authentication is audited,
  * whatever its outcome. */
 static void audit(struct lg_ctx *c, const char *outcome)
 {
     if (c->route.kind != LG_ROUTE_UNLOCK_CODE || c->key == NULL) return;
-    struct lg_audit_entry e = {"unlock_code.read", c->key->account_id, c->key->key_id,
-                               c->route.facility_id, c->route.unit_id, c->ip,
-                               c->request_id, outcome};
+    struct lg_audit_entry e = {"unlock_code.read", c->key->account_id,
+                               c->key->key_id,     c->route.facility_id,
+                               c->route.unit_id,   c->ip,
+                               c->request_id,      outcome};
     lg_audit_write(c->w->store, c->w->cfg, &e);
 }
 
@@ -189,15 +186,14 @@ static void on_peek(const struct lg_ratelimit_result *res, void *arg)
 /* An authenticated request refused before the rate-limit stage uses no
  * quota, yet its answer still tells the client where its allowance stands:
  * the rate limit is read, not consumed, then the refusal is sent. */
-static enum lg_stage_result refuse(struct lg_ctx *c, int status, const char *code,
-                                   const char *msg)
+static enum lg_stage_result refuse(struct lg_ctx *c, int status, const char *code, const char *msg)
 {
     if (c->key == NULL || c->rl.limit >= 0) return fail(c, status, code, msg);
     c->refusal.status = status;
     c->refusal.code = code;
     c->refusal.msg = msg;
-    lg_ratelimit_peek(c->w->ratelimit, c->key->key_id, c->key->rate_per_sec, c->key->burst,
-                      on_peek, c);
+    lg_ratelimit_peek(c->w->ratelimit, c->key->key_id, c->key->rate_per_sec, c->key->burst, on_peek,
+                      c);
     return LG_AGAIN; /* on_peek may already have answered: C is not touched again */
 }
 
@@ -273,7 +269,9 @@ static enum lg_stage_result stage_parse(struct lg_ctx *c)
     const char *path = lg_http_path(c->req);
     switch (lg_route_parse(path, &c->route)) {
     case LG_ROUTE_BAD: return fail(c, 400, "bad_request", "malformed path or identifier");
-    case LG_ROUTE_NONE: c->route.kind = LG_ROUTE_NONE; return fail(c, 404, "not_found", "no such resource");
+    case LG_ROUTE_NONE:
+        c->route.kind = LG_ROUTE_NONE;
+        return fail(c, 404, "not_found", "no such resource");
     default: break;
     }
     const char *q = lg_http_query(c->req);
@@ -322,8 +320,7 @@ static enum lg_stage_result stage_authenticate(struct lg_ctx *c)
     }
     struct lg_worker *w = c->w;
     struct lg_key *k = lg_cache_key_get(w->cache, c->key_id);
-    if (k != NULL && (lg_worker_cache_trusted(w) || !lg_store_up(w->store)))
-        return check_key(c, k);
+    if (k != NULL && (lg_worker_cache_trusted(w) || !lg_store_up(w->store))) return check_key(c, k);
     const char *p = lg_store_prefix(w->store);
     char hkey[128], skey[128];
     snprintf(hkey, sizeof(hkey), "%skey:%s", p, c->key_id);
@@ -376,7 +373,8 @@ static enum lg_stage_result stage_authorize(struct lg_ctx *c)
     bool feed_route = lg_route_is_feed(c->route.kind);
     if (feed_route != c->key->feed)
         return refuse(c, 403, "forbidden",
-                      feed_route ? "this route is for feed keys" : "feed keys may only read the feed");
+                      feed_route ? "this route is for feed keys"
+                                 : "feed keys may only read the feed");
     if (feed_route || c->route.kind == LG_ROUTE_FACILITIES) {
         if (!feed_route && !c->w->facilities_loaded)
             return fail(c, 503, "store_unavailable", "facilities are being loaded");
@@ -421,8 +419,8 @@ static void add_visible(const struct lg_facility *f, void *arg)
 {
     struct facility_list *l = arg;
     if (lg_key_sees(l->key, f))
-        json_array_append_new(l->items, json_pack("{s:s, s:s}", "facility_id", f->id, "name",
-                                                  f->name));
+        json_array_append_new(l->items,
+                              json_pack("{s:s, s:s}", "facility_id", f->id, "name", f->name));
 }
 
 static int by_id(const void *a, const void *b)
@@ -475,8 +473,8 @@ static enum lg_stage_result stage_forward(struct lg_ctx *c)
     snprintf(c->hdr[1], sizeof(c->hdr[1]), "X-Forwarded-For: %s", c->ip);
     snprintf(c->hdr[2], sizeof(c->hdr[2]), "X-Lockgate-Account: %s", c->key->account_id);
     snprintf(c->hdr[3], sizeof(c->hdr[3]), "X-Lockgate-Key: %s", c->key->key_id);
-    const char *headers[] = {c->hdr[0], c->hdr[1], c->hdr[2], c->hdr[3],
-                             "Accept: application/json", NULL};
+    const char *headers[] = {c->hdr[0], c->hdr[1], c->hdr[2], c->hdr[3], "Accept: application/json",
+                             NULL};
     c->up = lg_upstream_fetch(w->upstream, c->pathq, 0, headers, on_upstream, c);
     if (c->up == NULL) return fail(c, 502, "upstream_unavailable", "the upstream is unavailable");
     lg_http_on_close(c->req, on_client_close, c);

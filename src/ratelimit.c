@@ -23,17 +23,17 @@
  * T is rounded to a whole tick: under 0.5% off for rates below 10,000/s.
  * The Lua script below does the very same operations on the same doubles. */
 #define TICKS_PER_MS 1024.0
-#define TICKS_PER_S 1024000.0
-#define RATE_MIN 1e-6 /* one request per ~11.6 days */
-#define RATE_MAX 1e9  /* T is one tick from ~1e6/s on */
+#define TICKS_PER_S  1024000.0
+#define RATE_MIN     1e-6 /* one request per ~11.6 days */
+#define RATE_MAX     1e9  /* T is one tick from ~1e6/s on */
 
-#define KEY_ID_MAX 64          /* key ids are "lk_" + 30 chars; longer ones are refused */
+#define KEY_ID_MAX        64 /* key ids are "lk_" + 30 chars; longer ones are refused */
 #define LOCAL_MAX_ENTRIES 100000
-#define LOCAL_MIN_SLOTS 1024
-#define LOCAL_MAX_SLOTS 262144 /* power of two, >= 2 * LOCAL_MAX_ENTRIES */
-#define EVICT_SCAN 64          /* slots looked at when the table is full */
-#define SWEEP_STEP 4           /* slots looked at on every local decision */
-#define WARN_INTERVAL_MS 10000
+#define LOCAL_MIN_SLOTS   1024
+#define LOCAL_MAX_SLOTS   262144 /* power of two, >= 2 * LOCAL_MAX_ENTRIES */
+#define EVICT_SCAN        64     /* slots looked at when the table is full */
+#define SWEEP_STEP        4      /* slots looked at on every local decision */
+#define WARN_INTERVAL_MS  10000
 
 /* KEYS[1] the TAT in ticks; ARGV rate per second, burst. Replies four strings:
  * allowed ("1"/"0"), remaining, reset seconds, retry-after seconds.
@@ -113,7 +113,7 @@ struct lg_ratelimit {
     struct rl_entry *slots;
     size_t nslots; /* power of two */
     size_t count;
-    size_t sweep;  /* cursor of the incremental sweep */
+    size_t sweep; /* cursor of the incremental sweep */
     int64_t last_warn_ms;
 };
 
@@ -291,8 +291,8 @@ static void local_make_room(struct lg_ratelimit *rl, double now)
 }
 
 /* The local table's view without consuming: what is left right now. */
-static void local_peek(struct lg_ratelimit *rl, const char *key, size_t len, double rate,
-                       int burst, struct lg_ratelimit_result *res)
+static void local_peek(struct lg_ratelimit *rl, const char *key, size_t len, double rate, int burst,
+                       struct lg_ratelimit_result *res)
 {
     double now = (double)lg_mono_ms();
     struct rl_entry *e = local_find(rl, key, len, key_hash(key, len));
@@ -350,8 +350,10 @@ static void call_put(struct rl_call *c)
         free(c);
         return;
     }
-    if (c->prev != NULL) c->prev->next = c->next;
-    else rl->inflight = c->next;
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        rl->inflight = c->next;
     if (c->next != NULL) c->next->prev = c->prev;
     c->prev = NULL;
     c->next = rl->free_calls;
@@ -436,8 +438,7 @@ static void script_sha_init(void)
 {
     unsigned char md[SHA_DIGEST_LENGTH];
     SHA1((const unsigned char *)gcra_script.source, strlen(gcra_script.source), md);
-    for (int i = 0; i < SHA_DIGEST_LENGTH; i++)
-        snprintf(gcra_script.sha + 2 * i, 3, "%02x", md[i]);
+    for (int i = 0; i < SHA_DIGEST_LENGTH; i++) snprintf(gcra_script.sha + 2 * i, 3, "%02x", md[i]);
 }
 
 struct lg_ratelimit *lg_ratelimit_new(struct lg_store *st)
@@ -477,14 +478,14 @@ void lg_ratelimit_free(struct lg_ratelimit *rl)
 static void ratelimit_ask(struct lg_ratelimit *rl, const char *key_id, double rate_per_sec,
                           int burst, bool peek, lg_ratelimit_cb *cb, void *arg);
 
-void lg_ratelimit_check(struct lg_ratelimit *rl, const char *key_id, double rate_per_sec,
-                        int burst, lg_ratelimit_cb *cb, void *arg)
+void lg_ratelimit_check(struct lg_ratelimit *rl, const char *key_id, double rate_per_sec, int burst,
+                        lg_ratelimit_cb *cb, void *arg)
 {
     ratelimit_ask(rl, key_id, rate_per_sec, burst, false, cb, arg);
 }
 
-void lg_ratelimit_peek(struct lg_ratelimit *rl, const char *key_id, double rate_per_sec,
-                       int burst, lg_ratelimit_cb *cb, void *arg)
+void lg_ratelimit_peek(struct lg_ratelimit *rl, const char *key_id, double rate_per_sec, int burst,
+                       lg_ratelimit_cb *cb, void *arg)
 {
     ratelimit_ask(rl, key_id, rate_per_sec, burst, true, cb, arg);
 }

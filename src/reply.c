@@ -9,16 +9,15 @@
 
 #define JSON_TYPE "application/json"
 
-void lg_http_reply_error(struct lg_http_req *req, int status, const char *code,
-                         const char *message, const char *request_id)
+void lg_http_reply_error(struct lg_http_req *req, int status, const char *code, const char *message,
+                         const char *request_id)
 {
     if (request_id != NULL) lg_http_set_header(req, "X-Request-Id", request_id);
     json_t *body = json_pack("{s:{s:s, s:s, s:s}}", "error", "code", code, "message", message,
                              "request_id", request_id ? request_id : "");
     if (body == NULL) /* MESSAGE was not UTF-8 */
         body = json_pack("{s:{s:s, s:s, s:s}}", "error", "code", code, "message",
-                         "the request was refused", "request_id",
-                         request_id ? request_id : "");
+                         "the request was refused", "request_id", request_id ? request_id : "");
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
     if (text == NULL) {

@@ -54,8 +54,8 @@ int lg_secrets_load(struct lg_config *cfg, struct lg_secrets *s, char *err, size
         /* Read-only: a missing Redis password is an error, never invented. */
         unsigned char pw[sizeof(cfg->redis_password)];
         size_t pwlen = 0;
-        if (lg_secret_file_load(cfg->redis_password_file, 0, true, pw, sizeof(pw) - 1, &pwlen,
-                                err, errlen) < 0)
+        if (lg_secret_file_load(cfg->redis_password_file, 0, true, pw, sizeof(pw) - 1, &pwlen, err,
+                                errlen) < 0)
             return -1;
         memcpy(cfg->redis_password, pw, pwlen);
         cfg->redis_password[pwlen] = '\0';

@@ -19,8 +19,8 @@
 #include "lockgate/store.h"
 #include "lockgate/util.h"
 
-#define BACKOFF_MIN_MS 50
-#define BACKOFF_MAX_MS 2000
+#define BACKOFF_MIN_MS     50
+#define BACKOFF_MAX_MS     2000
 #define CONNECT_TIMEOUT_MS 1000
 
 /* One command in flight. Pooled: the hot path allocates nothing. */
@@ -30,11 +30,11 @@ struct pending {
     lg_store_cb *cb;
     void *arg;
     struct event *timer;
-    int delivered;         /* the user callback has run (deadline or reply) */
+    int delivered;            /* the user callback has run (deadline or reply) */
     struct lg_script *script; /* set for EVALSHA, to resend as EVAL on NOSCRIPT */
     int argc;
-    char nkeys[16];        /* the key count as text, argv[2] of EVALSHA/EVAL */
-    char *argbuf;          /* copies of the script's keys and args */
+    char nkeys[16]; /* the key count as text, argv[2] of EVALSHA/EVAL */
+    char *argbuf;   /* copies of the script's keys and args */
     size_t argbuf_cap;
     const char **argv;
     size_t *argvlen;
@@ -50,7 +50,7 @@ struct lg_store {
     char username[128];
     char password[256];
     redisAsyncContext *ac;
-    int up;               /* connected and usable */
+    int up; /* connected and usable */
     int backoff_ms;
     int64_t last_reply_ms; /* monotonic time of the last reply on this connection */
     struct event *reconnect_timer;
@@ -63,7 +63,7 @@ struct lg_store {
     /* pub/sub mode: "up" for users means every channel confirmed by Redis */
     char *channels[LG_STORE_MAX_CHANNELS];
     int nchannels;
-    int notified_up; /* users were told "up" and not yet "down" */
+    int notified_up;          /* users were told "up" and not yet "down" */
     struct event *drop_timer; /* drops the connection from outside hiredis callbacks */
     lg_store_message_cb *message_cb;
     void *message_arg;

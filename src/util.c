@@ -39,7 +39,8 @@ int lg_time_parse(const char *s, int64_t *ms)
     memset(&tm, 0, sizeof(tm));
     int millis = 0, n = 0;
     if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
-               &tm.tm_min, &tm.tm_sec, &n) != 6 || n != 19)
+               &tm.tm_min, &tm.tm_sec, &n) != 6 ||
+        n != 19)
         return -1;
     const char *p = s + n;
     if (*p == '.') {

@@ -24,11 +24,11 @@
 
 /* The public API takes no bodies, but a body up to this size still gets our
  * JSON answer (405 for a POST) rather than libevent's HTML 413. */
-#define PUBLIC_MAX_BODY (64 * 1024)
-#define RELOAD_RETRY_MS 200
+#define PUBLIC_MAX_BODY        (64 * 1024)
+#define RELOAD_RETRY_MS        200
 #define RELOAD_UNSUBSCRIBED_MS 1000 /* facility reloads while events cannot arrive */
-#define HEARTBEAT_MS 1000
-#define HEARTBEAT_SILENCE_MS 3000  /* this long without hearing a beat: resubscribe */
+#define HEARTBEAT_MS           1000
+#define HEARTBEAT_SILENCE_MS   3000 /* this long without hearing a beat: resubscribe */
 
 static struct lg_script facilities_load = {
     "facilities_load",
@@ -37,7 +37,8 @@ static struct lg_script facilities_load = {
     "for _, id in ipairs(ids) do\n"
     "  local f = redis.call('HMGET', ARGV[1] .. 'fac:' .. id, 'account_id', 'name', 'included')\n"
     "  if f[1] then\n"
-    "    out[#out+1] = id; out[#out+1] = f[1]; out[#out+1] = f[2] or ''; out[#out+1] = f[3] or '1'\n"
+    "    out[#out+1] = id; out[#out+1] = f[1]; out[#out+1] = f[2] or ''; out[#out+1] = f[3] or "
+    "'1'\n"
     "  end\n"
     "end\n"
     "return out\n",
@@ -64,8 +65,7 @@ static void on_facilities(struct lg_store *st, redisReply *reply, void *arg)
     lg_cache_facilities_flush(w->cache);
     for (size_t i = 0; i + 3 < reply->elements; i += 4) {
         redisReply **e = reply->element + i;
-        if (!str_reply(e[0]) || !str_reply(e[1]) || !str_reply(e[2]) || !str_reply(e[3]))
-            continue;
+        if (!str_reply(e[0]) || !str_reply(e[1]) || !str_reply(e[2]) || !str_reply(e[3])) continue;
         lg_cache_facility_put(w->cache, e[0]->str, e[1]->str, e[2]->str,
                               strcmp(e[3]->str, "1") == 0);
     }
@@ -157,14 +157,18 @@ static void on_event(struct lg_store *st, const char *channel, const char *msg, 
     }
     if (strncmp(ev.type, "key.", 4) == 0) {
         w->key_epoch++;
-        if (ev.key_id[0]) lg_cache_key_drop(w->cache, ev.key_id);
-        else lg_cache_keys_flush(w->cache);
+        if (ev.key_id[0])
+            lg_cache_key_drop(w->cache, ev.key_id);
+        else
+            lg_cache_keys_flush(w->cache);
         if (strcmp(ev.type, "key.disabled") == 0 || strcmp(ev.type, "key.deleted") == 0 ||
             strcmp(ev.type, "key.rotated") == 0 || strcmp(ev.type, "key.updated") == 0)
             lg_feed_close_key(w->feed, ev.key_id);
     } else if (strncmp(ev.type, "facility.", 9) == 0) {
-        if (ev.facility_id[0]) refresh_facility(w, ev.facility_id);
-        else schedule_reload(w);
+        if (ev.facility_id[0])
+            refresh_facility(w, ev.facility_id);
+        else
+            schedule_reload(w);
         /* A deleted facility left every key's list: scopes read before are stale. */
         if (strcmp(ev.type, "facility.deleted") == 0) {
             w->key_epoch++;
@@ -190,8 +194,10 @@ static void on_sub_state(struct lg_store *st, bool up, void *arg)
     lg_cache_keys_flush(w->cache);
     w->facilities_loaded = false;
     w->sub_live = true;
-    if (lg_store_up(w->store)) reload_facilities(w);
-    else schedule_reload(w);
+    if (lg_store_up(w->store))
+        reload_facilities(w);
+    else
+        schedule_reload(w);
 }
 
 static void on_cmd_state(struct lg_store *st, bool up, void *arg)

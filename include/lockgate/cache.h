@@ -17,7 +17,7 @@ struct lg_cache;
 #define LG_MAX_CIDRS 32
 
 struct lg_cidr {
-    int family;              /* AF_INET or AF_INET6 */
+    int family; /* AF_INET or AF_INET6 */
     unsigned char addr[16];
     int bits;
 };
@@ -28,11 +28,11 @@ struct lg_key {
     int refs;
     char key_id[LG_KEY_LEN + 1];
     char account_id[72];
-    bool feed;               /* role "feed" */
+    bool feed; /* role "feed" */
     bool disabled;
     bool all_facilities;
-    int64_t expires_at_ms;   /* 0 = never */
-    double rate_per_sec;     /* config default applied */
+    int64_t expires_at_ms; /* 0 = never */
+    double rate_per_sec;   /* config default applied */
     int burst;
     char verifier[LG_VERIFIER_LEN + 1];
     unsigned char verified[32]; /* SHA-256 of the secret that last verified */
@@ -41,7 +41,7 @@ struct lg_key {
     int ncidrs;
     struct lg_cidr cidrs[LG_MAX_CIDRS];
     int nfacilities;
-    char (*facilities)[72];  /* sorted, for bsearch */
+    char (*facilities)[72]; /* sorted, for bsearch */
 };
 
 struct lg_facility {
@@ -57,8 +57,8 @@ void lg_cache_free(struct lg_cache *c);
 /* Builds a key from the key_load script's reply (HGETALL flat array and
  * SMEMBERS array). Returns NULL when the key does not exist or is malformed.
  * The caller owns the one reference returned. */
-struct lg_key *lg_key_from_reply(const char *key_id, const redisReply *hash, const redisReply *members,
-                                 const struct lg_config *cfg);
+struct lg_key *lg_key_from_reply(const char *key_id, const redisReply *hash,
+                                 const redisReply *members, const struct lg_config *cfg);
 void lg_key_ref(struct lg_key *k);
 void lg_key_unref(struct lg_key *k);
 

@@ -32,11 +32,11 @@ struct lg_config {
     int redis_port;
     char redis_prefix[64];
     int redis_timeout_ms;
-    char redis_username[128];            /* ACL user ("" = default user) */
+    char redis_username[128];              /* ACL user ("" = default user) */
     char redis_password_file[LG_PATH_MAX]; /* "" = no AUTH */
-    char redis_password[256];            /* read from the file at start, not an option */
-    int events_maxlen; /* events stream trimmed to about this many entries */
-    int audit_maxlen;  /* audit stream trimmed to about this many entries */
+    char redis_password[256];              /* read from the file at start, not an option */
+    int events_maxlen;                     /* events stream trimmed to about this many entries */
+    int audit_maxlen;                      /* audit stream trimmed to about this many entries */
 
     /* [upstream] */
     char upstream_url[2048]; /* comma-separated base URLs */
@@ -54,8 +54,8 @@ struct lg_config {
     int auth_failures_per_min;
 
     /* [feed] */
-    int feed_heartbeat_s;      /* comment line interval on SSE streams */
-    int feed_max_backlog_kib;  /* a slower stream reader is dropped */
+    int feed_heartbeat_s;     /* comment line interval on SSE streams */
+    int feed_max_backlog_kib; /* a slower stream reader is dropped */
 };
 
 /* Fills CFG with every option's default. */

@@ -7,11 +7,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define LG_ACCOUNT_ID_LEN 25  /* "acct_" + 20 Crockford base32 */
-#define LG_FACILITY_ID_LEN 24 /* "fac_" + 20 Crockford base32 */
-#define LG_KEY_LEN 33         /* "lk_" + 24 base62 + 6 base62 CRC32 */
-#define LG_SECRET_LEN 49      /* "ls_" + 40 base62 + 6 base62 CRC32 */
-#define LG_VERIFIER_LEN 64    /* hex of HMAC-SHA256 */
+#define LG_ACCOUNT_ID_LEN   25 /* "acct_" + 20 Crockford base32 */
+#define LG_FACILITY_ID_LEN  24 /* "fac_" + 20 Crockford base32 */
+#define LG_KEY_LEN          33 /* "lk_" + 24 base62 + 6 base62 CRC32 */
+#define LG_SECRET_LEN       49 /* "ls_" + 40 base62 + 6 base62 CRC32 */
+#define LG_VERIFIER_LEN     64 /* hex of HMAC-SHA256 */
 #define LG_SECRET_KEY_BYTES 32
 
 /* Writes PREFIX + 20 random Crockford base32 chars + NUL into OUT (OUTLEN bytes).

@@ -5,13 +5,13 @@
 #include <stddef.h>
 
 struct lg_event {
-    char id[48];          /* stream id "ms-seq" */
-    char type[32];        /* "key.disabled", "facility.excluded", ... */
+    char id[48];   /* stream id "ms-seq" */
+    char type[32]; /* "key.disabled", "facility.excluded", ... */
     char account_id[72];
     char key_id[72];
     char facility_id[72];
     char unit_id[72];
-    int included;         /* 1, 0, or -1 when absent */
+    int included; /* 1, 0, or -1 when absent */
     char at[40];
 };
 

@@ -12,8 +12,15 @@ struct lg_http_server;
 struct lg_http_req;
 typedef struct ssl_ctx_st SSL_CTX;
 
-enum lg_http_method { LG_HTTP_GET, LG_HTTP_HEAD, LG_HTTP_POST, LG_HTTP_PATCH, LG_HTTP_DELETE,
-                      LG_HTTP_PUT, LG_HTTP_OTHER };
+enum lg_http_method {
+    LG_HTTP_GET,
+    LG_HTTP_HEAD,
+    LG_HTTP_POST,
+    LG_HTTP_PATCH,
+    LG_HTTP_DELETE,
+    LG_HTTP_PUT,
+    LG_HTTP_OTHER
+};
 
 /* Called once per request. The handler must eventually answer exactly once
  * with lg_http_reply or lg_http_stream_start/.../lg_http_stream_end, even when
@@ -41,15 +48,15 @@ enum lg_http_method lg_http_method(const struct lg_http_req *req);
 const char *lg_http_path(const struct lg_http_req *req);  /* raw, undecoded, no query */
 const char *lg_http_query(const struct lg_http_req *req); /* raw or NULL */
 const char *lg_http_header(const struct lg_http_req *req, const char *name);
-const char *lg_http_peer(const struct lg_http_req *req); /* client IP text */
+const char *lg_http_peer(const struct lg_http_req *req);              /* client IP text */
 const char *lg_http_body(const struct lg_http_req *req, size_t *len); /* NUL-terminated copy */
 
 /* Adds an answer header (copied). Call before replying. */
 void lg_http_set_header(struct lg_http_req *req, const char *name, const char *value);
 /* Answers with BODY (copied; NULL/0 for none). For HEAD the body is not sent
  * but Content-Length is. Frees the request: REQ is invalid afterwards. */
-void lg_http_reply(struct lg_http_req *req, int status, const char *content_type,
-                   const char *body, size_t len);
+void lg_http_reply(struct lg_http_req *req, int status, const char *content_type, const char *body,
+                   size_t len);
 
 /* Registers ON_CLOSE for a request whose answer is pending (upstream in flight,
  * open stream). After ON_CLOSE the handler must still answer exactly once

@@ -15,8 +15,8 @@ void lg_log(enum lg_log_level level, const char *fmt, ...) __attribute__((format
 #else
 #define lg_debug(...) lg_log(LG_LOG_DEBUG, __VA_ARGS__)
 #endif
-#define lg_info(...) lg_log(LG_LOG_INFO, __VA_ARGS__)
-#define lg_warn(...) lg_log(LG_LOG_WARN, __VA_ARGS__)
+#define lg_info(...)  lg_log(LG_LOG_INFO, __VA_ARGS__)
+#define lg_warn(...)  lg_log(LG_LOG_WARN, __VA_ARGS__)
 #define lg_error(...) lg_log(LG_LOG_ERROR, __VA_ARGS__)
 
 #endif

@@ -11,11 +11,11 @@ struct lg_ratelimit;
 
 struct lg_ratelimit_result {
     bool allowed;
-    int limit;           /* burst: RateLimit-Limit */
-    int remaining;       /* RateLimit-Remaining */
-    int reset_s;         /* RateLimit-Reset: seconds until the allowance is full again (rounded up) */
-    int retry_after_s;   /* when refused: whole seconds, rounded up, >= 1 */
-    bool local;          /* decided by the local fallback limiter */
+    int limit;         /* burst: RateLimit-Limit */
+    int remaining;     /* RateLimit-Remaining */
+    int reset_s;       /* RateLimit-Reset: seconds until the allowance is full again (rounded up) */
+    int retry_after_s; /* when refused: whole seconds, rounded up, >= 1 */
+    bool local;        /* decided by the local fallback limiter */
 };
 
 typedef void lg_ratelimit_cb(const struct lg_ratelimit_result *res, void *arg);
@@ -33,13 +33,13 @@ void lg_ratelimit_free(struct lg_ratelimit *rl);
 /* Checks and consumes one request for KEY_ID. Asks Redis (EVALSHA, one round
  * trip, pipelined); when Redis is down or misses its deadline, decides with
  * the local limiter. CB is called exactly once, possibly before this returns. */
-void lg_ratelimit_check(struct lg_ratelimit *rl, const char *key_id, double rate_per_sec,
-                        int burst, lg_ratelimit_cb *cb, void *arg);
+void lg_ratelimit_check(struct lg_ratelimit *rl, const char *key_id, double rate_per_sec, int burst,
+                        lg_ratelimit_cb *cb, void *arg);
 
 /* Reports KEY_ID's allowance without consuming any: for the RateLimit-*
  * headers of answers refused after authentication (they use no quota).
  * RES->allowed is always true. Same callback contract as lg_ratelimit_check. */
-void lg_ratelimit_peek(struct lg_ratelimit *rl, const char *key_id, double rate_per_sec,
-                       int burst, lg_ratelimit_cb *cb, void *arg);
+void lg_ratelimit_peek(struct lg_ratelimit *rl, const char *key_id, double rate_per_sec, int burst,
+                       lg_ratelimit_cb *cb, void *arg);
 
 #endif

@@ -14,8 +14,8 @@ struct lg_http_req;
  * pass NULL when the caller already set that header (the body then carries
  * ""). Headers such as WWW-Authenticate or Retry-After are set by the caller
  * before. Content-Type is application/json. */
-void lg_http_reply_error(struct lg_http_req *req, int status, const char *code,
-                         const char *message, const char *request_id);
+void lg_http_reply_error(struct lg_http_req *req, int status, const char *code, const char *message,
+                         const char *request_id);
 
 /* Answers STATUS with BODY serialized compactly, Content-Type
  * application/json. BODY is stolen (decref'd here); NULL answers with no

@@ -5,16 +5,16 @@
 #define LG_IDENT_MAX 64
 
 enum lg_route_kind {
-    LG_ROUTE_NONE = 0,       /* no such route: 404 */
-    LG_ROUTE_BAD,            /* malformed path or id: 400 */
-    LG_ROUTE_FACILITIES,     /* /v1/facilities */
-    LG_ROUTE_FACILITY,       /* /v1/facilities/{fac} */
-    LG_ROUTE_UNITS,          /* /v1/facilities/{fac}/units */
-    LG_ROUTE_UNIT,           /* /v1/facilities/{fac}/units/{unit} */
-    LG_ROUTE_UNLOCK_CODE,    /* /v1/facilities/{fac}/units/{unit}/unlock-code */
-    LG_ROUTE_FEED_SNAPSHOT,  /* /v1/feed/facilities */
-    LG_ROUTE_FEED_CHANGES,   /* /v1/feed/facilities/changes */
-    LG_ROUTE_FEED_STREAM     /* /v1/feed/facilities/stream */
+    LG_ROUTE_NONE = 0,      /* no such route: 404 */
+    LG_ROUTE_BAD,           /* malformed path or id: 400 */
+    LG_ROUTE_FACILITIES,    /* /v1/facilities */
+    LG_ROUTE_FACILITY,      /* /v1/facilities/{fac} */
+    LG_ROUTE_UNITS,         /* /v1/facilities/{fac}/units */
+    LG_ROUTE_UNIT,          /* /v1/facilities/{fac}/units/{unit} */
+    LG_ROUTE_UNLOCK_CODE,   /* /v1/facilities/{fac}/units/{unit}/unlock-code */
+    LG_ROUTE_FEED_SNAPSHOT, /* /v1/feed/facilities */
+    LG_ROUTE_FEED_CHANGES,  /* /v1/feed/facilities/changes */
+    LG_ROUTE_FEED_STREAM    /* /v1/feed/facilities/stream */
 };
 
 struct lg_route {

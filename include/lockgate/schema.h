@@ -32,7 +32,7 @@
 #ifndef LG_SCHEMA_H
 #define LG_SCHEMA_H
 
-#define LG_ROLE_API "api"
+#define LG_ROLE_API  "api"
 #define LG_ROLE_FEED "feed"
 
 #endif

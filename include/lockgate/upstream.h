@@ -39,9 +39,9 @@ void lg_upstream_free(struct lg_upstream *up);
  * transfer is skipped while others are healthy). HEADERS is a NULL-terminated
  * array of "Name: value" lines, copied. Returns a handle for lg_upstream_cancel,
  * or NULL when the transfer could not start (CB is then not called). */
-struct lg_upstream_req *lg_upstream_fetch(struct lg_upstream *up, const char *path_query,
-                                          int head, const char *const *headers,
-                                          lg_upstream_cb *cb, void *arg);
+struct lg_upstream_req *lg_upstream_fetch(struct lg_upstream *up, const char *path_query, int head,
+                                          const char *const *headers, lg_upstream_cb *cb,
+                                          void *arg);
 /* Stops a transfer (the client hung up). CB is not called afterwards. Safe to
  * call only before CB has been called. */
 void lg_upstream_cancel(struct lg_upstream_req *req);

@@ -47,12 +47,10 @@ int lg_cli_id_valid(const char *s)
 {
     size_t n = 0;
 
-    if (!s)
-        return 0;
+    if (!s) return 0;
     for (; s[n]; n++) {
         char c = s[n];
-        if (n >= 64)
-            return 0;
+        if (n >= 64) return 0;
         if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
               c == '_' || c == '-'))
             return 0;
@@ -66,12 +64,10 @@ int lg_cli_parse_int(const char *s, long long *out)
     long long v;
 
     /* strtoll would skip leading blanks and accept '+'; the CLI does not. */
-    if (!s || !(s[0] == '-' || (s[0] >= '0' && s[0] <= '9')))
-        return -1;
+    if (!s || !(s[0] == '-' || (s[0] >= '0' && s[0] <= '9'))) return -1;
     errno = 0;
     v = strtoll(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0')
-        return -1;
+    if (errno != 0 || end == s || *end != '\0') return -1;
     *out = v;
     return 0;
 }
@@ -80,8 +76,7 @@ static const struct lg_cli_flag *flag_find(const struct lg_cli_flag *flags, cons
                                            size_t len)
 {
     for (; flags && flags->name; flags++)
-        if (strlen(flags->name) == len && strncmp(flags->name, name, len) == 0)
-            return flags;
+        if (strlen(flags->name) == len && strncmp(flags->name, name, len) == 0) return flags;
     return NULL;
 }
 
@@ -91,12 +86,10 @@ static int global_set(struct lg_cli_ctx *ctx, const char *noun, const struct lg_
     if (strcmp(f->name, "json") == 0) {
         ctx->json = 1;
     } else if (strcmp(f->name, "url") == 0) {
-        if (ctx->url)
-            return lg_cli_usage_error(noun, "--url given more than once");
+        if (ctx->url) return lg_cli_usage_error(noun, "--url given more than once");
         ctx->url = value;
     } else {
-        if (ctx->token_file)
-            return lg_cli_usage_error(noun, "--token-file given more than once");
+        if (ctx->token_file) return lg_cli_usage_error(noun, "--token-file given more than once");
         ctx->token_file = value;
     }
     return 0;
@@ -107,14 +100,12 @@ static int occ_count(const struct lg_cli_args *a, const struct lg_cli_flag *f)
     int c = 0;
 
     for (size_t i = 0; i < a->n; i++)
-        if (a->occ[i].flag == f)
-            c++;
+        if (a->occ[i].flag == f) c++;
     return c;
 }
 
 struct lg_cli_args *lg_cli_args_parse(struct lg_cli_ctx *ctx, const char *noun,
-                                      const struct lg_cli_verb *verb, int argc,
-                                      char **argv)
+                                      const struct lg_cli_verb *verb, int argc, char **argv)
 {
     struct lg_cli_args *a;
     int end_of_flags = 0;
@@ -126,11 +117,9 @@ struct lg_cli_args *lg_cli_args_parse(struct lg_cli_ctx *ctx, const char *noun,
         snprintf(what, sizeof(what), "%s", noun);
 
     a = calloc(1, sizeof(*a));
-    if (!a)
-        goto oom;
+    if (!a) goto oom;
     a->occ = calloc(argc > 0 ? (size_t)argc : 1, sizeof(*a->occ));
-    if (!a->occ)
-        goto oom;
+    if (!a->occ) goto oom;
 
     for (int i = 0; i < argc; i++) {
         const char *arg = argv[i];
@@ -184,8 +173,7 @@ struct lg_cli_args *lg_cli_args_parse(struct lg_cli_ctx *ctx, const char *noun,
             value = argv[++i];
         }
         if (global) {
-            if (global_set(ctx, noun, f, value) != 0)
-                goto err;
+            if (global_set(ctx, noun, f, value) != 0) goto err;
             continue;
         }
         if (f->kind == LG_CLI_FLAG_VALUE && occ_count(a, f) > 0) {
@@ -218,34 +206,27 @@ err:
 
 void lg_cli_args_free(struct lg_cli_args *args)
 {
-    if (!args)
-        return;
+    if (!args) return;
     free(args->occ);
     free(args);
 }
 
-const char *lg_cli_args_pos(const struct lg_cli_args *args)
-{
-    return args->pos;
-}
+const char *lg_cli_args_pos(const struct lg_cli_args *args) { return args->pos; }
 
 size_t lg_cli_args_count(const struct lg_cli_args *args, const char *name)
 {
     size_t c = 0;
 
     for (size_t i = 0; i < args->n; i++)
-        if (strcmp(args->occ[i].flag->name, name) == 0)
-            c++;
+        if (strcmp(args->occ[i].flag->name, name) == 0) c++;
     return c;
 }
 
 const char *lg_cli_args_nth(const struct lg_cli_args *args, const char *name, size_t n)
 {
     for (size_t i = 0; i < args->n; i++) {
-        if (strcmp(args->occ[i].flag->name, name) != 0)
-            continue;
-        if (n == 0)
-            return args->occ[i].value;
+        if (strcmp(args->occ[i].flag->name, name) != 0) continue;
+        if (n == 0) return args->occ[i].value;
         n--;
     }
     return NULL;

@@ -11,17 +11,17 @@
 #define LG_CLI_NAME "lockgate-admin"
 
 /* Exit statuses: success, API or network failure, usage error. */
-#define LG_CLI_EXIT_OK 0
-#define LG_CLI_EXIT_FAIL 1
+#define LG_CLI_EXIT_OK    0
+#define LG_CLI_EXIT_FAIL  1
 #define LG_CLI_EXIT_USAGE 2
 
-#define LG_CLI_DEFAULT_URL "http://127.0.0.1:9090"
+#define LG_CLI_DEFAULT_URL        "http://127.0.0.1:9090"
 #define LG_CLI_DEFAULT_TOKEN_FILE "var/admin.token"
 
 /* Global options and the state of one run. Strings marked borrowed point into
  * argv or the environment; owned ones are released by lg_cli_ctx_clear. */
 struct lg_cli_ctx {
-    const char *url;        /* borrowed: --url, else (after parsing) $LOCKGATE_ADMIN_URL or the default */
+    const char *url; /* borrowed: --url, else (after parsing) $LOCKGATE_ADMIN_URL or the default */
     const char *token_file; /* borrowed: --token-file or NULL */
     int json;               /* --json given */
     char *base;             /* owned: url without trailing slashes */
@@ -57,8 +57,8 @@ struct lg_cli_verb {
 
 struct lg_cli_noun {
     const char *name;
-    const char *summary; /* one line for the global help */
-    const char *usage;   /* full text for 'lockgate-admin NOUN --help' */
+    const char *summary;             /* one line for the global help */
+    const char *usage;               /* full text for 'lockgate-admin NOUN --help' */
     const struct lg_cli_verb *verbs; /* terminated by an entry with a NULL run */
 };
 
@@ -71,8 +71,7 @@ extern const struct lg_cli_noun lg_cli_nouns[];
  * lg_cli_args owned by the caller (lg_cli_args_free), or NULL after printing
  * a usage error for NOUN. */
 struct lg_cli_args *lg_cli_args_parse(struct lg_cli_ctx *ctx, const char *noun,
-                                      const struct lg_cli_verb *verb, int argc,
-                                      char **argv);
+                                      const struct lg_cli_verb *verb, int argc, char **argv);
 void lg_cli_args_free(struct lg_cli_args *args);
 
 /* The positional argument, or NULL. Borrowed. */
@@ -103,10 +102,10 @@ int lg_cli_parse_int(const char *s, long long *out);
 /* Sends METHOD PATH (path and query, already safe) with BODY (borrowed,
  * NULL for none) to the admin API. On a 2xx answer returns 0 and hands the
  * parsed JSON object to the caller in *ANSWER (NULL for 204 or an empty
- * body). Loads the token on first use. Otherwise prints the error (and with --json the error body on
- * stdout) and returns LG_CLI_EXIT_FAIL. */
-int lg_cli_call(struct lg_cli_ctx *ctx, const char *method, const char *path,
-                const json_t *body, json_t **answer);
+ * body). Loads the token on first use. Otherwise prints the error (and with --json the error body
+ * on stdout) and returns LG_CLI_EXIT_FAIL. */
+int lg_cli_call(struct lg_cli_ctx *ctx, const char *method, const char *path, const json_t *body,
+                json_t **answer);
 
 /* Reads the token from --token-file, $LOCKGATE_ADMIN_TOKEN,
  * $LOCKGATE_ADMIN_TOKEN_FILE or the default file (first found) into ctx->token.

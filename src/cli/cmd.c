@@ -7,16 +7,16 @@
 
 #include "cli.h"
 
-#define SECRET_ONCE "Shown in full once here; send it to the one party it is for."
+#define SECRET_ONCE  "Shown in full once here; send it to the one party it is for."
 #define SECRET_AGAIN "Shown in full; send it to the one party it is for."
 
 static const char *const account_order[] = {"account_id", "name", "created_at", NULL};
 static const char *const facility_order[] = {"facility_id", "account_id", "name", "included",
-                                             "created_at", "updated_at", NULL};
+                                             "created_at",  "updated_at", NULL};
 static const char *const key_order[] = {
-    "key_id", "replaces", "account_id", "role", "name", "status", "all_facilities",
-    "facilities", "rate_per_sec", "burst", "allowed_cidrs", "created_at", "updated_at",
-    "last_used_at", "expires_at", NULL};
+    "key_id",         "replaces",     "account_id",   "role",  "name",          "status",
+    "all_facilities", "facilities",   "rate_per_sec", "burst", "allowed_cidrs", "created_at",
+    "updated_at",     "last_used_at", "expires_at",   NULL};
 static const char *const event_order[] = {"event_id", NULL};
 
 static int oom(void)
@@ -30,11 +30,10 @@ static int check_id(const char *noun, const char *what, const char *id)
 {
     char *s;
 
-    if (lg_cli_id_valid(id))
-        return 0;
+    if (lg_cli_id_valid(id)) return 0;
     s = lg_cli_sanitize(id);
-    lg_cli_usage_error(noun, "%s: invalid id '%.80s%s' (expected 1 to 64 of A-Z a-z 0-9 _ -)",
-                       what, s ? s : "?", s && strlen(s) > 80 ? "..." : "");
+    lg_cli_usage_error(noun, "%s: invalid id '%.80s%s' (expected 1 to 64 of A-Z a-z 0-9 _ -)", what,
+                       s ? s : "?", s && strlen(s) > 80 ? "..." : "");
     free(s);
     return LG_CLI_EXIT_USAGE;
 }
@@ -46,10 +45,8 @@ static int set_string(json_t *body, const char *noun, const char *field, const c
 {
     json_t *s = json_string(value);
 
-    if (!s)
-        return lg_cli_usage_error(noun, "--%s: value is not valid UTF-8", flag);
-    if (json_object_set_new(body, field, s) != 0)
-        return oom();
+    if (!s) return lg_cli_usage_error(noun, "--%s: value is not valid UTF-8", flag);
+    if (json_object_set_new(body, field, s) != 0) return oom();
     return 0;
 }
 
@@ -60,8 +57,7 @@ static int set_string_list(json_t *body, const char *noun, const char *field, co
     json_t *arr = json_array();
     size_t n = lg_cli_args_count(args, flag);
 
-    if (!arr)
-        return oom();
+    if (!arr) return oom();
     for (size_t i = 0; i < n; i++) {
         json_t *s = json_string(lg_cli_args_nth(args, flag, i));
 
@@ -74,8 +70,7 @@ static int set_string_list(json_t *body, const char *noun, const char *field, co
             return oom();
         }
     }
-    if (json_object_set_new(body, field, arr) != 0)
-        return oom();
+    if (json_object_set_new(body, field, arr) != 0) return oom();
     return 0;
 }
 
@@ -89,16 +84,14 @@ static int set_int(json_t *body, const char *noun, const char *field, const char
     json_t *j;
 
     if (null_word && strcmp(value, null_word) == 0) {
-        if (!null_word_ok)
-            return 0;
+        if (!null_word_ok) return 0;
         j = json_null();
     } else if (lg_cli_parse_int(value, &v) != 0) {
         return lg_cli_usage_error(noun, "--%s: '%.40s' is not a whole number", flag, value);
     } else {
         j = json_integer((json_int_t)v);
     }
-    if (!j || json_object_set_new(body, field, j) != 0)
-        return oom();
+    if (!j || json_object_set_new(body, field, j) != 0) return oom();
     return 0;
 }
 
@@ -107,11 +100,9 @@ static void print_secret(const json_t *answer, const char *warning)
     const char *secret = json_string_value(json_object_get(answer, "secret"));
     char *s;
 
-    if (!secret)
-        return;
+    if (!secret) return;
     s = lg_cli_sanitize(secret);
-    if (s)
-        printf("secret: %s\n", s);
+    if (s) printf("secret: %s\n", s);
     free(s);
     fprintf(stderr, "%s\n", warning);
 }
@@ -120,17 +111,14 @@ static void print_secret(const json_t *answer, const char *warning)
 static void show_object(const struct lg_cli_ctx *ctx, const json_t *answer,
                         const char *const *order, const char *warning)
 {
-    if (!answer)
-        return;
+    if (!answer) return;
     if (ctx->json) {
         lg_cli_print_json(answer);
-        if (warning && json_object_get(answer, "secret"))
-            fprintf(stderr, "%s\n", warning);
+        if (warning && json_object_get(answer, "secret")) fprintf(stderr, "%s\n", warning);
         return;
     }
     lg_cli_print_fields(answer, order);
-    if (warning)
-        print_secret(answer, warning);
+    if (warning) print_secret(answer, warning);
 }
 
 static char *field_text(const json_t *obj, const char *name)
@@ -146,7 +134,7 @@ static const char *const facility_cols[] = {"FACILITY_ID", "NAME", "INCLUDED", "
 static const char *const facility_fields[] = {"facility_id", "name", "included", "updated_at"};
 static const char *const key_cols[] = {"KEY_ID", "NAME",  "STATUS",   "SCOPE",
                                        "RATE",   "BURST", "LAST_USED"};
-static const char *const key_fields[] = {"key_id", "name",  "status",      NULL,
+static const char *const key_fields[] = {"key_id",       "name",  "status",      NULL,
                                          "rate_per_sec", "burst", "last_used_at"};
 static const char *const audit_cols[] = {"AT",       "ACTION", "ACCOUNT", "KEY",
                                          "FACILITY", "UNIT",   "OUTCOME"};
@@ -160,10 +148,8 @@ static char *key_scope(const json_t *key)
     size_t n;
     char buf[48];
 
-    if (role && strcmp(role, "feed") == 0)
-        return strdup("FEED");
-    if (json_is_true(json_object_get(key, "all_facilities")))
-        return strdup("ALL");
+    if (role && strcmp(role, "feed") == 0) return strdup("FEED");
+    if (json_is_true(json_object_get(key, "all_facilities"))) return strdup("ALL");
     n = json_array_size(json_object_get(key, "facilities"));
     snprintf(buf, sizeof(buf), "%zu %s", n, n == 1 ? "facility" : "facilities");
     return strdup(buf);
@@ -180,23 +166,14 @@ static int show_list(const struct lg_cli_ctx *ctx, const json_t *answer, const c
     int rc = 0;
 
     if (ctx->json) {
-        if (answer)
-            lg_cli_print_json(answer);
+        if (answer) lg_cli_print_json(answer);
         return 0;
     }
     switch (kind) {
-    case LIST_ACCOUNTS:
-        cols = account_cols, fields = account_fields, ncols = 3;
-        break;
-    case LIST_FACILITIES:
-        cols = facility_cols, fields = facility_fields, ncols = 4;
-        break;
-    case LIST_KEYS:
-        cols = key_cols, fields = key_fields, ncols = 7;
-        break;
-    default:
-        cols = audit_cols, fields = audit_fields, ncols = 7;
-        break;
+    case LIST_ACCOUNTS: cols = account_cols, fields = account_fields, ncols = 3; break;
+    case LIST_FACILITIES: cols = facility_cols, fields = facility_fields, ncols = 4; break;
+    case LIST_KEYS: cols = key_cols, fields = key_fields, ncols = 7; break;
+    default: cols = audit_cols, fields = audit_fields, ncols = 7; break;
     }
     items = json_object_get(answer, member);
     if (!json_is_array(items)) {
@@ -204,26 +181,20 @@ static int show_list(const struct lg_cli_ctx *ctx, const json_t *answer, const c
         return LG_CLI_EXIT_FAIL;
     }
     t = lg_cli_table_new(ncols, cols);
-    if (!t)
-        return oom();
-    json_array_foreach(items, i, item) {
+    if (!t) return oom();
+    json_array_foreach (items, i, item) {
         char *cells[7] = {0};
         int bad = 0;
 
         for (size_t c = 0; c < ncols; c++) {
             cells[c] = fields[c] ? field_text(item, fields[c]) : key_scope(item);
-            if (!cells[c])
-                bad = 1;
+            if (!cells[c]) bad = 1;
         }
-        if (bad || lg_cli_table_add(t, (const char *const *)cells) != 0)
-            rc = oom();
-        for (size_t c = 0; c < ncols; c++)
-            free(cells[c]);
-        if (rc)
-            break;
+        if (bad || lg_cli_table_add(t, (const char *const *)cells) != 0) rc = oom();
+        for (size_t c = 0; c < ncols; c++) free(cells[c]);
+        if (rc) break;
     }
-    if (!rc)
-        lg_cli_table_print(t, stdout);
+    if (!rc) lg_cli_table_print(t, stdout);
     lg_cli_table_free(t);
     return rc;
 }
@@ -236,8 +207,7 @@ static int call_show(struct lg_cli_ctx *ctx, const char *method, const char *pat
     int rc = lg_cli_call(ctx, method, path, body, &answer);
 
     json_decref(body);
-    if (rc == 0)
-        show_object(ctx, answer, order, warning);
+    if (rc == 0) show_object(ctx, answer, order, warning);
     json_decref(answer);
     return rc;
 }
@@ -248,14 +218,12 @@ static int call_list(struct lg_cli_ctx *ctx, const char *path, const char *membe
     json_t *answer = NULL;
     int rc = lg_cli_call(ctx, "GET", path, NULL, &answer);
 
-    if (rc == 0)
-        rc = show_list(ctx, answer, member, kind);
+    if (rc == 0) rc = show_list(ctx, answer, member, kind);
     json_decref(answer);
     return rc;
 }
 
-static int call_delete(struct lg_cli_ctx *ctx, const char *path, const char *what,
-                       const char *id)
+static int call_delete(struct lg_cli_ctx *ctx, const char *path, const char *what, const char *id)
 {
     json_t *answer = NULL;
     int rc = lg_cli_call(ctx, "DELETE", path, NULL, &answer);
@@ -277,8 +245,7 @@ static char *id_path(const char *noun, const char *what, const char *a, const ch
     char *p;
 
     *rc = check_id(noun, what, id);
-    if (*rc)
-        return NULL;
+    if (*rc) return NULL;
     if (asprintf(&p, "/admin/v1/%s%s%s", a, id, b ? b : "") < 0) {
         *rc = oom();
         return NULL;
@@ -288,14 +255,12 @@ static char *id_path(const char *noun, const char *what, const char *a, const ch
 
 /* ---- account ---- */
 
-static int account_create(struct lg_cli_ctx *ctx, const char *noun,
-                          const struct lg_cli_args *args)
+static int account_create(struct lg_cli_ctx *ctx, const char *noun, const struct lg_cli_args *args)
 {
     json_t *body = json_object();
     int rc;
 
-    if (!body)
-        return oom();
+    if (!body) return oom();
     rc = set_string(body, noun, "name", "name", lg_cli_args_get(args, "name"));
     if (rc) {
         json_decref(body);
@@ -304,20 +269,17 @@ static int account_create(struct lg_cli_ctx *ctx, const char *noun,
     return call_show(ctx, "POST", "/admin/v1/accounts", body, account_order, NULL);
 }
 
-static int account_list(struct lg_cli_ctx *ctx, const char *noun,
-                        const struct lg_cli_args *args)
+static int account_list(struct lg_cli_ctx *ctx, const char *noun, const struct lg_cli_args *args)
 {
     return call_list(ctx, "/admin/v1/accounts", "accounts", LIST_ACCOUNTS);
 }
 
-static int account_show(struct lg_cli_ctx *ctx, const char *noun,
-                        const struct lg_cli_args *args)
+static int account_show(struct lg_cli_ctx *ctx, const char *noun, const struct lg_cli_args *args)
 {
     int rc;
     char *path = id_path(noun, "ACCOUNT_ID", "accounts/", lg_cli_args_pos(args), NULL, &rc);
 
-    if (!path)
-        return rc;
+    if (!path) return rc;
     rc = call_show(ctx, "GET", path, NULL, account_order, NULL);
     free(path);
     return rc;
@@ -325,16 +287,14 @@ static int account_show(struct lg_cli_ctx *ctx, const char *noun,
 
 /* ---- facility ---- */
 
-static int facility_create(struct lg_cli_ctx *ctx, const char *noun,
-                           const struct lg_cli_args *args)
+static int facility_create(struct lg_cli_ctx *ctx, const char *noun, const struct lg_cli_args *args)
 {
     int rc;
     char *path = id_path(noun, "--account", "accounts/", lg_cli_args_get(args, "account"),
                          "/facilities", &rc);
     json_t *body;
 
-    if (!path)
-        return rc;
+    if (!path) return rc;
     body = json_object();
     if (!body) {
         free(path);
@@ -353,36 +313,32 @@ static int facility_create(struct lg_cli_ctx *ctx, const char *noun,
     return rc;
 }
 
-static int facility_list(struct lg_cli_ctx *ctx, const char *noun,
-                         const struct lg_cli_args *args)
+static int facility_list(struct lg_cli_ctx *ctx, const char *noun, const struct lg_cli_args *args)
 {
     int rc;
     char *path = id_path(noun, "--account", "accounts/", lg_cli_args_get(args, "account"),
                          "/facilities", &rc);
 
-    if (!path)
-        return rc;
+    if (!path) return rc;
     rc = call_list(ctx, path, "facilities", LIST_FACILITIES);
     free(path);
     return rc;
 }
 
-static int facility_show(struct lg_cli_ctx *ctx, const char *noun,
-                         const struct lg_cli_args *args)
+static int facility_show(struct lg_cli_ctx *ctx, const char *noun, const struct lg_cli_args *args)
 {
     int rc;
     char *path = id_path(noun, "FACILITY_ID", "facilities/", lg_cli_args_pos(args), NULL, &rc);
 
-    if (!path)
-        return rc;
+    if (!path) return rc;
     rc = call_show(ctx, "GET", path, NULL, facility_order, NULL);
     free(path);
     return rc;
 }
 
 /* PATCH /admin/v1/facilities/{fac} with BODY (taken). */
-static int facility_patch(struct lg_cli_ctx *ctx, const char *noun,
-                          const struct lg_cli_args *args, json_t *body)
+static int facility_patch(struct lg_cli_ctx *ctx, const char *noun, const struct lg_cli_args *args,
+                          json_t *body)
 {
     int rc;
     char *path = id_path(noun, "FACILITY_ID", "facilities/", lg_cli_args_pos(args), NULL, &rc);
@@ -396,14 +352,12 @@ static int facility_patch(struct lg_cli_ctx *ctx, const char *noun,
     return rc;
 }
 
-static int facility_rename(struct lg_cli_ctx *ctx, const char *noun,
-                           const struct lg_cli_args *args)
+static int facility_rename(struct lg_cli_ctx *ctx, const char *noun, const struct lg_cli_args *args)
 {
     json_t *body = json_object();
     int rc;
 
-    if (!body)
-        return oom();
+    if (!body) return oom();
     rc = set_string(body, noun, "name", "name", lg_cli_args_get(args, "name"));
     if (rc) {
         json_decref(body);
@@ -417,8 +371,7 @@ static int facility_set_included(struct lg_cli_ctx *ctx, const char *noun,
 {
     json_t *body = json_pack("{s:b}", "included", included);
 
-    if (!body)
-        return oom();
+    if (!body) return oom();
     return facility_patch(ctx, noun, args, body);
 }
 
@@ -434,14 +387,12 @@ static int facility_include(struct lg_cli_ctx *ctx, const char *noun,
     return facility_set_included(ctx, noun, args, 1);
 }
 
-static int facility_delete(struct lg_cli_ctx *ctx, const char *noun,
-                           const struct lg_cli_args *args)
+static int facility_delete(struct lg_cli_ctx *ctx, const char *noun, const struct lg_cli_args *args)
 {
     int rc;
     char *path = id_path(noun, "FACILITY_ID", "facilities/", lg_cli_args_pos(args), NULL, &rc);
 
-    if (!path)
-        return rc;
+    if (!path) return rc;
     rc = call_delete(ctx, path, "facility", lg_cli_args_pos(args));
     free(path);
     return rc;
@@ -451,8 +402,7 @@ static int facility_delete(struct lg_cli_ctx *ctx, const char *noun,
 
 /* The optional key fields shared by create and update; UPDATE allows the
  * reset words ("default", "never") and --no-allow-cidr. */
-static int key_optional(json_t *body, const char *noun, const struct lg_cli_args *args,
-                        int update)
+static int key_optional(json_t *body, const char *noun, const struct lg_cli_args *args, int update)
 {
     const char *v;
     int rc = 0;
@@ -467,13 +417,11 @@ static int key_optional(json_t *body, const char *noun, const struct lg_cli_args
         if (lg_cli_args_has(args, "allow-cidr"))
             return lg_cli_usage_error(noun, "key update: --allow-cidr and --no-allow-cidr "
                                             "exclude each other");
-        if (json_object_set_new(body, "allowed_cidrs", json_array()) != 0)
-            return oom();
+        if (json_object_set_new(body, "allowed_cidrs", json_array()) != 0) return oom();
     }
     if (!rc && (v = lg_cli_args_get(args, "expires-at"))) {
         if (update && strcmp(v, "never") == 0) {
-            if (json_object_set_new(body, "expires_at", json_null()) != 0)
-                return oom();
+            if (json_object_set_new(body, "expires_at", json_null()) != 0) return oom();
         } else {
             rc = set_string(body, noun, "expires_at", "expires-at", v);
         }
@@ -495,28 +443,23 @@ static int key_create(struct lg_cli_ctx *ctx, const char *noun, const struct lg_
     if (!all && !some)
         return lg_cli_usage_error(noun, "key create: needs --all-facilities or at least one "
                                         "--facility");
-    path = id_path(noun, "--account", "accounts/", lg_cli_args_get(args, "account"), "/keys",
-                   &rc);
-    if (!path)
-        return rc;
+    path = id_path(noun, "--account", "accounts/", lg_cli_args_get(args, "account"), "/keys", &rc);
+    if (!path) return rc;
     body = json_object();
     if (!body) {
         free(path);
         return oom();
     }
     rc = set_string(body, noun, "name", "name", lg_cli_args_get(args, "name"));
-    if (!rc && json_object_set_new(body, "all_facilities", json_boolean(all)) != 0)
-        rc = oom();
+    if (!rc && json_object_set_new(body, "all_facilities", json_boolean(all)) != 0) rc = oom();
     if (!rc) {
         if (all) {
-            if (json_object_set_new(body, "facilities", json_array()) != 0)
-                rc = oom();
+            if (json_object_set_new(body, "facilities", json_array()) != 0) rc = oom();
         } else {
             rc = set_string_list(body, noun, "facilities", "facility", args);
         }
     }
-    if (!rc)
-        rc = key_optional(body, noun, args, 0);
+    if (!rc) rc = key_optional(body, noun, args, 0);
     if (rc) {
         json_decref(body);
         free(path);
@@ -530,11 +473,10 @@ static int key_create(struct lg_cli_ctx *ctx, const char *noun, const struct lg_
 static int key_list(struct lg_cli_ctx *ctx, const char *noun, const struct lg_cli_args *args)
 {
     int rc;
-    char *path = id_path(noun, "--account", "accounts/", lg_cli_args_get(args, "account"),
-                         "/keys", &rc);
+    char *path =
+        id_path(noun, "--account", "accounts/", lg_cli_args_get(args, "account"), "/keys", &rc);
 
-    if (!path)
-        return rc;
+    if (!path) return rc;
     rc = call_list(ctx, path, "keys", LIST_KEYS);
     free(path);
     return rc;
@@ -548,27 +490,23 @@ static int key_show(struct lg_cli_ctx *ctx, const char *noun, const struct lg_cl
     int rc;
 
     path = id_path(noun, "KEY_ID", "keys/", id, NULL, &rc);
-    if (!path)
-        return rc;
+    if (!path) return rc;
     if (!lg_cli_args_has(args, "reveal")) {
         rc = call_show(ctx, "GET", path, NULL, key_order, NULL);
         free(path);
         return rc;
     }
     reveal_path = id_path(noun, "KEY_ID", "keys/", id, "/reveal", &rc);
-    if (!reveal_path)
-        goto done;
+    if (!reveal_path) goto done;
     rc = lg_cli_call(ctx, "GET", path, NULL, &key);
-    if (rc)
-        goto done;
+    if (rc) goto done;
     if (!key) {
         fputs(LG_CLI_NAME ": invalid answer: no key\n", stderr);
         rc = LG_CLI_EXIT_FAIL;
         goto done;
     }
     rc = lg_cli_call(ctx, "POST", reveal_path, NULL, &revealed);
-    if (rc)
-        goto done;
+    if (rc) goto done;
     secret = json_object_get(revealed, "secret");
     if (!json_is_string(secret)) {
         fputs(LG_CLI_NAME ": invalid answer: no secret revealed\n", stderr);
@@ -601,8 +539,7 @@ static int key_update(struct lg_cli_ctx *ctx, const char *noun, const struct lg_
         return lg_cli_usage_error(noun, "key update: --all-facilities and --facility exclude "
                                         "each other");
     path = id_path(noun, "KEY_ID", "keys/", lg_cli_args_pos(args), NULL, &rc);
-    if (!path)
-        return rc;
+    if (!path) return rc;
     body = json_object();
     if (!body) {
         free(path);
@@ -611,12 +548,9 @@ static int key_update(struct lg_cli_ctx *ctx, const char *noun, const struct lg_
     rc = 0;
     if (lg_cli_args_has(args, "name"))
         rc = set_string(body, noun, "name", "name", lg_cli_args_get(args, "name"));
-    if (!rc && all && json_object_set_new(body, "all_facilities", json_true()) != 0)
-        rc = oom();
-    if (!rc && some)
-        rc = set_string_list(body, noun, "facilities", "facility", args);
-    if (!rc)
-        rc = key_optional(body, noun, args, 1);
+    if (!rc && all && json_object_set_new(body, "all_facilities", json_true()) != 0) rc = oom();
+    if (!rc && some) rc = set_string_list(body, noun, "facilities", "facility", args);
+    if (!rc) rc = key_optional(body, noun, args, 1);
     if (!rc && json_object_size(body) == 0)
         rc = lg_cli_usage_error(noun, "key update: nothing to change; give at least one of "
                                       "--name, --all-facilities, --facility, --rate, --burst, "
@@ -638,15 +572,13 @@ static int key_action(struct lg_cli_ctx *ctx, const char *noun, const struct lg_
     int rc;
     char *path = id_path(noun, "KEY_ID", "keys/", lg_cli_args_pos(args), action, &rc);
 
-    if (!path)
-        return rc;
+    if (!path) return rc;
     rc = call_show(ctx, "POST", path, NULL, key_order, NULL);
     free(path);
     return rc;
 }
 
-static int key_disable(struct lg_cli_ctx *ctx, const char *noun,
-                       const struct lg_cli_args *args)
+static int key_disable(struct lg_cli_ctx *ctx, const char *noun, const struct lg_cli_args *args)
 {
     return key_action(ctx, noun, args, "/disable");
 }
@@ -665,8 +597,7 @@ static int key_rotate(struct lg_cli_ctx *ctx, const char *noun, const struct lg_
 
     if (grace) {
         body = json_object();
-        if (!body)
-            return oom();
+        if (!body) return oom();
         rc = set_int(body, noun, "grace_seconds", "grace", grace, 0, NULL);
         if (rc) {
             json_decref(body);
@@ -688,8 +619,7 @@ static int key_delete(struct lg_cli_ctx *ctx, const char *noun, const struct lg_
     int rc;
     char *path = id_path(noun, "KEY_ID", "keys/", lg_cli_args_pos(args), NULL, &rc);
 
-    if (!path)
-        return rc;
+    if (!path) return rc;
     rc = call_delete(ctx, path, "key", lg_cli_args_pos(args));
     free(path);
     return rc;
@@ -697,14 +627,12 @@ static int key_delete(struct lg_cli_ctx *ctx, const char *noun, const struct lg_
 
 /* ---- feed-key ---- */
 
-static int feed_key_create(struct lg_cli_ctx *ctx, const char *noun,
-                           const struct lg_cli_args *args)
+static int feed_key_create(struct lg_cli_ctx *ctx, const char *noun, const struct lg_cli_args *args)
 {
     json_t *body = json_object();
     int rc;
 
-    if (!body)
-        return oom();
+    if (!body) return oom();
     rc = set_string(body, noun, "name", "name", lg_cli_args_get(args, "name"));
     if (rc) {
         json_decref(body);
@@ -713,8 +641,7 @@ static int feed_key_create(struct lg_cli_ctx *ctx, const char *noun,
     return call_show(ctx, "POST", "/admin/v1/feed-keys", body, key_order, SECRET_ONCE);
 }
 
-static int feed_key_list(struct lg_cli_ctx *ctx, const char *noun,
-                         const struct lg_cli_args *args)
+static int feed_key_list(struct lg_cli_ctx *ctx, const char *noun, const struct lg_cli_args *args)
 {
     return call_list(ctx, "/admin/v1/feed-keys", "keys", LIST_KEYS);
 }
@@ -731,10 +658,8 @@ static int audit_run(struct lg_cli_ctx *ctx, const char *noun, const struct lg_c
     long long n = 0;
     int rc, len;
 
-    if (account && (rc = check_id(noun, "--account", account)))
-        return rc;
-    if (key && (rc = check_id(noun, "--key", key)))
-        return rc;
+    if (account && (rc = check_id(noun, "--account", account))) return rc;
+    if (key && (rc = check_id(noun, "--key", key))) return rc;
     if (limit && lg_cli_parse_int(limit, &n) != 0)
         return lg_cli_usage_error(noun, "--limit: '%.40s' is not a whole number", limit);
     /* Ids are [A-Za-z0-9_-] and need no escaping in a query string; the
@@ -748,8 +673,7 @@ static int audit_run(struct lg_cli_ctx *ctx, const char *noun, const struct lg_c
         len += snprintf(path + len, sizeof(path) - (size_t)len, "%skey=%s", sep, key);
         sep = "&";
     }
-    if (limit)
-        snprintf(path + len, sizeof(path) - (size_t)len, "%slimit=%lld", sep, n);
+    if (limit) snprintf(path + len, sizeof(path) - (size_t)len, "%slimit=%lld", sep, n);
     return call_list(ctx, path, "entries", LIST_AUDIT);
 }
 
@@ -759,11 +683,9 @@ static int lock_changed_run(struct lg_cli_ctx *ctx, const char *noun,
     json_t *body = json_object();
     int rc;
 
-    if (!body)
-        return oom();
+    if (!body) return oom();
     rc = set_string(body, noun, "facility_id", "facility", lg_cli_args_get(args, "facility"));
-    if (!rc)
-        rc = set_string(body, noun, "unit_id", "unit", lg_cli_args_get(args, "unit"));
+    if (!rc) rc = set_string(body, noun, "unit_id", "unit", lg_cli_args_get(args, "unit"));
     if (rc) {
         json_decref(body);
         return rc;
@@ -773,41 +695,44 @@ static int lock_changed_run(struct lg_cli_ctx *ctx, const char *noun,
 
 /* ---- the tables ---- */
 
-#define FLAG_END {NULL, 0, 0}
+#define FLAG_END   \
+    {              \
+        NULL, 0, 0 \
+    }
 
 static const struct lg_cli_flag no_flags[] = {FLAG_END};
 static const struct lg_cli_flag name_required[] = {{"name", LG_CLI_FLAG_VALUE, 1}, FLAG_END};
-static const struct lg_cli_flag account_required[] = {{"account", LG_CLI_FLAG_VALUE, 1},
+static const struct lg_cli_flag account_required[] = {{"account", LG_CLI_FLAG_VALUE, 1}, FLAG_END};
+static const struct lg_cli_flag facility_create_flags[] = {{"account", LG_CLI_FLAG_VALUE, 1},
+                                                           {"name", LG_CLI_FLAG_VALUE, 1},
+                                                           {"id", LG_CLI_FLAG_VALUE, 0},
+                                                           FLAG_END};
+static const struct lg_cli_flag key_create_flags[] = {{"account", LG_CLI_FLAG_VALUE, 1},
+                                                      {"name", LG_CLI_FLAG_VALUE, 1},
+                                                      {"all-facilities", LG_CLI_FLAG_BOOL, 0},
+                                                      {"facility", LG_CLI_FLAG_LIST, 0},
+                                                      {"rate", LG_CLI_FLAG_VALUE, 0},
+                                                      {"burst", LG_CLI_FLAG_VALUE, 0},
+                                                      {"allow-cidr", LG_CLI_FLAG_LIST, 0},
+                                                      {"expires-at", LG_CLI_FLAG_VALUE, 0},
                                                       FLAG_END};
-static const struct lg_cli_flag facility_create_flags[] = {
-    {"account", LG_CLI_FLAG_VALUE, 1},
-    {"name", LG_CLI_FLAG_VALUE, 1},
-    {"id", LG_CLI_FLAG_VALUE, 0},
-    FLAG_END};
-static const struct lg_cli_flag key_create_flags[] = {
-    {"account", LG_CLI_FLAG_VALUE, 1},    {"name", LG_CLI_FLAG_VALUE, 1},
-    {"all-facilities", LG_CLI_FLAG_BOOL, 0}, {"facility", LG_CLI_FLAG_LIST, 0},
-    {"rate", LG_CLI_FLAG_VALUE, 0},       {"burst", LG_CLI_FLAG_VALUE, 0},
-    {"allow-cidr", LG_CLI_FLAG_LIST, 0},  {"expires-at", LG_CLI_FLAG_VALUE, 0},
-    FLAG_END};
-static const struct lg_cli_flag key_update_flags[] = {
-    {"name", LG_CLI_FLAG_VALUE, 0},          {"all-facilities", LG_CLI_FLAG_BOOL, 0},
-    {"facility", LG_CLI_FLAG_LIST, 0},       {"rate", LG_CLI_FLAG_VALUE, 0},
-    {"burst", LG_CLI_FLAG_VALUE, 0},         {"allow-cidr", LG_CLI_FLAG_LIST, 0},
-    {"no-allow-cidr", LG_CLI_FLAG_BOOL, 0},  {"expires-at", LG_CLI_FLAG_VALUE, 0},
-    FLAG_END};
+static const struct lg_cli_flag key_update_flags[] = {{"name", LG_CLI_FLAG_VALUE, 0},
+                                                      {"all-facilities", LG_CLI_FLAG_BOOL, 0},
+                                                      {"facility", LG_CLI_FLAG_LIST, 0},
+                                                      {"rate", LG_CLI_FLAG_VALUE, 0},
+                                                      {"burst", LG_CLI_FLAG_VALUE, 0},
+                                                      {"allow-cidr", LG_CLI_FLAG_LIST, 0},
+                                                      {"no-allow-cidr", LG_CLI_FLAG_BOOL, 0},
+                                                      {"expires-at", LG_CLI_FLAG_VALUE, 0},
+                                                      FLAG_END};
 static const struct lg_cli_flag key_show_flags[] = {{"reveal", LG_CLI_FLAG_BOOL, 0}, FLAG_END};
-static const struct lg_cli_flag key_rotate_flags[] = {{"grace", LG_CLI_FLAG_VALUE, 0},
-                                                      FLAG_END};
-static const struct lg_cli_flag audit_flags[] = {
-    {"account", LG_CLI_FLAG_VALUE, 0},
-    {"key", LG_CLI_FLAG_VALUE, 0},
-    {"limit", LG_CLI_FLAG_VALUE, 0},
-    FLAG_END};
+static const struct lg_cli_flag key_rotate_flags[] = {{"grace", LG_CLI_FLAG_VALUE, 0}, FLAG_END};
+static const struct lg_cli_flag audit_flags[] = {{"account", LG_CLI_FLAG_VALUE, 0},
+                                                 {"key", LG_CLI_FLAG_VALUE, 0},
+                                                 {"limit", LG_CLI_FLAG_VALUE, 0},
+                                                 FLAG_END};
 static const struct lg_cli_flag lock_changed_flags[] = {
-    {"facility", LG_CLI_FLAG_VALUE, 1},
-    {"unit", LG_CLI_FLAG_VALUE, 1},
-    FLAG_END};
+    {"facility", LG_CLI_FLAG_VALUE, 1}, {"unit", LG_CLI_FLAG_VALUE, 1}, FLAG_END};
 
 static const struct lg_cli_verb account_verbs[] = {
     {"create", NULL, NULL, name_required, account_create},

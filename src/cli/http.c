@@ -55,8 +55,10 @@ static int token_take(struct lg_cli_ctx *ctx, const char *buf, size_t len, const
     for (size_t i = a; i < b; i++) {
         unsigned char c = (unsigned char)buf[i];
         if (c <= 0x20 || c >= 0x7f) {
-            fprintf(stderr, LG_CLI_NAME ": %s holds an invalid token "
-                            "(only printable ASCII without blanks is allowed)\n", from);
+            fprintf(stderr,
+                    LG_CLI_NAME ": %s holds an invalid token "
+                                "(only printable ASCII without blanks is allowed)\n",
+                    from);
             return LG_CLI_EXIT_FAIL;
         }
     }
@@ -83,23 +85,19 @@ int lg_cli_token_load(struct lg_cli_ctx *ctx)
     if (!file) {
         const char *env = getenv("LOCKGATE_ADMIN_TOKEN");
 
-        if (env && env[0])
-            return token_take(ctx, env, strlen(env), "$LOCKGATE_ADMIN_TOKEN");
+        if (env && env[0]) return token_take(ctx, env, strlen(env), "$LOCKGATE_ADMIN_TOKEN");
         file = getenv("LOCKGATE_ADMIN_TOKEN_FILE");
-        if (!file || !file[0])
-            file = LG_CLI_DEFAULT_TOKEN_FILE;
+        if (!file || !file[0]) file = LG_CLI_DEFAULT_TOKEN_FILE;
     }
 
     fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) {
-        fprintf(stderr, LG_CLI_NAME ": cannot read token file '%s': %s\n", file,
-                strerror(errno));
+        fprintf(stderr, LG_CLI_NAME ": cannot read token file '%s': %s\n", file, strerror(errno));
         return LG_CLI_EXIT_FAIL;
     }
     for (;;) {
         ssize_t n = read(fd, buf + len, sizeof(buf) - len);
-        if (n < 0 && errno == EINTR)
-            continue;
+        if (n < 0 && errno == EINTR) continue;
         if (n < 0) {
             fprintf(stderr, LG_CLI_NAME ": cannot read token file '%s': %s\n", file,
                     strerror(errno));
@@ -107,12 +105,11 @@ int lg_cli_token_load(struct lg_cli_ctx *ctx)
             explicit_bzero(buf, sizeof(buf));
             return LG_CLI_EXIT_FAIL;
         }
-        if (n == 0)
-            break;
+        if (n == 0) break;
         len += (size_t)n;
         if (len == sizeof(buf)) {
-            fprintf(stderr, LG_CLI_NAME ": token file '%s' is too large (over %d bytes)\n",
-                    file, TOKEN_MAX);
+            fprintf(stderr, LG_CLI_NAME ": token file '%s' is too large (over %d bytes)\n", file,
+                    TOKEN_MAX);
             close(fd);
             explicit_bzero(buf, sizeof(buf));
             return LG_CLI_EXIT_FAIL;
@@ -138,8 +135,7 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud)
         size_t cap = b->cap ? b->cap : 4096;
         char *p;
 
-        while (cap < b->len + n + 1)
-            cap *= 2;
+        while (cap < b->len + n + 1) cap *= 2;
         p = malloc(cap);
         if (!p) {
             b->oom = 1;
@@ -180,8 +176,7 @@ static void report_api_error(struct lg_cli_ctx *ctx, long status, const struct a
     char fallback_code[32], fallback_msg[64];
     char *scode, *smsg;
 
-    if (b->len > 0)
-        root = json_loadb(b->p, b->len, 0, NULL);
+    if (b->len > 0) root = json_loadb(b->p, b->len, 0, NULL);
     err = json_is_object(root) ? json_object_get(root, "error") : NULL;
     if (json_is_object(err)) {
         code = json_string_value(json_object_get(err, "code"));
@@ -191,8 +186,7 @@ static void report_api_error(struct lg_cli_ctx *ctx, long status, const struct a
     snprintf(fallback_msg, sizeof(fallback_msg), "unexpected answer (HTTP %ld)", status);
     scode = lg_cli_sanitize(code ? code : fallback_code);
     smsg = lg_cli_sanitize(msg ? msg : fallback_msg);
-    if (ctx->json && root)
-        lg_cli_print_json(root);
+    if (ctx->json && root) lg_cli_print_json(root);
     fprintf(stderr, LG_CLI_NAME ": %s: %s\n", scode ? scode : fallback_code,
             smsg ? smsg : fallback_msg);
     free(scode);
@@ -200,8 +194,8 @@ static void report_api_error(struct lg_cli_ctx *ctx, long status, const struct a
     json_decref(root);
 }
 
-int lg_cli_call(struct lg_cli_ctx *ctx, const char *method, const char *path,
-                const json_t *body, json_t **answer)
+int lg_cli_call(struct lg_cli_ctx *ctx, const char *method, const char *path, const json_t *body,
+                json_t **answer)
 {
     CURL *c = NULL;
     struct curl_slist *hdrs = NULL, *h;
@@ -216,39 +210,32 @@ int lg_cli_call(struct lg_cli_ctx *ctx, const char *method, const char *path,
     *answer = NULL;
     errbuf[0] = '\0';
     /* Loaded only now so that every usage error is found first. */
-    if (!ctx->token && lg_cli_token_load(ctx) != 0)
-        return LG_CLI_EXIT_FAIL;
+    if (!ctx->token && lg_cli_token_load(ctx) != 0) return LG_CLI_EXIT_FAIL;
     if (asprintf(&url, "%s%s", ctx->base, path) < 0) {
         url = NULL;
         goto oom;
     }
     if (body) {
         text = json_dumps(body, JSON_COMPACT);
-        if (!text)
-            goto oom;
+        if (!text) goto oom;
     }
     auth_len = strlen("Authorization: Bearer ") + strlen(ctx->token) + 1;
     auth = malloc(auth_len);
-    if (!auth)
-        goto oom;
+    if (!auth) goto oom;
     snprintf(auth, auth_len, "Authorization: Bearer %s", ctx->token);
 
     c = curl_easy_init();
-    if (!c)
-        goto oom;
-    if (!(h = curl_slist_append(hdrs, auth)))
-        goto oom;
+    if (!c) goto oom;
+    if (!(h = curl_slist_append(hdrs, auth))) goto oom;
     hdrs = h;
-    if (!(h = curl_slist_append(hdrs, "Accept: application/json")))
-        goto oom;
+    if (!(h = curl_slist_append(hdrs, "Accept: application/json"))) goto oom;
     hdrs = h;
     /* A body-less POST would otherwise claim to be a url-encoded form. */
     if (!(h = curl_slist_append(hdrs, text ? "Content-Type: application/json" : "Content-Type:")))
         goto oom;
     hdrs = h;
     /* No "Expect: 100-continue" round trip for bodies over 1 KiB. */
-    if (!(h = curl_slist_append(hdrs, "Expect:")))
-        goto oom;
+    if (!(h = curl_slist_append(hdrs, "Expect:"))) goto oom;
     hdrs = h;
 
     curl_easy_setopt(c, CURLOPT_URL, url);
@@ -267,8 +254,7 @@ int lg_cli_call(struct lg_cli_ctx *ctx, const char *method, const char *path,
     if (strcmp(method, "GET") == 0) {
         curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
     } else {
-        if (strcmp(method, "POST") != 0)
-            curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+        if (strcmp(method, "POST") != 0) curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
         if (text || strcmp(method, "POST") == 0) {
             /* An empty POST still needs POSTFIELDS to be a POST at all. */
             curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, text ? (long)strlen(text) : 0L);
@@ -311,10 +297,8 @@ int lg_cli_call(struct lg_cli_ctx *ctx, const char *method, const char *path,
 oom:
     fputs(LG_CLI_NAME ": out of memory\n", stderr);
 done:
-    if (c)
-        curl_easy_cleanup(c);
-    for (h = hdrs; h; h = h->next)
-        explicit_bzero(h->data, strlen(h->data));
+    if (c) curl_easy_cleanup(c);
+    for (h = hdrs; h; h = h->next) explicit_bzero(h->data, strlen(h->data));
     curl_slist_free_all(hdrs);
     if (auth) {
         explicit_bzero(auth, auth_len);

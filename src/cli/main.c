@@ -26,7 +26,8 @@ static void global_help(FILE *out)
           "  --url U          admin API base URL (default: $LOCKGATE_ADMIN_URL, else\n"
           "                   " LG_CLI_DEFAULT_URL ")\n"
           "  --token-file F   file holding the admin token (default: $LOCKGATE_ADMIN_TOKEN_FILE,\n"
-          "                   else " LG_CLI_DEFAULT_TOKEN_FILE "); without --token-file a token in\n"
+          "                   else " LG_CLI_DEFAULT_TOKEN_FILE
+          "); without --token-file a token in\n"
           "                   $LOCKGATE_ADMIN_TOKEN is used first\n"
           "  --json           print the API's JSON answer instead of tables\n"
           "  -h, --help       this text; '" LG_CLI_NAME " NOUN --help' lists a noun's verbs\n"
@@ -36,10 +37,7 @@ static void global_help(FILE *out)
           out);
 }
 
-static int is_help(const char *a)
-{
-    return strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0;
-}
+static int is_help(const char *a) { return strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0; }
 
 /* Matches "--NAME" or "--NAME=value" in ARGV[*I]; takes the value from the
  * next argument when needed. Returns 1 on a match (value in *VALUE), 0 when
@@ -49,8 +47,7 @@ static int global_value(int argc, char **argv, int *i, const char *name, const c
     const char *a = argv[*i] + 2;
     size_t len = strlen(name);
 
-    if (strncmp(a, name, len) != 0 || (a[len] != '\0' && a[len] != '='))
-        return 0;
+    if (strncmp(a, name, len) != 0 || (a[len] != '\0' && a[len] != '=')) return 0;
     if (*value) {
         lg_cli_usage_error(NULL, "--%s given more than once", name);
         return -1;
@@ -75,24 +72,20 @@ static int url_prepare(struct lg_cli_ctx *ctx)
 
     if (!u) {
         u = getenv("LOCKGATE_ADMIN_URL");
-        if (!u || !u[0])
-            u = LG_CLI_DEFAULT_URL;
+        if (!u || !u[0]) u = LG_CLI_DEFAULT_URL;
         ctx->url = u;
     }
     len = strlen(u);
-    if (len > URL_MAX)
-        return lg_cli_usage_error(NULL, "--url: longer than %d characters", URL_MAX);
+    if (len > URL_MAX) return lg_cli_usage_error(NULL, "--url: longer than %d characters", URL_MAX);
     if (strncasecmp(u, "http://", 7) != 0 && strncasecmp(u, "https://", 8) != 0)
-        return lg_cli_usage_error(NULL, "--url: '%.80s' must start with http:// or https://",
-                                  u);
+        return lg_cli_usage_error(NULL, "--url: '%.80s' must start with http:// or https://", u);
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)u[i];
         if (c <= 0x20 || c >= 0x7f || c == '?' || c == '#')
             return lg_cli_usage_error(NULL, "--url: holds a blank, control, '?' or '#' "
                                             "character");
     }
-    while (len > 0 && u[len - 1] == '/')
-        len--;
+    while (len > 0 && u[len - 1] == '/') len--;
     ctx->base = strndup(u, len);
     if (!ctx->base) {
         fputs(LG_CLI_NAME ": out of memory\n", stderr);
@@ -134,15 +127,11 @@ static int run(int argc, char **argv, struct lg_cli_ctx *ctx)
         }
         if (strncmp(a, "--", 2) == 0) {
             rc = global_value(argc, argv, &i, "url", &url);
-            if (rc == 0)
-                rc = global_value(argc, argv, &i, "token-file", &token_file);
-            if (rc < 0)
-                return LG_CLI_EXIT_USAGE;
-            if (rc > 0)
-                continue;
+            if (rc == 0) rc = global_value(argc, argv, &i, "token-file", &token_file);
+            if (rc < 0) return LG_CLI_EXIT_USAGE;
+            if (rc > 0) continue;
         }
-        return lg_cli_usage_error(NULL, "unknown option '%.*s'",
-                                  (int)strcspn(a, "="), a);
+        return lg_cli_usage_error(NULL, "unknown option '%.*s'", (int)strcspn(a, "="), a);
     }
     ctx->url = url;
     ctx->token_file = token_file;
@@ -151,10 +140,8 @@ static int run(int argc, char **argv, struct lg_cli_ctx *ctx)
         return lg_cli_usage_error(NULL, "missing NOUN (one of account, facility, key, "
                                         "feed-key, audit, lock-changed)");
     for (const struct lg_cli_noun *n = lg_cli_nouns; n->name; n++)
-        if (strcmp(n->name, argv[i]) == 0)
-            noun = n;
-    if (!noun)
-        return lg_cli_usage_error(NULL, "unknown noun '%.80s'", argv[i]);
+        if (strcmp(n->name, argv[i]) == 0) noun = n;
+    if (!noun) return lg_cli_usage_error(NULL, "unknown noun '%.80s'", argv[i]);
     i++;
 
     /* --help anywhere after the noun wins over every other problem. */
@@ -171,19 +158,16 @@ static int run(int argc, char **argv, struct lg_cli_ctx *ctx)
                                       noun->summary);
         verb = verb_find(noun, argv[i]);
         if (!verb)
-            return lg_cli_usage_error(noun->name, "%s: unknown verb '%.80s'", noun->name,
-                                      argv[i]);
+            return lg_cli_usage_error(noun->name, "%s: unknown verb '%.80s'", noun->name, argv[i]);
         i++;
     } else {
         verb = &noun->verbs[0];
     }
 
     args = lg_cli_args_parse(ctx, noun->name, verb, argc - i, argv + i);
-    if (!args)
-        return LG_CLI_EXIT_USAGE;
+    if (!args) return LG_CLI_EXIT_USAGE;
     rc = url_prepare(ctx);
-    if (rc == 0)
-        rc = verb->run(ctx, noun->name, args);
+    if (rc == 0) rc = verb->run(ctx, noun->name, args);
     lg_cli_args_free(args);
     return rc;
 }
@@ -202,8 +186,7 @@ int main(int argc, char **argv)
     curl_global_cleanup();
     if (fflush(stdout) != 0 || ferror(stdout)) {
         fputs(LG_CLI_NAME ": cannot write the output\n", stderr);
-        if (rc == LG_CLI_EXIT_OK)
-            rc = LG_CLI_EXIT_FAIL;
+        if (rc == LG_CLI_EXIT_OK) rc = LG_CLI_EXIT_FAIL;
     }
     return rc;
 }

@@ -118,19 +118,19 @@
 #include <time.h>
 #include <unistd.h>
 
-#define ITEST_FN static __attribute__((unused))
-#define ITEST_MAX_LG 4
-#define ITEST_TOKEN "itest-admin-token-5f2c9a7e41d8b3c6"
+#define ITEST_FN       static __attribute__((unused))
+#define ITEST_MAX_LG   4
+#define ITEST_TOKEN    "itest-admin-token-5f2c9a7e41d8b3c6"
 #define ITEST_BODY_MAX (16 * 1024 * 1024)
 
 /* Overrides for the lockgate config; zero (or NULL) means the default. */
 struct itest_opts {
-    int no_upstream;  /* do not start the test upstream (url then points to a closed port) */
-    int no_plain;     /* no plain [server] listen */
-    int tls;          /* a TLS listener, with a fresh self-signed cert (IT->cert is its CA) */
-    int workers;      /* default 1 */
-    const char *prefix;       /* default "lg:" */
-    int redis_timeout_ms;     /* default 250 */
+    int no_upstream;      /* do not start the test upstream (url then points to a closed port) */
+    int no_plain;         /* no plain [server] listen */
+    int tls;              /* a TLS listener, with a fresh self-signed cert (IT->cert is its CA) */
+    int workers;          /* default 1 */
+    const char *prefix;   /* default "lg:" */
+    int redis_timeout_ms; /* default 250 */
     const char *upstream_url; /* default: the test upstream (or a closed port) */
     int upstream_timeout_ms, upstream_connect_timeout_ms, upstream_max_connections;
     int rate_per_sec, burst, auth_failures_per_min;
@@ -143,7 +143,7 @@ struct itest_opts {
 };
 
 struct itest_lg {
-    pid_t pid; /* 0 when stopped (as last seen by this process; see lockgate-N.pid) */
+    pid_t pid;        /* 0 when stopped (as last seen by this process; see lockgate-N.pid) */
     pid_t spawned_by; /* the process that started the instance */
     int port, tls_port, admin_port;
     char conf[PATH_MAX], log[PATH_MAX], out[PATH_MAX];
@@ -152,9 +152,9 @@ struct itest_lg {
 };
 
 struct itest {
-    char dir[64];         /* the temp folder */
-    char build[1024];     /* absolute $LG_BUILD */
-    pid_t owner;          /* the process that ran itest_start */
+    char dir[64];     /* the temp folder */
+    char build[1024]; /* absolute $LG_BUILD */
+    pid_t owner;      /* the process that ran itest_start */
     int timeout_ms;
     int redis_port;
     pid_t redis_pid;
@@ -175,9 +175,9 @@ static struct itest itest_state;
 #define IT (&itest_state)
 
 struct itest_resp {
-    long status;     /* 0 on a transport error */
-    char *headers;   /* raw header block of the final answer */
-    char *body;      /* NUL-terminated */
+    long status;   /* 0 on a transport error */
+    char *headers; /* raw header block of the final answer */
+    char *body;    /* NUL-terminated */
     size_t body_len;
     char error[CURL_ERROR_SIZE];
 };
@@ -194,7 +194,8 @@ ITEST_FN int64_t itest_mono_ms(void)
 ITEST_FN void itest_sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {}
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+    }
 }
 
 ITEST_FN const char *itest_path(const char *name)
@@ -265,10 +266,10 @@ ITEST_FN void itest_kill_all(void)
 
 /* Fails the current test (or the fixture) after killing what was started,
  * when called from the process that owns the processes. */
-#define itest_fail(...)                                                 \
-    do {                                                                \
-        if (getpid() == IT->owner) itest_kill_all();                    \
-        ck_abort_msg(__VA_ARGS__);                                      \
+#define itest_fail(...)                              \
+    do {                                             \
+        if (getpid() == IT->owner) itest_kill_all(); \
+        ck_abort_msg(__VA_ARGS__);                   \
     } while (0)
 
 ITEST_FN int itest_free_port(void)
@@ -310,8 +311,8 @@ ITEST_FN void itest_free_ports(int *ports, int n)
 
 /* ---- processes ---- */
 
-#define ITEST_SPAWN_PDEATH 1   /* the process dies with the one that started it */
-#define ITEST_SPAWN_RECORD 2   /* listed in DIR/pids for the teardown to kill */
+#define ITEST_SPAWN_PDEATH 1 /* the process dies with the one that started it */
+#define ITEST_SPAWN_RECORD 2 /* listed in DIR/pids for the teardown to kill */
 
 /* Starts ARGV with stdout/stderr appended to OUT/ERR (NULL: /dev/null) and
  * ENV applied ("NAME=value" sets, "NAME" unsets), in a process group of its
@@ -339,8 +340,10 @@ ITEST_FN pid_t itest_spawn(char *const argv[], const char *out, const char *err,
         dup2(o, 1);
         dup2(e, 2);
         for (int i = 0; env != NULL && env[i] != NULL; i++) {
-            if (strchr(env[i], '=') != NULL) putenv((char *)env[i]);
-            else unsetenv(env[i]);
+            if (strchr(env[i], '=') != NULL)
+                putenv((char *)env[i]);
+            else
+                unsetenv(env[i]);
         }
         execvp(argv[0], argv);
         fprintf(stderr, "itest: exec %s: %s\n", argv[0], strerror(errno));
@@ -456,10 +459,14 @@ ITEST_FN int itest_run(char *const argv[], const char *const *env, char **out, c
         rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     }
     char *o = itest_file_read(opath), *e = itest_file_read(epath);
-    if (out != NULL) *out = o;
-    else free(o);
-    if (err != NULL) *err = e;
-    else free(e);
+    if (out != NULL)
+        *out = o;
+    else
+        free(o);
+    if (err != NULL)
+        *err = e;
+    else
+        free(e);
     unlink(opath);
     unlink(epath);
     return rc;
@@ -529,15 +536,18 @@ ITEST_FN int itest_http(const char *method, const char *url, const char *const *
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, itest_on_header);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, &hb);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, resp->error);
-    if (strcmp(method, "HEAD") == 0) curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
-    else if (strcmp(method, "GET") != 0) curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+    if (strcmp(method, "HEAD") == 0)
+        curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+    else if (strcmp(method, "GET") != 0)
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
     if (body != NULL) {
         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
     }
     if (cafile != NULL) curl_easy_setopt(h, CURLOPT_CAINFO, cafile);
     CURLcode rc = curl_easy_perform(h);
-    if (rc == CURLE_OK) curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
+    if (rc == CURLE_OK)
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
     else if (resp->error[0] == '\0')
         snprintf(resp->error, sizeof(resp->error), "%s", curl_easy_strerror(rc));
     curl_slist_free_all(hl);
@@ -587,16 +597,15 @@ ITEST_FN json_t *itest_admin_at(int i, const char *method, const char *path, con
     return j;
 }
 
-ITEST_FN json_t *itest_admin(const char *method, const char *path, const char *body,
-                             long *status)
+ITEST_FN json_t *itest_admin(const char *method, const char *path, const char *body, long *status)
 {
     return itest_admin_at(0, method, path, body, status);
 }
 
-ITEST_FN json_t *itest_adminf(long *status, const char *method, const char *path,
-                              const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-ITEST_FN json_t *itest_adminf(long *status, const char *method, const char *path,
-                              const char *fmt, ...)
+ITEST_FN json_t *itest_adminf(long *status, const char *method, const char *path, const char *fmt,
+                              ...) __attribute__((format(printf, 4, 5)));
+ITEST_FN json_t *itest_adminf(long *status, const char *method, const char *path, const char *fmt,
+                              ...)
 {
     va_list ap;
     char *body = NULL;
@@ -677,12 +686,25 @@ static void itest_redis_spawn(void)
     snprintf(logfile, sizeof(logfile), "%s/redis.log", IT->dir);
     const char *server = getenv("ITEST_REDIS_SERVER");
     char *const argv[] = {(char *)(server && server[0] ? server : "redis-server"),
-                          "--port", port, "--bind", "127.0.0.1", "--dir", IT->dir, "--save", "",
-                          "--appendonly", "no", "--daemonize", "no", "--logfile", logfile,
+                          "--port",
+                          port,
+                          "--bind",
+                          "127.0.0.1",
+                          "--dir",
+                          IT->dir,
+                          "--save",
+                          "",
+                          "--appendonly",
+                          "no",
+                          "--daemonize",
+                          "no",
+                          "--logfile",
+                          logfile,
                           NULL};
     /* A Redis restarted inside a test must outlive that test's process. */
-    IT->redis_pid = itest_spawn(argv, NULL, NULL, NULL,
-                                ITEST_SPAWN_RECORD | (getpid() == IT->owner ? ITEST_SPAWN_PDEATH : 0));
+    IT->redis_pid =
+        itest_spawn(argv, NULL, NULL, NULL,
+                    ITEST_SPAWN_RECORD | (getpid() == IT->owner ? ITEST_SPAWN_PDEATH : 0));
     itest_pid_save("redis", IT->redis_pid);
     int64_t end = itest_mono_ms() + IT->timeout_ms;
     while (!itest_redis_pings(NULL)) {
@@ -732,10 +754,14 @@ ITEST_FN int itest_config_write(const char *path, const struct itest_opts *o,
     FILE *f = fopen(path, "w");
     if (f == NULL) return -1;
     fprintf(f, "# written by the integration test harness\n[server]\n");
-    if (lg->port) fprintf(f, "listen = 127.0.0.1:%d\n", lg->port);
-    else fprintf(f, "listen =\n");
-    if (lg->tls_port) fprintf(f, "listen_tls = 127.0.0.1:%d\n", lg->tls_port);
-    else fprintf(f, "listen_tls =\n");
+    if (lg->port)
+        fprintf(f, "listen = 127.0.0.1:%d\n", lg->port);
+    else
+        fprintf(f, "listen =\n");
+    if (lg->tls_port)
+        fprintf(f, "listen_tls = 127.0.0.1:%d\n", lg->tls_port);
+    else
+        fprintf(f, "listen_tls =\n");
     fprintf(f, "workers = %d\n", ITEST_OR(o->workers, 1));
     if (o->max_header_bytes) fprintf(f, "max_header_bytes = %d\n", o->max_header_bytes);
     if (o->client_timeout_s) fprintf(f, "client_timeout_s = %d\n", o->client_timeout_s);
@@ -755,8 +781,8 @@ ITEST_FN int itest_config_write(const char *path, const struct itest_opts *o,
         fprintf(f, "connect_timeout_ms = %d\n", o->upstream_connect_timeout_ms);
     if (o->upstream_max_connections)
         fprintf(f, "max_connections = %d\n", o->upstream_max_connections);
-    fprintf(f, "\n[secrets]\npepper_file = %s/pepper\nmaster_key_file = %s/master.key\n",
-            IT->dir, IT->dir);
+    fprintf(f, "\n[secrets]\npepper_file = %s/pepper\nmaster_key_file = %s/master.key\n", IT->dir,
+            IT->dir);
     fprintf(f, "\n[limits]\n");
     if (o->rate_per_sec) fprintf(f, "rate_per_sec = %d\n", o->rate_per_sec);
     if (o->burst) fprintf(f, "burst = %d\n", o->burst);
@@ -792,13 +818,13 @@ ITEST_FN char *itest_lg_log(int i)
 /* A problem found while stopping something: inside a test it fails the
  * test; in the fixture's teardown it is printed and fails the runner's exit
  * status (itest_exit_status). */
-#define itest_report(...)                                               \
-    do {                                                                \
-        if (getpid() != IT->owner) ck_abort_msg(__VA_ARGS__);           \
-        fprintf(stderr, "itest: ");                                     \
-        fprintf(stderr, __VA_ARGS__);                                   \
-        fprintf(stderr, "\n");                                          \
-        IT->sanitizer_failed = 1;                                       \
+#define itest_report(...)                                     \
+    do {                                                      \
+        if (getpid() != IT->owner) ck_abort_msg(__VA_ARGS__); \
+        fprintf(stderr, "itest: ");                           \
+        fprintf(stderr, __VA_ARGS__);                         \
+        fprintf(stderr, "\n");                                \
+        IT->sanitizer_failed = 1;                             \
     } while (0)
 
 /* Looks for sanitizer reports in instance I's log; prints and reports them. */
@@ -822,9 +848,9 @@ static void itest_lg_spawn(int i)
     char *const argv[] = {bin, "-c", lg->conf, NULL};
     /* An instance restarted inside a test must outlive that test's process;
      * one started inside a test dies with it. */
-    lg->pid = itest_spawn(argv, lg->out, lg->log, NULL,
-                          ITEST_SPAWN_RECORD |
-                              (getpid() == lg->spawned_by ? ITEST_SPAWN_PDEATH : 0));
+    lg->pid =
+        itest_spawn(argv, lg->out, lg->log, NULL,
+                    ITEST_SPAWN_RECORD | (getpid() == lg->spawned_by ? ITEST_SPAWN_PDEATH : 0));
     char name[32];
     snprintf(name, sizeof(name), "lockgate-%d", i);
     itest_pid_save(name, lg->pid);
@@ -859,7 +885,8 @@ ITEST_FN int itest_lg_start(const struct itest_opts *o)
     if (o->tls) lg->tls_port = ports[2];
     snprintf(lg->admin_url, sizeof(lg->admin_url), "http://127.0.0.1:%d", lg->admin_port);
     if (lg->port) snprintf(lg->url, sizeof(lg->url), "http://127.0.0.1:%d", lg->port);
-    if (lg->tls_port) snprintf(lg->tls_url, sizeof(lg->tls_url), "https://localhost:%d", lg->tls_port);
+    if (lg->tls_port)
+        snprintf(lg->tls_url, sizeof(lg->tls_url), "https://localhost:%d", lg->tls_port);
     char name[32];
     snprintf(name, sizeof(name), "lockgate-%d.conf", i);
     snprintf(lg->conf, sizeof(lg->conf), "%s", itest_path(name));
@@ -870,10 +897,25 @@ ITEST_FN int itest_lg_start(const struct itest_opts *o)
     if (o->tls && IT->cert[0] == '\0') {
         snprintf(IT->cert, sizeof(IT->cert), "%s/cert.pem", IT->dir);
         snprintf(IT->key, sizeof(IT->key), "%s/key.pem", IT->dir);
-        char *const argv[] = {"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                              "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", IT->key,
-                              "-out", IT->cert, "-days", "2", "-subj", "/CN=localhost",
-                              "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", NULL};
+        char *const argv[] = {"openssl",
+                              "req",
+                              "-x509",
+                              "-newkey",
+                              "ec",
+                              "-pkeyopt",
+                              "ec_paramgen_curve:prime256v1",
+                              "-nodes",
+                              "-keyout",
+                              IT->key,
+                              "-out",
+                              IT->cert,
+                              "-days",
+                              "2",
+                              "-subj",
+                              "/CN=localhost",
+                              "-addext",
+                              "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                              NULL};
         char *err = NULL;
         if (itest_run(argv, NULL, NULL, &err) != 0) itest_fail("openssl req failed: %s", err);
         free(err);
@@ -984,8 +1026,7 @@ ITEST_FN void itest_start(const struct itest_opts *opts)
     if (!o->no_upstream) {
         char bin[PATH_MAX], port[16];
         snprintf(bin, sizeof(bin), "%s/tests/integration/upstream_server", IT->build);
-        if (access(bin, X_OK) != 0)
-            itest_fail("%s is missing (build it, or set no_upstream)", bin);
+        if (access(bin, X_OK) != 0) itest_fail("%s is missing (build it, or set no_upstream)", bin);
         IT->upstream_port = ports[1];
         snprintf(port, sizeof(port), "%d", IT->upstream_port);
         snprintf(IT->upstream_record, sizeof(IT->upstream_record), "%s/upstream.record", IT->dir);
@@ -1008,8 +1049,7 @@ ITEST_FN void itest_start(const struct itest_opts *opts)
         /* a port nothing listens on: requests to the upstream are refused */
         IT->upstream_port = ports[1];
     }
-    snprintf(IT->upstream_url, sizeof(IT->upstream_url), "http://127.0.0.1:%d",
-             IT->upstream_port);
+    snprintf(IT->upstream_url, sizeof(IT->upstream_url), "http://127.0.0.1:%d", IT->upstream_port);
     itest_lg_start(o);
 }
 
@@ -1033,7 +1073,8 @@ ITEST_FN void itest_stop(void)
     if (IT->upstream_pid > 0) itest_terminate(IT->upstream_pid, SIGTERM);
     itest_terminate(itest_pid_load("redis"), SIGKILL);
     itest_kill_all();
-    while (waitpid(-1, NULL, WNOHANG) > 0) {}
+    while (waitpid(-1, NULL, WNOHANG) > 0) {
+    }
     const char *keep = getenv("ITEST_KEEP");
     if (keep != NULL && strcmp(keep, "1") == 0)
         fprintf(stderr, "itest: kept %s\n", IT->dir);

@@ -28,8 +28,8 @@ static json_t *cli_json_argv(const char *const *args)
     full[n] = NULL;
     char *out = NULL, *err = NULL;
     int rc = itest_cli_argv(&out, &err, full);
-    ck_assert_msg(rc == 0, "lockgate-admin %s %s failed (%d): %s", args[0],
-                  args[1] ? args[1] : "", rc, err);
+    ck_assert_msg(rc == 0, "lockgate-admin %s %s failed (%d): %s", args[0], args[1] ? args[1] : "",
+                  rc, err);
     json_error_t jerr;
     json_t *j = out[0] ? json_loads(out, 0, &jerr) : NULL;
     ck_assert_msg(out[0] == '\0' || j != NULL, "not JSON: %s", out);
@@ -96,16 +96,16 @@ static int json_array_has(const json_t *arr, const char *s)
 {
     size_t i;
     json_t *v;
-    json_array_foreach(arr, i, v) if (strcmp(json_string_value(v), s) == 0) return 1;
+    json_array_foreach (arr, i, v)
+        if (strcmp(json_string_value(v), s) == 0) return 1;
     return 0;
 }
 
 static char *last_stream_id(redisContext *rc, const char *key)
 {
     redisReply *r = itest_redis_cmd(rc, "XREVRANGE %s + - COUNT 1", key);
-    char *id = strdup(r->type == REDIS_REPLY_ARRAY && r->elements == 1
-                          ? r->element[0]->element[0]->str
-                          : "0-0");
+    char *id = strdup(
+        r->type == REDIS_REPLY_ARRAY && r->elements == 1 ? r->element[0]->element[0]->str : "0-0");
     freeReplyObject(r);
     return id;
 }
@@ -236,8 +236,8 @@ START_TEST(test_key_lifecycle_cli)
     }
 
     /* create on all facilities, and on two */
-    json_t *k1 = cli_json("key", "create", "--account", acct, "--name", "All of them",
-                          "--all-facilities");
+    json_t *k1 =
+        cli_json("key", "create", "--account", acct, "--name", "All of them", "--all-facilities");
     ck_assert(json_is_true(json_object_get(k1, "all_facilities")));
     ck_assert_int_eq(json_array_size(json_object_get(k1, "facilities")), 0);
     ck_assert_str_eq(itest_json_str(k1, "status"), "active");
@@ -246,9 +246,9 @@ START_TEST(test_key_lifecycle_cli)
     ck_assert(lg_cred_key_valid(k1id, strlen(k1id)));
     ck_assert(lg_cred_secret_valid(s1, strlen(s1)));
 
-    json_t *k2 = cli_json("key", "create", "--account", acct, "--name", "Two", "--facility",
-                          fac[1], "--facility", fac[0], "--rate", "7", "--burst", "9",
-                          "--allow-cidr", "10.0.0.0/8", "--allow-cidr", "2001:db8::/32");
+    json_t *k2 = cli_json("key", "create", "--account", acct, "--name", "Two", "--facility", fac[1],
+                          "--facility", fac[0], "--rate", "7", "--burst", "9", "--allow-cidr",
+                          "10.0.0.0/8", "--allow-cidr", "2001:db8::/32");
     const char *k2id = itest_json_str(k2, "key_id"), *s2 = itest_json_str(k2, "secret");
     json_t *k2f = json_object_get(k2, "facilities");
     ck_assert_int_eq(json_array_size(k2f), 2);
@@ -376,7 +376,7 @@ START_TEST(test_key_lifecycle_cli)
     int found = 0;
     size_t i;
     json_t *v;
-    json_array_foreach(json_object_get(l, "keys"), i, v)
+    json_array_foreach (json_object_get(l, "keys"), i, v)
         found |= strcmp(itest_json_str(v, "key_id"), itest_json_str(fk, "key_id")) == 0;
     ck_assert(found);
     json_decref(l);
@@ -400,8 +400,8 @@ START_TEST(test_facility_lifecycle_cli)
     char *acct = strdup(itest_json_str(a, "account_id"));
     json_decref(a);
     json_t *f1 = cli_json("facility", "create", "--account", acct, "--name", "Main Street");
-    json_t *f2 = cli_json("facility", "create", "--account", acct, "--name", "Harbor",
-                          "--id", "imported-7");
+    json_t *f2 =
+        cli_json("facility", "create", "--account", acct, "--name", "Harbor", "--id", "imported-7");
     const char *fid1 = itest_json_str(f1, "facility_id"), *fid2 = itest_json_str(f2, "facility_id");
     ck_assert(lg_id_valid("fac_", fid1, strlen(fid1)));
     ck_assert_str_eq(fid2, "imported-7");
@@ -486,7 +486,7 @@ START_TEST(test_facility_lifecycle_cli)
     int found = 0;
     size_t i;
     json_t *v;
-    json_array_foreach(json_object_get(l, "accounts"), i, v)
+    json_array_foreach (json_object_get(l, "accounts"), i, v)
         found |= strcmp(itest_json_str(v, "account_id"), acct) == 0;
     ck_assert(found);
     json_decref(l);
@@ -610,8 +610,10 @@ START_TEST(test_validation)
     lg_id_new("acct_", unknown_acct, sizeof(unknown_acct));
     lg_cred_key_new(unknown_key);
     const char *missing[][2] = {
-        {"GET", "/admin/v1/accounts/%s"},      {"POST", "/admin/v1/accounts/%s/keys"},
-        {"GET", "/admin/v1/accounts/%s/keys"}, {"GET", "/admin/v1/accounts/%s/facilities"},
+        {"GET", "/admin/v1/accounts/%s"},
+        {"POST", "/admin/v1/accounts/%s/keys"},
+        {"GET", "/admin/v1/accounts/%s/keys"},
+        {"GET", "/admin/v1/accounts/%s/facilities"},
         {"POST", "/admin/v1/accounts/%s/facilities"},
     };
     for (size_t i = 0; i < sizeof(missing) / sizeof(missing[0]); i++) {
@@ -638,10 +640,9 @@ START_TEST(test_validation)
     json_decref(j);
     const char *key_ids[] = {unknown_key, "lk_nope", "lk_AAAAAAAAAAAAAAAAAAAAAAAA000000"};
     for (size_t k = 0; k < 3; k++) {
-        static const char *const verbs[][2] = {{"GET", ""},          {"PATCH", ""},
-                                               {"DELETE", ""},       {"POST", "/reveal"},
-                                               {"POST", "/disable"}, {"POST", "/enable"},
-                                               {"POST", "/rotate"}};
+        static const char *const verbs[][2] = {
+            {"GET", ""},          {"PATCH", ""},       {"DELETE", ""},     {"POST", "/reveal"},
+            {"POST", "/disable"}, {"POST", "/enable"}, {"POST", "/rotate"}};
         for (size_t v = 0; v < 7; v++) {
             snprintf(path, sizeof(path), "/admin/v1/keys/%s%s", key_ids[k], verbs[v][1]);
             j = itest_admin(verbs[v][0], path,
@@ -845,13 +846,23 @@ START_TEST(test_events)
         const char *type;
         char which; /* a: account, 1/2: facility, k/K/3/f: key, l: lock */
     } want[] = {
-        {"account.created", 'a'},   {"facility.created", '1'},  {"facility.created", '2'},
-        {"facility.updated", '1'},  {"facility.excluded", '1'}, {"facility.included", '1'},
-        {"key.created", 'k'},       {"key.updated", 'k'},       {"key.disabled", 'k'},
+        {"account.created", 'a'},
+        {"facility.created", '1'},
+        {"facility.created", '2'},
+        {"facility.updated", '1'},
+        {"facility.excluded", '1'},
+        {"facility.included", '1'},
+        {"key.created", 'k'},
+        {"key.updated", 'k'},
+        {"key.disabled", 'k'},
         /* one event per rotation, naming the key rotated away from */
-        {"key.enabled", 'k'},       {"key.rotated", 'k'},       {"key.rotated", 'K'},
+        {"key.enabled", 'k'},
+        {"key.rotated", 'k'},
+        {"key.rotated", 'K'},
         {"key.deleted", '3'},
-        {"facility.deleted", '2'},  {"lock.changed", 'l'},      {"key.created", 'f'},
+        {"facility.deleted", '2'},
+        {"lock.changed", 'l'},
+        {"key.created", 'f'},
     };
     size_t nwant = sizeof(want) / sizeof(want[0]);
     json_t *evs = stream_after(rc, "lg:events", start);
@@ -925,7 +936,7 @@ static void assert_no_secret(const char *what, const char *data, size_t len, jso
 {
     size_t i;
     json_t *s;
-    json_array_foreach(secrets, i, s) {
+    json_array_foreach (secrets, i, s) {
         const char *sec = json_string_value(s);
         /* the whole secret, and its random part without prefix or checksum */
         ck_assert_msg(memmem(data, len, sec, strlen(sec)) == NULL, "secret in clear in %s", what);
@@ -939,8 +950,7 @@ static size_t scan_reply(const char *key, const redisReply *r, json_t *secrets)
     size_t n = 0;
     if (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS) {
         assert_no_secret(key, r->str, r->len, secrets);
-        if (r->len == LG_VERIFIER_LEN && strspn(r->str, "0123456789abcdef") == LG_VERIFIER_LEN)
-            n++;
+        if (r->len == LG_VERIFIER_LEN && strspn(r->str, "0123456789abcdef") == LG_VERIFIER_LEN) n++;
     } else if (r->type == REDIS_REPLY_ARRAY) {
         for (size_t e = 0; e < r->elements; e++) n += scan_reply(key, r->element[e], secrets);
     }
@@ -988,14 +998,20 @@ START_TEST(test_no_secret_in_clear)
             assert_no_secret("a key name", key, names->element[i]->len, secrets);
             redisReply *t = itest_redis_cmd(rc, "TYPE %s", key);
             redisReply *v = NULL;
-            if (strcmp(t->str, "string") == 0) v = itest_redis_cmd(rc, "GET %s", key);
-            else if (strcmp(t->str, "hash") == 0) v = itest_redis_cmd(rc, "HGETALL %s", key);
-            else if (strcmp(t->str, "set") == 0) v = itest_redis_cmd(rc, "SMEMBERS %s", key);
+            if (strcmp(t->str, "string") == 0)
+                v = itest_redis_cmd(rc, "GET %s", key);
+            else if (strcmp(t->str, "hash") == 0)
+                v = itest_redis_cmd(rc, "HGETALL %s", key);
+            else if (strcmp(t->str, "set") == 0)
+                v = itest_redis_cmd(rc, "SMEMBERS %s", key);
             else if (strcmp(t->str, "zset") == 0)
                 v = itest_redis_cmd(rc, "ZRANGE %s 0 -1 WITHSCORES", key);
-            else if (strcmp(t->str, "list") == 0) v = itest_redis_cmd(rc, "LRANGE %s 0 -1", key);
-            else if (strcmp(t->str, "stream") == 0) v = itest_redis_cmd(rc, "XRANGE %s - +", key);
-            else ck_abort_msg("unexpected type %s of %s", t->str, key);
+            else if (strcmp(t->str, "list") == 0)
+                v = itest_redis_cmd(rc, "LRANGE %s 0 -1", key);
+            else if (strcmp(t->str, "stream") == 0)
+                v = itest_redis_cmd(rc, "XRANGE %s - +", key);
+            else
+                ck_abort_msg("unexpected type %s of %s", t->str, key);
             nverifiers += scan_reply(key, v, secrets);
             freeReplyObject(v);
             freeReplyObject(t);

@@ -18,9 +18,9 @@
 #include "lockgate/util.h"
 
 #define DP_UPSTREAM_TIMEOUT_MS 300
-#define DP_AUTH_FAILURES 5
-#define DP_BOUND_MS 2000      /* "nothing hangs": far above every configured timeout */
-#define DP_PROPAGATE_MS 100   /* SPEC: revocations reach every instance within ms */
+#define DP_AUTH_FAILURES       5
+#define DP_BOUND_MS            2000 /* "nothing hangs": far above every configured timeout */
+#define DP_PROPAGATE_MS        100  /* SPEC: revocations reach every instance within ms */
 
 /* ---- requests ---- */
 
@@ -102,12 +102,15 @@ static int64_t dp_do(const struct dp_req *q, struct itest_resp *resp)
     }
     if (q->tls == 1) curl_easy_setopt(h, CURLOPT_CAINFO, IT->cert);
     const char *m = q->method ? q->method : "GET";
-    if (strcmp(m, "HEAD") == 0) curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
-    else if (strcmp(m, "GET") != 0) curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, m);
+    if (strcmp(m, "HEAD") == 0)
+        curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+    else if (strcmp(m, "GET") != 0)
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, m);
     int64_t t0 = itest_mono_ms();
     CURLcode rc = curl_easy_perform(h);
     int64_t took = itest_mono_ms() - t0;
-    if (rc == CURLE_OK) curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
+    if (rc == CURLE_OK)
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
     else if (resp->error[0] == '\0')
         snprintf(resp->error, sizeof(resp->error), "%s", curl_easy_strerror(rc));
     curl_easy_cleanup(h);
@@ -219,7 +222,8 @@ static int64_t dp_poll(const struct dp_req *q, long want, const char *code, int 
         bool hit = r.status == want;
         if (hit && code != NULL) {
             json_t *doc = json_loads(r.body, 0, NULL);
-            const char *c = json_string_value(json_object_get(json_object_get(doc, "error"), "code"));
+            const char *c =
+                json_string_value(json_object_get(json_object_get(doc, "error"), "code"));
             hit = c != NULL && strcmp(c, code) == 0;
             json_decref(doc);
         }
@@ -387,8 +391,8 @@ static void dp_facility_included(const char *fac, bool included)
 {
     char path[160];
     snprintf(path, sizeof(path), "/admin/v1/facilities/%s", fac);
-    json_decref(dp_admin_expect(200, "PATCH", path, included ? "{\"included\":true}"
-                                                             : "{\"included\":false}"));
+    json_decref(dp_admin_expect(200, "PATCH", path,
+                                included ? "{\"included\":true}" : "{\"included\":false}"));
 }
 
 /* The unlock code the test upstream gives UNIT of FAC (see upstream_server.c). */
@@ -410,7 +414,7 @@ static void dp_listed(json_t *doc, char *out, size_t cap)
     out[0] = '\0';
     size_t i;
     json_t *f;
-    json_array_foreach(list, i, f) {
+    json_array_foreach (list, i, f) {
         ck_assert_msg(json_object_size(f) == 2 && json_is_string(json_object_get(f, "name")),
                       "facility item shape");
         size_t used = strlen(out);
@@ -526,9 +530,9 @@ START_TEST(test_bad_request)
     itest_resp_free(&r);
     free(basic);
     /* the same facility with a clean query is served */
-    dp_do(&(struct dp_req){.path = dp_path("/v1/facilities/%s/units?status=vacant", fac),
-                           .cred = &k},
-          &r);
+    dp_do(
+        &(struct dp_req){.path = dp_path("/v1/facilities/%s/units?status=vacant", fac), .cred = &k},
+        &r);
     json_decref(dp_expect_ok(&r));
     itest_resp_free(&r);
 }
@@ -551,7 +555,8 @@ START_TEST(test_unauthenticated)
     itest_resp_free(&r);
 
     /* malformed: not our key form, not Basic, no colon, a lone X-API-Key */
-    dp_do(&(struct dp_req){.path = path, .ip = "127.0.0.11",
+    dp_do(&(struct dp_req){.path = path,
+                           .ip = "127.0.0.11",
                            .hdr = {"Authorization: Basic Zm9vOmJhcg=="}},
           &r);
     dp_expect_error(&r, 401, "invalid_credentials");
@@ -560,7 +565,8 @@ START_TEST(test_unauthenticated)
           &r);
     dp_expect_error(&r, 401, "invalid_credentials");
     itest_resp_free(&r);
-    dp_do(&(struct dp_req){.path = path, .ip = "127.0.0.12",
+    dp_do(&(struct dp_req){.path = path,
+                           .ip = "127.0.0.12",
                            .hdr = {"Authorization: Basic bm9jb2xvbg=="}},
           &r);
     dp_expect_error(&r, 401, "invalid_credentials");
@@ -760,8 +766,8 @@ START_TEST(test_ip_not_allowed)
         itest_resp_free(&r);
     }
     char *tat2 = dp_tat(k.key);
-    ck_assert_msg(strcmp(tat1, tat2) == 0, "refused requests moved the GCRA state: %s -> %s",
-                  tat1, tat2);
+    ck_assert_msg(strcmp(tat1, tat2) == 0, "refused requests moved the GCRA state: %s -> %s", tat1,
+                  tat2);
     free(tat1);
     free(tat2);
     dp_do(&(struct dp_req){.path = "/v1/facilities", .cred = &k, .ip = "127.0.0.20"}, &r);
@@ -886,11 +892,13 @@ START_TEST(test_not_found_and_method)
         itest_resp_free(&r);
     }
     const char *methods[] = {"POST", "DELETE", "PUT", "PATCH", "OPTIONS"};
-    const char *paths[] = {"/v1/facilities", dp_path("/v1/facilities/%s/units/U001/unlock-code", fac)};
+    const char *paths[] = {"/v1/facilities",
+                           dp_path("/v1/facilities/%s/units/U001/unlock-code", fac)};
     for (size_t i = 0; i < 5; i++)
         for (size_t j = 0; j < 2; j++)
             for (int with_cred = 0; with_cred < 2; with_cred++) {
-                dp_do(&(struct dp_req){.method = methods[i], .path = paths[j],
+                dp_do(&(struct dp_req){.method = methods[i],
+                                       .path = paths[j],
                                        .cred = with_cred ? &k : NULL},
                       &r);
                 ck_assert_msg(r.status == 405, "%s %s -> %ld", methods[i], paths[j], r.status);
@@ -949,9 +957,9 @@ START_TEST(test_upstream_failures)
     struct itest_resp r;
     const char *sub[] = {"", "/units", "/units/U001", "/units/U001/unlock-code"};
     for (size_t i = 0; i < 4; i++) {
-        int64_t took = dp_do(&(struct dp_req){.path = dp_path("/v1/facilities/%s%s", failf, sub[i]),
-                                              .cred = &k},
-                             &r);
+        int64_t took = dp_do(
+            &(struct dp_req){.path = dp_path("/v1/facilities/%s%s", failf, sub[i]), .cred = &k},
+            &r);
         dp_expect_error(&r, 502, "upstream_unavailable");
         ck_assert_msg(took < DP_BOUND_MS, "502 took %lld ms", (long long)took);
         itest_resp_free(&r);
@@ -972,9 +980,9 @@ START_TEST(test_upstream_failures)
             DP_UPSTREAM_TIMEOUT_MS);
     itest_resp_free(&r);
     /* a slow facility inside the timeout is served */
-    dp_do(&(struct dp_req){.path = dp_path("/v1/facilities/%s/units?delay_ms=10", slowf),
-                           .cred = &k},
-          &r);
+    dp_do(
+        &(struct dp_req){.path = dp_path("/v1/facilities/%s/units?delay_ms=10", slowf), .cred = &k},
+        &r);
     json_decref(dp_expect_ok(&r));
     itest_resp_free(&r);
     dp_do(&(struct dp_req){.path = dp_path("/v1/facilities/%s", fac), .cred = &k}, &r);
@@ -990,8 +998,8 @@ START_TEST(test_upstream_failures)
     o.upstream_timeout_ms = DP_UPSTREAM_TIMEOUT_MS;
     o.upstream_connect_timeout_ms = DP_UPSTREAM_TIMEOUT_MS / 2;
     int i2 = itest_lg_start(&o);
-    took = dp_do(&(struct dp_req){.inst = i2, .path = dp_path("/v1/facilities/%s", fac), .cred = &k},
-                 &r);
+    took = dp_do(
+        &(struct dp_req){.inst = i2, .path = dp_path("/v1/facilities/%s", fac), .cred = &k}, &r);
     dp_expect_error(&r, 502, "upstream_unavailable");
     ck_assert_msg(took < DP_BOUND_MS, "502 took %lld ms", (long long)took);
     itest_resp_free(&r);
@@ -1016,12 +1024,12 @@ START_TEST(test_request_id)
     const char *sane = "call-42_A.b";
     const char *unit = dp_path("/v1/facilities/%s/units/U001", fac);
     struct dp_req cases[] = {
-        {.path = unit, .cred = &k, .rid = sane},                          /* 200 forwarded */
-        {.path = "/v1/facilities", .cred = &k, .rid = sane},              /* 200 local */
-        {.path = "/v1/facilities/nope", .cred = &k, .rid = sane},         /* 404 */
-        {.path = "/v1/facilities/..", .cred = &k, .rid = sane},           /* 400 */
-        {.path = unit, .rid = sane, .ip = "127.0.0.30"},                  /* 401 */
-        {.method = "POST", .path = unit, .rid = sane},                    /* 405 */
+        {.path = unit, .cred = &k, .rid = sane},                  /* 200 forwarded */
+        {.path = "/v1/facilities", .cred = &k, .rid = sane},      /* 200 local */
+        {.path = "/v1/facilities/nope", .cred = &k, .rid = sane}, /* 404 */
+        {.path = "/v1/facilities/..", .cred = &k, .rid = sane},   /* 400 */
+        {.path = unit, .rid = sane, .ip = "127.0.0.30"},          /* 401 */
+        {.method = "POST", .path = unit, .rid = sane},            /* 405 */
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         dp_do(&cases[i], &r);
@@ -1043,14 +1051,17 @@ START_TEST(test_request_id)
     const char *insane[] = {"has spaces in it", longid, "semi;colon", "quote\"d", "a/b"};
     for (size_t i = 0; i < 5; i++) {
         for (int err = 0; err < 2; err++) {
-            dp_do(&(struct dp_req){.path = err ? "/v1/facilities/nope" : unit, .cred = &k,
+            dp_do(&(struct dp_req){.path = err ? "/v1/facilities/nope" : unit,
+                                   .cred = &k,
                                    .rid = insane[i]},
                   &r);
             char *rid = itest_resp_header(&r, "X-Request-Id");
             ck_assert_msg(rid != NULL && strcmp(rid, insane[i]) != 0 && dp_sane_id(rid),
                           "insane id %zu echoed or missing: %s", i, rid ? rid : "(none)");
-            if (err) dp_expect_error(&r, 404, "not_found");
-            else json_decref(dp_expect_ok(&r));
+            if (err)
+                dp_expect_error(&r, 404, "not_found");
+            else
+                json_decref(dp_expect_ok(&r));
             free(rid);
             itest_resp_free(&r);
         }
@@ -1294,8 +1305,7 @@ START_TEST(test_two_instances)
     dp_key(&lim, acct, "\"all_facilities\":true,\"rate_per_sec\":1,\"burst\":%d", burst);
     int ok = 0, limited = 0;
     for (int n = 0; n < burst + 4; n++) {
-        dp_do(&(struct dp_req){.inst = n % 2 ? i2 : 0, .path = "/v1/facilities", .cred = &lim},
-              &r);
+        dp_do(&(struct dp_req){.inst = n % 2 ? i2 : 0, .path = "/v1/facilities", .cred = &lim}, &r);
         if (r.status == 200) {
             ck_assert_msg(limited == 0, "a success after a 429 (request %d)", n);
             ok++;
@@ -1357,7 +1367,10 @@ START_TEST(test_upstream_sees)
     for (int style = DP_BASIC; style <= DP_XAPI; style++) {
         snprintf(rid[style], sizeof(rid[style]), "sees-%d-%d", (int)getpid(), style);
         struct itest_resp r;
-        dp_do(&(struct dp_req){.path = paths[style], .cred = &k, .style = style, .rid = rid[style],
+        dp_do(&(struct dp_req){.path = paths[style],
+                               .cred = &k,
+                               .style = style,
+                               .rid = rid[style],
                                .ip = "127.0.0.40",
                                .hdr = {"Connection: keep-alive, X-Hop", "X-Hop: 1",
                                        "Proxy-Authorization: Basic c2VjcmV0OnNlY3JldA==",
@@ -1373,8 +1386,8 @@ START_TEST(test_upstream_sees)
         ck_assert_msg(uri && strncmp(uri + 1, paths[style], strlen(paths[style])) == 0 &&
                           uri[1 + strlen(paths[style])] == '\t',
                       "the upstream saw %s", line);
-        const char *absent[] = {"Authorization", "X-API-Key", "X-API-Secret",
-                                "Proxy-Authorization", "X-Hop"};
+        const char *absent[] = {"Authorization", "X-API-Key", "X-API-Secret", "Proxy-Authorization",
+                                "X-Hop"};
         for (size_t i = 0; i < 5; i++) {
             char *v = dp_record_header(line, absent[i]);
             ck_assert_msg(v == NULL, "the upstream received %s: %s", absent[i], v);
@@ -1419,7 +1432,7 @@ static json_t *dp_audit_find(json_t *doc, const char *rid)
 {
     size_t i;
     json_t *e;
-    json_array_foreach(json_object_get(doc, "entries"), i, e)
+    json_array_foreach (json_object_get(doc, "entries"), i, e)
         if (strcmp(itest_json_str(e, "request_id"), rid) == 0) return e;
     return NULL;
 }
@@ -1432,18 +1445,17 @@ START_TEST(test_audit)
     dp_facility(fac, acct, NULL);
     dp_facility(other, acct, NULL);
     const int burst = 4;
-    dp_key(&k, acct, "\"all_facilities\":false,\"facilities\":[\"%s\"],\"rate_per_sec\":1,"
-                     "\"burst\":%d",
+    dp_key(&k, acct,
+           "\"all_facilities\":false,\"facilities\":[\"%s\"],\"rate_per_sec\":1,"
+           "\"burst\":%d",
            fac, burst);
     char rids[6][48];
     for (int i = 0; i < 6; i++) snprintf(rids[i], sizeof(rids[i]), "audit-%d-%d", (int)getpid(), i);
     struct dp_audit_want want[6] = {
-        {rids[0], fac, "U001", "served"},
-        {rids[1], fac, "U005", "code_withheld"},
+        {rids[0], fac, "U001", "served"},       {rids[1], fac, "U005", "code_withheld"},
         {rids[2], other, "U001", "not_found"}, /* out of scope */
         {rids[3], fac, "U999", "not_found"},   /* the upstream does not know it */
-        {rids[4], fac, "U002", "rate_limited"},
-        {rids[5], fac, "U003", "key_disabled"},
+        {rids[4], fac, "U002", "rate_limited"}, {rids[5], fac, "U003", "key_disabled"},
     };
     long status[6] = {200, 403, 404, 404, 429, 403};
     struct itest_resp r;
@@ -1455,9 +1467,11 @@ START_TEST(test_audit)
             }
         }
         if (i == 5) dp_key_action(&k, "disable");
-        struct dp_req q = {.path = dp_path("/v1/facilities/%s/units/%s/unlock-code", want[i].fac,
-                                           want[i].unit),
-                           .cred = &k, .rid = want[i].rid, .ip = "127.0.0.50"};
+        struct dp_req q = {
+            .path = dp_path("/v1/facilities/%s/units/%s/unlock-code", want[i].fac, want[i].unit),
+            .cred = &k,
+            .rid = want[i].rid,
+            .ip = "127.0.0.50"};
         if (i == 5) {
             ck_assert(dp_poll(&(struct dp_req){.path = "/v1/facilities", .cred = &k}, 403,
                               "key_disabled", IT->timeout_ms, 5) >= 0);
@@ -1470,7 +1484,9 @@ START_TEST(test_audit)
     struct dp_cred wrong = k;
     ck_assert_int_eq(lg_cred_secret_new(wrong.secret), 0);
     dp_do(&(struct dp_req){.path = dp_path("/v1/facilities/%s/units/U001/unlock-code", fac),
-                           .cred = &wrong, .rid = "audit-wrong", .ip = "127.0.0.51"},
+                           .cred = &wrong,
+                           .rid = "audit-wrong",
+                           .ip = "127.0.0.51"},
           &r);
     dp_expect_error(&r, 401, "invalid_credentials");
     itest_resp_free(&r);
@@ -1504,7 +1520,7 @@ START_TEST(test_audit)
     size_t i;
     json_t *e;
     int reads = 0;
-    json_array_foreach(json_object_get(doc, "entries"), i, e) {
+    json_array_foreach (json_object_get(doc, "entries"), i, e) {
         if (strcmp(itest_json_str(e, "action"), "unlock_code.read") != 0) continue;
         reads++;
         ck_assert_str_ne(itest_json_str(e, "request_id"), "audit-wrong");
@@ -1575,7 +1591,7 @@ START_TEST(test_lock_changed)
     size_t i;
     json_t *e;
     int seen = 0;
-    json_array_foreach(events, i, e) {
+    json_array_foreach (events, i, e) {
         char *text = json_dumps(e, JSON_COMPACT);
         if (strstr(text, "lock.changed") && strstr(text, fac) && strstr(text, "U004")) seen++;
         free(text);
@@ -1602,8 +1618,8 @@ START_TEST(test_tls)
     ck_assert_msg(IT->lg[0].tls_port > 0, "no TLS listener");
     struct itest_resp r;
     /* a client that verifies the certificate against its CA */
-    dp_do(&(struct dp_req){.tls = 1, .path = dp_path("/v1/facilities/%s/units/U001/unlock-code",
-                                                     fac),
+    dp_do(&(struct dp_req){.tls = 1,
+                           .path = dp_path("/v1/facilities/%s/units/U001/unlock-code", fac),
                            .cred = &k},
           &r);
     json_t *doc = dp_expect_ok(&r);
@@ -1621,7 +1637,8 @@ START_TEST(test_tls)
     itest_resp_free(&r);
 
     /* plain HTTP to the TLS port never gets a clear-text HTTP answer */
-    const char *plain = "GET /v1/facilities HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    const char *plain =
+        "GET /v1/facilities HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
     int fd = dp_connect(IT->lg[0].tls_port, NULL);
     dp_send_all(fd, plain, strlen(plain));
     size_t n;

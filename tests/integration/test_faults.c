@@ -56,8 +56,7 @@ static const char *ft_code(const struct itest_resp *r)
 {
     static char code[64];
     json_t *doc = json_loads(r->body, 0, NULL);
-    snprintf(code, sizeof(code), "%s",
-             itest_json_str(json_object_get(doc, "error"), "code"));
+    snprintf(code, sizeof(code), "%s", itest_json_str(json_object_get(doc, "error"), "code"));
     json_decref(doc);
     return code;
 }
@@ -352,7 +351,8 @@ START_TEST(test_redis_paused)
     int ok = 0, limited = 0;
     for (int i = 0; i < 8; i++) {
         int64_t took = ft_get("/v1/facilities", &lim, NULL, &r);
-        if (r.status == 200) ok++;
+        if (r.status == 200)
+            ok++;
         else {
             ft_expect(&r, 429, "rate_limited");
             limited++;
@@ -360,8 +360,10 @@ START_TEST(test_redis_paused)
         itest_resp_free(&r);
         worst = took > worst ? took : worst;
     }
-    fprintf(stderr, "test_redis_paused: slowest request %lld ms; local limiter: %d served, %d "
-                    "limited\n", (long long)worst, ok, limited);
+    fprintf(stderr,
+            "test_redis_paused: slowest request %lld ms; local limiter: %d served, %d "
+            "limited\n",
+            (long long)worst, ok, limited);
     ck_assert_msg(ok >= 1 && limited >= 1, "local limiter: %d served, %d limited", ok, limited);
     ck_assert_msg(worst < FT_BOUND_MS, "a request took %lld ms while Redis was stalled",
                   (long long)worst);
@@ -369,13 +371,15 @@ START_TEST(test_redis_paused)
 
     itest_redis_resume();
     ck_assert_msg(ft_poll(code, &later, 200, NULL) >= 0, "a new key is not served after Redis "
-                                                          "came back");
+                                                         "came back");
     itest_sleep_ms(300);
     char odd[2048];
     int64_t tworst;
     int n = ft_traffic_stop(&traffic, &tworst, odd, sizeof(odd));
-    fprintf(stderr, "test_redis_paused: background traffic: %d requests, slowest %lld ms, "
-                    "not 200:%s\n", n, (long long)tworst, odd[0] ? odd : " none");
+    fprintf(stderr,
+            "test_redis_paused: background traffic: %d requests, slowest %lld ms, "
+            "not 200:%s\n",
+            n, (long long)tworst, odd[0] ? odd : " none");
     ck_assert_msg(n >= 5, "only %d background requests", n);
     ck_assert_msg(odd[0] == '\0', "a verified key was refused around the stall:%s", odd);
     ck_assert_msg(tworst < FT_BOUND_MS, "a background request took %lld ms", (long long)tworst);
@@ -454,7 +458,7 @@ START_TEST(test_redis_restart)
 
     itest_redis_start();
     ck_assert_msg(ft_poll(code, &k2, 200, NULL) >= 0, "requests do not work again after Redis "
-                                                       "restarted");
+                                                      "restarted");
     /* the cache was flushed on reconnect: the missed revocation now counts */
     ck_assert_msg(ft_poll(code, &k3, 403, "key_disabled") >= 0,
                   "a key locked while the gateway was disconnected is still served");
@@ -465,8 +469,10 @@ START_TEST(test_redis_restart)
     char odd[2048];
     int64_t tworst;
     int n = ft_traffic_stop(&traffic, &tworst, odd, sizeof(odd));
-    fprintf(stderr, "test_redis_restart: background traffic: %d requests, slowest %lld ms, "
-                    "not 200:%s\n", n, (long long)tworst, odd[0] ? odd : " none");
+    fprintf(stderr,
+            "test_redis_restart: background traffic: %d requests, slowest %lld ms, "
+            "not 200:%s\n",
+            n, (long long)tworst, odd[0] ? odd : " none");
     ck_assert_msg(n >= 5, "only %d background requests", n);
     ck_assert_msg(tworst < FT_BOUND_MS, "a background request took %lld ms", (long long)tworst);
     ck_assert_msg(odd[0] == '\0', "a verified key was refused around the restart:%s", odd);
@@ -512,13 +518,15 @@ START_TEST(test_oversized_headers)
         int n = 0;
         switch (variant) {
         case 0: /* one 20 KB header */
-            n = asprintf(&req, "GET /v1/facilities HTTP/1.1\r\nHost: x\r\n%s\r\nX-Big: %s\r\n"
-                               "Connection: close\r\n\r\n",
+            n = asprintf(&req,
+                         "GET /v1/facilities HTTP/1.1\r\nHost: x\r\n%s\r\nX-Big: %s\r\n"
+                         "Connection: close\r\n\r\n",
                          basic, filler);
             break;
         case 1: /* a 20 KB request target */
-            n = asprintf(&req, "GET /v1/facilities?%s HTTP/1.1\r\nHost: x\r\n%s\r\n"
-                               "Connection: close\r\n\r\n",
+            n = asprintf(&req,
+                         "GET /v1/facilities?%s HTTP/1.1\r\nHost: x\r\n%s\r\n"
+                         "Connection: close\r\n\r\n",
                          filler, basic);
             break;
         case 2: { /* many small headers, 20 KB in all */
@@ -533,8 +541,9 @@ START_TEST(test_oversized_headers)
             break;
         }
         case 3: /* a 20 KB Authorization header */
-            n = asprintf(&req, "GET /v1/facilities HTTP/1.1\r\nHost: x\r\nAuthorization: Basic "
-                               "%s\r\nConnection: close\r\n\r\n",
+            n = asprintf(&req,
+                         "GET /v1/facilities HTTP/1.1\r\nHost: x\r\nAuthorization: Basic "
+                         "%s\r\nConnection: close\r\n\r\n",
                          filler);
             break;
         }
@@ -643,7 +652,7 @@ START_TEST(test_client_hangup)
         char outcomes[512] = "";
         size_t idx;
         json_t *e;
-        json_array_foreach(json_object_get(doc, "entries"), idx, e) {
+        json_array_foreach (json_object_get(doc, "entries"), idx, e) {
             for (int i = 0; i < N; i++)
                 if (strcmp(itest_json_str(e, "request_id"), rids[i]) == 0) {
                     found++;
@@ -657,7 +666,8 @@ START_TEST(test_client_hangup)
             fprintf(stderr, "test_client_hangup: abandoned reads audited as:%s\n", outcomes);
             /* Every hang-up, FIN or reset, cancelled its upstream transfer
              * long before the upstream's answer: none of them was served. */
-            ck_assert_msg(strstr(outcomes, "served") == NULL && strstr(outcomes, "upstream") == NULL,
+            ck_assert_msg(strstr(outcomes, "served") == NULL &&
+                              strstr(outcomes, "upstream") == NULL,
                           "abandoned reads were not cancelled:%s", outcomes);
             break;
         }

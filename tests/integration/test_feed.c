@@ -11,8 +11,8 @@
 
 #include "itest.h"
 
-#define EVENTS_KEY "lg:events"
-#define MANY_STREAMS 200
+#define EVENTS_KEY     "lg:events"
+#define MANY_STREAMS   200
 #define CLOSE_BOUND_MS 5000 /* a disabled key's streams end within this */
 
 struct cred {
@@ -56,8 +56,8 @@ static void set_included(const char *fac, bool included)
 {
     char path[128];
     snprintf(path, sizeof(path), "/admin/v1/facilities/%s", fac);
-    json_decref(admin_ok("PATCH", path, included ? "{\"included\":true}" : "{\"included\":false}",
-                         200));
+    json_decref(
+        admin_ok("PATCH", path, included ? "{\"included\":true}" : "{\"included\":false}", 200));
 }
 
 static void rename_facility(const char *fac, const char *name)
@@ -213,8 +213,7 @@ static json_t *facility_events_after(const char *cursor)
     json_t *all = itest_stream(c, EVENTS_KEY, start), *out = json_array();
     size_t i;
     json_t *e;
-    json_array_foreach(all, i, e)
-    {
+    json_array_foreach (all, i, e) {
         if (strncmp(itest_json_str(e, "type"), "facility.", 9) == 0) json_array_append(out, e);
     }
     json_decref(all);
@@ -247,12 +246,10 @@ static json_t *view_from_snapshot(json_t *snap)
     json_t *view = json_object();
     size_t i;
     json_t *f;
-    json_array_foreach(json_object_get(snap, "facilities"), i, f)
-    {
+    json_array_foreach (json_object_get(snap, "facilities"), i, f) {
         json_object_set_new(view, itest_json_str(f, "facility_id"),
-                            json_pack("{s:O, s:s, s:s}", "included",
-                                      json_object_get(f, "included"), "account_id",
-                                      itest_json_str(f, "account_id"), "name",
+                            json_pack("{s:O, s:s, s:s}", "included", json_object_get(f, "included"),
+                                      "account_id", itest_json_str(f, "account_id"), "name",
                                       itest_json_str(f, "name")));
     }
     return view;
@@ -265,8 +262,8 @@ static json_t *view_from_redis(void)
     redisReply *ids = itest_redis_cmd(c, "SMEMBERS lg:facilities");
     json_t *view = json_object();
     for (size_t i = 0; i < ids->elements; i++) {
-        redisReply *h = itest_redis_cmd(c, "HMGET lg:fac:%s included name account_id",
-                                        ids->element[i]->str);
+        redisReply *h =
+            itest_redis_cmd(c, "HMGET lg:fac:%s included name account_id", ids->element[i]->str);
         json_object_set_new(view, ids->element[i]->str,
                             json_pack("{s:b, s:s, s:s}", "included",
                                       strcmp(h->element[0]->str, "1") == 0, "account_id",
@@ -308,7 +305,7 @@ struct sse {
     int nev, evcap;
     int comments;
     char comment[64]; /* the last comment line */
-    int done; /* the transfer ended (the server closed or ended the stream) */
+    int done;         /* the transfer ended (the server closed or ended the stream) */
     int malformed;
     long status;
 };
@@ -329,8 +326,8 @@ static void sse_parse(struct sse *s)
             if (line[0] == ':') {
                 comment = 1;
                 snprintf(s->comment, sizeof(s->comment), "%s", line);
-            }
-            else if (strncmp(line, "id: ", 4) == 0) snprintf(e.id, sizeof(e.id), "%s", line + 4);
+            } else if (strncmp(line, "id: ", 4) == 0)
+                snprintf(e.id, sizeof(e.id), "%s", line + 4);
             else if (strncmp(line, "event: ", 7) == 0)
                 snprintf(e.type, sizeof(e.type), "%s", line + 7);
             else if (strncmp(line, "data: ", 6) == 0 && e.data == NULL)
@@ -564,10 +561,7 @@ static void setup_slow(void)
     itest_start(&o);
 }
 
-static void teardown(void)
-{
-    itest_stop();
-}
+static void teardown(void) { itest_stop(); }
 
 /* ---- tests ---- */
 
@@ -594,8 +588,7 @@ START_TEST(snapshot_shape_and_cursor)
     json_t *fac;
     const char *prev = "";
     int seen = 0;
-    json_array_foreach(list, i, fac)
-    {
+    json_array_foreach (list, i, fac) {
         ck_assert_int_eq(json_object_size(fac), 5);
         const char *id = itest_json_str(fac, "facility_id");
         ck_assert_msg(strcmp(prev, id) < 0, "not sorted: %s before %s", prev, id);
@@ -674,13 +667,11 @@ START_TEST(changes_while_writing)
         json_t *ch = get_json(&feed, pathq);
         size_t i;
         json_t *c;
-        json_array_foreach(json_object_get(ch, "changes"), i, c)
-        {
+        json_array_foreach (json_object_get(ch, "changes"), i, c) {
             const char *id = itest_json_str(c, "id");
             ck_assert_msg(sid_cmp(cursor, id) < 0, "change %s not after cursor %s", id, cursor);
             size_t n = json_array_size(seen);
-            if (n > 0)
-                ck_assert(sid_cmp(json_string_value(json_array_get(seen, n - 1)), id) < 0);
+            if (n > 0) ck_assert(sid_cmp(json_string_value(json_array_get(seen, n - 1)), id) < 0);
             json_array_append_new(seen, json_string(id));
             view_apply(view, c);
         }
@@ -904,10 +895,22 @@ START_TEST(garbage_cursors)
     struct cred feed;
     make_feed_key(&feed);
     static const char *const bad[] = {
-        "abc", "1", "1-", "-1", "1-2-3", "01a-0", "1-0x", "%201-0", "1--0", "+1-0",
-        "18446744073709551616-0", "0-18446744073709551616",
+        "abc",
+        "1",
+        "1-",
+        "-1",
+        "1-2-3",
+        "01a-0",
+        "1-0x",
+        "%201-0",
+        "1--0",
+        "+1-0",
+        "18446744073709551616-0",
+        "0-18446744073709551616",
         "12345678901234567890123-12345678901234567890", /* over 40 characters */
-        "1%2D0", "", "1-0&cursor=2-0",
+        "1%2D0",
+        "",
+        "1-0&cursor=2-0",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         char pathq[256];
@@ -1081,8 +1084,8 @@ static pid_t consumer_start(const struct cred *c, const char *dir, const char *o
     static char env_secret[200];
     snprintf(env_secret, sizeof(env_secret), "LOCKGATE_FEED_SECRET=%s", c->secret);
     const char *env[] = {env_secret, NULL};
-    char *const argv[] = {"sh", "scripts/feed-consumer.sh", IT->lg[0].url, (char *)c->id, "-",
-                          (char *)dir, NULL};
+    char *const argv[] = {
+        "sh", "scripts/feed-consumer.sh", IT->lg[0].url, (char *)c->id, "-", (char *)dir, NULL};
     return itest_spawn(argv, out, out, env, ITEST_SPAWN_PDEATH);
 }
 
@@ -1234,8 +1237,8 @@ START_TEST(cursor_expiry)
         if (i == 0) last_event_id(first_change);
     }
     redisContext *c = itest_redis();
-    redisReply *gone = itest_redis_cmd(c, "XRANGE %s %s %s", EVENTS_KEY, first_change,
-                                       first_change);
+    redisReply *gone =
+        itest_redis_cmd(c, "XRANGE %s %s %s", EVENTS_KEY, first_change, first_change);
     ck_assert_msg(gone->elements == 0, "the stream was not trimmed past %s", first_change);
     freeReplyObject(gone);
     redisFree(c);
@@ -1281,7 +1284,7 @@ static int log_has(void *arg)
 }
 
 #define BIG_ENTRIES 3000 /* of 4 KB: past the server's socket buffers and the limit */
-#define BIG_BATCH 20
+#define BIG_BATCH   20
 
 static int big_done;
 
@@ -1328,9 +1331,9 @@ START_TEST(slow_reader_dropped)
     ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
     char auth[400], req[1024];
     basic_auth(&slow, auth, sizeof(auth));
-    int n = snprintf(req, sizeof(req),
-                     "GET /v1/feed/facilities/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n%s\r\n\r\n",
-                     auth);
+    int n =
+        snprintf(req, sizeof(req),
+                 "GET /v1/feed/facilities/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n%s\r\n\r\n", auth);
     ck_assert_int_eq(write(fd, req, (size_t)n), n);
     char head[2048];
     size_t got = 0;
@@ -1374,8 +1377,7 @@ START_TEST(slow_reader_dropped)
     if (s.nev < BIG_ENTRIES) {
         char dropped[160];
         snprintf(dropped, sizeof(dropped), "dropping a slow stream of key %s", fast.id);
-        ck_assert_msg(s.done && log_has(dropped), "the reading stream stopped at %d events",
-                      s.nev);
+        ck_assert_msg(s.done && log_has(dropped), "the reading stream stopped at %d events", s.nev);
         printf("feed: under this load the reading stream was dropped too, after %d events\n",
                s.nev);
     }
@@ -1411,10 +1413,11 @@ START_TEST(large_snapshot)
         char id[32];
         snprintf(id, sizeof(id), "fac_LARGE%05d", (i * 7919) % LARGE);
         redisAppendCommand(c, "SADD lg:facilities %s", id);
-        redisAppendCommand(c,
-                           "HSET lg:fac:%s account_id acct_LARGE name %s included %s "
-                           "created_at 2026-01-01T00:00:00.000Z updated_at 2026-01-01T00:00:00.000Z",
-                           id, id, i % 3 ? "1" : "0");
+        redisAppendCommand(
+            c,
+            "HSET lg:fac:%s account_id acct_LARGE name %s included %s "
+            "created_at 2026-01-01T00:00:00.000Z updated_at 2026-01-01T00:00:00.000Z",
+            id, id, i % 3 ? "1" : "0");
     }
     for (int i = 0; i < 2 * LARGE; i++) {
         redisReply *r = NULL;

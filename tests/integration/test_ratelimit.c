@@ -24,7 +24,7 @@
 #include "lockgate/store.h"
 #include "lockgate/util.h"
 
-#define PREFIX "lgtest:"
+#define PREFIX  "lgtest:"
 #define WAIT_MS 10000 /* bound on every wait; reaching it fails the test */
 
 static pid_t redis_pid;
@@ -88,8 +88,8 @@ static pid_t redis_start(void)
             dup2(fd, 2);
             close(fd);
         }
-        execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1", "--save",
-               "", "--appendonly", "no", "--dir", redis_dir, (char *)NULL);
+        execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
+               "--appendonly", "no", "--dir", redis_dir, (char *)NULL);
         _exit(127);
     }
     int64_t until = lg_mono_ms() + WAIT_MS;
@@ -252,8 +252,7 @@ static void wait_all(struct event_base *base, struct seen *s, int n)
 }
 
 /* One check, run to its answer. */
-static struct lg_ratelimit_result check(struct gateway *gw, const char *key, double rate,
-                                        int burst)
+static struct lg_ratelimit_result check(struct gateway *gw, const char *key, double rate, int burst)
 {
     struct seen s = {0};
     lg_ratelimit_check(gw->rl, key, rate, burst, on_result, &s);
@@ -266,8 +265,8 @@ static struct lg_ratelimit_result check(struct gateway *gw, const char *key, dou
 /* N checks sent at once (pipelined); returns how many were allowed and
  * asserts that each got exactly one answer, none of them local unless
  * LOCAL_OK. */
-static int check_many(struct gateway **gws, int ngw, const char *key, double rate, int burst,
-                      int n, bool local_ok)
+static int check_many(struct gateway **gws, int ngw, const char *key, double rate, int burst, int n,
+                      bool local_ok)
 {
     struct seen s[64];
     ck_assert_int_le(n, 64);

@@ -14,12 +14,12 @@
 #include <pthread.h>
 #include <sys/mman.h>
 
-#define RV_PREFIX "lg:"
-#define RV_LIST "/v1/facilities" /* answered by lockgate itself: no upstream involved */
-#define RV_BOUND_MS 10000        /* a revocation lost to a deaf subscriber: heartbeat bound */
+#define RV_PREFIX          "lg:"
+#define RV_LIST            "/v1/facilities" /* answered by lockgate itself: no upstream involved */
+#define RV_BOUND_MS        10000 /* a revocation lost to a deaf subscriber: heartbeat bound */
 #define RV_RELOAD_BOUND_MS 5000  /* an exclusion while unsubscribed: periodic reload bound */
-#define RV_SUB_DELAY_MS 2000     /* the subscriber's late confirmation (case 2) */
-#define RV_CMD_DELAY_MS 700      /* the command connection's slow replies (case 3) */
+#define RV_SUB_DELAY_MS    2000  /* the subscriber's late confirmation (case 2) */
+#define RV_CMD_DELAY_MS    700   /* the command connection's slow replies (case 3) */
 
 /* ---- the proxy ----
  *
@@ -33,14 +33,14 @@
 
 #define PX_MAX_CONNS 4096 /* connections recorded over one TCase */
 #define PX_MAX_PAIRS 64   /* open at once */
-#define PX_READ 16384
+#define PX_READ      16384
 #define PX_QUEUE_MAX (1 << 22) /* per direction, before reading stops */
 #define PX_WATCH_MAX 96
-#define PX_TICK_MS 5 /* how soon a new control takes effect */
+#define PX_TICK_MS   5 /* how soon a new control takes effect */
 
-#define PX_LOAD(x) __atomic_load_n(&(x), __ATOMIC_SEQ_CST)
+#define PX_LOAD(x)     __atomic_load_n(&(x), __ATOMIC_SEQ_CST)
 #define PX_STORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_SEQ_CST)
-#define PX_ADD(x, v) __atomic_add_fetch(&(x), (v), __ATOMIC_SEQ_CST)
+#define PX_ADD(x, v)   __atomic_add_fetch(&(x), (v), __ATOMIC_SEQ_CST)
 
 enum px_role { PX_ROLE_UNKNOWN, PX_ROLE_SUB, PX_ROLE_CMD };
 enum px_closer { PX_OPEN, PX_BY_CLIENT, PX_BY_REDIS, PX_BY_PROXY };
@@ -113,8 +113,8 @@ static void px_scan(struct px_scan *s, const char *data, size_t n, const char *c
     memcpy(all, s->tail, s->len);
     memcpy(all + s->len, data, n);
     for (int i = 0; i < nn; i++)
-        hit[i] = needles[i][0] != '\0' &&
-                 memmem(all, total, needles[i], strlen(needles[i])) != NULL;
+        hit[i] =
+            needles[i][0] != '\0' && memmem(all, total, needles[i], strlen(needles[i])) != NULL;
     size_t keep = total < PX_WATCH_MAX ? total : PX_WATCH_MAX;
     memcpy(s->tail, all + total - keep, keep);
     s->len = keep;
@@ -130,8 +130,10 @@ static int px_enqueue(struct px_dir *d, const char *data, size_t n, int64_t due)
     ch->len = n;
     ch->off = 0;
     memcpy(ch->data, data, n);
-    if (d->tail != NULL) d->tail->next = ch;
-    else d->head = ch;
+    if (d->tail != NULL)
+        d->tail->next = ch;
+    else
+        d->head = ch;
     d->tail = ch;
     d->queued += n;
     return 0;
@@ -332,8 +334,10 @@ static void __attribute__((noreturn)) px_serve(int lfd, int redis_port)
             if (!(fds[k].revents & (POLLIN | POLLHUP | POLLERR))) continue;
             struct px_pair *p = &pairs[owner[k] / 2];
             if (!p->used) continue; /* closed from its other side this round */
-            if (owner[k] % 2 == 0) px_from_client(p, buf, watch_up, now);
-            else px_from_redis(p, buf, now);
+            if (owner[k] % 2 == 0)
+                px_from_client(p, buf, watch_up, now);
+            else
+                px_from_redis(p, buf, now);
         }
         if (fds[0].revents & POLLIN) px_accept(lfd, pairs, redis_port);
     }
@@ -405,8 +409,8 @@ static int px_wait_conn(int role, int after, const char *what)
     for (;;) {
         int i = px_find(role, after);
         if (i >= 0) return i;
-        ck_assert_msg(itest_mono_ms() < end, "timed out after %d ms waiting for %s",
-                      IT->timeout_ms, what);
+        ck_assert_msg(itest_mono_ms() < end, "timed out after %d ms waiting for %s", IT->timeout_ms,
+                      what);
         itest_sleep_ms(5);
     }
 }
@@ -675,9 +679,10 @@ START_TEST(test_silent_subscriber)
     rv_disable(&k);
     int served = 0;
     int64_t took = rv_poll(RV_LIST, &k, 403, "key_disabled", RV_BOUND_MS, &served);
-    fprintf(stderr,
-            "test_silent_subscriber: key refused %lld ms after the disable (%d answers 200 before)\n",
-            (long long)took, served);
+    fprintf(
+        stderr,
+        "test_silent_subscriber: key refused %lld ms after the disable (%d answers 200 before)\n",
+        (long long)took, served);
     ck_assert_msg(took >= 0,
                   "a key disabled while the subscriber was silent was still served %d ms later",
                   RV_BOUND_MS);
@@ -694,9 +699,10 @@ START_TEST(test_silent_subscriber)
                   PX_LOAD(PX->conn[sub].closed_by));
     ck_assert_msg(PX_LOAD(PX->conn[sub].down_dropped) > 0,
                   "the proxy discarded nothing: the subscriber was not actually silenced");
-    fprintf(stderr,
-            "test_silent_subscriber: silent connection closed by lockgate %lld ms after silencing\n",
-            (long long)(PX_LOAD(PX->conn[sub].closed_ms) - t0));
+    fprintf(
+        stderr,
+        "test_silent_subscriber: silent connection closed by lockgate %lld ms after silencing\n",
+        (long long)(PX_LOAD(PX->conn[sub].closed_ms) - t0));
     int fresh = px_wait_conn(PX_ROLE_SUB, sub, "a new subscriber connection");
     redisContext *rc = itest_redis();
     rv_wait_numsub(rc, 1);
@@ -835,7 +841,8 @@ START_TEST(test_key_load_overtaken)
     snprintf(first_code, sizeof(first_code), "%s", rv_code(&a.resp));
     itest_resp_free(&a.resp);
     int64_t t_event = PX_LOAD(PX->conn[sub].watch_down_ms);
-    fprintf(stderr, "test_key_load_overtaken: read sent at 0, disabled at %lld ms, event handed to "
+    fprintf(stderr,
+            "test_key_load_overtaken: read sent at 0, disabled at %lld ms, event handed to "
             "lockgate at %lld ms, read's reply due at %d ms; in-flight request answered %ld %s "
             "after %lld ms%s\n",
             (long long)(t_disabled - t_read), t_event ? (long long)(t_event - t_read) : -1LL,
@@ -889,8 +896,7 @@ START_TEST(test_malformed_event)
     static char big[8192];
     memset(big, 'x', sizeof(big));
     char long_id[256];
-    snprintf(long_id, sizeof(long_id),
-             "{\"type\":\"key.disabled\",\"key_id\":\"lk_%0200d\"}", 7);
+    snprintf(long_id, sizeof(long_id), "{\"type\":\"key.disabled\",\"key_id\":\"lk_%0200d\"}", 7);
     static const char binary[] = {'\0', '\xff', '{', '\0', '"', 't', 'y', 'p', 'e', '"'};
     struct {
         const char *what, *data;
@@ -912,7 +918,8 @@ START_TEST(test_malformed_event)
         rv_key(&k, acct);
         rv_cache_key(rc, &k);
         size_t len = payloads[i].len ? payloads[i].len : strlen(payloads[i].data);
-        redisReply *r = itest_redis_cmd(rc, "PUBLISH %sevents %b", RV_PREFIX, payloads[i].data, len);
+        redisReply *r =
+            itest_redis_cmd(rc, "PUBLISH %sevents %b", RV_PREFIX, payloads[i].data, len);
         ck_assert_msg(r->type == REDIS_REPLY_INTEGER && r->integer >= 1,
                       "the malformed event (%s) reached no subscriber", payloads[i].what);
         freeReplyObject(r);

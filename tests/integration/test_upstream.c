@@ -28,7 +28,8 @@ static char record_path[PATH_MAX];
 
 /* ---- the test upstream ------------------------------------------------ */
 
-static int free_port(void) {
+static int free_port(void)
+{
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t len = sizeof(sa);
@@ -42,7 +43,8 @@ static int free_port(void) {
 }
 
 /* upstream_server sits next to this binary (build/ or a sanitizer build). */
-static void server_binary(char *out, size_t n) {
+static void server_binary(char *out, size_t n)
+{
     const char *env = getenv("LG_UPSTREAM_SERVER");
     if (env != NULL) {
         snprintf(out, n, "%s", env);
@@ -58,18 +60,17 @@ static void server_binary(char *out, size_t n) {
     snprintf(out, n, "%s/upstream_server", dirname(self));
 }
 
-static int server_start(void) {
+static int server_start(void)
+{
     char bin[PATH_MAX], port[16];
     server_binary(bin, sizeof(bin));
     for (int attempt = 0; attempt < 5; attempt++) {
         server_port = free_port();
         snprintf(port, sizeof(port), "%d", server_port);
         int out[2];
-        if (pipe(out) < 0)
-            return -1;
+        if (pipe(out) < 0) return -1;
         pid_t pid = fork();
-        if (pid < 0)
-            return -1;
+        if (pid < 0) return -1;
         if (pid == 0) {
             prctl(PR_SET_PDEATHSIG, SIGTERM);
             dup2(out[1], STDOUT_FILENO);
@@ -85,8 +86,7 @@ static int server_start(void) {
         struct pollfd pfd = {.fd = out[0], .events = POLLIN};
         while (got < sizeof(buf) - 1 && strchr(buf, '\n') == NULL && poll(&pfd, 1, 10000) > 0) {
             ssize_t r = read(out[0], buf + got, sizeof(buf) - 1 - got);
-            if (r <= 0)
-                break;
+            if (r <= 0) break;
             got += (size_t)r;
         }
         close(out[0]);
@@ -100,7 +100,8 @@ static int server_start(void) {
     return -1;
 }
 
-static void server_stop(void) {
+static void server_stop(void)
+{
     if (server_pid > 0) {
         kill(server_pid, SIGTERM);
         waitpid(server_pid, NULL, 0);
@@ -108,10 +109,10 @@ static void server_stop(void) {
 }
 
 /* The recorded request line holding MARKER (the last one), or NULL. Caller frees. */
-static char *record_find(const char *marker) {
+static char *record_find(const char *marker)
+{
     FILE *f = fopen(record_path, "r");
-    if (f == NULL)
-        return NULL;
+    if (f == NULL) return NULL;
     char *line = NULL, *found = NULL;
     size_t cap = 0;
     while (getline(&line, &cap, f) > 0) {
@@ -125,16 +126,15 @@ static char *record_find(const char *marker) {
     return found;
 }
 
-static int record_count(const char *a, const char *b) {
+static int record_count(const char *a, const char *b)
+{
     FILE *f = fopen(record_path, "r");
-    if (f == NULL)
-        return -1;
+    if (f == NULL) return -1;
     char *line = NULL;
     size_t cap = 0;
     int n = 0;
     while (getline(&line, &cap, f) > 0)
-        if (strstr(line, a) != NULL && (b == NULL || strstr(line, b) != NULL))
-            n++;
+        if (strstr(line, a) != NULL && (b == NULL || strstr(line, b) != NULL)) n++;
     free(line);
     fclose(f);
     return n;
@@ -158,11 +158,10 @@ struct fixture {
     int pending; /* callbacks still expected before the loop stops */
 };
 
-static void on_guard(evutil_socket_t fd, short what, void *arg) {
-    event_base_loopbreak(arg);
-}
+static void on_guard(evutil_socket_t fd, short what, void *arg) { event_base_loopbreak(arg); }
 
-static void fixture_init(struct fixture *fx, const char *urls, int timeout_ms, int max_conn) {
+static void fixture_init(struct fixture *fx, const char *urls, int timeout_ms, int max_conn)
+{
     struct lg_config cfg;
     memset(&cfg, 0, sizeof(cfg));
     snprintf(cfg.upstream_url, sizeof(cfg.upstream_url), "%s", urls);
@@ -177,29 +176,32 @@ static void fixture_init(struct fixture *fx, const char *urls, int timeout_ms, i
     fx->guard = evtimer_new(fx->base, on_guard, fx->base);
 }
 
-static void fixture_free(struct fixture *fx) {
+static void fixture_free(struct fixture *fx)
+{
     lg_upstream_free(fx->up);
     event_free(fx->guard);
     event_base_free(fx->base);
 }
 
-static char *local_url(int port) {
+static char *local_url(int port)
+{
     static char buf[64];
     snprintf(buf, sizeof(buf), "http://127.0.0.1:%d", port);
     return buf;
 }
 
 /* Runs the loop until every expected callback came, or MS passed. */
-static void run(struct fixture *fx, int ms) {
+static void run(struct fixture *fx, int ms)
+{
     struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
     evtimer_add(fx->guard, &tv);
-    if (fx->pending > 0)
-        event_base_dispatch(fx->base);
+    if (fx->pending > 0) event_base_dispatch(fx->base);
     evtimer_del(fx->guard);
 }
 
 /* Runs the loop for MS whatever happens. */
-static void run_for(struct fixture *fx, int ms) {
+static void run_for(struct fixture *fx, int ms)
+{
     struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
     evtimer_add(fx->guard, &tv);
     event_base_dispatch(fx->base);
@@ -210,7 +212,8 @@ struct call {
     struct outcome *out;
 };
 
-static void on_done(const struct lg_upstream_result *res, void *arg) {
+static void on_done(const struct lg_upstream_result *res, void *arg)
+{
     struct call *c = arg;
     struct outcome *o = c->out;
     o->called++;
@@ -223,17 +226,19 @@ static void on_done(const struct lg_upstream_result *res, void *arg) {
     o->body = malloc(res->body_len + 1);
     memcpy(o->body, res->body, res->body_len + 1);
     o->body_len = res->body_len;
-    if (--c->fx->pending == 0)
-        event_base_loopbreak(c->fx->base);
+    if (--c->fx->pending == 0) event_base_loopbreak(c->fx->base);
 }
 
-static void on_never(const struct lg_upstream_result *res, void *arg) {
+static void on_never(const struct lg_upstream_result *res, void *arg)
+{
     int *called = arg;
     (*called)++;
 }
 
 /* One fetch, run to completion. */
-static struct outcome fetch(struct fixture *fx, const char *path, int head, const char *const *headers) {
+static struct outcome fetch(struct fixture *fx, const char *path, int head,
+                            const char *const *headers)
+{
     struct outcome o = {0};
     struct call c = {fx, &o};
     fx->pending++;
@@ -246,7 +251,8 @@ static struct outcome fetch(struct fixture *fx, const char *path, int head, cons
     return o;
 }
 
-static long json_field(const char *body, const char *name) {
+static long json_field(const char *body, const char *name)
+{
     json_t *j = json_loads(body, 0, NULL);
     ck_assert_ptr_nonnull(j);
     long v = (long)json_integer_value(json_object_get(j, name));
@@ -254,7 +260,8 @@ static long json_field(const char *body, const char *name) {
     return v;
 }
 
-static long server_connections(struct fixture *fx) {
+static long server_connections(struct fixture *fx)
+{
     struct outcome o = fetch(fx, "/_stats", 0, NULL);
     ck_assert_int_eq(o.error, LG_UPSTREAM_OK);
     ck_assert_int_eq(o.status, 200);
@@ -265,7 +272,8 @@ static long server_connections(struct fixture *fx) {
 
 /* ---- tests ------------------------------------------------------------ */
 
-START_TEST(test_json_200) {
+START_TEST(test_json_200)
+{
     struct fixture fx;
     fixture_init(&fx, local_url(server_port), 2000, 8);
     struct outcome o = fetch(&fx, "/v1/facilities/fac_json1/units/U001/unlock-code", 0, NULL);
@@ -286,20 +294,22 @@ START_TEST(test_json_200) {
 }
 END_TEST
 
-START_TEST(test_query_and_headers) {
+START_TEST(test_query_and_headers)
+{
     struct fixture fx;
     fixture_init(&fx, local_url(server_port), 2000, 8);
     const char *headers[] = {"X-Request-Id: req-4711", "X-Forwarded-For: 10.1.2.3",
                              "Accept-Encoding: gzip", "X-Lockgate-Key: lk_testkey", NULL};
-    struct outcome o = fetch(&fx, "/v1/facilities/fac_hdr1/units?lock_status=assigned_vacant&limit=3", 0,
-                             headers);
+    struct outcome o =
+        fetch(&fx, "/v1/facilities/fac_hdr1/units?lock_status=assigned_vacant&limit=3", 0, headers);
     ck_assert_int_eq(o.error, LG_UPSTREAM_OK);
     ck_assert_int_eq(o.status, 200);
     free(o.body);
 
     char *line = record_find("fac_hdr1");
     ck_assert_ptr_nonnull(line);
-    ck_assert_msg(strncmp(line, "GET /v1/facilities/fac_hdr1/units?lock_status=assigned_vacant&limit=3\t",
+    ck_assert_msg(strncmp(line,
+                          "GET /v1/facilities/fac_hdr1/units?lock_status=assigned_vacant&limit=3\t",
                           70) == 0,
                   "line: %s", line);
     ck_assert_ptr_nonnull(strstr(line, "\tX-Request-Id: req-4711"));
@@ -326,7 +336,8 @@ START_TEST(test_query_and_headers) {
 }
 END_TEST
 
-START_TEST(test_head) {
+START_TEST(test_head)
+{
     struct fixture fx;
     fixture_init(&fx, local_url(server_port), 2000, 8);
     struct outcome o = fetch(&fx, "/v1/facilities/fac_head1/units/U002", 1, NULL);
@@ -351,7 +362,8 @@ START_TEST(test_head) {
 }
 END_TEST
 
-START_TEST(test_404_and_500_pass_through) {
+START_TEST(test_404_and_500_pass_through)
+{
     struct fixture fx;
     fixture_init(&fx, local_url(server_port), 2000, 8);
     struct outcome o = fetch(&fx, "/v1/facilities/fac_nf/units/U999", 0, NULL);
@@ -368,7 +380,8 @@ START_TEST(test_404_and_500_pass_through) {
 }
 END_TEST
 
-START_TEST(test_slow_times_out) {
+START_TEST(test_slow_times_out)
+{
     struct fixture fx;
     fixture_init(&fx, local_url(server_port), 300, 8);
     struct outcome o = fetch(&fx, "/v1/facilities/slow_t1?delay_ms=3000", 0, NULL);
@@ -385,7 +398,8 @@ START_TEST(test_slow_times_out) {
 }
 END_TEST
 
-START_TEST(test_refused) {
+START_TEST(test_refused)
+{
     struct fixture fx;
     fixture_init(&fx, local_url(dead_port), 2000, 8);
     struct outcome o = fetch(&fx, "/v1/facilities/fac_refused", 0, NULL);
@@ -396,7 +410,8 @@ START_TEST(test_refused) {
 }
 END_TEST
 
-START_TEST(test_reset) {
+START_TEST(test_reset)
+{
     struct fixture fx;
     fixture_init(&fx, local_url(server_port), 2000, 8);
     struct outcome o = fetch(&fx, "/v1/facilities/reset_r1/units", 0, NULL);
@@ -410,9 +425,11 @@ START_TEST(test_reset) {
 }
 END_TEST
 
-START_TEST(test_failover_to_second_url) {
+START_TEST(test_failover_to_second_url)
+{
     char urls[256];
-    snprintf(urls, sizeof(urls), "http://127.0.0.1:%d/, http://127.0.0.1:%d/", dead_port, server_port);
+    snprintf(urls, sizeof(urls), "http://127.0.0.1:%d/, http://127.0.0.1:%d/", dead_port,
+             server_port);
     struct fixture fx;
     fixture_init(&fx, urls, 2000, 8);
     /* the first pick is the dead URL: retried on the second */
@@ -434,9 +451,11 @@ START_TEST(test_failover_to_second_url) {
 }
 END_TEST
 
-START_TEST(test_round_robin) {
+START_TEST(test_round_robin)
+{
     char urls[256];
-    snprintf(urls, sizeof(urls), "http://127.0.0.1:%d,http://localhost:%d", server_port, server_port);
+    snprintf(urls, sizeof(urls), "http://127.0.0.1:%d,http://localhost:%d", server_port,
+             server_port);
     struct fixture fx;
     fixture_init(&fx, urls, 2000, 8);
     for (int i = 0; i < 6; i++) {
@@ -452,11 +471,10 @@ START_TEST(test_round_robin) {
 }
 END_TEST
 
-static void on_cancel_timer(evutil_socket_t fd, short what, void *arg) {
-    lg_upstream_cancel(arg);
-}
+static void on_cancel_timer(evutil_socket_t fd, short what, void *arg) { lg_upstream_cancel(arg); }
 
-START_TEST(test_cancel) {
+START_TEST(test_cancel)
+{
     struct fixture fx;
     fixture_init(&fx, local_url(server_port), 2000, 8);
     int called = 0;
@@ -488,13 +506,14 @@ START_TEST(test_cancel) {
 }
 END_TEST
 
-START_TEST(test_free_with_inflight) {
+START_TEST(test_free_with_inflight)
+{
     struct fixture fx;
     fixture_init(&fx, local_url(server_port), 2000, 8);
     int called = 0;
     for (int i = 0; i < 3; i++)
-        ck_assert_ptr_nonnull(
-            lg_upstream_fetch(fx.up, "/v1/facilities/slow_f?delay_ms=500", 0, NULL, on_never, &called));
+        ck_assert_ptr_nonnull(lg_upstream_fetch(fx.up, "/v1/facilities/slow_f?delay_ms=500", 0,
+                                                NULL, on_never, &called));
     run_for(&fx, 100);
     ck_assert_int_eq(lg_upstream_inflight(fx.up), 3);
     fixture_free(&fx);
@@ -508,23 +527,27 @@ struct free_in_cb {
     int called;
 };
 
-static void on_free_in_cb(const struct lg_upstream_result *res, void *arg) {
+static void on_free_in_cb(const struct lg_upstream_result *res, void *arg)
+{
     struct free_in_cb *f = arg;
     f->called++;
     ck_assert_int_eq(res->error, LG_UPSTREAM_OK);
     lg_upstream_free(f->up);
     /* the client is closing: nothing new starts */
-    ck_assert_ptr_null(lg_upstream_fetch(f->up, "/v1/facilities/fac_late", 0, NULL, on_never, &f->called));
+    ck_assert_ptr_null(
+        lg_upstream_fetch(f->up, "/v1/facilities/fac_late", 0, NULL, on_never, &f->called));
     event_base_loopbreak(f->base);
 }
 
-START_TEST(test_free_from_callback) {
+START_TEST(test_free_from_callback)
+{
     struct fixture fx;
     fixture_init(&fx, local_url(server_port), 2000, 8);
     struct free_in_cb f = {fx.up, fx.base, 0};
-    ck_assert_ptr_nonnull(lg_upstream_fetch(fx.up, "/v1/facilities/fac_fcb", 0, NULL, on_free_in_cb, &f));
     ck_assert_ptr_nonnull(
-        lg_upstream_fetch(fx.up, "/v1/facilities/slow_fcb?delay_ms=200", 0, NULL, on_free_in_cb, &f));
+        lg_upstream_fetch(fx.up, "/v1/facilities/fac_fcb", 0, NULL, on_free_in_cb, &f));
+    ck_assert_ptr_nonnull(lg_upstream_fetch(fx.up, "/v1/facilities/slow_fcb?delay_ms=200", 0, NULL,
+                                            on_free_in_cb, &f));
     run_for(&fx, 5000);
     ck_assert_int_eq(f.called, 1);
     run_for(&fx, 400); /* the slow answer would have come by now */
@@ -539,26 +562,27 @@ struct chain {
     int done, ok, want;
 };
 
-static void on_chain(const struct lg_upstream_result *res, void *arg) {
+static void on_chain(const struct lg_upstream_result *res, void *arg)
+{
     struct chain *ch = arg;
     ch->done++;
-    if (res->error == LG_UPSTREAM_OK && res->status == 200)
-        ch->ok++;
+    if (res->error == LG_UPSTREAM_OK && res->status == 200) ch->ok++;
     if (ch->done < ch->want) {
         char path[64];
         snprintf(path, sizeof(path), "/v1/facilities/fac_seq/units/U%03d", ch->done % 20 + 1);
-        if (lg_upstream_fetch(ch->fx->up, path, 0, NULL, on_chain, ch) != NULL)
-            return;
+        if (lg_upstream_fetch(ch->fx->up, path, 0, NULL, on_chain, ch) != NULL) return;
     }
     event_base_loopbreak(ch->fx->base);
 }
 
-START_TEST(test_sequential_reuse) {
+START_TEST(test_sequential_reuse)
+{
     struct fixture fx;
     fixture_init(&fx, local_url(server_port), 2000, 8);
     long before = server_connections(&fx);
     struct chain ch = {&fx, 0, 0, 200};
-    ck_assert_ptr_nonnull(lg_upstream_fetch(fx.up, "/v1/facilities/fac_seq/units/U001", 0, NULL, on_chain, &ch));
+    ck_assert_ptr_nonnull(
+        lg_upstream_fetch(fx.up, "/v1/facilities/fac_seq/units/U001", 0, NULL, on_chain, &ch));
     run_for(&fx, 30000);
     ck_assert_int_eq(ch.done, 200);
     ck_assert_int_eq(ch.ok, 200);
@@ -568,7 +592,8 @@ START_TEST(test_sequential_reuse) {
 }
 END_TEST
 
-START_TEST(test_parallel_bounded) {
+START_TEST(test_parallel_bounded)
+{
     struct fixture fx;
     fixture_init(&fx, local_url(server_port), 5000, 4);
     long before = server_connections(&fx);
@@ -600,7 +625,8 @@ START_TEST(test_parallel_bounded) {
 }
 END_TEST
 
-START_TEST(test_body_cap) {
+START_TEST(test_body_cap)
+{
     struct fixture fx;
     fixture_init(&fx, local_url(server_port), 5000, 8);
     struct outcome o = fetch(&fx, "/v1/facilities/big_ok?bytes=700000", 0, NULL);
@@ -614,13 +640,16 @@ START_TEST(test_body_cap) {
     free(o.body);
     o = fetch(&fx, "/v1/facilities/fac_small", 0, NULL);
     ck_assert_int_eq(o.error, LG_UPSTREAM_OK);
-    ck_assert_str_eq(o.body, "{\"facility_id\":\"fac_small\",\"name\":\"Facility fac_small\",\"unit_count\":20}");
+    ck_assert_str_eq(
+        o.body,
+        "{\"facility_id\":\"fac_small\",\"name\":\"Facility fac_small\",\"unit_count\":20}");
     free(o.body);
     fixture_free(&fx);
 }
 END_TEST
 
-START_TEST(test_bad_input_refused) {
+START_TEST(test_bad_input_refused)
+{
     struct fixture fx;
     fixture_init(&fx, local_url(server_port), 2000, 8);
     int called = 0;
@@ -630,7 +659,8 @@ START_TEST(test_bad_input_refused) {
     const char *space[] = {"X Bad: 1", NULL};
     ck_assert_ptr_null(lg_upstream_fetch(fx.up, "v1/facilities/x", 0, NULL, on_never, &called));
     ck_assert_ptr_null(lg_upstream_fetch(fx.up, "/v1/facilities/x y", 0, NULL, on_never, &called));
-    ck_assert_ptr_null(lg_upstream_fetch(fx.up, "/v1/facilities/x\r\nHost: evil", 0, NULL, on_never, &called));
+    ck_assert_ptr_null(
+        lg_upstream_fetch(fx.up, "/v1/facilities/x\r\nHost: evil", 0, NULL, on_never, &called));
     ck_assert_ptr_null(lg_upstream_fetch(fx.up, NULL, 0, NULL, on_never, &called));
     ck_assert_ptr_null(lg_upstream_fetch(fx.up, "/v1/facilities/x", 0, crlf, on_never, &called));
     ck_assert_ptr_null(lg_upstream_fetch(fx.up, "/v1/facilities/x", 0, noname, on_never, &called));
@@ -643,7 +673,8 @@ START_TEST(test_bad_input_refused) {
 }
 END_TEST
 
-START_TEST(test_bad_config) {
+START_TEST(test_bad_config)
+{
     struct event_base *base = event_base_new();
     struct lg_config cfg;
     memset(&cfg, 0, sizeof(cfg));
@@ -656,7 +687,8 @@ START_TEST(test_bad_config) {
 }
 END_TEST
 
-static Suite *upstream_suite(void) {
+static Suite *upstream_suite(void)
+{
     Suite *s = suite_create("upstream");
     TCase *tc = tcase_create("fetch");
     tcase_set_timeout(tc, 60);
@@ -681,7 +713,8 @@ static Suite *upstream_suite(void) {
     return s;
 }
 
-int main(void) {
+int main(void)
+{
     signal(SIGPIPE, SIG_IGN);
     char dir[] = "/tmp/lg-test-upstream-XXXXXX";
     if (mkdtemp(dir) == NULL) {

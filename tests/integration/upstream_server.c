@@ -7,7 +7,7 @@
  * Routes (GET or HEAD; anything else is 405), for ANY facility id:
  *   /v1/facilities/{fac}                          {"facility_id","name","unit_count"}
  *   /v1/facilities/{fac}/units                    {"facility_id","units":[...],"count"}
- *   /v1/facilities/{fac}/units/{unit}             {"facility_id","unit_id","lock_serial","lock_status"}
+ *   /v1/facilities/{fac}/units/{unit} {"facility_id","unit_id","lock_serial","lock_status"}
  *   /v1/facilities/{fac}/units/{unit}/unlock-code {"facility_id","unit_id","unlock_code",
  *                                                  "lock_serial","lock_status"}
  *   /_stats                                       {"connections","requests"} (never recorded)
@@ -55,16 +55,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define UNITS 20
-#define ID_MAX 64
+#define UNITS            20
+#define ID_MAX           64
 #define DELAY_DEFAULT_MS 3000
-#define DELAY_MAX_MS 60000
-#define BIG_DEFAULT (2 * 1024 * 1024)
-#define BIG_MAX (8 * 1024 * 1024)
-#define DATA_FILE_MAX (8 * 1024 * 1024)
+#define DELAY_MAX_MS     60000
+#define BIG_DEFAULT      (2 * 1024 * 1024)
+#define BIG_MAX          (8 * 1024 * 1024)
+#define DATA_FILE_MAX    (8 * 1024 * 1024)
 
-static const char *const statuses[5] = {"assigned_auction", "tenant_using_lock", "assigned_overlock",
-                                        "assigned_vacant", "returned_to_dropbox"};
+static const char *const statuses[5] = {"assigned_auction", "tenant_using_lock",
+                                        "assigned_overlock", "assigned_vacant",
+                                        "returned_to_dropbox"};
 
 struct route {
     char fac[ID_MAX + 1];
@@ -91,28 +92,28 @@ static unsigned long stat_connections, stat_requests;
 
 /* ---- data ------------------------------------------------------------- */
 
-static int id_ok(const char *s, size_t n) {
-    if (n == 0 || n > ID_MAX)
-        return 0;
+static int id_ok(const char *s, size_t n)
+{
+    if (n == 0 || n > ID_MAX) return 0;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-              c == '-'))
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-'))
             return 0;
     }
     return 1;
 }
 
 /* Parses PATH into R; returns 0, or -1 for anything that is not a route. */
-static int route_parse(const char *path, struct route *r) {
+static int route_parse(const char *path, struct route *r)
+{
     memset(r, 0, sizeof(*r));
     if (strcmp(path, "/_stats") == 0) {
         r->kind = ROUTE_STATS;
         return 0;
     }
     static const char prefix[] = "/v1/facilities/";
-    if (strncmp(path, prefix, sizeof(prefix) - 1) != 0)
-        return -1;
+    if (strncmp(path, prefix, sizeof(prefix) - 1) != 0) return -1;
     const char *p = path + sizeof(prefix) - 1;
     const char *seg[4];
     size_t len[4];
@@ -123,78 +124,73 @@ static int route_parse(const char *path, struct route *r) {
         seg[n] = p;
         len[n] = l;
         n++;
-        if (e == NULL)
-            break;
+        if (e == NULL) break;
         p = e + 1;
-        if (n == 4)
-            return -1; /* more segments than any route */
+        if (n == 4) return -1; /* more segments than any route */
     }
-    if (!id_ok(seg[0], len[0]))
-        return -1;
+    if (!id_ok(seg[0], len[0])) return -1;
     memcpy(r->fac, seg[0], len[0]);
     if (n == 1) {
         r->kind = ROUTE_FACILITY;
         return 0;
     }
-    if (len[1] != 5 || memcmp(seg[1], "units", 5) != 0)
-        return -1;
+    if (len[1] != 5 || memcmp(seg[1], "units", 5) != 0) return -1;
     if (n == 2) {
         r->kind = ROUTE_UNITS;
         return 0;
     }
-    if (!id_ok(seg[2], len[2]))
-        return -1;
+    if (!id_ok(seg[2], len[2])) return -1;
     memcpy(r->unit, seg[2], len[2]);
     if (n == 3) {
         r->kind = ROUTE_UNIT;
         return 0;
     }
-    if (len[3] != 11 || memcmp(seg[3], "unlock-code", 11) != 0)
-        return -1;
+    if (len[3] != 11 || memcmp(seg[3], "unlock-code", 11) != 0) return -1;
     r->kind = ROUTE_CODE;
     return 0;
 }
 
 /* The unit's number 1..UNITS, or 0 when no such unit exists. */
-static int unit_number(const char *unit) {
-    if (strlen(unit) != 4 || unit[0] != 'U')
-        return 0;
+static int unit_number(const char *unit)
+{
+    if (strlen(unit) != 4 || unit[0] != 'U') return 0;
     int n = 0;
     for (int i = 1; i < 4; i++) {
-        if (unit[i] < '0' || unit[i] > '9')
-            return 0;
+        if (unit[i] < '0' || unit[i] > '9') return 0;
         n = n * 10 + (unit[i] - '0');
     }
     return n >= 1 && n <= UNITS ? n : 0;
 }
 
-static void unit_secrets(const char *fac, const char *unit, char code[5], char serial[9]) {
+static void unit_secrets(const char *fac, const char *unit, char code[5], char serial[9])
+{
     static const char alnum[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
     char in[2 * ID_MAX + 2];
     unsigned char d[SHA256_DIGEST_LENGTH];
     int n = snprintf(in, sizeof(in), "%s/%s", fac, unit);
     SHA256((const unsigned char *)in, (size_t)n, d);
-    unsigned long v = ((unsigned long)d[0] << 24) | ((unsigned long)d[1] << 16) | ((unsigned long)d[2] << 8) | d[3];
+    unsigned long v = ((unsigned long)d[0] << 24) | ((unsigned long)d[1] << 16) |
+                      ((unsigned long)d[2] << 8) | d[3];
     snprintf(code, 5, "%04lu", v % 10000);
-    for (int i = 0; i < 8; i++)
-        serial[i] = alnum[d[4 + i] % 36];
+    for (int i = 0; i < 8; i++) serial[i] = alnum[d[4 + i] % 36];
     serial[8] = '\0';
 }
 
-static json_t *unit_json(const char *fac, const char *unit, int n, int with_code) {
+static json_t *unit_json(const char *fac, const char *unit, int n, int with_code)
+{
     char code[5], serial[9];
     unit_secrets(fac, unit, code, serial);
     json_t *o = json_object();
     json_object_set_new(o, "facility_id", json_string(fac));
     json_object_set_new(o, "unit_id", json_string(unit));
-    if (with_code)
-        json_object_set_new(o, "unlock_code", json_string(code));
+    if (with_code) json_object_set_new(o, "unlock_code", json_string(code));
     json_object_set_new(o, "lock_serial", json_string(serial));
     json_object_set_new(o, "lock_status", json_string(statuses[n % 5]));
     return o;
 }
 
-static long query_long(const char *query, const char *name, long def, long max) {
+static long query_long(const char *query, const char *name, long def, long max)
+{
     long v = def;
     struct evkeyvalq kv;
     TAILQ_INIT(&kv);
@@ -204,8 +200,7 @@ static long query_long(const char *query, const char *name, long def, long max) 
             char *end;
             errno = 0;
             long x = strtol(s, &end, 10);
-            if (errno == 0 && *s && *end == '\0' && x >= 0)
-                v = x;
+            if (errno == 0 && *s && *end == '\0' && x >= 0) v = x;
         }
     }
     evhttp_clear_headers(&kv);
@@ -214,7 +209,8 @@ static long query_long(const char *query, const char *name, long def, long max) 
 
 /* ---- replies ---------------------------------------------------------- */
 
-static void reply_json(struct evhttp_request *req, int status, const char *reason, json_t *body) {
+static void reply_json(struct evhttp_request *req, int status, const char *reason, json_t *body)
+{
     struct evbuffer *buf = evbuffer_new();
     char *s = json_dumps(body, JSON_COMPACT);
     json_decref(body);
@@ -227,18 +223,20 @@ static void reply_json(struct evhttp_request *req, int status, const char *reaso
     evbuffer_free(buf);
 }
 
-static void reply_error(struct evhttp_request *req, int status, const char *reason, const char *code,
-                        const char *message) {
-    reply_json(req, status, reason, json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message));
+static void reply_error(struct evhttp_request *req, int status, const char *reason,
+                        const char *code, const char *message)
+{
+    reply_json(req, status, reason,
+               json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message));
 }
 
 /* Serves DIR/<path>/index.json for a facility that DIR holds (404 when the
  * file is missing); returns -1 without answering for any other facility. */
-static int reply_file(struct evhttp_request *req, const struct route *r, const char *path) {
+static int reply_file(struct evhttp_request *req, const struct route *r, const char *path)
+{
     char file[PATH_MAX];
     struct stat st;
-    if (data_dir == NULL)
-        return -1;
+    if (data_dir == NULL) return -1;
     int n = snprintf(file, sizeof(file), "%s/v1/facilities/%s", data_dir, r->fac);
     if (n < 0 || (size_t)n >= sizeof(file) || stat(file, &st) < 0 || !S_ISDIR(st.st_mode))
         return -1;
@@ -264,15 +262,16 @@ static int reply_file(struct evhttp_request *req, const struct route *r, const c
 }
 
 static void reply_route(struct evhttp_request *req, const struct route *r, const char *path,
-                        const char *query) {
-    if (path != NULL && r->kind != ROUTE_STATS && reply_file(req, r, path) == 0)
-        return;
+                        const char *query)
+{
+    if (path != NULL && r->kind != ROUTE_STATS && reply_file(req, r, path) == 0) return;
     int n = r->unit[0] ? unit_number(r->unit) : 0;
     switch (r->kind) {
     case ROUTE_FACILITY: {
         char name[ID_MAX + 16];
         snprintf(name, sizeof(name), "Facility %s", r->fac);
-        json_t *o = json_pack("{s:s,s:s,s:i}", "facility_id", r->fac, "name", name, "unit_count", UNITS);
+        json_t *o =
+            json_pack("{s:s,s:s,s:i}", "facility_id", r->fac, "name", name, "unit_count", UNITS);
         if (strncmp(r->fac, "big", 3) == 0) {
             long bytes = query_long(query, "bytes", BIG_DEFAULT, BIG_MAX);
             char *pad = malloc((size_t)bytes + 1);
@@ -293,8 +292,9 @@ static void reply_route(struct evhttp_request *req, const struct route *r, const
             snprintf(unit, sizeof(unit), "U%03d", i);
             json_array_append_new(units, unit_json(r->fac, unit, i, 0));
         }
-        reply_json(req, 200, "OK",
-                   json_pack("{s:s,s:o,s:i}", "facility_id", r->fac, "units", units, "count", UNITS));
+        reply_json(
+            req, 200, "OK",
+            json_pack("{s:s,s:o,s:i}", "facility_id", r->fac, "units", units, "count", UNITS));
         return;
     }
     case ROUTE_UNIT:
@@ -305,19 +305,18 @@ static void reply_route(struct evhttp_request *req, const struct route *r, const
         }
         reply_json(req, 200, "OK", unit_json(r->fac, r->unit, n, r->kind == ROUTE_CODE));
         return;
-    default:
-        reply_error(req, 404, "Not Found", "not_found", "no such route");
+    default: reply_error(req, 404, "Not Found", "not_found", "no such route");
     }
 }
 
-static void on_delay(evutil_socket_t fd, short what, void *arg) {
+static void on_delay(evutil_socket_t fd, short what, void *arg)
+{
     struct pending *p = arg;
     if (p->prev)
         p->prev->next = p->next;
     else
         pendings = p->next;
-    if (p->next)
-        p->next->prev = p->prev;
+    if (p->next) p->next->prev = p->prev;
     /* a client that left meanwhile detached the request; replying frees it */
     reply_route(p->req, &p->route, NULL, p->query);
     event_free(p->timer);
@@ -327,7 +326,8 @@ static void on_delay(evutil_socket_t fd, short what, void *arg) {
 
 /* ---- recording -------------------------------------------------------- */
 
-static const char *method_name(enum evhttp_cmd_type t) {
+static const char *method_name(enum evhttp_cmd_type t)
+{
     switch (t) {
     case EVHTTP_REQ_GET: return "GET";
     case EVHTTP_REQ_POST: return "POST";
@@ -342,21 +342,23 @@ static const char *method_name(enum evhttp_cmd_type t) {
     return "?";
 }
 
-static void record_str(const char *s) {
+static void record_str(const char *s)
+{
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
         fputc(c < 0x20 || c == 0x7f ? ' ' : c, record);
     }
 }
 
-static void record_request(struct evhttp_request *req) {
-    if (record == NULL)
-        return;
+static void record_request(struct evhttp_request *req)
+{
+    if (record == NULL) return;
     fputs(method_name(evhttp_request_get_command(req)), record);
     fputc(' ', record);
     record_str(evhttp_request_get_uri(req));
     struct evkeyval *h;
-    TAILQ_FOREACH(h, evhttp_request_get_input_headers(req), next) {
+    TAILQ_FOREACH(h, evhttp_request_get_input_headers(req), next)
+    {
         fputc('\t', record);
         record_str(h->key);
         fputs(": ", record);
@@ -368,10 +370,10 @@ static void record_request(struct evhttp_request *req) {
 
 /* ---- the server ------------------------------------------------------- */
 
-static void reset_connection(struct evhttp_request *req) {
+static void reset_connection(struct evhttp_request *req)
+{
     struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-    if (evcon == NULL)
-        return;
+    if (evcon == NULL) return;
     struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
     evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
     if (fd >= 0) {
@@ -381,7 +383,8 @@ static void reset_connection(struct evhttp_request *req) {
     evhttp_connection_free(evcon); /* frees REQ too */
 }
 
-static void on_request(struct evhttp_request *req, void *arg) {
+static void on_request(struct evhttp_request *req, void *arg)
+{
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
     const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
@@ -429,8 +432,7 @@ static void on_request(struct evhttp_request *req, void *arg) {
         struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
         evtimer_add(p->timer, &tv);
         p->next = pendings;
-        if (pendings)
-            pendings->prev = p;
+        if (pendings) pendings->prev = p;
         pendings = p;
         return;
     }
@@ -438,21 +440,22 @@ static void on_request(struct evhttp_request *req, void *arg) {
 }
 
 /* Counts connections; returning NULL lets evhttp make its usual bufferevent. */
-static struct bufferevent *on_connection(struct event_base *b, void *arg) {
+static struct bufferevent *on_connection(struct event_base *b, void *arg)
+{
     stat_connections++;
     return NULL;
 }
 
-static void on_signal(evutil_socket_t sig, short what, void *arg) {
-    event_base_loopbreak(base);
-}
+static void on_signal(evutil_socket_t sig, short what, void *arg) { event_base_loopbreak(base); }
 
-static void usage(void) {
+static void usage(void)
+{
     fprintf(stderr, "usage: upstream_server --port P [--record FILE] [--data DIR]\n");
     exit(2);
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     static const struct option opts[] = {{"port", required_argument, NULL, 'p'},
                                          {"record", required_argument, NULL, 'r'},
                                          {"data", required_argument, NULL, 'd'},
@@ -465,8 +468,7 @@ int main(int argc, char **argv) {
         case 'p': {
             char *end;
             port = strtol(optarg, &end, 10);
-            if (*optarg == '\0' || *end != '\0' || port < 1 || port > 65535)
-                usage();
+            if (*optarg == '\0' || *end != '\0' || port < 1 || port > 65535) usage();
             break;
         }
         case 'r': record_path = optarg; break;
@@ -474,8 +476,7 @@ int main(int argc, char **argv) {
         default: usage();
         }
     }
-    if (port < 0 || optind != argc)
-        usage();
+    if (port < 0 || optind != argc) usage();
 
     signal(SIGPIPE, SIG_IGN);
     if (record_path != NULL) {
@@ -513,8 +514,7 @@ int main(int argc, char **argv) {
         struct pending *p = pendings;
         pendings = p->next;
         /* a request whose client left is ours; the others die with evhttp */
-        if (evhttp_request_get_connection(p->req) == NULL)
-            evhttp_request_free(p->req);
+        if (evhttp_request_get_connection(p->req) == NULL) evhttp_request_free(p->req);
         event_free(p->timer);
         free(p->query);
         free(p);
@@ -523,7 +523,6 @@ int main(int argc, char **argv) {
     event_free(sigterm);
     event_free(sigint);
     event_base_free(base);
-    if (record != NULL)
-        fclose(record);
+    if (record != NULL) fclose(record);
     return 0;
 }

@@ -102,8 +102,9 @@ START_TEST(cidrs)
     j = parse("{}");
     ck_assert_int_eq(lg_admin_cidrs_get(j, out, sizeof(out), err, sizeof(err)), 1);
     json_decref(j);
-    const char *bad[] = {"[\"10.0.0.0/33\"]", "[\"10.0.0/8\"]", "[\"::/129\"]", "[\"10.0.0.0/\"]",
-                         "[\"10.0.0.0/+8\"]", "[\"host.example\"]", "[5]", "\"10.0.0.0/8\""};
+    const char *bad[] = {
+        "[\"10.0.0.0/33\"]", "[\"10.0.0/8\"]",     "[\"::/129\"]", "[\"10.0.0.0/\"]",
+        "[\"10.0.0.0/+8\"]", "[\"host.example\"]", "[5]",          "\"10.0.0.0/8\""};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         char body[256];
         snprintf(body, sizeof(body), "{\"allowed_cidrs\":%s}", bad[i]);

@@ -35,11 +35,9 @@ static void tmp_teardown(void)
     struct dirent *e;
     char p[PATH_MAX + 300];
 
-    if (d == NULL)
-        return;
+    if (d == NULL) return;
     while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
         snprintf(p, sizeof(p), "%s/%s", tmpdir, e->d_name);
         unlink(p);
     }

@@ -30,16 +30,12 @@ static const char kat_verifier[] =
 static bool all_in(const char *s, size_t n, const char *alphabet)
 {
     for (size_t i = 0; i < n; i++)
-        if (s[i] == '\0' || strchr(alphabet, s[i]) == NULL)
-            return false;
+        if (s[i] == '\0' || strchr(alphabet, s[i]) == NULL) return false;
     return true;
 }
 
 /* Replaces S[I] with another char of the same alphabet (keeps the form). */
-static void flip(char *s, size_t i)
-{
-    s[i] = s[i] == 'A' ? 'B' : 'A';
-}
+static void flip(char *s, size_t i) { s[i] = s[i] == 'A' ? 'B' : 'A'; }
 
 START_TEST(test_id_new_format)
 {
@@ -71,8 +67,7 @@ START_TEST(test_id_new_uses_whole_alphabet)
 
     for (int i = 0; i < 100; i++) {
         ck_assert_int_eq(lg_id_new("acct_", id, sizeof(id)), 0);
-        for (int j = 5; j < LG_ACCOUNT_ID_LEN; j++)
-            count[(unsigned char)id[j]]++;
+        for (int j = 5; j < LG_ACCOUNT_ID_LEN; j++) count[(unsigned char)id[j]]++;
     }
     for (const char *c = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"; *c; c++)
         ck_assert_msg(count[(unsigned char)*c] > 0, "symbol %c never drawn", *c);
@@ -92,8 +87,7 @@ START_TEST(test_base62_unbiased)
 
     for (int i = 0; i < n; i++) {
         ck_assert_int_eq(lg_cred_secret_new(s), 0);
-        for (int j = 3; j < 43; j++)
-            count[(unsigned char)s[j]]++;
+        for (int j = 3; j < 43; j++) count[(unsigned char)s[j]]++;
     }
     for (const char *c = b62; *c; c++)
         ck_assert_msg(count[(unsigned char)*c] > expected * 0.9 &&
@@ -283,8 +277,7 @@ START_TEST(test_verifier_mismatch)
     }
     /* Uppercase, truncated, overlong, empty and missing verifiers. */
     memcpy(bad, kat_verifier, sizeof(kat_verifier));
-    for (size_t i = 0; i < LG_VERIFIER_LEN; i++)
-        bad[i] = (char)toupper((unsigned char)bad[i]);
+    for (size_t i = 0; i < LG_VERIFIER_LEN; i++) bad[i] = (char)toupper((unsigned char)bad[i]);
     ck_assert(!lg_cred_verify(pepper, sizeof(pepper), kat_key_id, kat_secret, slen, bad));
     memcpy(bad, kat_verifier, sizeof(kat_verifier));
     bad[LG_VERIFIER_LEN - 1] = '\0';
@@ -496,11 +489,9 @@ static void tmp_teardown(void)
     struct dirent *e;
     char p[512];
 
-    if (d == NULL)
-        return;
+    if (d == NULL) return;
     while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
         snprintf(p, sizeof(p), "%s/%s", tmpdir, e->d_name);
         unlink(p);
     }

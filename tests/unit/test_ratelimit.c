@@ -69,11 +69,11 @@ END_TEST
  * whole or even finite binary number) and at wall-clock sized times. */
 START_TEST(test_burst_exact_many_rates)
 {
-    static const double rates[] = {1, 3, 7, 9.5, 10, 20, 33.3, 100, 333, 1000, 4096, 1e5,
-                                   0.3, 0.7, 1.0 / 3, 2.0 / 3, 0.01, 123.456};
+    static const double rates[] = {1,    3,    7,   9.5, 10,  20,      33.3,    100,  333,
+                                   1000, 4096, 1e5, 0.3, 0.7, 1.0 / 3, 2.0 / 3, 0.01, 123.456};
     static const int bursts[] = {1, 2, 3, 7, 40, 97, 1000};
-    static const double nows[] = {1, 123.5, 1e6, 1732579200123.0, 1732579200123.456,
-                                  4102444800000.0};
+    static const double nows[] = {
+        1, 123.5, 1e6, 1732579200123.0, 1732579200123.456, 4102444800000.0};
     for (size_t i = 0; i < sizeof(rates) / sizeof(rates[0]); i++)
         for (size_t j = 0; j < sizeof(bursts) / sizeof(bursts[0]); j++)
             for (size_t k = 0; k < sizeof(nows) / sizeof(nows[0]); k++) {
