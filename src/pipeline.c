@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include <jansson.h>
+#include <openssl/crypto.h>
 
 #include "lockgate/audit.h"
 #include "lockgate/auth.h"
@@ -60,13 +61,12 @@ static stage_fn *const stages[] = {stage_parse, stage_authenticate, stage_author
                                    stage_ratelimit, stage_forward};
 #define NSTAGES ((int)(sizeof(stages) / sizeof(stages[0])))
 
-static struct lg_key_load_script_holder {
-    struct lg_script script;
-} key_load = {{"key_load",
-               "local h = redis.call('HGETALL', KEYS[1])\n"
-               "if #h == 0 then return {h, {}} end\n"
-               "return {h, redis.call('SMEMBERS', KEYS[2])}\n",
-               {0}}};
+/* A key and its scope in one round trip. */
+static struct lg_script key_load = {"key_load",
+                                    "local h = redis.call('HGETALL', KEYS[1])\n"
+                                    "if #h == 0 then return {h, {}} end\n"
+                                    "return {h, redis.call('SMEMBERS', KEYS[2])}\n",
+                                    {0}};
 
 /* last_used_at, for owners: written at most once a minute per key and
  * worker, never waited on, and never on a key deleted meanwhile. */
@@ -116,7 +116,7 @@ static void ctx_put(struct lg_ctx *c)
     if (c->key != NULL) lg_key_unref(c->key);
     c->key = NULL;
     /* The secret does not outlive its request. */
-    memset(c->secret, 0, sizeof(c->secret));
+    OPENSSL_cleanse(c->secret, sizeof(c->secret));
     c->next = c->w->ctx_pool;
     c->w->ctx_pool = c;
 }
@@ -129,8 +129,6 @@ void lg_pipeline_free_pool(struct lg_worker *w)
         free(c);
     }
 }
-
-static const char *outcome_of(const char *code) { return code == NULL ? "served" : code; }
 
 /* Every unlock-code request that got past authentication is audited,
  * whatever its outcome. */
@@ -293,7 +291,7 @@ static enum lg_stage_result check_key(struct lg_ctx *c, struct lg_key *k)
     }
     lg_key_ref(k);
     c->key = k;
-    memset(c->secret, 0, sizeof(c->secret));
+    OPENSSL_cleanse(c->secret, sizeof(c->secret));
     if (k->disabled || (k->expires_at_ms != 0 && k->expires_at_ms <= lg_now_ms()))
         return refuse(c, 403, "key_disabled", "this key is locked or expired");
     if (!lg_key_ip_allowed(k, c->ip))
@@ -327,7 +325,7 @@ static enum lg_stage_result stage_authenticate(struct lg_ctx *c)
     snprintf(skey, sizeof(skey), "%skey:%s:facilities", p, c->key_id);
     const char *argv[] = {hkey, skey};
     c->key_epoch = w->key_epoch;
-    if (lg_store_script(w->store, &key_load.script, on_key_loaded, c, 2, 2, argv, NULL) < 0) {
+    if (lg_store_script(w->store, &key_load, on_key_loaded, c, 2, 2, argv, NULL) < 0) {
         if (k != NULL) return check_key(c, k);
         return fail(c, 503, "store_unavailable", "the key store is unreachable");
     }
@@ -533,7 +531,7 @@ static void on_upstream(const struct lg_upstream_result *res, void *arg)
                 ? fail(c, 403, "code_withheld", "the code of a lock in auction is withheld")
                 : fail(c, 502, "upstream_unavailable", "the upstream's answer was unreadable");
     else {
-        audit(c, outcome_of(NULL));
+        audit(c, "served");
         set_success_headers(c);
         lg_http_reply(c->req, res->status,
                       res->content_type ? res->content_type : "application/json", res->body,
