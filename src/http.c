@@ -131,7 +131,6 @@ static struct lg_http_req *req_get(struct lg_http_server *srv)
     r->close_arg = NULL;
     r->streaming = 0;
     r->status = 0;
-    r->body_cap = r->body_cap; /* kept: reused across requests */
     return r;
 }
 
