@@ -453,6 +453,69 @@ static const char *dp_path(const char *fmt, ...)
     return b;
 }
 
+/* ---- no credential in any log line ----
+ * An instance with the access log on and debug logging sees successes,
+ * refusals, a wrong secret and malformed credentials: neither the secret,
+ * nor the Basic token, nor an Authorization header reaches its log or stdout. */
+START_TEST(test_no_secret_in_logs)
+{
+    char acct[64], fac[72];
+    struct dp_cred k, wrong;
+    dp_account(acct, "Quiet Logs Inc");
+    dp_facility(fac, acct, NULL);
+    dp_key(&k, acct, "\"all_facilities\":true");
+    wrong = k;
+    ck_assert_int_eq(lg_cred_secret_new(wrong.secret), 0);
+    struct itest_opts o = IT->lg[0].opts;
+    o.access_log = "on";
+    o.log_level = "debug";
+    int i2 = itest_lg_start(&o);
+    struct itest_resp r;
+    const char *paths[] = {"/v1/facilities",
+                           dp_path("/v1/facilities/%s/units/U001/unlock-code", fac),
+                           dp_path("/v1/facilities/%s/units/U005/unlock-code", fac)};
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
+        for (int style = DP_BASIC; style <= DP_XAPI; style++) {
+            dp_do(
+                &(struct dp_req){
+                    .inst = i2, .path = paths[i], .cred = &k, .style = style, .ip = "127.0.0.70"},
+                &r);
+            ck_assert_msg(r.status == 200 || r.status == 403, "%s: %ld", paths[i], r.status);
+            itest_resp_free(&r);
+        }
+    dp_do(
+        &(struct dp_req){.inst = i2, .path = "/v1/facilities", .cred = &wrong, .ip = "127.0.0.71"},
+        &r);
+    dp_expect_error(&r, 401, "invalid_credentials");
+    itest_resp_free(&r);
+    char mangled[200];
+    snprintf(mangled, sizeof(mangled), "X-API-Secret: %sx", k.secret);
+    dp_do(&(struct dp_req){.inst = i2,
+                           .path = "/v1/facilities",
+                           .ip = "127.0.0.71",
+                           .hdr = {dp_path("X-API-Key: %s", k.key), mangled}},
+          &r);
+    dp_expect_error(&r, 401, "invalid_credentials");
+    itest_resp_free(&r);
+
+    char *basic = dp_basic_header(k.key, k.secret); /* "Authorization: Basic ..." */
+    const char *token = strstr(basic, "Basic ") + 6;
+    char *texts[2] = {itest_lg_log(i2), itest_file_read(IT->lg[i2].out)};
+    ck_assert_msg(strstr(texts[1], "\"request_id\"") != NULL, "no access log on stdout");
+    for (int t = 0; t < 2; t++) {
+        ck_assert_msg(strstr(texts[t], k.secret) == NULL, "a secret reached %s",
+                      t ? "stdout" : "the log");
+        ck_assert_msg(strstr(texts[t], wrong.secret) == NULL, "a wrong secret was logged");
+        ck_assert_msg(strstr(texts[t], token) == NULL, "a Basic token was logged");
+        ck_assert_msg(strcasestr(texts[t], "authorization") == NULL,
+                      "an Authorization header was logged");
+        free(texts[t]);
+    }
+    free(basic);
+    itest_lg_stop(i2);
+}
+END_TEST
+
 /* ---- fixtures ---- */
 
 static void core_setup(void)
@@ -1677,6 +1740,7 @@ int main(void)
     tcase_add_test(core, test_upstream_sees);
     tcase_add_test(core, test_audit);
     tcase_add_test(core, test_lock_changed);
+    tcase_add_test(core, test_no_secret_in_logs);
     tcase_add_test(core, test_auth_failure_throttle);
     suite_add_tcase(s, core);
 
