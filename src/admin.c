@@ -307,12 +307,11 @@ static void serve_readyz(struct lg_admin *adm, struct lg_http_req *req, const ch
     /* The upstream as the workers last saw it; it does not decide readiness:
      * Redis does (a gateway without Redis cannot authenticate new keys). */
     int upstream = lg_metrics_upstream_state();
-    lg_admin_reply_json(adm, req, rid, up ? 200 : 503,
-                        json_pack("{s:s, s:s, s:s}", "status", up ? "ready" : "not_ready", "redis",
-                                  up ? "up" : "down", "upstream",
-                                  upstream < 0 ? "unknown"
-                                  : upstream   ? "up"
-                                               : "down"));
+    const char *up_text = upstream < 0 ? "unknown" : upstream ? "up" : "down";
+    const char *status = adm->draining ? "draining" : up ? "ready" : "not_ready";
+    lg_admin_reply_json(adm, req, rid, up && !adm->draining ? 200 : 503,
+                        json_pack("{s:s, s:s, s:s}", "status", status, "redis", up ? "up" : "down",
+                                  "upstream", up_text));
 }
 
 static void serve_metrics(struct lg_admin *adm, struct lg_http_req *req, const char *rid)
@@ -614,6 +613,11 @@ struct lg_admin *lg_admin_new(struct event_base *base, const struct lg_config *c
         return NULL;
     }
     return adm;
+}
+
+void lg_admin_set_draining(struct lg_admin *adm)
+{
+    if (adm != NULL) adm->draining = true;
 }
 
 void lg_admin_free(struct lg_admin *adm)

@@ -50,6 +50,7 @@ struct lg_admin {
     struct lg_admin_call *calls; /* in flight; orphaned when the admin is freed */
     uint64_t by_status[ADMIN_STATUS_MAX];
     uint64_t store_failures;
+    bool draining; /* stopping: /readyz says so, so balancers move traffic away */
 };
 
 /* What a call does with its successful store reply (borrowed, freed when it

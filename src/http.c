@@ -51,6 +51,7 @@ struct lg_http_server {
     struct event_base *base;
     struct evhttp *http;
     struct evconnlistener *listener;
+    struct evhttp_bound_socket *bound; /* the listening socket, owned by evhttp */
     SSL_CTX *tls;
     lg_http_handler *handler;
     void *arg;
@@ -425,7 +426,7 @@ struct lg_http_server *lg_http_server_new(struct event_base *base, const struct 
     setsockopt(evconnlistener_get_fd(srv->listener), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     srv->http = evhttp_new(base);
     if (srv->http == NULL) goto err;
-    if (evhttp_bind_listener(srv->http, srv->listener) == NULL) goto err;
+    if ((srv->bound = evhttp_bind_listener(srv->http, srv->listener)) == NULL) goto err;
     evconnlistener_set_error_cb(srv->listener, on_accept_error);
     srv->listener = NULL; /* owned by evhttp now */
     evhttp_set_max_headers_size(srv->http, (ev_ssize_t)cfg->max_header_bytes);
@@ -446,6 +447,13 @@ err:
 }
 
 void lg_http_server_count_metrics(struct lg_http_server *srv) { srv->count_metrics = 1; }
+
+void lg_http_server_stop_listening(struct lg_http_server *srv)
+{
+    if (srv == NULL || srv->bound == NULL) return;
+    evhttp_del_accept_socket(srv->http, srv->bound); /* closes it: new clients are refused */
+    srv->bound = NULL;
+}
 
 void lg_http_server_free(struct lg_http_server *srv)
 {

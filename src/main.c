@@ -19,6 +19,7 @@
 #include "lockgate/log.h"
 #include "lockgate/secrets.h"
 #include "lockgate/store.h"
+#include "lockgate/util.h"
 #include "lockgate/worker.h"
 
 #define MAX_WORKERS 256 /* the config accepts 1..256 */
@@ -31,10 +32,49 @@ static void usage(FILE *out)
                  "  -h        this help\n");
 }
 
+/* A graceful stop: the first SIGTERM/SIGINT closes the listeners (another
+ * instance on the same port takes new clients), ends feed streams and lets
+ * requests in flight finish, for at most DRAIN_MS; a second signal stops at once. */
+#define DRAIN_MS      5000
+#define DRAIN_POLL_MS 20
+
+struct shutdown {
+    struct event_base *base;
+    struct lg_worker **workers;
+    int nworkers;
+    struct lg_admin *admin;
+    struct event *poll;
+    int64_t deadline;
+    int draining;
+};
+
+static void on_drain_poll(evutil_socket_t fd, short what, void *arg)
+{
+    struct shutdown *sd = arg;
+    int inflight = 0;
+    for (int i = 0; i < sd->nworkers; i++) inflight += lg_worker_inflight(sd->workers[i]);
+    if (inflight == 0 || lg_mono_ms() >= sd->deadline) {
+        if (inflight > 0) lg_warn("stopping with %d request(s) still in flight", inflight);
+        event_base_loopexit(sd->base, NULL);
+    }
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
-    lg_info("signal %d: shutting down", (int)sig);
-    event_base_loopexit(arg, NULL);
+    struct shutdown *sd = arg;
+    if (sd->draining) {
+        lg_info("signal %d again: stopping now", (int)sig);
+        event_base_loopexit(sd->base, NULL);
+        return;
+    }
+    sd->draining = 1;
+    lg_info("signal %d: draining (new clients refused, up to %d ms for requests in flight)",
+            (int)sig, DRAIN_MS);
+    lg_admin_set_draining(sd->admin);
+    for (int i = 0; i < sd->nworkers; i++) lg_worker_drain(sd->workers[i]);
+    sd->deadline = lg_mono_ms() + DRAIN_MS;
+    struct timeval tv = {0, DRAIN_POLL_MS * 1000};
+    evtimer_add(sd->poll, &tv);
 }
 
 int main(int argc, char **argv)
@@ -105,8 +145,14 @@ int main(int argc, char **argv)
     }
     if ((store = lg_store_new(base, &cfg)) == NULL) goto out;
     if ((admin = lg_admin_new(base, &cfg, &secrets, store)) == NULL) goto out;
-    sigterm = evsignal_new(base, SIGTERM, on_signal, base);
-    sigint = evsignal_new(base, SIGINT, on_signal, base);
+    static struct shutdown sd;
+    sd.base = base;
+    sd.workers = workers;
+    sd.nworkers = nworkers;
+    sd.admin = admin;
+    if ((sd.poll = event_new(base, -1, EV_PERSIST, on_drain_poll, &sd)) == NULL) goto out;
+    sigterm = evsignal_new(base, SIGTERM, on_signal, &sd);
+    sigint = evsignal_new(base, SIGINT, on_signal, &sd);
     evsignal_add(sigterm, NULL);
     evsignal_add(sigint, NULL);
     for (int i = 0; i < nworkers; i++)
@@ -118,6 +164,7 @@ int main(int argc, char **argv)
     rc = 0;
 out:
     for (int i = 0; i < nworkers; i++) lg_worker_stop(workers[i]);
+    if (sd.poll) event_free(sd.poll);
     if (sigterm) event_free(sigterm);
     if (sigint) event_free(sigint);
     lg_admin_free(admin);

@@ -102,6 +102,7 @@ static struct lg_ctx *ctx_get(struct lg_worker *w)
         return NULL;
     c->next = NULL;
     c->w = w;
+    atomic_fetch_add_explicit(&w->inflight, 1, memory_order_relaxed);
     c->stage = 0;
     c->key = NULL;
     c->up = NULL;
@@ -117,6 +118,7 @@ static void ctx_put(struct lg_ctx *c)
     c->key = NULL;
     /* The secret does not outlive its request. */
     OPENSSL_cleanse(c->secret, sizeof(c->secret));
+    atomic_fetch_sub_explicit(&c->w->inflight, 1, memory_order_relaxed);
     c->next = c->w->ctx_pool;
     c->w->ctx_pool = c;
 }

@@ -208,6 +208,21 @@ static void on_cmd_state(struct lg_store *st, bool up, void *arg)
 
 static void on_published(struct lg_store *st, redisReply *reply, void *arg) {}
 
+static void on_drain(evutil_socket_t fd, short what, void *arg)
+{
+    struct lg_worker *w = arg;
+    lg_http_server_stop_listening(w->http);
+    lg_http_server_stop_listening(w->https);
+    lg_feed_close_all(w->feed); /* readers resume on another gateway */
+}
+
+void lg_worker_drain(struct lg_worker *w) { event_active(w->drain_ev, EV_READ, 0); }
+
+int lg_worker_inflight(struct lg_worker *w)
+{
+    return atomic_load_explicit(&w->inflight, memory_order_relaxed);
+}
+
 static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
 {
     struct lg_worker *w = arg;
@@ -255,6 +270,7 @@ struct lg_worker *lg_worker_new(int id, const struct lg_config *cfg,
     const char *channels[] = {channel, w->hb_channel};
     if (lg_store_subscribe(w->sub, channels, 2, on_event, w) < 0) goto err;
     if ((w->hb_timer = event_new(w->base, -1, EV_PERSIST, on_heartbeat, w)) == NULL) goto err;
+    if ((w->drain_ev = event_new(w->base, -1, 0, on_drain, w)) == NULL) goto err;
     struct timeval beat = {HEARTBEAT_MS / 1000, (HEARTBEAT_MS % 1000) * 1000};
     evtimer_add(w->hb_timer, &beat);
     if (cfg->listen[0] != '\0' &&
@@ -304,6 +320,7 @@ void lg_worker_stop(struct lg_worker *w)
     if (w->ratelimit) lg_ratelimit_free(w->ratelimit);
     if (w->reload_timer) event_free(w->reload_timer);
     if (w->hb_timer) event_free(w->hb_timer);
+    if (w->drain_ev) event_free(w->drain_ev);
     lg_pipeline_free_pool(w);
     lg_cache_free(w->cache);
     if (w->base) event_base_free(w->base);

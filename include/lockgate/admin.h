@@ -16,5 +16,7 @@ struct lg_admin;
 struct lg_admin *lg_admin_new(struct event_base *base, const struct lg_config *cfg,
                               const struct lg_secrets *secrets, struct lg_store *store);
 void lg_admin_free(struct lg_admin *admin);
+/* The gateway is stopping: /readyz answers 503 "draining" from now on. */
+void lg_admin_set_draining(struct lg_admin *admin);
 
 #endif

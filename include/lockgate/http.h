@@ -36,6 +36,9 @@ struct lg_http_server *lg_http_server_new(struct event_base *base, const struct 
                                           const char *addr, SSL_CTX *tls, size_t max_body,
                                           lg_http_handler *handler, void *arg);
 void lg_http_server_free(struct lg_http_server *srv);
+/* Closes the listening socket (a draining gateway refuses new clients);
+ * connections already accepted go on. */
+void lg_http_server_stop_listening(struct lg_http_server *srv);
 /* Counts this server's answers in the public API metrics (metrics.h). */
 void lg_http_server_count_metrics(struct lg_http_server *srv);
 

@@ -5,6 +5,7 @@
 #define LG_WORKER_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -51,6 +52,8 @@ struct lg_worker {
     struct event *hb_timer;
     int64_t hb_heard_ms; /* monotonic time the last beat (or "up") was heard */
     struct lg_ctx *ctx_pool;
+    _Atomic int inflight;   /* requests being answered (streams excluded) */
+    struct event *drain_ev; /* activated from the main thread */
     pthread_t thread;
 };
 
@@ -62,6 +65,12 @@ struct lg_worker *lg_worker_new(int id, const struct lg_config *cfg,
 int lg_worker_start(struct lg_worker *w);
 /* Asks the loop to stop (thread-safe), joins the thread and frees everything. */
 void lg_worker_stop(struct lg_worker *w);
+
+/* Starts a graceful stop (thread-safe): the worker closes its listeners and
+ * its feed streams, and answers what it has in flight. */
+void lg_worker_drain(struct lg_worker *w);
+/* Requests the worker is still answering (thread-safe). */
+int lg_worker_inflight(struct lg_worker *w);
 
 /* True when the cache may answer for keys (see sub_live). */
 bool lg_worker_cache_trusted(const struct lg_worker *w);

@@ -720,6 +720,54 @@ START_TEST(test_upstream_stopped)
 }
 END_TEST
 
+/* ---- a graceful stop ----
+ * SIGTERM: the listener closes at once (new clients are refused, so another
+ * instance on the port takes them), /readyz says "draining", and a request in
+ * flight is still answered before the process exits 0. */
+START_TEST(test_graceful_stop)
+{
+    char acct[64], slow[72];
+    struct ft_cred k;
+    ft_account(acct);
+    ft_facility(slow, acct, "slow");
+    ft_key(&k, acct, NULL);
+    char *basic = ft_basic_header(&k);
+    char rid[48], req[1024];
+    snprintf(rid, sizeof(rid), "drain-%d", (int)getpid());
+    int n = snprintf(req, sizeof(req),
+                     "GET /v1/facilities/%s/units/U001/unlock-code?delay_ms=1200 HTTP/1.1\r\n"
+                     "Host: x\r\n%s\r\nX-Request-Id: %s\r\nConnection: close\r\n\r\n",
+                     slow, basic, rid);
+    int fd = ft_connect(IT->lg[0].port);
+    ft_send_all(fd, req, (size_t)n);
+    int64_t end = itest_mono_ms() + IT->timeout_ms;
+    while (!ft_recorded(rid)) {
+        ck_assert_msg(itest_mono_ms() < end, "the upstream never got the request");
+        itest_sleep_ms(10);
+    }
+    pid_t pid = IT->lg[0].pid;
+    ck_assert_int_eq(kill(pid, SIGTERM), 0);
+    while (ft_port_open(IT->lg[0].port)) {
+        ck_assert_msg(itest_mono_ms() < end, "the listener stayed open after SIGTERM");
+        itest_sleep_ms(10);
+    }
+    struct itest_resp r;
+    char url[128];
+    snprintf(url, sizeof(url), "%s/readyz", IT->lg[0].admin_url);
+    ck_assert_int_eq(itest_http("GET", url, NULL, NULL, 0, NULL, &r), 0);
+    ck_assert_int_eq(r.status, 503);
+    ck_assert_ptr_nonnull(strstr(r.body, "draining"));
+    itest_resp_free(&r);
+    char first[256];
+    long st = ft_read_status(fd, FT_BOUND_MS * 2, first, sizeof(first));
+    close(fd);
+    ck_assert_msg(st == 200, "the request in flight got %ld (%s)", st, first);
+    int status = itest_lg_stop(0);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "exit status %d", status);
+    free(basic);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("faults");
@@ -733,6 +781,7 @@ int main(void)
         {"oversized_headers", clients_setup, test_oversized_headers},
         {"client_hangup", clients_setup, test_client_hangup},
         {"upstream_stopped", clients_setup, test_upstream_stopped},
+        {"graceful_stop", clients_setup, test_graceful_stop},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         TCase *tc = tcase_create(cases[i].name);
