@@ -255,7 +255,9 @@ static char *id_path(const char *noun, const char *what, const char *a, const ch
 
 /* ---- account ---- */
 
-static int account_create(struct lg_cli_ctx *ctx, const char *noun, const struct lg_cli_args *args)
+/* POSTs {"name"} from --name to PATH and shows the created object. */
+static int create_named(struct lg_cli_ctx *ctx, const char *noun, const struct lg_cli_args *args,
+                        const char *path, const char *const *order, const char *secret_note)
 {
     json_t *body = json_object();
     int rc;
@@ -266,7 +268,12 @@ static int account_create(struct lg_cli_ctx *ctx, const char *noun, const struct
         json_decref(body);
         return rc;
     }
-    return call_show(ctx, "POST", "/admin/v1/accounts", body, account_order, NULL);
+    return call_show(ctx, "POST", path, body, order, secret_note);
+}
+
+static int account_create(struct lg_cli_ctx *ctx, const char *noun, const struct lg_cli_args *args)
+{
+    return create_named(ctx, noun, args, "/admin/v1/accounts", account_order, NULL);
 }
 
 static int account_list(struct lg_cli_ctx *ctx, const char *noun, const struct lg_cli_args *args)
@@ -629,16 +636,7 @@ static int key_delete(struct lg_cli_ctx *ctx, const char *noun, const struct lg_
 
 static int feed_key_create(struct lg_cli_ctx *ctx, const char *noun, const struct lg_cli_args *args)
 {
-    json_t *body = json_object();
-    int rc;
-
-    if (!body) return oom();
-    rc = set_string(body, noun, "name", "name", lg_cli_args_get(args, "name"));
-    if (rc) {
-        json_decref(body);
-        return rc;
-    }
-    return call_show(ctx, "POST", "/admin/v1/feed-keys", body, key_order, SECRET_ONCE);
+    return create_named(ctx, noun, args, "/admin/v1/feed-keys", key_order, SECRET_ONCE);
 }
 
 static int feed_key_list(struct lg_cli_ctx *ctx, const char *noun, const struct lg_cli_args *args)
