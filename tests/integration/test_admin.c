@@ -1306,6 +1306,49 @@ static void setup(void)
 
 static void teardown(void) { itest_stop(); }
 
+/* lockgate-admin's contract with scripts: 0 success, 1 API or network
+ * error (message on stderr), 2 usage error; --help per noun. */
+START_TEST(test_cli_usage)
+{
+    char *out = NULL, *err = NULL;
+    ck_assert_int_eq(cli_run(&out, &err, "key", "--help"), 0);
+    ck_assert_ptr_nonnull(strstr(out, "create"));
+    ck_assert_ptr_nonnull(strstr(out, "--all-facilities"));
+    free(out);
+    free(err);
+    ck_assert_int_eq(cli_run(&out, &err, "--help"), 0);
+    ck_assert_ptr_nonnull(strstr(out, "feed-key"));
+    free(out);
+    free(err);
+    const char *usage[][6] = {
+        {"bogus", NULL},
+        {"key", "frobnicate", NULL},
+        {"key", "create", "--account", NULL},                       /* missing value */
+        {"key", "create", "--name", "x", "--all-facilities", NULL}, /* no --account */
+        {"key", "show", "../etc", NULL},                            /* not an id */
+        {"audit", "--limit", "ten", NULL},
+    };
+    for (size_t i = 0; i < sizeof(usage) / sizeof(usage[0]); i++) {
+        int rc = itest_cli_argv(&out, &err, usage[i]);
+        ck_assert_msg(rc == 2, "%s %s: exit %d, expected 2 (%s)", usage[i][0],
+                      usage[i][1] ? usage[i][1] : "", rc, err);
+        ck_assert_msg(err[0] != '\0', "usage error without a message");
+        free(out);
+        free(err);
+    }
+    /* an API error: exit 1 with the error code on stderr */
+    ck_assert_int_eq(cli_run(&out, &err, "key", "show", "lk_nosuchkey"), 1);
+    ck_assert_ptr_nonnull(strstr(err, "not_found"));
+    free(out);
+    free(err);
+    /* nobody listening: exit 1 too */
+    ck_assert_int_eq(cli_run(&out, &err, "--url", "http://127.0.0.1:1", "account", "list"), 1);
+    ck_assert_ptr_nonnull(strstr(err, "cannot reach"));
+    free(out);
+    free(err);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("admin");
@@ -1314,6 +1357,7 @@ int main(void)
     tcase_set_timeout(api, 120);
     tcase_add_test(api, test_health);
     tcase_add_test(api, test_auth);
+    tcase_add_test(api, test_cli_usage);
     tcase_add_test(api, test_key_lifecycle_cli);
     tcase_add_test(api, test_facility_lifecycle_cli);
     tcase_add_test(api, test_validation);
