@@ -72,7 +72,7 @@
     "  return nil\n"                                                                                                                                                 \
     "end\n"
 
-#define SCRIPT(var, text) struct lg_script var = {#var, PRELUDE text, ""}
+#define SCRIPT(var, text) struct lg_script var = {.name = #var, .source = PRELUDE text}
 
 /* KEYS: accounts, acct:{id}. ARGV[7] id, [8] name. */
 SCRIPT(lg_admin_script_account_create,

@@ -28,6 +28,11 @@ void lg_audit_write(struct lg_store *st, const struct lg_config *cfg,
                     const struct lg_audit_entry *e)
 {
     char key[96], maxlen[24], at[LG_TIME_LEN];
+    if (st == NULL) { /* the gateway is stopping: the log keeps the entry */
+        lg_time_format(lg_now_ms(), at);
+        log_entry(e, at, "gateway stopping");
+        return;
+    }
     snprintf(key, sizeof(key), "%saudit", lg_store_prefix(st));
     snprintf(maxlen, sizeof(maxlen), "%d", cfg->audit_maxlen);
     lg_time_format(lg_now_ms(), at);

@@ -3,6 +3,7 @@
  * pipeline stage (pipeline.c) because it may need Redis. */
 #include <ctype.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,6 +104,9 @@ struct throttle_slot {
 
 static struct throttle_slot throttle[THROTTLE_SLOTS];
 static pthread_mutex_t throttle_lock = PTHREAD_MUTEX_INITIALIZER;
+/* The minute of the last failure: while no client failed this minute (the
+ * usual case), the check costs one atomic load and no lock. */
+static _Atomic int64_t last_failure_window = -1;
 static int throttle_limit = 30;
 
 void lg_auth_throttle_init(int failures_per_min) { throttle_limit = failures_per_min; }
@@ -150,9 +154,10 @@ static void client_of(const char *ip, char *out, size_t cap)
 
 bool lg_auth_throttled(const char *ip_text, int *retry_after_s)
 {
+    int64_t now = lg_now_ms(), window = now / 60000;
+    if (atomic_load_explicit(&last_failure_window, memory_order_acquire) != window) return false;
     char ip[64];
     client_of(ip_text, ip, sizeof(ip));
-    int64_t now = lg_now_ms(), window = now / 60000;
     pthread_mutex_lock(&throttle_lock);
     struct throttle_slot *s = throttle_find(ip, window, false);
     bool over = s != NULL && s->failures >= throttle_limit;
@@ -169,5 +174,6 @@ void lg_auth_failed(const char *ip_text)
     pthread_mutex_lock(&throttle_lock);
     struct throttle_slot *s = throttle_find(ip, window, true);
     if (s != NULL) s->failures++;
+    atomic_store_explicit(&last_failure_window, window, memory_order_release);
     pthread_mutex_unlock(&throttle_lock);
 }

@@ -98,7 +98,8 @@ static void on_accept_error(struct evconnlistener *lev, void *arg)
     int64_t now = lg_mono_ms();
     if (now - last_log >= 1000) {
         last_log = now;
-        lg_warn("accept: %s; pausing the listener for %d ms", evutil_socket_error_to_string(err),
+        char buf[128];
+        lg_warn("accept: %s; pausing the listener for %d ms", strerror_r(err, buf, sizeof(buf)),
                 ACCEPT_PAUSE_MS);
     }
     evconnlistener_disable(lev);
@@ -148,6 +149,11 @@ static void on_conn_close(struct evhttp_connection *conn, void *arg)
 {
     struct lg_http_req *r = arg;
     r->conn = NULL;
+    /* The descriptor is about to close and may be reused: stop watching it. */
+    if (r->close_armed) {
+        event_del(r->close_ev);
+        r->close_armed = 0;
+    }
     lg_http_close_cb *cb = r->on_close;
     r->on_close = NULL;
     if (cb != NULL) cb(r, r->close_arg);
@@ -236,11 +242,18 @@ static void access_log(struct lg_http_req *r, size_t bytes)
     const char *rid = evhttp_find_header(evhttp_request_get_output_headers(r->ev), "X-Request-Id");
     char at[LG_TIME_LEN];
     lg_time_format(lg_now_ms(), at);
-    json_t *line = json_pack(
-        "{s:s, s:s, s:s, s:s, s:s, s:i, s:I, s:I}", "at", at, "request_id", rid ? rid : "",
-        "client_ip", r->peer, "method", names[lg_http_method(r)], "path", r->path, "status",
-        r->status, "bytes", (json_int_t)bytes, "ms", (json_int_t)(lg_mono_ms() - r->start_ms));
-    if (line == NULL) return; /* e.g. a path that is not UTF-8 */
+    /* Hostile paths are logged too: bytes that are not printable ASCII become
+     * '?', so the line is always valid JSON. */
+    char path[256];
+    size_t n = 0;
+    for (const char *p = r->path; *p && n < sizeof(path) - 1; p++)
+        path[n++] = (*p >= 0x20 && *p < 0x7f) ? *p : '?';
+    path[n] = '\0';
+    json_t *line = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:I, s:I}", "at", at, "request_id",
+                             rid ? rid : "", "client_ip", r->peer, "method",
+                             names[lg_http_method(r)], "path", path, "status", r->status, "bytes",
+                             (json_int_t)bytes, "ms", (json_int_t)(lg_mono_ms() - r->start_ms));
+    if (line == NULL) return;
     char *text = json_dumps(line, JSON_COMPACT);
     if (text != NULL) {
         fprintf(stdout, "%s\n", text);

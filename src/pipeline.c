@@ -62,20 +62,22 @@ static stage_fn *const stages[] = {stage_parse, stage_authenticate, stage_author
 #define NSTAGES ((int)(sizeof(stages) / sizeof(stages[0])))
 
 /* A key and its scope in one round trip. */
-static struct lg_script key_load = {"key_load",
-                                    "local h = redis.call('HGETALL', KEYS[1])\n"
-                                    "if #h == 0 then return {h, {}} end\n"
-                                    "return {h, redis.call('SMEMBERS', KEYS[2])}\n",
-                                    {0}};
+static struct lg_script key_load = {
+    .name = "key_load",
+    .source = "local h = redis.call('HGETALL', KEYS[1])\n"
+              "if #h == 0 then return {h, {}} end\n"
+              "return {h, redis.call('SMEMBERS', KEYS[2])}\n",
+};
 
 /* last_used_at, for owners: written at most once a minute per key and
  * worker, never waited on, and never on a key deleted meanwhile. */
-static struct lg_script key_touch = {"key_touch",
-                                     "if redis.call('EXISTS', KEYS[1]) == 1 then\n"
-                                     "  redis.call('HSET', KEYS[1], 'last_used_at', ARGV[1])\n"
-                                     "end\n"
-                                     "return 1\n",
-                                     {0}};
+static struct lg_script key_touch = {
+    .name = "key_touch",
+    .source = "if redis.call('EXISTS', KEYS[1]) == 1 then\n"
+              "  redis.call('HSET', KEYS[1], 'last_used_at', ARGV[1])\n"
+              "end\n"
+              "return 1\n",
+};
 
 #define LAST_USED_EVERY_MS 60000
 

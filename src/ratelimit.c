@@ -429,21 +429,8 @@ static void on_reply(struct lg_store *st, redisReply *reply, void *arg)
     cb(&res, cb_arg);
 }
 
-/* The script is shared by every worker thread. store.c fills its SHA lazily on
- * first use, which would be a write racing with other workers' reads; filling
- * it once here, before any worker can send it, leaves store.c only reading. */
-static pthread_once_t script_once = PTHREAD_ONCE_INIT;
-
-static void script_sha_init(void)
-{
-    unsigned char md[SHA_DIGEST_LENGTH];
-    SHA1((const unsigned char *)gcra_script.source, strlen(gcra_script.source), md);
-    for (int i = 0; i < SHA_DIGEST_LENGTH; i++) snprintf(gcra_script.sha + 2 * i, 3, "%02x", md[i]);
-}
-
 struct lg_ratelimit *lg_ratelimit_new(struct lg_store *st)
 {
-    pthread_once(&script_once, script_sha_init);
     struct lg_ratelimit *rl = calloc(1, sizeof(*rl));
     if (rl == NULL) return NULL;
     rl->st = st;

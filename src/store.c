@@ -438,17 +438,18 @@ int lg_store_cmd(struct lg_store *st, lg_store_cb *cb, void *arg, const char *fm
 }
 
 /* Scripts are static and shared by every worker: the digest is filled once,
- * under a lock, the first time any thread uses the script. */
+ * under a lock, by the first thread to use the script; afterwards a single
+ * acquire load is all a request pays. */
 static void script_sha(struct lg_script *s)
 {
+    if (atomic_load_explicit(&s->ready, memory_order_acquire)) return;
     static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
     pthread_mutex_lock(&lock);
-    if (s->sha[0] == '\0') {
+    if (!atomic_load_explicit(&s->ready, memory_order_relaxed)) {
         unsigned char md[SHA_DIGEST_LENGTH];
-        char hex[41];
         SHA1((const unsigned char *)s->source, strlen(s->source), md);
-        for (int i = 0; i < SHA_DIGEST_LENGTH; i++) sprintf(hex + 2 * i, "%02x", md[i]);
-        memcpy(s->sha, hex, sizeof(hex));
+        for (int i = 0; i < SHA_DIGEST_LENGTH; i++) snprintf(s->sha + 2 * i, 3, "%02x", md[i]);
+        atomic_store_explicit(&s->ready, 1, memory_order_release);
     }
     pthread_mutex_unlock(&lock);
 }

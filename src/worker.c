@@ -31,18 +31,20 @@
 #define HEARTBEAT_SILENCE_MS   3000 /* this long without hearing a beat: resubscribe */
 
 static struct lg_script facilities_load = {
-    "facilities_load",
-    "local ids = redis.call('SMEMBERS', KEYS[1])\n"
-    "local out = {}\n"
-    "for _, id in ipairs(ids) do\n"
-    "  local f = redis.call('HMGET', ARGV[1] .. 'fac:' .. id, 'account_id', 'name', 'included')\n"
-    "  if f[1] then\n"
-    "    out[#out+1] = id; out[#out+1] = f[1]; out[#out+1] = f[2] or ''; out[#out+1] = f[3] or "
-    "'1'\n"
-    "  end\n"
-    "end\n"
-    "return out\n",
-    {0}};
+    .name = "facilities_load",
+    .source =
+        "local ids = redis.call('SMEMBERS', KEYS[1])\n"
+        "local out = {}\n"
+        "for _, id in ipairs(ids) do\n"
+        "  local f = redis.call('HMGET', ARGV[1] .. 'fac:' .. id, 'account_id', 'name', "
+        "'included')\n"
+        "  if f[1] then\n"
+        "    out[#out+1] = id; out[#out+1] = f[1]; out[#out+1] = f[2] or ''; out[#out+1] = f[3] or "
+        "'1'\n"
+        "  end\n"
+        "end\n"
+        "return out\n",
+};
 
 bool lg_worker_cache_trusted(const struct lg_worker *w) { return w->sub_live; }
 
@@ -299,24 +301,30 @@ static void *run(void *arg)
 
 int lg_worker_start(struct lg_worker *w)
 {
-    return pthread_create(&w->thread, NULL, run, w) == 0 ? 0 : -1;
+    if (pthread_create(&w->thread, NULL, run, w) != 0) return -1;
+    w->started = true;
+    return 0;
 }
 
 void lg_worker_stop(struct lg_worker *w)
 {
     if (w == NULL) return;
-    if (w->thread) {
+    if (w->started) {
         event_base_loopexit(w->base, NULL);
         pthread_join(w->thread, NULL);
     }
-    /* Stores first: their pending callbacks still answer live requests. */
+    /* Order matters. Stores first: their pending callbacks still answer live
+     * requests. Then the feed's streams, then the listeners, whose closing
+     * connections cancel upstream transfers in flight: the upstream client
+     * goes last. */
+    w->stopping = true;
     lg_store_free(w->sub);
     lg_store_free(w->store);
     w->sub = w->store = NULL;
     lg_feed_free(w->feed);
-    if (w->upstream) lg_upstream_free(w->upstream);
     lg_http_server_free(w->http);
     lg_http_server_free(w->https);
+    if (w->upstream) lg_upstream_free(w->upstream);
     if (w->ratelimit) lg_ratelimit_free(w->ratelimit);
     if (w->reload_timer) event_free(w->reload_timer);
     if (w->hb_timer) event_free(w->hb_timer);

@@ -19,7 +19,8 @@ struct lg_audit_entry {
 
 /* Appends E to {prefix}audit (MAXLEN ~ cfg->audit_maxlen), pipelined, without
  * waiting. When Redis cannot take it, the entry goes to the log instead so
- * that no read goes unrecorded. Strings are copied. */
+ * that no read goes unrecorded (also when ST is NULL: the gateway is
+ * stopping). Strings are copied. */
 void lg_audit_write(struct lg_store *st, const struct lg_config *cfg,
                     const struct lg_audit_entry *e);
 

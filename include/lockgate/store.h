@@ -4,6 +4,7 @@
 #ifndef LG_STORE_H
 #define LG_STORE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <hiredis/hiredis.h>
@@ -32,7 +33,8 @@ typedef void lg_store_message_cb(struct lg_store *st, const char *channel, const
 struct lg_script {
     const char *name;   /* for logs */
     const char *source; /* Lua text */
-    char sha[41];       /* filled lazily */
+    char sha[41];       /* filled on first use, by whichever worker comes first */
+    _Atomic int ready;  /* sha is filled (release/acquire) */
 };
 
 /* New connection for BASE, connecting at once and reconnecting forever with

@@ -55,6 +55,8 @@ struct lg_worker {
     _Atomic int inflight;   /* requests being answered (streams excluded) */
     struct event *drain_ev; /* activated from the main thread */
     pthread_t thread;
+    bool started;  /* the thread runs (pthread_t has no "none" value) */
+    bool stopping; /* being freed: the stores are gone */
 };
 
 /* Creates worker ID (listeners bound at once, so errors show before start).
