@@ -768,6 +768,56 @@ START_TEST(test_graceful_stop)
 }
 END_TEST
 
+/* ---- a forced stop ----
+ * A second SIGTERM stops at once, even with upstream requests and a feed-less
+ * key load in flight: the process exits 0 and (under the sanitizers) cleanly,
+ * and every abandoned unlock-code read is still recorded. */
+START_TEST(test_forced_stop)
+{
+    char acct[64], slow[72];
+    struct ft_cred k;
+    ft_account(acct);
+    ft_facility(slow, acct, "slow");
+    ft_key(&k, acct, NULL);
+    char *basic = ft_basic_header(&k);
+    enum { N = 3 };
+    int fds[N];
+    char rids[N][48];
+    for (int i = 0; i < N; i++) {
+        char req[1024];
+        snprintf(rids[i], sizeof(rids[i]), "forced-%d-%d", (int)getpid(), i);
+        int n = snprintf(req, sizeof(req),
+                         "GET /v1/facilities/%s/units/U00%d/unlock-code?delay_ms=4000 HTTP/1.1\r\n"
+                         "Host: x\r\n%s\r\nX-Request-Id: %s\r\n\r\n",
+                         slow, i + 1, basic, rids[i]);
+        fds[i] = ft_connect(IT->lg[0].port);
+        ft_send_all(fds[i], req, (size_t)n);
+    }
+    int64_t end = itest_mono_ms() + IT->timeout_ms;
+    for (int i = 0; i < N; i++)
+        while (!ft_recorded(rids[i])) {
+            ck_assert_msg(itest_mono_ms() < end, "the upstream never got %s", rids[i]);
+            itest_sleep_ms(10);
+        }
+    pid_t pid = IT->lg[0].pid;
+    ck_assert_int_eq(kill(pid, SIGTERM), 0);
+    itest_sleep_ms(100);
+    ck_assert_int_eq(kill(pid, SIGTERM), 0);
+    int64_t t0 = itest_mono_ms();
+    int status = itest_lg_stop(0); /* waits; reports sanitizer findings */
+    fprintf(stderr, "test_forced_stop: exited %lld ms after the second signal\n",
+            (long long)(itest_mono_ms() - t0));
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "exit status %d", status);
+    for (int i = 0; i < N; i++) close(fds[i]);
+    /* the abandoned reads went to the log, since Redis was already let go */
+    char *log = itest_lg_log(0);
+    for (int i = 0; i < N; i++)
+        ck_assert_msg(strstr(log, rids[i]) != NULL, "read %s not recorded", rids[i]);
+    free(log);
+    free(basic);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("faults");
@@ -782,6 +832,7 @@ int main(void)
         {"client_hangup", clients_setup, test_client_hangup},
         {"upstream_stopped", clients_setup, test_upstream_stopped},
         {"graceful_stop", clients_setup, test_graceful_stop},
+        {"forced_stop", clients_setup, test_forced_stop},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         TCase *tc = tcase_create(cases[i].name);
