@@ -398,19 +398,6 @@ static const struct route routes[] = {
 
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 
-static const char *method_name(enum lg_http_method m)
-{
-    switch (m) {
-    case LG_HTTP_GET: return "GET";
-    case LG_HTTP_HEAD: return "HEAD";
-    case LG_HTTP_POST: return "POST";
-    case LG_HTTP_PATCH: return "PATCH";
-    case LG_HTTP_DELETE: return "DELETE";
-    case LG_HTTP_PUT: return "PUT";
-    default: return "OTHER";
-    }
-}
-
 /* Splits REST ("a/b/c") into at most MAX_SEGMENTS non-empty segments. -1 for
  * anything else (empty segments, too many, too long). */
 static int split_path(const char *rest, char seg[MAX_SEGMENTS][SEGMENT_MAX + 1], int *nseg)
@@ -506,7 +493,7 @@ static void route_api(struct lg_admin *adm, struct lg_http_req *req, const char 
         if (routes[i].method == m) match = &routes[i];
         size_t used = strlen(allow);
         snprintf(allow + used, sizeof(allow) - used, "%s%s", used ? ", " : "",
-                 method_name(routes[i].method));
+                 lg_http_method_name(routes[i].method));
     }
     if (allow[0] == '\0') {
         lg_admin_reply_error(adm, req, rid, 404, "not_found", "no such route");

@@ -111,12 +111,7 @@ static int throttle_limit = 30;
 
 void lg_auth_throttle_init(int failures_per_min) { throttle_limit = failures_per_min; }
 
-static uint32_t ip_hash(const char *ip)
-{
-    uint32_t h = 2166136261u;
-    for (; *ip; ip++) h = (h ^ (unsigned char)*ip) * 16777619u;
-    return h;
-}
+static uint32_t ip_hash(const char *ip) { return (uint32_t)lg_hash(ip, strlen(ip)); }
 
 /* Returns the slot of IP for WINDOW, or a slot to claim (create) or NULL. */
 static struct throttle_slot *throttle_find(const char *ip, int64_t window, bool create)

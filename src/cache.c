@@ -29,12 +29,7 @@ struct lg_cache {
     struct map facilities;
 };
 
-static uint64_t fnv1a(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
-}
+static uint64_t fnv1a(const char *s) { return lg_hash(s, strlen(s)); }
 
 static int map_init(struct map *m)
 {
@@ -263,7 +258,6 @@ void lg_cache_key_drop(struct lg_cache *c, const char *key_id)
 }
 
 void lg_cache_keys_flush(struct lg_cache *c) { map_clear(&c->keys, key_release); }
-int lg_cache_key_count(const struct lg_cache *c) { return (int)c->keys.count; }
 
 const struct lg_facility *lg_cache_facility_get(struct lg_cache *c, const char *id)
 {

@@ -945,8 +945,6 @@ void lg_feed_close_all(struct lg_feed *f)
     }
 }
 
-int lg_feed_streams(const struct lg_feed *f) { return f ? f->nstreams : 0; }
-
 struct lg_feed *lg_feed_new(struct event_base *base, const struct lg_config *cfg,
                             struct lg_store *store)
 {

@@ -41,7 +41,6 @@ struct lg_http_req {
     const char *query; /* into uri, or NULL */
     char *uri;         /* our copy of the request target, split at '?' */
     size_t uri_cap;
-    int streaming;
     int status;
     struct event *close_ev; /* EV_CLOSED watch while the answer is pending */
     int close_armed;
@@ -131,7 +130,6 @@ static struct lg_http_req *req_get(struct lg_http_server *srv)
     r->srv = srv;
     r->on_close = NULL;
     r->close_arg = NULL;
-    r->streaming = 0;
     r->status = 0;
     return r;
 }
@@ -197,6 +195,12 @@ static void on_request(struct evhttp_request *ev, void *arg)
     srv->handler(r, srv->arg);
 }
 
+const char *lg_http_method_name(enum lg_http_method m)
+{
+    static const char *const names[] = {"GET", "HEAD", "POST", "PATCH", "DELETE", "PUT", "OTHER"};
+    return m >= LG_HTTP_GET && m <= LG_HTTP_OTHER ? names[m] : "OTHER";
+}
+
 enum lg_http_method lg_http_method(const struct lg_http_req *r)
 {
     return map_method(evhttp_request_get_command(r->ev));
@@ -238,7 +242,6 @@ void lg_http_set_header(struct lg_http_req *r, const char *name, const char *val
 static void access_log(struct lg_http_req *r, size_t bytes)
 {
     if (!r->srv->access_log) return;
-    static const char *const names[] = {"GET", "HEAD", "POST", "PATCH", "DELETE", "PUT", "OTHER"};
     const char *rid = evhttp_find_header(evhttp_request_get_output_headers(r->ev), "X-Request-Id");
     char at[LG_TIME_LEN];
     lg_time_format(lg_now_ms(), at);
@@ -249,10 +252,11 @@ static void access_log(struct lg_http_req *r, size_t bytes)
     for (const char *p = r->path; *p && n < sizeof(path) - 1; p++)
         path[n++] = (*p >= 0x20 && *p < 0x7f) ? *p : '?';
     path[n] = '\0';
-    json_t *line = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:I, s:I}", "at", at, "request_id",
-                             rid ? rid : "", "client_ip", r->peer, "method",
-                             names[lg_http_method(r)], "path", path, "status", r->status, "bytes",
-                             (json_int_t)bytes, "ms", (json_int_t)(lg_mono_ms() - r->start_ms));
+    json_t *line =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:I, s:I}", "at", at, "request_id",
+                  rid ? rid : "", "client_ip", r->peer, "method",
+                  lg_http_method_name(lg_http_method(r)), "path", path, "status", r->status,
+                  "bytes", (json_int_t)bytes, "ms", (json_int_t)(lg_mono_ms() - r->start_ms));
     if (line == NULL) return;
     char *text = json_dumps(line, JSON_COMPACT);
     if (text != NULL) {
@@ -344,7 +348,6 @@ void lg_http_stream_start(struct lg_http_req *r, int status, const char *content
     struct evkeyvalq *h = evhttp_request_get_output_headers(r->ev);
     if (content_type != NULL) evhttp_add_header(h, "Content-Type", content_type);
     evhttp_add_header(h, "Cache-Control", "no-store");
-    r->streaming = 1;
     r->status = status;
     if (r->srv->count_metrics) lg_metrics_answer(status, lg_mono_ms() - r->start_ms);
     /* A stream is idle by design between events; the feed's heartbeat and

@@ -36,7 +36,6 @@ struct lg_ctx {
     struct lg_worker *w;
     struct lg_http_req *req;
     int stage;
-    enum lg_http_method method;
     struct lg_route route;
     const char *ip; /* borrowed from req */
     char request_id[REQUEST_ID_MAX + 1];
@@ -45,7 +44,6 @@ struct lg_ctx {
     struct lg_key *key; /* one reference, once authenticated */
     struct lg_ratelimit_result rl;
     struct lg_upstream_req *up;
-    bool client_gone;
     uint64_t key_epoch; /* the worker's key_epoch when the key read was sent */
     struct {
         int status;
@@ -108,7 +106,6 @@ static struct lg_ctx *ctx_get(struct lg_worker *w)
     c->stage = 0;
     c->key = NULL;
     c->up = NULL;
-    c->client_gone = false;
     c->key_id[0] = c->secret[0] = '\0';
     c->rl.limit = -1;
     return c;
@@ -262,9 +259,9 @@ static enum lg_stage_result stage_parse(struct lg_ctx *c)
     else
         lg_request_id_new(c->request_id);
     c->ip = lg_http_peer(c->req);
-    c->method = lg_http_method(c->req);
+    enum lg_http_method method = lg_http_method(c->req);
     c->route.kind = LG_ROUTE_NONE;
-    if (c->method != LG_HTTP_GET && c->method != LG_HTTP_HEAD) {
+    if (method != LG_HTTP_GET && method != LG_HTTP_HEAD) {
         lg_http_set_header(c->req, "Allow", "GET, HEAD");
         return fail(c, 405, "method_not_allowed", "only GET and HEAD are allowed");
     }
@@ -490,7 +487,6 @@ static void on_client_close(struct lg_http_req *req, void *arg)
     if (c->up == NULL) return;
     lg_upstream_cancel(c->up);
     c->up = NULL;
-    c->client_gone = true;
     audit(c, "client_gone");
     lg_http_set_header(c->req, "X-Request-Id", c->request_id);
     lg_http_reply(c->req, 499, NULL, NULL, 0); /* nobody reads it: releases the request */

@@ -174,15 +174,7 @@ void lg_gcra(double tat, double now, double rate_per_sec, int burst, double *new
 
 /* ---- local table: open addressing, linear probing, backward-shift delete ---- */
 
-static uint64_t key_hash(const char *key, size_t len)
-{
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)key[i];
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
+static uint64_t key_hash(const char *key, size_t len) { return lg_hash(key, len); }
 
 static size_t slot_of(const struct lg_ratelimit *rl, uint64_t hash)
 {

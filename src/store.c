@@ -419,24 +419,6 @@ int lg_store_argv(struct lg_store *st, lg_store_cb *cb, void *arg, int argc, con
     return 0;
 }
 
-int lg_store_cmd(struct lg_store *st, lg_store_cb *cb, void *arg, const char *fmt, ...)
-{
-    if (!st->up || st->ac == NULL || st->nchannels > 0) return -1;
-    struct pending *p = pending_get(st);
-    if (p == NULL) return -1;
-    arm(p, cb, arg);
-    va_list ap;
-    va_start(ap, fmt);
-    int rc = redisvAsyncCommand(st->ac, on_reply, p, fmt, ap);
-    va_end(ap);
-    if (rc != REDIS_OK) {
-        p->delivered = 1;
-        pending_put(p);
-        return -1;
-    }
-    return 0;
-}
-
 /* Scripts are static and shared by every worker: the digest is filled once,
  * under a lock, by the first thread to use the script; afterwards a single
  * acquire load is all a request pays. */

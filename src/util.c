@@ -62,6 +62,14 @@ int lg_time_parse(const char *s, int64_t *ms)
     return 0;
 }
 
+uint64_t lg_hash(const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < len; i++) h = (h ^ p[i]) * 1099511628211ULL;
+    return h;
+}
+
 /* Request ids correlate log lines; they need to be unique, not secret. A
  * per-thread splitmix64 seeded once from the system's random source costs a
  * few instructions instead of a trip through the CSPRNG on every request. */

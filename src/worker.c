@@ -72,7 +72,6 @@ static void on_facilities(struct lg_store *st, redisReply *reply, void *arg)
                               strcmp(e[3]->str, "1") == 0);
     }
     w->facilities_loaded = true;
-    w->facilities_generation++;
     lg_debug("worker %d: %d facilities loaded", w->id, lg_cache_facility_count(w->cache));
 }
 
@@ -102,7 +101,6 @@ static void on_reload_timer(evutil_socket_t fd, short what, void *arg)
  * facility (it answers 404) and reload everything shortly. */
 struct facility_read {
     struct lg_worker *w;
-    uint64_t generation;
     char id[72];
 };
 

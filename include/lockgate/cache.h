@@ -68,7 +68,6 @@ struct lg_key *lg_cache_key_get(struct lg_cache *c, const char *key_id);
 void lg_cache_key_put(struct lg_cache *c, struct lg_key *k);
 void lg_cache_key_drop(struct lg_cache *c, const char *key_id);
 void lg_cache_keys_flush(struct lg_cache *c);
-int lg_cache_key_count(const struct lg_cache *c);
 
 /* Borrowed, valid until the next facility change on this worker. */
 const struct lg_facility *lg_cache_facility_get(struct lg_cache *c, const char *id);

@@ -38,7 +38,5 @@ void lg_feed_close_key(struct lg_feed *f, const char *key_id);
  * revocation may have been missed. Readers resume with Last-Event-ID and are
  * authenticated again. */
 void lg_feed_close_all(struct lg_feed *f);
-/* Number of open streams. */
-int lg_feed_streams(const struct lg_feed *f);
 
 #endif

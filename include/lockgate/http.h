@@ -46,6 +46,9 @@ void lg_http_server_count_metrics(struct lg_http_server *srv);
  * NULL with a log line on error. */
 SSL_CTX *lg_http_tls_ctx_new(const struct lg_config *cfg);
 
+/* "GET", "HEAD", ... ("OTHER" for the rest); a static string. */
+const char *lg_http_method_name(enum lg_http_method m);
+
 /* Request accessors: all borrowed for the life of the request. */
 enum lg_http_method lg_http_method(const struct lg_http_req *req);
 const char *lg_http_path(const struct lg_http_req *req);  /* raw, undecoded, no query */

@@ -53,9 +53,6 @@ const char *lg_store_prefix(const struct lg_store *st);
  * Returns 0 when queued; -1 when not connected (CB is then NOT called). */
 int lg_store_argv(struct lg_store *st, lg_store_cb *cb, void *arg, int argc, const char **argv,
                   const size_t *argvlen);
-/* printf-style command for constant formats only (no user data in FMT). */
-int lg_store_cmd(struct lg_store *st, lg_store_cb *cb, void *arg, const char *fmt, ...);
-
 /* EVALSHA SCRIPT with NKEYS keys then the rest as arguments (ARGV are
  * KEYS then ARGS, as for EVALSHA); on NOSCRIPT resends it as EVAL.
  * Same return and callback contract as lg_store_argv. */

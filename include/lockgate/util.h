@@ -15,6 +15,8 @@ int64_t lg_mono_ms(void);
 void lg_time_format(int64_t ms, char *out);
 /* Parses what lg_time_format writes (also without milliseconds). -1 on error. */
 int lg_time_parse(const char *s, int64_t *ms);
+/* FNV-1a of LEN bytes at DATA: the hash of every in-memory table. */
+uint64_t lg_hash(const void *data, size_t len);
 /* 16 random hex chars + NUL into OUT (17 bytes), for request ids. */
 void lg_request_id_new(char *out);
 

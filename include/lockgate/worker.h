@@ -43,7 +43,6 @@ struct lg_worker {
      * cached only if no key event arrived while the read was in flight: the
      * event comes on the pub/sub connection and may overtake the reply. */
     uint64_t key_epoch;
-    uint64_t facilities_generation; /* bumped on each reload, to drop stale answers */
     struct event *reload_timer;
     /* The subscription's heartbeat: the worker publishes to a channel of its
      * own once a second and expects to hear it back; silence means the

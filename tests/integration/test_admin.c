@@ -1117,8 +1117,11 @@ START_TEST(test_audit)
     entries = json_object_get(a, "entries");
     ck_assert_int_eq(json_array_size(entries), 5);
     ck_assert_str_eq(itest_json_str(json_array_get(entries, 0), "account_id"), "acct_OTHER");
-    ck_assert(strcmp(itest_json_str(json_array_get(entries, 0), "id"),
-                     itest_json_str(json_array_get(entries, 4), "id")) > 0);
+    /* stream ids compare as numbers (ms, then sequence), not as text */
+    unsigned long long ms0 = 0, seq0 = 0, ms4 = 0, seq4 = 0;
+    sscanf(itest_json_str(json_array_get(entries, 0), "id"), "%llu-%llu", &ms0, &seq0);
+    sscanf(itest_json_str(json_array_get(entries, 4), "id"), "%llu-%llu", &ms4, &seq4);
+    ck_assert(ms0 > ms4 || (ms0 == ms4 && seq0 > seq4));
     json_decref(a);
     a = itest_admin("GET", "/admin/v1/audit", NULL, &st);
     ck_assert_int_eq(json_array_size(json_object_get(a, "entries")), 100);
