@@ -122,7 +122,7 @@ void lg_admin_reply_error(struct lg_admin *adm, struct lg_http_req *req, const c
                           int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
 
-/* ---- lg_admin_json.c: bodies, fields, shapes ---- */
+/* ---- admin_json.c: bodies, fields, shapes ---- */
 
 /* Checks that OBJ has no field outside ALLOWED (NULL-terminated). -1 with
  * "FIELD: unknown field" in ERR otherwise. */
@@ -160,7 +160,7 @@ json_t *lg_admin_shape_list(const redisReply *list, json_t *(*shape)(const redis
                             const char *id_field);
 json_t *lg_admin_shape_key_list(const redisReply *list, int64_t now_ms);
 
-/* ---- lg_admin_scripts.c ---- */
+/* ---- admin_scripts.c ---- */
 
 extern struct lg_script lg_admin_script_account_create, lg_admin_script_account_get,
     lg_admin_script_account_list, lg_admin_script_facility_create, lg_admin_script_facility_get,

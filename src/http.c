@@ -64,9 +64,8 @@ static struct bufferevent *tls_bevcb(struct event_base *base, void *arg)
 {
     struct lg_http_server *srv = arg;
     SSL *ssl = SSL_new(srv->tls);
-    /* libevent 2.1.12 serves plain text if this returns NULL: never do. On a
-     * failed SSL_new, hand over a TLS bufferevent that cannot be created
-     * cleanly is worse than aborting the process, which is what we do. */
+    /* libevent 2.1.12 serves plain text if this returns NULL, which would put
+     * secrets on the wire in clear: rather than return NULL, stop. */
     if (ssl == NULL) {
         lg_error("tls: SSL_new failed; refusing to serve plain text on the TLS port");
         abort();

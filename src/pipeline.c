@@ -347,11 +347,27 @@ static void on_key_loaded(struct lg_store *st, redisReply *reply, void *arg)
         resume(c, fail(c, 503, "store_unavailable", "the key store is unreachable"));
         return;
     }
-    struct lg_key *k = lg_key_from_reply(c->key_id, reply->element[0], reply->element[1], w->cfg);
-    if (k == NULL) {
+    const redisReply *hash = reply->element[0];
+    if (hash->type == REDIS_REPLY_ARRAY && hash->elements == 0) { /* no such key */
         lg_cache_key_drop(w->cache, c->key_id);
         resume(c, check_key(c, NULL));
         return;
+    }
+    struct lg_key *k = lg_key_from_reply(c->key_id, hash, reply->element[1], w->cfg);
+    if (k == NULL) {
+        /* A key we cannot read (or no memory) is our fault, not the client's:
+         * no failure is counted against it, and nothing is served. */
+        lg_error("key %s: its stored record cannot be read", c->key_id);
+        lg_cache_key_drop(w->cache, c->key_id);
+        resume(c, fail(c, 503, "store_unavailable", "the key store answered nonsense"));
+        return;
+    }
+    /* A re-read key with the same verifier keeps what this worker learned. */
+    struct lg_key *old = lg_cache_key_get(w->cache, c->key_id);
+    if (old != NULL && strcmp(old->verifier, k->verifier) == 0) {
+        k->has_verified = old->has_verified;
+        memcpy(k->verified, old->verified, sizeof(k->verified));
+        k->last_used_written_ms = old->last_used_written_ms;
     }
     /* Keep the freshest read unless a key event overtook this reply (it may
      * concern this very key). The cache answers on its own only while events

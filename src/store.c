@@ -79,50 +79,50 @@ static void notify_state(struct lg_store *st, bool up)
     if (st->state_cb != NULL && !st->freeing) st->state_cb(st, up, st->state_arg);
 }
 
-/* Forgets the current connection (if any) and schedules a reconnect. Safe to
- * call from timers, never from inside a hiredis callback for a live context. */
-static void store_drop(struct lg_store *st, const char *why)
+static void schedule_reconnect(struct lg_store *st)
 {
-    redisAsyncContext *ac = st->ac;
-    int was_up = st->up;
-    st->ac = NULL;
-    st->up = 0;
-    evtimer_del(st->connect_timer);
-    evtimer_del(st->ready_timer);
-    if (ac != NULL) {
-        ac->data = NULL;
-        redisAsyncFree(ac); /* runs every pending callback with a NULL reply */
-    }
-    if (was_up) lg_warn("redis %s:%d: connection lost (%s)", st->host, st->port, why);
-    notify_state(st, false);
     if (st->freeing) return;
     struct timeval tv = {st->backoff_ms / 1000, (st->backoff_ms % 1000) * 1000};
     evtimer_add(st->reconnect_timer, &tv);
     st->backoff_ms = st->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : st->backoff_ms * 2;
 }
 
-static void on_reconnect_timer(evutil_socket_t fd, short what, void *arg) { store_connect(arg); }
-
-/* hiredis calls this on a failed connect (never the disconnect callback then)
- * and on every loss; either way we retry from a timer. */
-static void on_disconnect(const redisAsyncContext *ac, int status)
+/* The connection is gone (AC, if still ours, is freed by the caller or by
+ * hiredis): tell the users once and retry from a timer. */
+static void connection_lost(struct lg_store *st, const char *why)
 {
-    struct lg_store *st = ac->data;
-    if (st == NULL || st->ac != ac) return; /* dropped by us already */
-    /* The context is freed by hiredis after this returns: just forget it. */
     int was_up = st->up;
     st->ac = NULL;
     st->up = 0;
     evtimer_del(st->connect_timer);
     evtimer_del(st->ready_timer);
-    if (was_up)
-        lg_warn("redis %s:%d: disconnected: %s", st->host, st->port,
-                ac->errstr[0] ? ac->errstr : "closed");
+    if (was_up) lg_warn("redis %s:%d: connection lost: %s", st->host, st->port, why);
     notify_state(st, false);
-    if (st->freeing) return;
-    struct timeval tv = {st->backoff_ms / 1000, (st->backoff_ms % 1000) * 1000};
-    evtimer_add(st->reconnect_timer, &tv);
-    st->backoff_ms = st->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : st->backoff_ms * 2;
+    schedule_reconnect(st);
+}
+
+/* Drops the current connection (if any). Safe to call from timers, never
+ * from inside a hiredis callback for a live context. */
+static void store_drop(struct lg_store *st, const char *why)
+{
+    redisAsyncContext *ac = st->ac;
+    st->ac = NULL; /* callbacks run by the free below see it is no longer ours */
+    if (ac != NULL) {
+        ac->data = NULL;
+        redisAsyncFree(ac); /* runs every pending callback with a NULL reply */
+    }
+    connection_lost(st, why);
+}
+
+static void on_reconnect_timer(evutil_socket_t fd, short what, void *arg) { store_connect(arg); }
+
+/* hiredis calls this on a failed connect (never the disconnect callback then)
+ * and on every loss; hiredis frees the context after it returns. */
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    struct lg_store *st = ac->data;
+    if (st == NULL || st->ac != ac) return; /* dropped by us already */
+    connection_lost(st, ac->errstr[0] ? ac->errstr : "closed by the server");
 }
 
 static void on_connect(const redisAsyncContext *ac, int status)
@@ -241,9 +241,7 @@ static void store_connect(struct lg_store *st)
     if (ac == NULL || ac->err) {
         lg_debug("redis %s:%d: %s", st->host, st->port, ac ? ac->errstr : "out of memory");
         if (ac != NULL) redisAsyncFree(ac);
-        struct timeval tv = {st->backoff_ms / 1000, (st->backoff_ms % 1000) * 1000};
-        evtimer_add(st->reconnect_timer, &tv);
-        st->backoff_ms = st->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : st->backoff_ms * 2;
+        schedule_reconnect(st);
         return;
     }
     ac->data = st;

@@ -18,7 +18,7 @@
  *                                      created_at, updated_at, last_used_at,
  *                                      expires_at ("" = never; ISO 8601 UTC)
  *   P key:{key}:facilities      set    scope when all_facilities is "0"
- *   P rl:{key}                  string GCRA theoretical arrival time (ms, float)
+ *   P rl:{key}                  string GCRA theoretical arrival time (integer ticks of 1/1024 ms)
  *   P events                    stream every change; fields: type, account_id, key_id,
  *                                      facility_id, unit_id, included, name, at
  *                                      (absent fields omitted); trimmed MAXLEN ~
