@@ -3,6 +3,7 @@
 #   make run        install what is missing, build, start the local demo
 #   make test       the whole test suite (unit + integration), own Redis and upstream
 #   make test-san   the same under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make fuzz       libFuzzer targets for every parser of hostile input (FUZZ_SECONDS each)
 #   make bench      side-by-side benchmark against nginx and haproxy
 
 CC      ?= cc
@@ -18,6 +19,11 @@ CHECK_LIBS   = $(shell pkg-config --libs check)
 # V=1 shows the full compiler lines.
 Q = $(if $(filter 1,$(V)),,@)
 
+ifeq ($(FUZZ),1)
+CFLAGS  += -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=address,undefined
+endif
+
 ifeq ($(SAN),1)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
@@ -32,6 +38,8 @@ UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%)
 ITEST_SRC = $(wildcard tests/integration/*.c)
 ITEST_BIN = $(ITEST_SRC:tests/integration/%.c=$(BUILD)/tests/integration/%)
 ITEST_HDRS = $(wildcard tests/integration/*.h)
+FUZZ_SRC = $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN = $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 HDRS     = $(wildcard include/lockgate/*.h) $(wildcard src/*.h) $(wildcard src/cli/*.h)
 
 all: $(BUILD)/lockgate $(BUILD)/lockgate-admin
@@ -63,6 +71,14 @@ $(BUILD)/tests/integration/%: tests/integration/%.c $(ITEST_HDRS) $(CORE_OBJ) $(
 
 tests: $(UNIT_BIN) $(ITEST_BIN)
 
+# libFuzzer targets (clang): make fuzz [FUZZ_SECONDS=N]
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(CORE_OBJ) $(HDRS)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  FUZZ    $<")
+	$(Q)$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $< $(CORE_OBJ) $(LDFLAGS) $(LDLIBS)
+
+fuzzers: $(FUZZ_BIN)
+
 deps:
 	@scripts/deps.sh
 
@@ -78,6 +94,11 @@ test-san: deps
 	@$(MAKE) --no-print-directory BUILD=build/san SAN=1 all tests
 	@scripts/test.sh build/san
 
+FUZZ_SECONDS ?= 10
+fuzz: deps
+	@$(MAKE) --no-print-directory BUILD=build/fuzz CC=clang FUZZ=1 fuzzers
+	@scripts/fuzz.sh build/fuzz $(FUZZ_SECONDS)
+
 bench: deps
 	@$(MAKE) --no-print-directory all
 	@scripts/bench.sh
@@ -85,4 +106,4 @@ bench: deps
 clean:
 	rm -rf build
 
-.PHONY: all deps run test test-san bench clean tests
+.PHONY: all deps run test test-san fuzz fuzzers bench clean tests
