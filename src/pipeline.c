@@ -357,7 +357,11 @@ static void on_key_loaded(struct lg_store *st, redisReply *reply, void *arg)
     if (k == NULL) {
         /* A key we cannot read (or no memory) is our fault, not the client's:
          * no failure is counted against it, and nothing is served. */
-        lg_error("key %s: its stored record cannot be read", c->key_id);
+        static _Thread_local int64_t logged_ms; /* not a line per request */
+        if (lg_mono_ms() - logged_ms >= 1000) {
+            logged_ms = lg_mono_ms();
+            lg_error("key %s: its stored record cannot be read", c->key_id);
+        }
         lg_cache_key_drop(w->cache, c->key_id);
         resume(c, fail(c, 503, "store_unavailable", "the key store answered nonsense"));
         return;
