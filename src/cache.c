@@ -24,9 +24,18 @@ struct map {
     size_t count;
 };
 
+/* The facilities of one account, for GET /v1/facilities: a key only ever
+ * sees its own account's, so the answer never scans the whole deployment. */
+struct account_facilities {
+    char account_id[72];
+    const struct lg_facility **items; /* borrowed from the facilities map */
+    size_t n, cap;
+};
+
 struct lg_cache {
     struct map keys;
     struct map facilities;
+    struct map accounts; /* account id -> struct account_facilities */
 };
 
 static uint64_t fnv1a(const char *s) { return lg_hash(s, strlen(s)); }
@@ -131,11 +140,54 @@ static void facility_free(void *v)
     free(f);
 }
 
+static void account_free(void *v)
+{
+    struct account_facilities *a = v;
+    free(a->items);
+    free(a);
+}
+
+/* Adds F to its account's list. -1 on OOM (F then stays out of listings). */
+static int account_add(struct lg_cache *c, const struct lg_facility *f)
+{
+    struct account_facilities *a = map_get(&c->accounts, f->account_id);
+    if (a == NULL) {
+        void *old;
+        if ((a = calloc(1, sizeof(*a))) == NULL) return -1;
+        snprintf(a->account_id, sizeof(a->account_id), "%s", f->account_id);
+        if (map_put(&c->accounts, a->account_id, a, &old) < 0) {
+            free(a);
+            return -1;
+        }
+    }
+    if (a->n == a->cap) {
+        size_t cap = a->cap ? a->cap * 2 : 8;
+        const struct lg_facility **items = realloc(a->items, cap * sizeof(*items));
+        if (items == NULL) return -1;
+        a->items = items;
+        a->cap = cap;
+    }
+    a->items[a->n++] = f;
+    return 0;
+}
+
+static void account_remove(struct lg_cache *c, const struct lg_facility *f)
+{
+    struct account_facilities *a = map_get(&c->accounts, f->account_id);
+    if (a == NULL) return;
+    for (size_t i = 0; i < a->n; i++)
+        if (a->items[i] == f) {
+            a->items[i] = a->items[--a->n];
+            break;
+        }
+    if (a->n == 0) account_free(map_del(&c->accounts, f->account_id));
+}
+
 struct lg_cache *lg_cache_new(void)
 {
     struct lg_cache *c = calloc(1, sizeof(*c));
     if (c == NULL) return NULL;
-    if (map_init(&c->keys) < 0 || map_init(&c->facilities) < 0) {
+    if (map_init(&c->keys) < 0 || map_init(&c->facilities) < 0 || map_init(&c->accounts) < 0) {
         lg_cache_free(c);
         return NULL;
     }
@@ -147,8 +199,10 @@ void lg_cache_free(struct lg_cache *c)
     if (c == NULL) return;
     if (c->keys.slots) map_clear(&c->keys, key_release);
     if (c->facilities.slots) map_clear(&c->facilities, facility_free);
+    if (c->accounts.slots) map_clear(&c->accounts, account_free);
     free(c->keys.slots);
     free(c->facilities.slots);
+    free(c->accounts.slots);
     free(c);
 }
 
@@ -278,24 +332,35 @@ int lg_cache_facility_put(struct lg_cache *c, const char *id, const char *accoun
         facility_free(f);
         return -1;
     }
-    if (old != NULL) facility_free(old);
+    if (old != NULL) {
+        account_remove(c, old);
+        facility_free(old);
+    }
+    account_add(c, f);
     return 0;
 }
 
 void lg_cache_facility_drop(struct lg_cache *c, const char *id)
 {
     struct lg_facility *f = map_del(&c->facilities, id);
-    if (f != NULL) facility_free(f);
+    if (f == NULL) return;
+    account_remove(c, f);
+    facility_free(f);
 }
 
-void lg_cache_facilities_flush(struct lg_cache *c) { map_clear(&c->facilities, facility_free); }
+void lg_cache_facilities_flush(struct lg_cache *c)
+{
+    map_clear(&c->accounts, account_free);
+    map_clear(&c->facilities, facility_free);
+}
 int lg_cache_facility_count(const struct lg_cache *c) { return (int)c->facilities.count; }
 
-void lg_cache_facility_each(struct lg_cache *c, void (*fn)(const struct lg_facility *, void *),
-                            void *arg)
+size_t lg_cache_account_facilities(struct lg_cache *c, const char *account_id,
+                                   const struct lg_facility *const **out)
 {
-    for (size_t i = 0; i < c->facilities.nslots; i++)
-        for (struct entry *e = c->facilities.slots[i]; e != NULL; e = e->next) fn(e->value, arg);
+    struct account_facilities *a = map_get(&c->accounts, account_id);
+    *out = a ? a->items : NULL;
+    return a ? a->n : 0;
 }
 
 bool lg_key_sees(const struct lg_key *k, const struct lg_facility *f)

@@ -429,43 +429,35 @@ static void on_ratelimit(const struct lg_ratelimit_result *res, void *arg)
     resume(c, LG_OK);
 }
 
-struct facility_list {
-    const struct lg_key *key;
-    json_t *items;
-};
-
-static void add_visible(const struct lg_facility *f, void *arg)
-{
-    struct facility_list *l = arg;
-    if (lg_key_sees(l->key, f))
-        json_array_append_new(l->items,
-                              json_pack("{s:s, s:s}", "facility_id", f->id, "name", f->name));
-}
-
 static int by_id(const void *a, const void *b)
 {
-    json_t *const *x = a, *const *y = b;
-    return strcmp(json_string_value(json_object_get(*x, "facility_id")),
-                  json_string_value(json_object_get(*y, "facility_id")));
+    const struct lg_facility *const *x = a, *const *y = b;
+    return strcmp((*x)->id, (*y)->id);
 }
 
-/* GET /v1/facilities is answered from this worker's own facility table. */
+/* GET /v1/facilities is answered from this worker's own facility table,
+ * looking only at the key's account, sorted by id. */
 static enum lg_stage_result list_facilities(struct lg_ctx *c)
 {
-    struct facility_list l = {c->key, json_array()};
-    lg_cache_facility_each(c->w->cache, add_visible, &l);
-    size_t n = json_array_size(l.items);
-    json_t **items = malloc((n ? n : 1) * sizeof(*items));
-    json_t *sorted = json_array();
-    if (items != NULL) {
-        for (size_t i = 0; i < n; i++) items[i] = json_array_get(l.items, i);
-        qsort(items, n, sizeof(*items), by_id);
-        for (size_t i = 0; i < n; i++) json_array_append(sorted, items[i]);
+    const struct lg_facility *const *all;
+    size_t n = lg_cache_account_facilities(c->w->cache, c->key->account_id, &all);
+    const struct lg_facility **seen = malloc((n ? n : 1) * sizeof(*seen));
+    json_t *items = json_array();
+    if (seen == NULL || items == NULL) {
+        free(seen);
+        json_decref(items);
+        return fail(c, 503, "store_unavailable", "out of memory");
     }
-    free(items);
-    json_decref(l.items);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (lg_key_sees(c->key, all[i])) seen[k++] = all[i];
+    qsort(seen, k, sizeof(*seen), by_id);
+    for (size_t i = 0; i < k; i++)
+        json_array_append_new(
+            items, json_pack("{s:s, s:s}", "facility_id", seen[i]->id, "name", seen[i]->name));
+    free(seen);
     set_success_headers(c);
-    lg_http_reply_json(c->req, 200, json_pack("{s:o}", "facilities", sorted));
+    lg_http_reply_json(c->req, 200, json_pack("{s:o}", "facilities", items));
     return LG_DONE;
 }
 

@@ -77,9 +77,10 @@ int lg_cache_facility_put(struct lg_cache *c, const char *id, const char *accoun
 void lg_cache_facility_drop(struct lg_cache *c, const char *id);
 void lg_cache_facilities_flush(struct lg_cache *c);
 int lg_cache_facility_count(const struct lg_cache *c);
-/* Calls FN for every facility (in no particular order). */
-void lg_cache_facility_each(struct lg_cache *c, void (*fn)(const struct lg_facility *, void *),
-                            void *arg);
+/* The facilities of ACCOUNT_ID, in no particular order: *OUT (borrowed,
+ * valid until the next facility change on this worker) and their count. */
+size_t lg_cache_account_facilities(struct lg_cache *c, const char *account_id,
+                                   const struct lg_facility *const **out);
 
 /* Authorization: may K see facility F? Same account, included, and in scope
  * (all facilities, or F is in the key's list). F may be NULL (unknown). */

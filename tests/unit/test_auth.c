@@ -133,6 +133,46 @@ START_TEST(scope_decisions)
 }
 END_TEST
 
+static int has(const struct lg_facility *const *items, size_t n, const char *id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(items[i]->id, id) == 0) return 1;
+    return 0;
+}
+
+/* The per-account index behind GET /v1/facilities follows every change. */
+START_TEST(account_index)
+{
+    struct lg_cache *c = lg_cache_new();
+    const struct lg_facility *const *items;
+    ck_assert_int_eq(lg_cache_facility_put(c, "f1", "A", "One", true), 0);
+    ck_assert_int_eq(lg_cache_facility_put(c, "f2", "A", "Two", true), 0);
+    ck_assert_int_eq(lg_cache_facility_put(c, "f3", "B", "Three", true), 0);
+    ck_assert_int_eq(lg_cache_account_facilities(c, "A", &items), 2);
+    ck_assert(has(items, 2, "f1") && has(items, 2, "f2"));
+    /* a refresh replaces the entry: the index points at the new one */
+    ck_assert_int_eq(lg_cache_facility_put(c, "f1", "A", "Uno", false), 0);
+    ck_assert_int_eq(lg_cache_account_facilities(c, "A", &items), 2);
+    for (size_t i = 0; i < 2; i++)
+        if (strcmp(items[i]->id, "f1") == 0) {
+            ck_assert_str_eq(items[i]->name, "Uno");
+            ck_assert(!items[i]->included);
+        }
+    /* moved to another account (an imported id re-created elsewhere) */
+    ck_assert_int_eq(lg_cache_facility_put(c, "f2", "B", "Two", true), 0);
+    ck_assert_int_eq(lg_cache_account_facilities(c, "A", &items), 1);
+    ck_assert_int_eq(lg_cache_account_facilities(c, "B", &items), 2);
+    ck_assert(has(items, 2, "f2") && has(items, 2, "f3"));
+    lg_cache_facility_drop(c, "f1");
+    ck_assert_int_eq(lg_cache_account_facilities(c, "A", &items), 0);
+    ck_assert_ptr_null(items);
+    lg_cache_facilities_flush(c);
+    ck_assert_int_eq(lg_cache_account_facilities(c, "B", &items), 0);
+    ck_assert_int_eq(lg_cache_facility_count(c), 0);
+    lg_cache_free(c);
+}
+END_TEST
+
 START_TEST(allowlists)
 {
     struct lg_key *k = make_key("acct_1", true, NULL, 0);
@@ -186,6 +226,7 @@ int main(void)
     tcase_add_test(tc, verify_secret);
     tcase_add_test(tc, scope_decisions);
     tcase_add_test(tc, allowlists);
+    tcase_add_test(tc, account_index);
     tcase_add_test(tc, throttle);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
