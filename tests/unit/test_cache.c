@@ -1,0 +1,132 @@
+/* Unit tests of the worker cache: scope and allowlist decisions and the
+ * per-account facility index. */
+#include <check.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lockgate/cache.h"
+
+static struct lg_key *make_key(const char *acct, bool all, const char **facs, int n)
+{
+    struct lg_key *k = calloc(1, sizeof(*k));
+    k->refs = 1;
+    snprintf(k->key_id, sizeof(k->key_id), "lk_test");
+    snprintf(k->account_id, sizeof(k->account_id), "%s", acct);
+    k->all_facilities = all;
+    k->facilities = calloc((size_t)n + 1, sizeof(*k->facilities));
+    for (int i = 0; i < n; i++) snprintf(k->facilities[i], sizeof(k->facilities[i]), "%s", facs[i]);
+    k->nfacilities = n;
+    return k;
+}
+
+START_TEST(scope_decisions)
+{
+    const char *list[] = {"fac_B", "fac_A"};
+    struct lg_key *scoped = make_key("acct_1", false, list, 2);
+    /* lg_key_sees searches a sorted list, as lg_key_from_reply leaves it. */
+    snprintf(scoped->facilities[0], 72, "fac_A");
+    snprintf(scoped->facilities[1], 72, "fac_B");
+    struct lg_key *all = make_key("acct_1", true, NULL, 0);
+    struct lg_key *none = make_key("acct_1", false, NULL, 0);
+    struct lg_facility a = {"fac_A", "acct_1", "A", true};
+    struct lg_facility c = {"fac_C", "acct_1", "C", true};
+    struct lg_facility other = {"fac_A", "acct_2", "A", true};
+    struct lg_facility excluded = {"fac_B", "acct_1", "B", false};
+    ck_assert(lg_key_sees(scoped, &a));
+    ck_assert(!lg_key_sees(scoped, &c));
+    ck_assert(!lg_key_sees(scoped, &other));
+    ck_assert(!lg_key_sees(scoped, &excluded));
+    ck_assert(!lg_key_sees(scoped, NULL));
+    ck_assert(lg_key_sees(all, &c));
+    ck_assert(!lg_key_sees(all, &other));
+    ck_assert(!lg_key_sees(all, &excluded));
+    ck_assert(!lg_key_sees(none, &a));
+    all->feed = true; /* feed keys see no facility through unit routes */
+    ck_assert(!lg_key_sees(all, &c));
+    lg_key_unref(scoped);
+    lg_key_unref(all);
+    lg_key_unref(none);
+}
+END_TEST
+
+START_TEST(allowlists)
+{
+    struct lg_key *k = make_key("acct_1", true, NULL, 0);
+    ck_assert(lg_key_ip_allowed(k, "203.0.113.9")); /* no list: any address */
+    ck_assert_int_eq(lg_cidr_parse("10.0.0.0/8", &k->cidrs[0]), 0);
+    ck_assert_int_eq(lg_cidr_parse("2001:db8::/32", &k->cidrs[1]), 0);
+    ck_assert_int_eq(lg_cidr_parse("192.168.1.7", &k->cidrs[2]), 0);
+    k->ncidrs = 3;
+    ck_assert(lg_key_ip_allowed(k, "10.200.3.4"));
+    ck_assert(!lg_key_ip_allowed(k, "11.0.0.1"));
+    ck_assert(lg_key_ip_allowed(k, "2001:db8:1::5"));
+    ck_assert(!lg_key_ip_allowed(k, "2001:db9::5"));
+    ck_assert(lg_key_ip_allowed(k, "192.168.1.7"));
+    ck_assert(!lg_key_ip_allowed(k, "192.168.1.8"));
+    ck_assert(!lg_key_ip_allowed(k, "not-an-ip"));
+    struct lg_cidr x;
+    ck_assert_int_eq(lg_cidr_parse("10.0.0.0/33", &x), -1);
+    ck_assert_int_eq(lg_cidr_parse("10.0.0.0/", &x), -1);
+    ck_assert_int_eq(lg_cidr_parse("10.0.0/8", &x), -1);
+    ck_assert_int_eq(lg_cidr_parse("::/129", &x), -1);
+    ck_assert_int_eq(lg_cidr_parse("::/0", &x), 0);
+    lg_key_unref(k);
+}
+END_TEST
+
+static int has(const struct lg_facility *const *items, size_t n, const char *id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(items[i]->id, id) == 0) return 1;
+    return 0;
+}
+
+/* The per-account index behind GET /v1/facilities follows every change. */
+START_TEST(account_index)
+{
+    struct lg_cache *c = lg_cache_new();
+    const struct lg_facility *const *items;
+    ck_assert_int_eq(lg_cache_facility_put(c, "f1", "A", "One", true), 0);
+    ck_assert_int_eq(lg_cache_facility_put(c, "f2", "A", "Two", true), 0);
+    ck_assert_int_eq(lg_cache_facility_put(c, "f3", "B", "Three", true), 0);
+    ck_assert_int_eq(lg_cache_account_facilities(c, "A", &items), 2);
+    ck_assert(has(items, 2, "f1") && has(items, 2, "f2"));
+    /* a refresh replaces the entry: the index points at the new one */
+    ck_assert_int_eq(lg_cache_facility_put(c, "f1", "A", "Uno", false), 0);
+    ck_assert_int_eq(lg_cache_account_facilities(c, "A", &items), 2);
+    for (size_t i = 0; i < 2; i++)
+        if (strcmp(items[i]->id, "f1") == 0) {
+            ck_assert_str_eq(items[i]->name, "Uno");
+            ck_assert(!items[i]->included);
+        }
+    /* moved to another account (an imported id re-created elsewhere) */
+    ck_assert_int_eq(lg_cache_facility_put(c, "f2", "B", "Two", true), 0);
+    ck_assert_int_eq(lg_cache_account_facilities(c, "A", &items), 1);
+    ck_assert_int_eq(lg_cache_account_facilities(c, "B", &items), 2);
+    ck_assert(has(items, 2, "f2") && has(items, 2, "f3"));
+    lg_cache_facility_drop(c, "f1");
+    ck_assert_int_eq(lg_cache_account_facilities(c, "A", &items), 0);
+    ck_assert_ptr_null(items);
+    lg_cache_facilities_flush(c);
+    ck_assert_int_eq(lg_cache_account_facilities(c, "B", &items), 0);
+    ck_assert_int_eq(lg_cache_facility_count(c), 0);
+    lg_cache_free(c);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("cache");
+    TCase *tc = tcase_create("cache");
+    tcase_add_test(tc, scope_decisions);
+    tcase_add_test(tc, allowlists);
+    tcase_add_test(tc, account_index);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
