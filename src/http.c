@@ -57,6 +57,7 @@ struct lg_http_server {
     int access_log;
     int count_metrics; /* public listeners feed the /metrics counters */
     int timeout_s;     /* client read/write timeout, restored after a stream */
+    struct evbuffer *chunk; /* scratch for stream writes (evhttp drains it) */
     struct lg_http_req *free_list;
 };
 
@@ -358,11 +359,10 @@ void lg_http_stream_start(struct lg_http_req *r, int status, const char *content
 size_t lg_http_stream_write(struct lg_http_req *r, const char *data, size_t len)
 {
     if (r->conn == NULL) return 0;
-    struct evbuffer *chunk = evbuffer_new();
-    if (chunk == NULL) return 0;
-    evbuffer_add(chunk, data, len);
-    evhttp_send_reply_chunk(r->ev, chunk);
-    evbuffer_free(chunk);
+    struct evbuffer *chunk = r->srv->chunk;
+    if (evbuffer_add(chunk, data, len) < 0) return 0;
+    evhttp_send_reply_chunk(r->ev, chunk); /* moves the bytes out of CHUNK */
+    evbuffer_drain(chunk, evbuffer_get_length(chunk));
     struct bufferevent *bev = evhttp_connection_get_bufferevent(r->conn);
     return bev ? evbuffer_get_length(bufferevent_get_output(bev)) : 0;
 }
@@ -439,6 +439,7 @@ struct lg_http_server *lg_http_server_new(struct event_base *base, const struct 
      * wait for the client's delayed ACK (Nagle). */
     int one = 1;
     setsockopt(evconnlistener_get_fd(srv->listener), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if ((srv->chunk = evbuffer_new()) == NULL) goto err;
     srv->http = evhttp_new(base);
     if (srv->http == NULL) goto err;
     if ((srv->bound = evhttp_bind_listener(srv->http, srv->listener)) == NULL) goto err;
@@ -483,6 +484,7 @@ void lg_http_server_free(struct lg_http_server *srv)
         free(r->close_ev);
         free(r);
     }
+    if (srv->chunk != NULL) evbuffer_free(srv->chunk);
     free(srv);
 }
 
