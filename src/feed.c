@@ -32,6 +32,7 @@
 #include "lockgate/feed.h"
 #include "lockgate/http.h"
 #include "lockgate/log.h"
+#include "lockgate/metrics.h"
 #include "lockgate/reply.h"
 #include "lockgate/store.h"
 #include "lockgate/util.h"
@@ -401,6 +402,7 @@ static void stream_unlink(struct feed_stream *s)
     if (s->next) s->next->prev = s->prev;
     s->prev = s->next = NULL;
     f->nstreams--;
+    lg_metrics_feed_streams(-1);
     if (s->state == ST_LIVE) f->nlive--;
 }
 
@@ -889,6 +891,7 @@ static void serve_stream(struct lg_feed *f, struct lg_http_req *req, const char 
     if (f->streams) f->streams->prev = s;
     f->streams = s;
     f->nstreams++;
+    lg_metrics_feed_streams(1);
     poll_update(f);
     lg_http_on_close(req, on_stream_close, s);
     if (backlog_read(s, true) < 0) {

@@ -14,6 +14,7 @@ static atomic_ullong buckets[NBUCKETS + 1]; /* last: +Inf */
 static atomic_ullong ms_sum;
 static atomic_ullong local_limits;
 static atomic_int upstream_state = -1;
+static atomic_llong feed_streams;
 
 void lg_metrics_answer(int status, int64_t ms)
 {
@@ -28,6 +29,11 @@ void lg_metrics_answer(int status, int64_t ms)
 void lg_metrics_local_limit(void)
 {
     atomic_fetch_add_explicit(&local_limits, 1, memory_order_relaxed);
+}
+
+void lg_metrics_feed_streams(int delta)
+{
+    atomic_fetch_add_explicit(&feed_streams, delta, memory_order_relaxed);
 }
 
 void lg_metrics_upstream_result(int ok)
@@ -68,6 +74,11 @@ void lg_metrics_write(FILE *out)
             "# TYPE lockgate_ratelimit_local_total counter\n"
             "lockgate_ratelimit_local_total %llu\n",
             atomic_load_explicit(&local_limits, memory_order_relaxed));
+    fprintf(out,
+            "# HELP lockgate_feed_streams Open facility feed streams.\n"
+            "# TYPE lockgate_feed_streams gauge\n"
+            "lockgate_feed_streams %lld\n",
+            (long long)atomic_load_explicit(&feed_streams, memory_order_relaxed));
     int up = lg_metrics_upstream_state();
     if (up >= 0)
         fprintf(out,

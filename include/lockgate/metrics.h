@@ -10,6 +10,8 @@
 void lg_metrics_answer(int status, int64_t ms);
 /* One rate-limit decision made by the local limiter (Redis unreachable). */
 void lg_metrics_local_limit(void);
+/* A feed stream opened (+1) or ended (-1). */
+void lg_metrics_feed_streams(int delta);
 /* The outcome of one upstream transfer (OK: an answer below 500). */
 void lg_metrics_upstream_result(int ok);
 /* The last upstream outcome seen by any worker: 1 up, 0 down, -1 none yet. */

@@ -1068,6 +1068,14 @@ START_TEST(heartbeats)
     struct sse s;
     sse_open(&s, &feed, "", NULL);
     sse_ready(&s, 1);
+    /* operators see open streams in /metrics */
+    struct itest_resp m;
+    char url[128];
+    snprintf(url, sizeof(url), "%s/metrics", IT->lg[0].admin_url);
+    ck_assert_int_eq(itest_http("GET", url, NULL, NULL, 0, NULL, &m), 0);
+    const char *g = m.body ? strstr(m.body, "\nlockgate_feed_streams ") : NULL;
+    ck_assert_msg(g != NULL && atol(g + 23) >= 1, "no open stream in /metrics");
+    itest_resp_free(&m);
     sse_until(two_comments, &s, IT->timeout_ms, "two keep-alive comments");
     ck_assert_int_eq(s.done, 0);
     ck_assert_int_eq(s.nev, 0);
