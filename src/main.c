@@ -168,6 +168,7 @@ out:
     if (sigterm) event_free(sigterm);
     if (sigint) event_free(sigint);
     lg_admin_free(admin);
+    lg_http_thread_done(); /* the admin's lines, and any answered while stopping */
     lg_store_free(store);
     if (tls) SSL_CTX_free(tls);
     if (base) event_base_free(base);

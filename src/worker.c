@@ -294,6 +294,7 @@ static void *run(void *arg)
 {
     struct lg_worker *w = arg;
     event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
+    lg_http_thread_done();
     return NULL;
 }
 

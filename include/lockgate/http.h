@@ -39,6 +39,9 @@ void lg_http_server_free(struct lg_http_server *srv);
 /* Closes the listening socket (a draining gateway refuses new clients);
  * connections already accepted go on. */
 void lg_http_server_stop_listening(struct lg_http_server *srv);
+/* Writes out and frees the calling thread's buffered access log lines; call
+ * when a thread that ran servers leaves its event loop. */
+void lg_http_thread_done(void);
 /* Counts this server's answers in the public API metrics (metrics.h). */
 void lg_http_server_count_metrics(struct lg_http_server *srv);
 
