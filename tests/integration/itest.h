@@ -617,6 +617,72 @@ ITEST_FN json_t *itest_adminf(long *status, const char *method, const char *path
     return j;
 }
 
+/* ---- data through the admin API ----
+ * Each call must answer 201; the test fails otherwise. */
+
+static int itest_seq;
+
+static json_t *itest_created(const char *path, json_t *body /* stolen */)
+{
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    long st = 0;
+    json_t *j = itest_admin("POST", path, text, &st);
+    ck_assert_msg(st == 201, "POST %s %s -> %ld", path, text, st);
+    free(text);
+    return j;
+}
+
+/* Creates an account (NAME NULL: a numbered one); its id into OUT (64 bytes). */
+ITEST_FN void itest_account(char *out, const char *name)
+{
+    char n[64];
+    snprintf(n, sizeof(n), "Account %d", ++itest_seq);
+    json_t *j = itest_created("/admin/v1/accounts", json_pack("{s:s}", "name", name ? name : n));
+    snprintf(out, 64, "%s", itest_json_str(j, "account_id"));
+    ck_assert_msg(out[0] != '\0', "account without id");
+    json_decref(j);
+}
+
+/* Creates an included facility of ACCT (NAME NULL: a numbered one); its id
+ * into OUT (72 bytes). With PREFIX it is imported as PREFIX<pid>x<n>, so that
+ * "slow", "fail" and "reset" facilities reach those modes of the test upstream. */
+ITEST_FN void itest_facility(char *out, const char *acct, const char *name, const char *prefix)
+{
+    char path[160], n[64], id[72];
+    int seq = ++itest_seq;
+    snprintf(n, sizeof(n), "Site %d", seq);
+    snprintf(path, sizeof(path), "/admin/v1/accounts/%s/facilities", acct);
+    json_t *body = json_pack("{s:s}", "name", name ? name : n);
+    if (prefix != NULL) {
+        snprintf(id, sizeof(id), "%s%dx%d", prefix, (int)getpid(), seq);
+        json_object_set_new(body, "facility_id", json_string(id));
+    }
+    json_t *j = itest_created(path, body);
+    snprintf(out, 72, "%s", itest_json_str(j, "facility_id"));
+    ck_assert_msg(out[0] != '\0' && json_is_true(json_object_get(j, "included")),
+                  "facility not created included");
+    json_decref(j);
+}
+
+/* Creates an API key of ACCT on all facilities; EXTRA (NULL or JSON members
+ * such as "\"burst\":5") is added to the body. Key id and secret into KEY
+ * and SECRET (64 bytes each). */
+ITEST_FN void itest_key(char *key, char *secret, const char *acct, const char *extra)
+{
+    char path[160], text[1024];
+    snprintf(path, sizeof(path), "/admin/v1/accounts/%s/keys", acct);
+    snprintf(text, sizeof(text), "{\"name\":\"Key %d\",\"all_facilities\":true%s%s}", ++itest_seq,
+             extra ? "," : "", extra ? extra : "");
+    json_t *body = json_loads(text, 0, NULL);
+    ck_assert_msg(body != NULL, "bad key body %s", text);
+    json_t *j = itest_created(path, body);
+    snprintf(key, 64, "%s", itest_json_str(j, "key_id"));
+    snprintf(secret, 64, "%s", itest_json_str(j, "secret"));
+    ck_assert_msg(key[0] && secret[0], "key creation answered no key_id or secret");
+    json_decref(j);
+}
+
 /* ---- Redis ---- */
 
 ITEST_FN redisContext *itest_redis_try(int timeout_ms)

@@ -320,33 +320,11 @@ static json_t *dp_admin_expect(long want, const char *method, const char *path, 
     return j;
 }
 
-static void dp_account(char out[64], const char *name)
-{
-    char body[256];
-    snprintf(body, sizeof(body), "{\"name\":\"%s\"}", name);
-    json_t *j = dp_admin_expect(201, "POST", "/admin/v1/accounts", body);
-    snprintf(out, 64, "%s", itest_json_str(j, "account_id"));
-    ck_assert_msg(out[0] != '\0', "account without id");
-    json_decref(j);
-}
+static void dp_account(char out[64], const char *name) { itest_account(out, name); }
 
-/* A facility of ACCT; PREFIX set: imported with the id PREFIX<pid>x<n>
- * (so that "slow", "fail" and "reset" facilities reach those upstream modes). */
 static void dp_facility(char out[72], const char *acct, const char *prefix)
 {
-    char body[256], path[160];
-    int n = ++dp_seq;
-    if (prefix != NULL)
-        snprintf(body, sizeof(body), "{\"name\":\"Site %d\",\"facility_id\":\"%s%dx%d\"}", n,
-                 prefix, (int)getpid(), n);
-    else
-        snprintf(body, sizeof(body), "{\"name\":\"Site %d\"}", n);
-    snprintf(path, sizeof(path), "/admin/v1/accounts/%s/facilities", acct);
-    json_t *j = dp_admin_expect(201, "POST", path, body);
-    snprintf(out, 72, "%s", itest_json_str(j, "facility_id"));
-    ck_assert_msg(out[0] != '\0' && json_is_true(json_object_get(j, "included")),
-                  "facility not created included");
-    json_decref(j);
+    itest_facility(out, acct, NULL, prefix);
 }
 
 /* A key of ACCT; SCOPE is the rest of the JSON body, e.g. "\"all_facilities\":true". */

@@ -149,7 +149,6 @@ static long ft_read_status(int fd, int bound_ms, char *first, size_t cap)
 
 /* ---- data through the admin API ---- */
 
-static int ft_seq;
 
 static json_t *ft_admin(long want, const char *method, const char *path, const char *body)
 {
@@ -162,41 +161,17 @@ static json_t *ft_admin(long want, const char *method, const char *path, const c
     return j;
 }
 
-static void ft_account(char out[64])
-{
-    char body[128];
-    snprintf(body, sizeof(body), "{\"name\":\"Faults %d\"}", ++ft_seq);
-    json_t *j = ft_admin(201, "POST", "/admin/v1/accounts", body);
-    snprintf(out, 64, "%s", itest_json_str(j, "account_id"));
-    json_decref(j);
-}
+static void ft_account(char out[64]) { itest_account(out, NULL); }
 
 /* PREFIX set: the facility is imported as PREFIX<pid>x<n> (upstream modes). */
 static void ft_facility(char out[72], const char *acct, const char *prefix)
 {
-    char body[256], path[160];
-    int n = ++ft_seq;
-    if (prefix != NULL)
-        snprintf(body, sizeof(body), "{\"name\":\"Site %d\",\"facility_id\":\"%s%dx%d\"}", n,
-                 prefix, (int)getpid(), n);
-    else
-        snprintf(body, sizeof(body), "{\"name\":\"Site %d\"}", n);
-    snprintf(path, sizeof(path), "/admin/v1/accounts/%s/facilities", acct);
-    json_t *j = ft_admin(201, "POST", path, body);
-    snprintf(out, 72, "%s", itest_json_str(j, "facility_id"));
-    json_decref(j);
+    itest_facility(out, acct, NULL, prefix);
 }
 
 static void ft_key(struct ft_cred *k, const char *acct, const char *extra)
 {
-    char body[512], path[160];
-    snprintf(body, sizeof(body), "{\"name\":\"Key %d\",\"all_facilities\":true%s%s}", ++ft_seq,
-             extra ? "," : "", extra ? extra : "");
-    snprintf(path, sizeof(path), "/admin/v1/accounts/%s/keys", acct);
-    json_t *j = ft_admin(201, "POST", path, body);
-    snprintf(k->key, sizeof(k->key), "%s", itest_json_str(j, "key_id"));
-    snprintf(k->secret, sizeof(k->secret), "%s", itest_json_str(j, "secret"));
-    json_decref(j);
+    itest_key(k->key, k->secret, acct, extra);
 }
 
 static void ft_disable(const struct ft_cred *k)

@@ -30,26 +30,11 @@ static json_t *admin_ok(const char *method, const char *path, const char *body, 
     return j;
 }
 
-static void make_account(char out[64])
-{
-    json_t *j = admin_ok("POST", "/admin/v1/accounts", "{\"name\":\"Feed Storage Co\"}", 201);
-    snprintf(out, 64, "%s", itest_json_str(j, "account_id"));
-    ck_assert_str_ne(out, "");
-    json_decref(j);
-}
+static void make_account(char out[64]) { itest_account(out, "Feed Storage Co"); }
 
 static void make_facility(const char *acct, const char *name, char out[72])
 {
-    char path[128];
-    snprintf(path, sizeof(path), "/admin/v1/accounts/%s/facilities", acct);
-    json_t *body = json_pack("{s:s}", "name", name);
-    char *text = json_dumps(body, JSON_COMPACT);
-    json_t *j = admin_ok("POST", path, text, 201);
-    snprintf(out, 72, "%s", itest_json_str(j, "facility_id"));
-    ck_assert_str_ne(out, "");
-    json_decref(j);
-    free(text);
-    json_decref(body);
+    itest_facility(out, acct, name, NULL);
 }
 
 static void set_included(const char *fac, bool included)

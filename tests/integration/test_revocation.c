@@ -547,7 +547,6 @@ static void *rv_async_run(void *arg)
 
 /* ---- data through the admin API ---- */
 
-static int rv_seq;
 
 static const char *rv_path(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static const char *rv_path(const char *fmt, ...)
@@ -573,30 +572,13 @@ static json_t *rv_admin(long want, const char *method, const char *path, const c
     return j;
 }
 
-static void rv_account(char out[64])
-{
-    json_t *j = rv_admin(201, "POST", "/admin/v1/accounts",
-                         rv_path("{\"name\":\"Revocation %d\"}", ++rv_seq));
-    snprintf(out, 64, "%s", itest_json_str(j, "account_id"));
-    json_decref(j);
-}
+static void rv_account(char out[64]) { itest_account(out, NULL); }
 
-static void rv_facility(char out[72], const char *acct)
-{
-    json_t *j = rv_admin(201, "POST", rv_path("/admin/v1/accounts/%s/facilities", acct),
-                         rv_path("{\"name\":\"Site %d\"}", ++rv_seq));
-    snprintf(out, 72, "%s", itest_json_str(j, "facility_id"));
-    json_decref(j);
-}
+static void rv_facility(char out[72], const char *acct) { itest_facility(out, acct, NULL, NULL); }
 
 static void rv_key(struct rv_cred *k, const char *acct)
 {
-    json_t *j = rv_admin(201, "POST", rv_path("/admin/v1/accounts/%s/keys", acct),
-                         rv_path("{\"name\":\"Key %d\",\"all_facilities\":true}", ++rv_seq));
-    snprintf(k->key, sizeof(k->key), "%s", itest_json_str(j, "key_id"));
-    snprintf(k->secret, sizeof(k->secret), "%s", itest_json_str(j, "secret"));
-    json_decref(j);
-    ck_assert_msg(k->key[0] && k->secret[0], "key creation answered no key_id or secret");
+    itest_key(k->key, k->secret, acct, NULL);
 }
 
 static void rv_disable(const struct rv_cred *k)
