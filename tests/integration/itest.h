@@ -617,6 +617,38 @@ ITEST_FN json_t *itest_adminf(long *status, const char *method, const char *path
     return j;
 }
 
+/* ---- suites of cases, each with a stack of its own ----
+ * Runs every case as its own TCase with SETUP/TEARDOWN as an unchecked
+ * fixture (fresh Redis, upstream and lockgate per case), forked, 90 s at
+ * most each; returns the process exit status. */
+
+struct itest_case {
+    const char *name;
+    void (*setup)(void);
+    const TTest *test;
+};
+
+ITEST_FN int itest_exit_status(int nfailed);
+
+ITEST_FN int itest_run_cases(const char *suite, const struct itest_case *cases, size_t n,
+                             void (*teardown)(void))
+{
+    Suite *s = suite_create(suite);
+    for (size_t i = 0; i < n; i++) {
+        TCase *tc = tcase_create(cases[i].name);
+        tcase_add_unchecked_fixture(tc, cases[i].setup, teardown);
+        tcase_set_timeout(tc, 90);
+        tcase_add_test(tc, cases[i].test);
+        suite_add_tcase(s, tc);
+    }
+    SRunner *sr = srunner_create(s);
+    srunner_set_fork_status(sr, CK_FORK);
+    srunner_run_all(sr, CK_ENV);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return itest_exit_status(failed);
+}
+
 /* ---- data through the admin API ----
  * Each call must answer 201; the test fails otherwise. */
 

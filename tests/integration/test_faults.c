@@ -149,7 +149,6 @@ static long ft_read_status(int fd, int bound_ms, char *first, size_t cap)
 
 /* ---- data through the admin API ---- */
 
-
 static json_t *ft_admin(long want, const char *method, const char *path, const char *body)
 {
     long st = 0;
@@ -795,12 +794,7 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("faults");
-    struct {
-        const char *name;
-        void (*setup)(void);
-        const TTest *test;
-    } cases[] = {
+    const struct itest_case cases[] = {
         {"redis_paused", redis_setup, test_redis_paused},
         {"redis_restart", redis_setup, test_redis_restart},
         {"oversized_headers", clients_setup, test_oversized_headers},
@@ -809,17 +803,5 @@ int main(void)
         {"graceful_stop", clients_setup, test_graceful_stop},
         {"forced_stop", clients_setup, test_forced_stop},
     };
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        TCase *tc = tcase_create(cases[i].name);
-        tcase_add_unchecked_fixture(tc, cases[i].setup, fixture_teardown);
-        tcase_set_timeout(tc, 90);
-        tcase_add_test(tc, cases[i].test);
-        suite_add_tcase(s, tc);
-    }
-    SRunner *sr = srunner_create(s);
-    srunner_set_fork_status(sr, CK_FORK);
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return itest_exit_status(failed);
+    return itest_run_cases("faults", cases, sizeof(cases) / sizeof(cases[0]), fixture_teardown);
 }

@@ -547,7 +547,6 @@ static void *rv_async_run(void *arg)
 
 /* ---- data through the admin API ---- */
 
-
 static const char *rv_path(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static const char *rv_path(const char *fmt, ...)
 {
@@ -1007,29 +1006,12 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("revocation");
-    struct {
-        const char *name;
-        void (*setup)(void);
-        const TTest *test;
-    } cases[] = {
+    const struct itest_case cases[] = {
         {"silent_subscriber", rv_setup, test_silent_subscriber},
         {"unconfirmed_subscription", rv_setup, test_unconfirmed_subscription},
         {"key_load_overtaken", rv_setup_slow_replies, test_key_load_overtaken},
         {"malformed_event", rv_setup, test_malformed_event},
         {"exclusion_unsubscribed", rv_setup, test_exclusion_unsubscribed},
     };
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        TCase *tc = tcase_create(cases[i].name);
-        tcase_add_unchecked_fixture(tc, cases[i].setup, rv_teardown);
-        tcase_set_timeout(tc, 90);
-        tcase_add_test(tc, cases[i].test);
-        suite_add_tcase(s, tc);
-    }
-    SRunner *sr = srunner_create(s);
-    srunner_set_fork_status(sr, CK_FORK);
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return itest_exit_status(failed);
+    return itest_run_cases("revocation", cases, sizeof(cases) / sizeof(cases[0]), rv_teardown);
 }
