@@ -274,6 +274,8 @@ struct lg_key *lg_key_from_reply(const char *key_id, const redisReply *hash,
         }
     }
     if (!have_verifier) goto err;
+    snprintf(k->hdr_account, sizeof(k->hdr_account), "X-Lockgate-Account: %s", k->account_id);
+    snprintf(k->hdr_key, sizeof(k->hdr_key), "X-Lockgate-Key: %s", k->key_id);
     if (members != NULL && members->type == REDIS_REPLY_ARRAY && members->elements > 0) {
         k->facilities = calloc(members->elements, sizeof(*k->facilities));
         if (k->facilities == NULL) goto err;

@@ -38,7 +38,11 @@ void lg_metrics_feed_streams(int delta)
 
 void lg_metrics_upstream_result(int ok)
 {
-    atomic_store_explicit(&upstream_state, ok ? 1 : 0, memory_order_relaxed);
+    /* Written only when it changes: every worker reports every transfer, and
+     * a store per request would bounce this cache line between cores. */
+    int v = ok ? 1 : 0;
+    if (atomic_load_explicit(&upstream_state, memory_order_relaxed) != v)
+        atomic_store_explicit(&upstream_state, v, memory_order_relaxed);
 }
 
 int lg_metrics_upstream_state(void)

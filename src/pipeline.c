@@ -50,7 +50,7 @@ struct lg_ctx {
         const char *code, *msg; /* static strings */
     } refusal;                  /* waiting for the rate-limit state (refuse) */
     char pathq[PATHQ_MAX];
-    char hdr[4][160];
+    char hdr[2][96]; /* X-Request-Id, X-Forwarded-For; the key's lines are prebuilt */
 };
 
 typedef enum lg_stage_result stage_fn(struct lg_ctx *ctx);
@@ -482,10 +482,9 @@ static enum lg_stage_result stage_forward(struct lg_ctx *c)
         return fail(c, 400, "bad_request", "request target too long");
     snprintf(c->hdr[0], sizeof(c->hdr[0]), "X-Request-Id: %s", c->request_id);
     snprintf(c->hdr[1], sizeof(c->hdr[1]), "X-Forwarded-For: %s", c->ip);
-    snprintf(c->hdr[2], sizeof(c->hdr[2]), "X-Lockgate-Account: %s", c->key->account_id);
-    snprintf(c->hdr[3], sizeof(c->hdr[3]), "X-Lockgate-Key: %s", c->key->key_id);
-    const char *headers[] = {c->hdr[0], c->hdr[1], c->hdr[2], c->hdr[3], "Accept: application/json",
-                             NULL};
+    const char *headers[] = {
+        c->hdr[0], c->hdr[1], c->key->hdr_account, c->key->hdr_key, "Accept: application/json",
+        NULL};
     c->up = lg_upstream_fetch(w->upstream, c->pathq, 0, headers, on_upstream, c);
     if (c->up == NULL) return fail(c, 502, "upstream_unavailable", "the upstream is unavailable");
     lg_http_on_close(c->req, on_client_close, c);

@@ -38,6 +38,9 @@ struct lg_key {
     unsigned char verified[32]; /* SHA-256 of the secret that last verified */
     bool has_verified;
     int64_t last_used_written_ms; /* last_used_at is written at most once a minute */
+    /* The identity lines sent upstream with each request, built once. */
+    char hdr_account[96]; /* "X-Lockgate-Account: ..." */
+    char hdr_key[56];     /* "X-Lockgate-Key: ..." */
     int ncidrs;
     struct lg_cidr cidrs[LG_MAX_CIDRS];
     int nfacilities;
