@@ -504,6 +504,47 @@ START_TEST(test_no_secret_in_logs)
 }
 END_TEST
 
+/* ---- /metrics counts the public answers ---- */
+
+static long dp_metric(const char *name)
+{
+    char url[128];
+    struct itest_resp r;
+    snprintf(url, sizeof(url), "%s/metrics", IT->lg[0].admin_url);
+    ck_assert_int_eq(itest_http("GET", url, NULL, NULL, 0, NULL, &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    char want[160];
+    snprintf(want, sizeof(want), "\n%s ", name);
+    const char *at = strstr(r.body, want);
+    long v = at ? atol(at + strlen(want)) : 0;
+    itest_resp_free(&r);
+    return v;
+}
+
+START_TEST(test_metrics)
+{
+    char acct[64];
+    struct dp_cred k;
+    dp_account(acct, "Metered Inc");
+    dp_key(&k, acct, "\"all_facilities\":true");
+    long ok0 = dp_metric("lockgate_requests_total{status=\"200\"}");
+    long nf0 = dp_metric("lockgate_requests_total{status=\"404\"}");
+    long n0 = dp_metric("lockgate_request_duration_ms_count");
+    struct itest_resp r;
+    for (int i = 0; i < 3; i++) {
+        dp_do(&(struct dp_req){.path = "/v1/facilities", .cred = &k}, &r);
+        json_decref(dp_expect_ok(&r));
+        itest_resp_free(&r);
+    }
+    dp_do(&(struct dp_req){.path = "/v1/facilities/nope", .cred = &k}, &r);
+    dp_expect_error(&r, 404, "not_found");
+    itest_resp_free(&r);
+    ck_assert_int_eq(dp_metric("lockgate_requests_total{status=\"200\"}") - ok0, 3);
+    ck_assert_int_eq(dp_metric("lockgate_requests_total{status=\"404\"}") - nf0, 1);
+    ck_assert_int_eq(dp_metric("lockgate_request_duration_ms_count") - n0, 4);
+}
+END_TEST
+
 /* ---- fixtures ---- */
 
 static void core_setup(void)
@@ -1729,6 +1770,7 @@ int main(void)
     tcase_add_test(core, test_audit);
     tcase_add_test(core, test_lock_changed);
     tcase_add_test(core, test_no_secret_in_logs);
+    tcase_add_test(core, test_metrics);
     tcase_add_test(core, test_auth_failure_throttle);
     suite_add_tcase(s, core);
 

@@ -792,6 +792,77 @@ START_TEST(test_forced_stop)
 }
 END_TEST
 
+/* ---- Redis AUTH ----
+ * A gateway given [redis] username and password_file talks to Redis as that
+ * ACL user (every one of its connections), and serves; with a wrong
+ * password it is not ready and says why, and serves no unknown key. */
+START_TEST(test_redis_auth)
+{
+    char acct[64], fac[72];
+    struct ft_cred k;
+    ft_account(acct);
+    ft_facility(fac, acct, NULL);
+    ft_key(&k, acct, NULL);
+    redisContext *rc = itest_redis();
+    freeReplyObject(itest_redis_cmd(rc, "ACL SETUSER gateway on >s3cret-pw ~* &* +@all"));
+    const char *right = itest_path("redis-right.pw"), *wrong = itest_path("redis-wrong.pw");
+    FILE *f = fopen(right, "w");
+    fputs("s3cret-pw\n", f);
+    fclose(f);
+    f = fopen(wrong, "w");
+    fputs("not-the-password\n", f);
+    fclose(f);
+
+    struct itest_opts o = IT->lg[0].opts;
+    char extra[PATH_MAX + 64];
+    snprintf(extra, sizeof(extra), "[redis]\nusername = gateway\npassword_file = %s\n", right);
+    o.extra = extra;
+    int good = itest_lg_start(&o);
+    struct itest_resp r;
+    const char *path = ft_path("/v1/facilities/%s", fac);
+    int64_t end = itest_mono_ms() + IT->timeout_ms;
+    long st = 0;
+    char *basic = ft_basic_header(&k);
+    char url[256];
+    snprintf(url, sizeof(url), "%s%s", IT->lg[good].url, path);
+    const char *hdrs[] = {basic, NULL};
+    do {
+        ck_assert_int_eq(itest_http("GET", url, hdrs, NULL, 0, NULL, &r), 0);
+        st = r.status;
+        itest_resp_free(&r);
+        if (st != 200) itest_sleep_ms(20);
+    } while (st != 200 && itest_mono_ms() < end);
+    ck_assert_msg(st == 200, "the gateway with the right password answered %ld", st);
+    /* every connection of that instance is the ACL user's */
+    redisReply *list = itest_redis_cmd(rc, "CLIENT LIST");
+    int as_gateway = 0;
+    for (const char *p = list->str; (p = strstr(p, "user=gateway")) != NULL; p++) as_gateway++;
+    freeReplyObject(list);
+    ck_assert_msg(as_gateway >= 3, "%d connections as user gateway (admin, commands, pub/sub)",
+                  as_gateway);
+
+    snprintf(extra, sizeof(extra), "[redis]\nusername = gateway\npassword_file = %s\n", wrong);
+    int bad = itest_lg_start(&o);
+    itest_sleep_ms(500);
+    snprintf(url, sizeof(url), "%s/readyz", IT->lg[bad].admin_url);
+    ck_assert_int_eq(itest_http("GET", url, NULL, NULL, 0, NULL, &r), 0);
+    ck_assert_int_eq(r.status, 503);
+    itest_resp_free(&r);
+    snprintf(url, sizeof(url), "%s%s", IT->lg[bad].url, path);
+    ck_assert_int_eq(itest_http("GET", url, hdrs, NULL, 0, NULL, &r), 0);
+    ck_assert_int_eq(r.status, 503);
+    itest_resp_free(&r);
+    char *log = itest_lg_log(bad);
+    ck_assert_msg(strstr(log, "AUTH refused") != NULL, "no AUTH refusal in the log");
+    ck_assert_msg(strstr(log, "not-the-password") == NULL, "a password reached the log");
+    free(log);
+    itest_lg_stop(bad);
+    itest_lg_stop(good);
+    free(basic);
+    redisFree(rc);
+}
+END_TEST
+
 int main(void)
 {
     const struct itest_case cases[] = {
@@ -802,6 +873,7 @@ int main(void)
         {"upstream_stopped", clients_setup, test_upstream_stopped},
         {"graceful_stop", clients_setup, test_graceful_stop},
         {"forced_stop", clients_setup, test_forced_stop},
+        {"redis_auth", clients_setup, test_redis_auth},
     };
     return itest_run_cases("faults", cases, sizeof(cases) / sizeof(cases[0]), fixture_teardown);
 }
