@@ -2,22 +2,36 @@
 # Runs every test binary of a build: unit suites, then integration suites
 # (each starts its own redis-server, test upstream and lockgate).
 # usage: scripts/test.sh [BUILD_DIR]     exit 1 when any test failed
+# Each suite's output is kept in BUILD_DIR/test-logs/; the failed checks are
+# repeated at the end, so that the last lines say what went wrong.
 set -u
 build=${1:-build}
 export LG_BUILD="$build"
 export CK_DEFAULT_TIMEOUT=${CK_DEFAULT_TIMEOUT:-120}
+logs="$build/test-logs"
+rm -rf "$logs"
+mkdir -p "$logs"
 failed=""
 total=0
 for t in "$build"/tests/unit/test_* "$build"/tests/integration/test_*; do
     [ -x "$t" ] || continue
     total=$((total + 1))
+    name=$(basename "$t")
     echo "== $t"
-    if ! "$t"; then
-        failed="$failed $(basename "$t")"
+    # the suite's status survives the pipe through tee in a file
+    { "$t" 2>&1; echo $? > "$logs/$name.status"; } | tee "$logs/$name.log"
+    if [ "$(cat "$logs/$name.status")" != 0 ]; then
+        failed="$failed $name"
     fi
 done
 echo
 if [ -n "$failed" ]; then
+    for name in $failed; do
+        echo "== $name failed (whole output: $logs/$name.log):"
+        # Check's lines for failed checks and errors, and any itest diagnostics
+        grep -E ':[FE]:|^itest:|Checks: ' "$logs/$name.log" | head -40
+    done
+    echo
     echo "lockgate tests: FAILED in:$failed ($total suites run)"
     exit 1
 fi

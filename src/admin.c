@@ -599,6 +599,9 @@ struct lg_admin *lg_admin_new(struct event_base *base, const struct lg_config *c
         free(adm);
         return NULL;
     }
+    /* Operators' tools on a trusted network: a body far too large gets its
+     * 413, not a reset while the client is still sending. */
+    lg_http_server_linger(adm->http);
     return adm;
 }
 

@@ -55,9 +55,9 @@ struct lg_http_server {
     lg_http_handler *handler;
     void *arg;
     int access_log;
-    int count_metrics; /* public listeners feed the /metrics counters */
-    int timeout_s;     /* client read/write timeout, restored after a stream */
-    struct evbuffer *chunk; /* scratch for stream writes (evhttp drains it) */
+    int count_metrics;          /* public listeners feed the /metrics counters */
+    int timeout_s;              /* client read/write timeout, restored after a stream */
+    struct evbuffer *chunk;     /* scratch for stream writes (evhttp drains it) */
     struct event *access_timer; /* flushes this thread's access log buffer */
     struct lg_http_req *free_list;
 };
@@ -244,7 +244,7 @@ void lg_http_set_header(struct lg_http_req *r, const char *name, const char *val
  * per-thread buffer and written with one write() when it fills or, at the
  * latest, ACCESS_FLUSH_MS after its first line (a timer per server), so a
  * busy gateway does not pay a syscall and a stdio lock per request. */
-#define ACCESS_BUF 65536
+#define ACCESS_BUF      65536
 #define ACCESS_LINE_MAX 1024
 #define ACCESS_FLUSH_MS 100
 
@@ -442,6 +442,11 @@ static int split_addr(const char *addr, char *host, size_t hostcap, int *port)
     host[hlen] = '\0';
     *port = atoi(colon + 1);
     return *port > 0 && *port < 65536 ? 0 : -1;
+}
+
+void lg_http_server_linger(struct lg_http_server *srv)
+{
+    evhttp_set_flags(srv->http, EVHTTP_SERVER_LINGERING_CLOSE);
 }
 
 struct lg_http_server *lg_http_server_new(struct event_base *base, const struct lg_config *cfg,

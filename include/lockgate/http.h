@@ -36,6 +36,10 @@ struct lg_http_server *lg_http_server_new(struct event_base *base, const struct 
                                           const char *addr, SSL_CTX *tls, size_t max_body,
                                           lg_http_handler *handler, void *arg);
 void lg_http_server_free(struct lg_http_server *srv);
+/* Reads a body declared past MAX_BODY to its end before answering 413, so
+ * that a client still sending gets the answer instead of a connection reset.
+ * Only for a listener of trusted clients: the client decides how much is read. */
+void lg_http_server_linger(struct lg_http_server *srv);
 /* Closes the listening socket (a draining gateway refuses new clients);
  * connections already accepted go on. */
 void lg_http_server_stop_listening(struct lg_http_server *srv);
