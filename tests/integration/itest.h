@@ -118,6 +118,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "free_ports.h"
+
 #define ITEST_FN       static __attribute__((unused))
 #define ITEST_MAX_LG   4
 #define ITEST_TOKEN    "itest-admin-token-5f2c9a7e41d8b3c6"
@@ -272,41 +274,17 @@ ITEST_FN void itest_kill_all(void)
         ck_abort_msg(__VA_ARGS__);                   \
     } while (0)
 
-ITEST_FN int itest_free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) return -1;
-    struct sockaddr_in a = {0};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t alen = sizeof(a);
-    int port = -1;
-    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &alen) == 0)
-        port = ntohs(a.sin_port);
-    close(fd);
-    return port;
-}
-
-/* N distinct free ports (the sockets stay bound until all are picked). */
+/* N distinct free loopback ports (free_ports.h). */
 ITEST_FN void itest_free_ports(int *ports, int n)
 {
-    int fds[8];
-    for (int i = 0; i < n && i < 8; i++) {
-        ports[i] = -1;
-        fds[i] = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in a = {0};
-        a.sin_family = AF_INET;
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        socklen_t alen = sizeof(a);
-        if (fds[i] >= 0 && bind(fds[i], (struct sockaddr *)&a, sizeof(a)) == 0 &&
-            getsockname(fds[i], (struct sockaddr *)&a, &alen) == 0)
-            ports[i] = ntohs(a.sin_port);
-    }
-    for (int i = 0; i < n && i < 8; i++)
-        if (fds[i] >= 0) close(fds[i]);
-    for (int i = 0; i < n; i++)
-        if (ports[i] <= 0) itest_fail("no free TCP port");
+    if (free_ports(ports, n) < 0) itest_fail("no free TCP port");
+}
+
+ITEST_FN int itest_free_port(void)
+{
+    int port;
+    itest_free_ports(&port, 1);
+    return port;
 }
 
 /* ---- processes ---- */

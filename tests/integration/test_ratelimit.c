@@ -19,6 +19,7 @@
 #include <event2/event.h>
 #include <hiredis/hiredis.h>
 
+#include "free_ports.h"
 #include "lockgate/config.h"
 #include "lockgate/ratelimit.h"
 #include "lockgate/store.h"
@@ -40,14 +41,12 @@ static void sleep_ms(int ms)
 
 static int free_port(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    ck_assert_int_ge(fd, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    socklen_t len = sizeof(sa);
-    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-    close(fd);
-    return ntohs(sa.sin_port);
+    int port;
+    if (free_ports(&port, 1) < 0) {
+        fprintf(stderr, "no free TCP port\n");
+        exit(1);
+    }
+    return port;
 }
 
 static redisContext *redis_sync(void)

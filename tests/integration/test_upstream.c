@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "free_ports.h"
 #include "lockgate/config.h"
 #include "lockgate/upstream.h"
 
@@ -30,16 +31,12 @@ static char record_path[PATH_MAX];
 
 static int free_port(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(sa);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-        getsockname(fd, (struct sockaddr *)&sa, &len) < 0) {
-        perror("free_port");
+    int port;
+    if (free_ports(&port, 1) < 0) {
+        fprintf(stderr, "no free TCP port\n");
         exit(1);
     }
-    close(fd);
-    return ntohs(sa.sin_port);
+    return port;
 }
 
 /* upstream_server sits next to this binary (build/ or a sanitizer build). */
