@@ -142,6 +142,7 @@ struct itest_opts {
     const char *access_log; /* "on" / "off" (default) */
     const char *log_level;  /* default "info" */
     const char *extra;      /* raw INI text appended, e.g. "[feed]\nnew_option = 1\n" */
+    int nofile;             /* lockgate's descriptor limit, soft and hard (prlimit); 0: inherited */
 };
 
 struct itest_lg {
@@ -921,7 +922,11 @@ static void itest_lg_spawn(int i)
     char bin[PATH_MAX];
     snprintf(bin, sizeof(bin), "%s/lockgate", IT->build);
     if (access(bin, X_OK) != 0) itest_fail("%s is missing: build it first", bin);
-    char *const argv[] = {bin, "-c", lg->conf, NULL};
+    char limit[32];
+    snprintf(limit, sizeof(limit), "--nofile=%d:%d", lg->opts.nofile, lg->opts.nofile);
+    char *const plain[] = {bin, "-c", lg->conf, NULL};
+    char *const limited[] = {"prlimit", limit, bin, "-c", lg->conf, NULL};
+    char *const *argv = lg->opts.nofile > 0 ? limited : plain;
     /* An instance restarted inside a test must outlive that test's process;
      * one started inside a test dies with it. */
     lg->pid =
