@@ -580,7 +580,8 @@ static void on_request(struct lg_http_req *req, void *arg)
 }
 
 struct lg_admin *lg_admin_new(struct event_base *base, const struct lg_config *cfg,
-                              const struct lg_secrets *secrets, struct lg_store *store)
+                              const struct lg_secrets *secrets, struct lg_store *store,
+                              SSL_CTX *tls)
 {
     struct lg_admin *adm = calloc(1, sizeof(*adm));
     if (adm == NULL) return NULL;
@@ -592,7 +593,7 @@ struct lg_admin *lg_admin_new(struct event_base *base, const struct lg_config *c
              cfg->events_maxlen > 0 ? cfg->events_maxlen : 100000);
     snprintf(adm->aumax, sizeof(adm->aumax), "%d",
              cfg->audit_maxlen > 0 ? cfg->audit_maxlen : 1000000);
-    adm->http = lg_http_server_new(base, cfg, cfg->admin_listen, NULL, ADMIN_TRANSPORT_MAX_BODY,
+    adm->http = lg_http_server_new(base, cfg, cfg->admin_listen, tls, ADMIN_TRANSPORT_MAX_BODY,
                                    on_request, adm);
     if (adm->http == NULL) {
         lg_error("admin: cannot listen on %s", cfg->admin_listen);

@@ -76,6 +76,7 @@ static const struct opt options[] = {
 
     STR("admin", "listen", admin_listen, "127.0.0.1:9090", 0, check_addr),
     STR("admin", "token_file", admin_token_file, "var/admin.token", OPT_PATH, NULL),
+    BOOL("admin", "tls", admin_tls, "off"),
 
     STR("redis", "host", redis_host, "127.0.0.1", 0, check_host),
     INT("redis", "port", redis_port, "6379", 1, 65535, 0),
@@ -633,4 +634,19 @@ int lg_config_check(const struct lg_config *cfg, char *err, size_t errlen)
         return -1;
     }
     return 0;
+}
+
+bool lg_config_addr_loopback(const char *addr)
+{
+    char host[LG_ADDR_MAX];
+    const char *end = addr[0] == '[' ? strchr(addr, ']') : strrchr(addr, ':');
+    const char *start = addr[0] == '[' ? addr + 1 : addr;
+    if (end == NULL || (size_t)(end - start) >= sizeof(host)) return false;
+    memcpy(host, start, (size_t)(end - start));
+    host[end - start] = '\0';
+    struct in_addr v4;
+    struct in6_addr v6;
+    if (inet_pton(AF_INET, host, &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, host, &v6) == 1) return IN6_IS_ADDR_LOOPBACK(&v6);
+    return strcmp(host, "localhost") == 0;
 }

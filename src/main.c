@@ -1,6 +1,7 @@
 /* lockgate: the gateway daemon. main only wires things together: config,
  * secrets, the admin API on the main loop, and the workers on their threads. */
 #include <signal.h>
+#include <stdbool.h>
 #include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -138,13 +139,20 @@ int main(int argc, char **argv)
     struct event *sigterm = NULL, *sigint = NULL;
     if (base == NULL) goto out;
 
-    if (cfg.listen_tls[0] != '\0' && (tls = lg_http_tls_ctx_new(&cfg)) == NULL) goto out;
+    bool admin_tls = strcmp(cfg.admin_tls, "on") == 0;
+    if ((cfg.listen_tls[0] != '\0' || admin_tls) && (tls = lg_http_tls_ctx_new(&cfg)) == NULL)
+        goto out;
+    if (!admin_tls && !lg_config_addr_loopback(cfg.admin_listen))
+        lg_warn("admin API on %s without TLS: its token and the secrets it returns cross the "
+                "network in clear (set [admin] tls = on)",
+                cfg.admin_listen);
     for (int i = 0; i < cfg.workers && i < MAX_WORKERS; i++) {
         if ((workers[i] = lg_worker_new(i, &cfg, &secrets, tls)) == NULL) goto out;
         nworkers++;
     }
     if ((store = lg_store_new(base, &cfg)) == NULL) goto out;
-    if ((admin = lg_admin_new(base, &cfg, &secrets, store)) == NULL) goto out;
+    if ((admin = lg_admin_new(base, &cfg, &secrets, store, admin_tls ? tls : NULL)) == NULL)
+        goto out;
     static struct shutdown sd;
     sd.base = base;
     sd.workers = workers;
@@ -157,9 +165,9 @@ int main(int argc, char **argv)
     evsignal_add(sigint, NULL);
     for (int i = 0; i < nworkers; i++)
         if (lg_worker_start(workers[i]) < 0) goto out;
-    lg_info("lockgate started: %d worker(s), listen %s%s%s, admin %s", nworkers,
+    lg_info("lockgate started: %d worker(s), listen %s%s%s, admin %s%s", nworkers,
             cfg.listen[0] ? cfg.listen : "-", cfg.listen_tls[0] ? ", tls " : "", cfg.listen_tls,
-            cfg.admin_listen);
+            cfg.admin_listen, admin_tls ? " (tls)" : "");
     event_base_dispatch(base);
     rc = 0;
 out:

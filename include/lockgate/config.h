@@ -2,6 +2,7 @@
 #ifndef LG_CONFIG_H
 #define LG_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #define LG_PATH_MAX 1024
@@ -26,6 +27,7 @@ struct lg_config {
     /* [admin] */
     char admin_listen[LG_ADDR_MAX];
     char admin_token_file[LG_PATH_MAX];
+    char admin_tls[8]; /* "on": the admin listener speaks TLS with the [tls] certificate */
 
     /* [redis] */
     char redis_host[256];
@@ -68,5 +70,8 @@ int lg_config_load(struct lg_config *cfg, const char *path, char *err, size_t er
 
 /* Resolves "auto" style values and cross-checks options. Returns 0 or -1 with ERR. */
 int lg_config_check(const struct lg_config *cfg, char *err, size_t errlen);
+
+/* Whether ADDR ("host:port" or "[ipv6]:port") is on a loopback interface. */
+bool lg_config_addr_loopback(const char *addr);
 
 #endif

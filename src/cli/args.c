@@ -25,6 +25,7 @@ static const struct lg_cli_flag global_flags[] = {
     {"json", LG_CLI_FLAG_BOOL, 0},
     {"url", LG_CLI_FLAG_VALUE, 0},
     {"token-file", LG_CLI_FLAG_VALUE, 0},
+    {"cacert", LG_CLI_FLAG_VALUE, 0},
     {NULL, 0, 0},
 };
 
@@ -88,6 +89,9 @@ static int global_set(struct lg_cli_ctx *ctx, const char *noun, const struct lg_
     } else if (strcmp(f->name, "url") == 0) {
         if (ctx->url) return lg_cli_usage_error(noun, "--url given more than once");
         ctx->url = value;
+    } else if (strcmp(f->name, "cacert") == 0) {
+        if (ctx->cacert) return lg_cli_usage_error(noun, "--cacert given more than once");
+        ctx->cacert = value;
     } else {
         if (ctx->token_file) return lg_cli_usage_error(noun, "--token-file given more than once");
         ctx->token_file = value;

@@ -23,6 +23,7 @@
 struct lg_cli_ctx {
     const char *url; /* borrowed: --url, else (after parsing) $LOCKGATE_ADMIN_URL or the default */
     const char *token_file; /* borrowed: --token-file or NULL */
+    const char *cacert;     /* borrowed: --cacert or NULL (then $LOCKGATE_ADMIN_CACERT) */
     int json;               /* --json given */
     char *base;             /* owned: url without trailing slashes */
     char *token;            /* owned, wiped before it is freed */

@@ -778,7 +778,8 @@ static const struct lg_cli_verb lock_changed_verbs[] = {
     {NULL, NULL, NULL, NULL, NULL},
 };
 
-#define GLOBAL_LINE "Global options (--url, --token-file, --json): see '" LG_CLI_NAME " --help'.\n"
+#define GLOBAL_LINE \
+    "Global options (--url, --token-file, --cacert, --json): see '" LG_CLI_NAME " --help'.\n"
 
 const struct lg_cli_noun lg_cli_nouns[] = {
     {"account", "create, list, show",

@@ -239,6 +239,9 @@ int lg_cli_call(struct lg_cli_ctx *ctx, const char *method, const char *path, co
     hdrs = h;
 
     curl_easy_setopt(c, CURLOPT_URL, url);
+    const char *cacert = ctx->cacert;
+    if (cacert == NULL) cacert = getenv("LOCKGATE_ADMIN_CACERT");
+    if (cacert != NULL && cacert[0] != '\0') curl_easy_setopt(c, CURLOPT_CAINFO, cacert);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 5L);

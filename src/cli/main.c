@@ -13,7 +13,8 @@
 
 static void global_help(FILE *out)
 {
-    fputs("usage: " LG_CLI_NAME " [--url U] [--token-file F] [--json] NOUN [VERB] [ARGS]\n"
+    fputs("usage: " LG_CLI_NAME " [--url U] [--token-file F] [--cacert F] [--json] NOUN [VERB] "
+          "[ARGS]\n"
           "\n"
           "Operator client of the lockgate admin API.\n"
           "\n"
@@ -29,6 +30,8 @@ static void global_help(FILE *out)
           "                   else " LG_CLI_DEFAULT_TOKEN_FILE
           "); without --token-file a token in\n"
           "                   $LOCKGATE_ADMIN_TOKEN is used first\n"
+          "  --cacert F       CA certificate(s) to verify an https:// admin API with\n"
+          "                   (default: $LOCKGATE_ADMIN_CACERT, else the system's CAs)\n"
           "  --json           print the API's JSON answer instead of tables\n"
           "  -h, --help       this text; '" LG_CLI_NAME " NOUN --help' lists a noun's verbs\n"
           "\n"
@@ -107,7 +110,7 @@ static int run(int argc, char **argv, struct lg_cli_ctx *ctx)
     const struct lg_cli_noun *noun = NULL;
     const struct lg_cli_verb *verb;
     struct lg_cli_args *args;
-    const char *url = NULL, *token_file = NULL;
+    const char *url = NULL, *token_file = NULL, *cacert = NULL;
     int i = 1, rc;
 
     for (; i < argc && argv[i][0] == '-' && argv[i][1] != '\0'; i++) {
@@ -128,6 +131,7 @@ static int run(int argc, char **argv, struct lg_cli_ctx *ctx)
         if (strncmp(a, "--", 2) == 0) {
             rc = global_value(argc, argv, &i, "url", &url);
             if (rc == 0) rc = global_value(argc, argv, &i, "token-file", &token_file);
+            if (rc == 0) rc = global_value(argc, argv, &i, "cacert", &cacert);
             if (rc < 0) return LG_CLI_EXIT_USAGE;
             if (rc > 0) continue;
         }
@@ -135,6 +139,7 @@ static int run(int argc, char **argv, struct lg_cli_ctx *ctx)
     }
     ctx->url = url;
     ctx->token_file = token_file;
+    ctx->cacert = cacert;
 
     if (i >= argc)
         return lg_cli_usage_error(NULL, "missing NOUN (one of account, facility, key, "

@@ -59,7 +59,8 @@
  *                            {"id", field: value...} (new reference).
  *   itest_http(method, url, headers, body, len, cafile, resp)  one libcurl request:
  *                            status, headers, body into RESP; 0, or -1 on a transport
- *                            error (resp->error says why). HEADERS NULL-terminated.
+ *                            error (resp->error says why). HEADERS NULL-terminated;
+ *                            CAFILE NULL verifies https with the harness's CA.
  *   itest_resp_header(resp, name)  a header value (malloc'd) or NULL.
  *   itest_resp_free(resp)
  *   itest_admin(method, path, body, &status)   admin API call on instance 0 with
@@ -130,6 +131,7 @@ struct itest_opts {
     int no_upstream;      /* do not start the test upstream (url then points to a closed port) */
     int no_plain;         /* no plain [server] listen */
     int tls;              /* a TLS listener, with a fresh self-signed cert (IT->cert is its CA) */
+    int admin_tls;        /* the admin listener speaks TLS (same cert); admin_url is https */
     int workers;          /* default 1 */
     const char *prefix;   /* default "lg:" */
     int redis_timeout_ms; /* default 250 */
@@ -523,6 +525,9 @@ ITEST_FN int itest_http(const char *method, const char *url, const char *const *
         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
     }
+    /* https URLs are the harness's own listeners: verified with its CA */
+    if (cafile == NULL && strncmp(url, "https://", 8) == 0 && IT->cert[0] != '\0')
+        cafile = IT->cert;
     if (cafile != NULL) curl_easy_setopt(h, CURLOPT_CAINFO, cafile);
     CURLcode rc = curl_easy_perform(h);
     if (rc == CURLE_OK)
@@ -846,8 +851,8 @@ ITEST_FN int itest_config_write(const char *path, const struct itest_opts *o,
     fprintf(f, "log_level = %s\n", ITEST_OR(o->log_level, "info"));
     fprintf(f, "\n[tls]\ncert = %s\nkey = %s\n", IT->cert[0] ? IT->cert : "cert.pem",
             IT->key[0] ? IT->key : "key.pem");
-    fprintf(f, "\n[admin]\nlisten = 127.0.0.1:%d\ntoken_file = %s\n", lg->admin_port,
-            IT->token_file);
+    fprintf(f, "\n[admin]\nlisten = 127.0.0.1:%d\ntoken_file = %s\ntls = %s\n", lg->admin_port,
+            IT->token_file, o->admin_tls ? "on" : "off");
     fprintf(f, "\n[redis]\nhost = 127.0.0.1\nport = %d\nprefix = %s\ntimeout_ms = %d\n",
             IT->redis_port, ITEST_OR(o->prefix, "lg:"), ITEST_OR(o->redis_timeout_ms, 250));
     if (o->events_maxlen) fprintf(f, "events_maxlen = %d\n", o->events_maxlen);
@@ -964,7 +969,10 @@ ITEST_FN int itest_lg_start(const struct itest_opts *o)
     lg->admin_port = ports[0];
     if (!o->no_plain) lg->port = ports[1];
     if (o->tls) lg->tls_port = ports[2];
-    snprintf(lg->admin_url, sizeof(lg->admin_url), "http://127.0.0.1:%d", lg->admin_port);
+    if (o->admin_tls)
+        snprintf(lg->admin_url, sizeof(lg->admin_url), "https://localhost:%d", lg->admin_port);
+    else
+        snprintf(lg->admin_url, sizeof(lg->admin_url), "http://127.0.0.1:%d", lg->admin_port);
     if (lg->port) snprintf(lg->url, sizeof(lg->url), "http://127.0.0.1:%d", lg->port);
     if (lg->tls_port)
         snprintf(lg->tls_url, sizeof(lg->tls_url), "https://localhost:%d", lg->tls_port);
@@ -975,7 +983,7 @@ ITEST_FN int itest_lg_start(const struct itest_opts *o)
     snprintf(lg->log, sizeof(lg->log), "%s", itest_path(name));
     snprintf(name, sizeof(name), "lockgate-%d.out", i);
     snprintf(lg->out, sizeof(lg->out), "%s", itest_path(name));
-    if (o->tls && IT->cert[0] == '\0') {
+    if ((o->tls || o->admin_tls) && IT->cert[0] == '\0') {
         snprintf(IT->cert, sizeof(IT->cert), "%s/cert.pem", IT->dir);
         snprintf(IT->key, sizeof(IT->key), "%s/key.pem", IT->dir);
         char *const argv[] = {"openssl",

@@ -1229,6 +1229,54 @@ START_TEST(test_second_instance)
 }
 END_TEST
 
+/* ---- the admin API over TLS ---- */
+
+START_TEST(test_admin_tls)
+{
+    struct itest_opts o = {0};
+    o.no_upstream = 1;
+    o.admin_tls = 1;
+    int i = itest_lg_start(&o); /* its /healthz answered over verified TLS */
+    ck_assert_int_eq(strncmp(IT->lg[i].admin_url, "https://", 8), 0);
+    long st;
+    json_t *j = itest_admin_at(i, "POST", "/admin/v1/accounts", "{\"name\":\"Over TLS\"}", &st);
+    ck_assert_int_eq(st, 201);
+    json_decref(j);
+
+    /* the CLI verifies the certificate with --cacert or $LOCKGATE_ADMIN_CACERT */
+    char *out = NULL, *err = NULL;
+    const char *with_ca[] = {"--url", IT->lg[i].admin_url, "--cacert", IT->cert, "account", "list",
+                             NULL};
+    ck_assert_msg(itest_cli_argv(&out, &err, with_ca) == 0, "with --cacert: %s", err);
+    ck_assert_ptr_nonnull(strstr(out, "Over TLS"));
+    free(out);
+    free(err);
+    const char *unverified[] = {"--url", IT->lg[i].admin_url, "account", "list", NULL};
+    ck_assert_int_eq(itest_cli_argv(&out, &err, unverified), 1);
+    ck_assert_ptr_nonnull(strstr(err, "cannot reach"));
+    free(out);
+    free(err);
+
+    /* plain HTTP to the TLS admin port gets no HTTP answer */
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/healthz", IT->lg[i].admin_port);
+    struct itest_resp r;
+    ck_assert_int_eq(itest_http("GET", url, NULL, NULL, 0, NULL, &r), -1);
+    ck_assert_int_eq(r.status, 0);
+    itest_resp_free(&r);
+    /* the started line says so; a plain admin listener on loopback gives no warning */
+    char *log = itest_lg_log(i);
+    ck_assert_ptr_nonnull(strstr(log, "(tls)"));
+    ck_assert_ptr_null(strstr(log, "without TLS"));
+    free(log);
+    int status = itest_lg_stop(i);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    log = itest_lg_log(0);
+    ck_assert_ptr_null(strstr(log, "without TLS"));
+    free(log);
+}
+END_TEST
+
 /* ---- Redis faults ---- */
 
 struct ready_probe {
@@ -1371,6 +1419,7 @@ int main(void)
     tcase_add_test(api, test_expired_status);
     tcase_add_test(api, test_config_check);
     tcase_add_test(api, test_second_instance);
+    tcase_add_test(api, test_admin_tls);
     suite_add_tcase(s, api);
 
     TCase *faults = tcase_create("faults");

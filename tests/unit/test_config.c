@@ -591,6 +591,19 @@ START_TEST(test_shipped_config)
 }
 END_TEST
 
+START_TEST(test_addr_loopback)
+{
+    const char *yes[] = {"127.0.0.1:9090", "127.1.2.3:1", "[::1]:9090", "localhost:9090"};
+    const char *no[] = {"0.0.0.0:9090",     "10.0.0.1:9090", "[::]:9090", "[2001:db8::1]:1",
+                        "example.com:9090", "9090",          "[::1",      "",
+                        "128.0.0.1:1"};
+    for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
+        ck_assert_msg(lg_config_addr_loopback(yes[i]), "%s is loopback", yes[i]);
+    for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)
+        ck_assert_msg(!lg_config_addr_loopback(no[i]), "%s is not loopback", no[i]);
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
     Suite *s = suite_create("config");
@@ -621,6 +634,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_failed_load_keeps_config);
     tcase_add_test(tc, test_check);
     tcase_add_test(tc, test_shipped_config);
+    tcase_add_test(tc, test_addr_loopback);
     suite_add_tcase(s, tc);
     return s;
 }
