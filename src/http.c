@@ -107,6 +107,8 @@ static void on_accept_error(struct evconnlistener *lev, void *arg)
     event_base_once(evconnlistener_get_base(lev), -1, EV_TIMEOUT, on_accept_resume, lev, &tv);
 }
 
+#define HTTP_METHOD_UNKNOWN (1 << 15)
+
 static enum lg_http_method map_method(enum evhttp_cmd_type t)
 {
     switch (t) {
@@ -158,6 +160,19 @@ static void on_conn_close(struct evhttp_connection *conn, void *arg)
     if (cb != NULL) cb(r, r->close_arg);
 }
 
+/* libevent reads a body only for POST, PUT and PATCH. Any other request
+ * that declares one leaves it in the connection, where it would be read as
+ * the next request (a way to smuggle one past a proxy in front). */
+static bool body_left_unread(struct evhttp_request *ev)
+{
+    enum evhttp_cmd_type t = evhttp_request_get_command(ev);
+    if (t == EVHTTP_REQ_POST || t == EVHTTP_REQ_PUT || t == EVHTTP_REQ_PATCH) return false;
+    struct evkeyvalq *in = evhttp_request_get_input_headers(ev);
+    const char *cl = evhttp_find_header(in, "Content-Length");
+    return (cl != NULL && strcmp(cl, "0") != 0) ||
+           evhttp_find_header(in, "Transfer-Encoding") != NULL;
+}
+
 static void on_request(struct evhttp_request *ev, void *arg)
 {
     struct lg_http_server *srv = arg;
@@ -182,6 +197,9 @@ static void on_request(struct evhttp_request *ev, void *arg)
         r->uri_cap = ulen + 1;
     }
     memcpy(r->uri, uri, ulen + 1);
+    /* such a request is answered, then its connection closed */
+    if (body_left_unread(ev))
+        evhttp_add_header(evhttp_request_get_output_headers(ev), "Connection", "close");
     char *q = strchr(r->uri, '?');
     if (q != NULL) *q++ = '\0';
     r->path = r->uri;
@@ -501,10 +519,13 @@ struct lg_http_server *lg_http_server_new(struct event_base *base, const struct 
     evhttp_set_max_body_size(srv->http, (ev_ssize_t)max_body);
     evhttp_set_timeout(srv->http, cfg->client_timeout_s);
     srv->timeout_s = cfg->client_timeout_s;
-    evhttp_set_allowed_methods(srv->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
-                                              EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-                                              EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH |
-                                              EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT);
+    /* Every method reaches the routes, which answer 405 in JSON. libevent
+     * 2.1 marks a method it does not know with bit 15 (EVHTTP_REQ_UNKNOWN_
+     * of its http-internal.h) and answers it 501 in HTML unless allowed. */
+    evhttp_set_allowed_methods(srv->http,
+                               EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
+                                   EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH |
+                                   EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | HTTP_METHOD_UNKNOWN);
     evhttp_set_default_content_type(srv->http, NULL);
     if (tls != NULL) evhttp_set_bevcb(srv->http, tls_bevcb, srv);
     evhttp_set_gencb(srv->http, on_request, srv);

@@ -983,10 +983,11 @@ START_TEST(test_not_found_and_method)
         dp_expect_error(&r, 404, "not_found");
         itest_resp_free(&r);
     }
-    const char *methods[] = {"POST", "DELETE", "PUT", "PATCH", "OPTIONS"};
+    /* PURGE and PROPFIND are methods the HTTP library does not know */
+    const char *methods[] = {"POST", "DELETE", "PUT", "PATCH", "OPTIONS", "PURGE", "PROPFIND"};
     const char *paths[] = {"/v1/facilities",
                            dp_path("/v1/facilities/%s/units/U001/unlock-code", fac)};
-    for (size_t i = 0; i < 5; i++)
+    for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
         for (size_t j = 0; j < 2; j++)
             for (int with_cred = 0; with_cred < 2; with_cred++) {
                 dp_do(&(struct dp_req){.method = methods[i],

@@ -131,20 +131,33 @@ static void ft_send_all(int fd, const char *data, size_t len)
     }
 }
 
+/* Reads into BUF until EOF or BOUND_MS; returns the length read (BUF is
+ * NUL-terminated) and sets *CLOSED when the peer closed. */
+static size_t ft_read_all(int fd, int bound_ms, char *buf, size_t cap, bool *closed)
+{
+    size_t len = 0;
+    *closed = false;
+    int64_t end = itest_mono_ms() + bound_ms;
+    while (len < cap - 1 && itest_mono_ms() < end) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 50) <= 0) continue;
+        ssize_t n = recv(fd, buf + len, cap - 1 - len, 0);
+        if (n <= 0) {
+            *closed = true;
+            break;
+        }
+        len += (size_t)n;
+    }
+    buf[len] = '\0';
+    return len;
+}
+
 /* Reads until EOF or BOUND_MS; returns the status of the answer (0: none). */
 static long ft_read_status(int fd, int bound_ms, char *first, size_t cap)
 {
     char buf[8192];
-    size_t len = 0;
-    int64_t end = itest_mono_ms() + bound_ms;
-    while (len < sizeof(buf) - 1 && itest_mono_ms() < end) {
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        if (poll(&p, 1, 50) <= 0) continue;
-        ssize_t n = recv(fd, buf + len, sizeof(buf) - 1 - len, 0);
-        if (n <= 0) break;
-        len += (size_t)n;
-    }
-    buf[len] = '\0';
+    bool closed;
+    size_t len = ft_read_all(fd, bound_ms, buf, sizeof(buf), &closed);
     snprintf(first, cap, "%.*s", (int)strcspn(buf, "\r\n"), buf);
     return strncmp(buf, "HTTP/1.", 7) == 0 && len > 12 ? atol(buf + 9) : 0;
 }
@@ -545,6 +558,75 @@ START_TEST(test_oversized_headers)
     free(filler);
     free(basic);
     ck_assert(ft_lg_alive());
+}
+END_TEST
+
+/* ---- bodies the HTTP layer does not read ---- */
+
+/* Sends REQ on a new connection to PORT; reads for up to BOUND_MS. Returns
+ * the number of answers, and sets *CLOSED when the server closed. */
+static int ft_answers(int port, const char *req, int bound_ms, bool *closed)
+{
+    int fd = ft_connect(port);
+    ft_send_all(fd, req, strlen(req));
+    char buf[16384];
+    ft_read_all(fd, bound_ms, buf, sizeof(buf), closed);
+    close(fd);
+    int answers = 0;
+    for (const char *p = buf; (p = strstr(p, "HTTP/1.1 ")) != NULL; p++) answers++;
+    return answers;
+}
+
+/* A GET, DELETE or unknown method with a body: the HTTP library does not
+ * read it, so the body would be read as the next request on the connection
+ * (one smuggled past a proxy in front). The answer closes the connection
+ * instead; a POST's body is read and the connection stays. */
+START_TEST(test_unread_body)
+{
+    char acct[64];
+    struct ft_cred k;
+    ft_account(acct);
+    ft_key(&k, acct, NULL);
+    char *basic = ft_basic_header(&k);
+    const char *smuggled = "GET /v1/facilities HTTP/1.1\r\nHost: x\r\n\r\n";
+    struct {
+        int port;
+        const char *method, *auth;
+    } cases[] = {
+        {IT->lg[0].port, "GET", basic},
+        {IT->lg[0].port, "DELETE", basic},
+        {IT->lg[0].port, "PURGE", basic},
+        {IT->lg[0].admin_port, "GET", NULL},
+    };
+    char admin_auth[160];
+    snprintf(admin_auth, sizeof(admin_auth), "Authorization: Bearer %s", IT->token);
+    cases[3].auth = admin_auth;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *req = NULL;
+        ck_assert_int_gt(asprintf(&req,
+                                  "%s /v1/facilities HTTP/1.1\r\nHost: x\r\n%s\r\n"
+                                  "Content-Length: %zu\r\n\r\n%s",
+                                  cases[i].method, cases[i].auth, strlen(smuggled), smuggled),
+                         0);
+        bool closed;
+        int n = ft_answers(cases[i].port, req, FT_BOUND_MS, &closed);
+        ck_assert_msg(n == 1 && closed, "%s with a body on port %d: %d answers, %s",
+                      cases[i].method, cases[i].port, n, closed ? "closed" : "left open");
+        free(req);
+    }
+    /* a POST reads its body: one answer, and the connection is kept */
+    char *req = NULL;
+    ck_assert_int_gt(asprintf(&req,
+                              "POST /admin/v1/accounts HTTP/1.1\r\nHost: x\r\n%s\r\n"
+                              "Content-Type: application/json\r\nContent-Length: 17\r\n\r\n"
+                              "{\"name\":\"kept\"}\r\n",
+                              admin_auth),
+                     0);
+    bool closed;
+    int n = ft_answers(IT->lg[0].admin_port, req, 500, &closed);
+    ck_assert_msg(n == 1 && !closed, "POST: %d answers, %s", n, closed ? "closed" : "kept");
+    free(req);
+    free(basic);
 }
 END_TEST
 
@@ -980,6 +1062,7 @@ int main(void)
         {"redis_paused", redis_setup, test_redis_paused},
         {"redis_restart", redis_setup, test_redis_restart},
         {"oversized_headers", clients_setup, test_oversized_headers},
+        {"unread_body", clients_setup, test_unread_body},
         {"client_hangup", clients_setup, test_client_hangup},
         {"upstream_stopped", clients_setup, test_upstream_stopped},
         {"graceful_stop", clients_setup, test_graceful_stop},
