@@ -436,45 +436,65 @@ static int key_optional(json_t *body, const char *noun, const struct lg_cli_args
     return rc;
 }
 
-static int key_create(struct lg_cli_ctx *ctx, const char *noun, const struct lg_cli_args *args)
+/* key create and key update take the same flags; a scope and a name are
+ * required at creation only, and an update must change something. */
+static int key_write(struct lg_cli_ctx *ctx, const char *noun, const struct lg_cli_args *args,
+                     int update)
 {
+    const char *verb = update ? "key update" : "key create";
     int all = lg_cli_args_has(args, "all-facilities");
     int some = lg_cli_args_has(args, "facility");
     json_t *body;
     char *path;
-    int rc;
+    int rc = 0;
 
     if (all && some)
-        return lg_cli_usage_error(noun, "key create: --all-facilities and --facility exclude "
-                                        "each other");
-    if (!all && !some)
+        return lg_cli_usage_error(noun, "%s: --all-facilities and --facility exclude each other",
+                                  verb);
+    if (!update && !all && !some)
         return lg_cli_usage_error(noun, "key create: needs --all-facilities or at least one "
                                         "--facility");
-    path = id_path(noun, "--account", "accounts/", lg_cli_args_get(args, "account"), "/keys", &rc);
+    if (update)
+        path = id_path(noun, "KEY_ID", "keys/", lg_cli_args_pos(args), NULL, &rc);
+    else
+        path =
+            id_path(noun, "--account", "accounts/", lg_cli_args_get(args, "account"), "/keys", &rc);
     if (!path) return rc;
     body = json_object();
     if (!body) {
         free(path);
         return oom();
     }
-    rc = set_string(body, noun, "name", "name", lg_cli_args_get(args, "name"));
-    if (!rc && json_object_set_new(body, "all_facilities", json_boolean(all)) != 0) rc = oom();
-    if (!rc) {
-        if (all) {
-            if (json_object_set_new(body, "facilities", json_array()) != 0) rc = oom();
-        } else {
-            rc = set_string_list(body, noun, "facilities", "facility", args);
-        }
-    }
-    if (!rc) rc = key_optional(body, noun, args, 0);
+    if (!update || lg_cli_args_has(args, "name"))
+        rc = set_string(body, noun, "name", "name", lg_cli_args_get(args, "name"));
+    if (!rc && (all || !update) &&
+        json_object_set_new(body, "all_facilities", json_boolean(all)) != 0)
+        rc = oom();
+    if (!rc && some) rc = set_string_list(body, noun, "facilities", "facility", args);
+    if (!rc) rc = key_optional(body, noun, args, update);
+    if (!rc && json_object_size(body) == 0)
+        rc = lg_cli_usage_error(noun, "key update: nothing to change; give at least one of "
+                                      "--name, --all-facilities, --facility, --rate, --burst, "
+                                      "--allow-cidr, --no-allow-cidr, --expires-at");
     if (rc) {
         json_decref(body);
         free(path);
         return rc;
     }
-    rc = call_show(ctx, "POST", path, body, key_order, SECRET_ONCE);
+    rc = call_show(ctx, update ? "PATCH" : "POST", path, body, key_order,
+                   update ? NULL : SECRET_ONCE);
     free(path);
     return rc;
+}
+
+static int key_create(struct lg_cli_ctx *ctx, const char *noun, const struct lg_cli_args *args)
+{
+    return key_write(ctx, noun, args, 0);
+}
+
+static int key_update(struct lg_cli_ctx *ctx, const char *noun, const struct lg_cli_args *args)
+{
+    return key_write(ctx, noun, args, 1);
 }
 
 static int key_list(struct lg_cli_ctx *ctx, const char *noun, const struct lg_cli_args *args)
@@ -530,44 +550,6 @@ done:
     json_decref(key);
     json_decref(revealed);
     free(reveal_path);
-    free(path);
-    return rc;
-}
-
-static int key_update(struct lg_cli_ctx *ctx, const char *noun, const struct lg_cli_args *args)
-{
-    int all = lg_cli_args_has(args, "all-facilities");
-    int some = lg_cli_args_has(args, "facility");
-    json_t *body;
-    char *path;
-    int rc;
-
-    if (all && some)
-        return lg_cli_usage_error(noun, "key update: --all-facilities and --facility exclude "
-                                        "each other");
-    path = id_path(noun, "KEY_ID", "keys/", lg_cli_args_pos(args), NULL, &rc);
-    if (!path) return rc;
-    body = json_object();
-    if (!body) {
-        free(path);
-        return oom();
-    }
-    rc = 0;
-    if (lg_cli_args_has(args, "name"))
-        rc = set_string(body, noun, "name", "name", lg_cli_args_get(args, "name"));
-    if (!rc && all && json_object_set_new(body, "all_facilities", json_true()) != 0) rc = oom();
-    if (!rc && some) rc = set_string_list(body, noun, "facilities", "facility", args);
-    if (!rc) rc = key_optional(body, noun, args, 1);
-    if (!rc && json_object_size(body) == 0)
-        rc = lg_cli_usage_error(noun, "key update: nothing to change; give at least one of "
-                                      "--name, --all-facilities, --facility, --rate, --burst, "
-                                      "--allow-cidr, --no-allow-cidr, --expires-at");
-    if (rc) {
-        json_decref(body);
-        free(path);
-        return rc;
-    }
-    rc = call_show(ctx, "PATCH", path, body, key_order, NULL);
     free(path);
     return rc;
 }
