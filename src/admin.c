@@ -201,6 +201,14 @@ void lg_admin_call_json(struct lg_admin_call *c, int status, json_t *body)
     call_free(c);
 }
 
+void lg_admin_call_shaped(struct lg_admin_call *c, int status, json_t *body)
+{
+    if (body == NULL)
+        lg_admin_call_error(c, 500, "internal_error", "unexpected store answer");
+    else
+        lg_admin_call_json(c, status, body);
+}
+
 void lg_admin_call_error(struct lg_admin_call *c, int status, const char *code, const char *fmt,
                          ...)
 {

@@ -8,12 +8,7 @@
 
 static void done_account(struct lg_admin_call *c, const redisReply *reply)
 {
-    json_t *acct = lg_admin_shape_account(reply);
-    if (acct == NULL) {
-        lg_admin_call_error(c, 500, "internal_error", "unexpected store answer");
-        return;
-    }
-    lg_admin_call_json(c, c->status, acct);
+    lg_admin_call_shaped(c, c->status, lg_admin_shape_account(reply));
 }
 
 void lg_admin_account_create(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
@@ -58,11 +53,7 @@ void lg_admin_account_get(struct lg_admin *adm, struct lg_http_req *req, const c
 static void done_list(struct lg_admin_call *c, const redisReply *reply)
 {
     json_t *list = lg_admin_shape_list(reply, lg_admin_shape_account, "account_id");
-    if (list == NULL) {
-        lg_admin_call_error(c, 500, "internal_error", "unexpected store answer");
-        return;
-    }
-    lg_admin_call_json(c, 200, json_pack("{s:o}", "accounts", list));
+    lg_admin_call_shaped(c, 200, json_pack("{s:o}", "accounts", list));
 }
 
 void lg_admin_account_list(struct lg_admin *adm, struct lg_http_req *req, const char *rid,

@@ -20,11 +20,9 @@
 
 static void done_lock_changed(struct lg_admin_call *c, const redisReply *reply)
 {
-    if (reply->type != REDIS_REPLY_STRING) {
-        lg_admin_call_error(c, 500, "internal_error", "unexpected store answer");
-        return;
-    }
-    lg_admin_call_json(c, 202, json_pack("{s:s}", "event_id", reply->str));
+    lg_admin_call_shaped(
+        c, 202,
+        reply->type == REDIS_REPLY_STRING ? json_pack("{s:s}", "event_id", reply->str) : NULL);
 }
 
 void lg_admin_lock_changed(struct lg_admin *adm, struct lg_http_req *req, const char *rid,

@@ -10,12 +10,7 @@
 
 static void done_facility(struct lg_admin_call *c, const redisReply *reply)
 {
-    json_t *fac = lg_admin_shape_facility(reply);
-    if (fac == NULL) {
-        lg_admin_call_error(c, 500, "internal_error", "unexpected store answer");
-        return;
-    }
-    lg_admin_call_json(c, c->status, fac);
+    lg_admin_call_shaped(c, c->status, lg_admin_shape_facility(reply));
 }
 
 void lg_admin_facility_create(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
@@ -72,11 +67,7 @@ void lg_admin_facility_get(struct lg_admin *adm, struct lg_http_req *req, const 
 static void done_list(struct lg_admin_call *c, const redisReply *reply)
 {
     json_t *list = lg_admin_shape_list(reply, lg_admin_shape_facility, "facility_id");
-    if (list == NULL) {
-        lg_admin_call_error(c, 500, "internal_error", "unexpected store answer");
-        return;
-    }
-    lg_admin_call_json(c, 200, json_pack("{s:o}", "facilities", list));
+    lg_admin_call_shaped(c, 200, json_pack("{s:o}", "facilities", list));
 }
 
 void lg_admin_facility_list(struct lg_admin *adm, struct lg_http_req *req, const char *rid,

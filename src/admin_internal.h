@@ -112,6 +112,9 @@ void lg_admin_call_run(struct lg_admin_call *c, struct lg_script *script, lg_adm
 void lg_admin_call_cmd(struct lg_admin_call *c, lg_admin_done_fn *done);
 /* Answer and end the call. BODY is stolen. */
 void lg_admin_call_json(struct lg_admin_call *c, int status, json_t *body);
+/* Answers BODY, the JSON shape of the store's answer, with STATUS; NULL (the
+ * answer had an unexpected shape) is a 500 internal_error. */
+void lg_admin_call_shaped(struct lg_admin_call *c, int status, json_t *body);
 void lg_admin_call_error(struct lg_admin_call *c, int status, const char *code, const char *fmt,
                          ...) __attribute__((format(printf, 4, 5)));
 

@@ -244,12 +244,8 @@ void lg_admin_feed_key_create(struct lg_admin *adm, struct lg_http_req *req, con
 
 static void done_list(struct lg_admin_call *c, const redisReply *reply)
 {
-    json_t *list = lg_admin_shape_key_list(reply, c->now_ms);
-    if (list == NULL) {
-        lg_admin_call_error(c, 500, "internal_error", "unexpected store answer");
-        return;
-    }
-    lg_admin_call_json(c, 200, json_pack("{s:o}", "keys", list));
+    lg_admin_call_shaped(c, 200,
+                         json_pack("{s:o}", "keys", lg_admin_shape_key_list(reply, c->now_ms)));
 }
 
 void lg_admin_key_list(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
