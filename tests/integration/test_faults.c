@@ -640,6 +640,28 @@ static bool ft_recorded(const char *rid)
     return seen;
 }
 
+/* Reads unit U00<UNIT>'s unlock code at facility SLOW (whose upstream answer
+ * takes DELAY_MS) on a new connection with BASIC and request id RID (and
+ * "Connection: close" when CLOSE); returns the connection once the upstream
+ * holds the request. */
+static int ft_in_flight(const char *slow, int unit, int delay_ms, const char *basic,
+                        const char *rid, bool close_)
+{
+    char req[1024];
+    int n = snprintf(req, sizeof(req),
+                     "GET /v1/facilities/%s/units/U00%d/unlock-code?delay_ms=%d HTTP/1.1\r\n"
+                     "Host: x\r\n%s\r\nX-Request-Id: %s\r\n%s\r\n",
+                     slow, unit, delay_ms, basic, rid, close_ ? "Connection: close\r\n" : "");
+    int fd = ft_connect(IT->lg[0].port);
+    ft_send_all(fd, req, (size_t)n);
+    int64_t end = itest_mono_ms() + IT->timeout_ms;
+    while (!ft_recorded(rid)) {
+        ck_assert_msg(itest_mono_ms() < end, "the upstream never got request %s", rid);
+        itest_sleep_ms(10);
+    }
+    return fd;
+}
+
 START_TEST(test_client_hangup)
 {
     char acct[64], slow[72], fac[72];
@@ -653,24 +675,12 @@ START_TEST(test_client_hangup)
     int fds[N];
     char rids[N][48];
     const int delay_ms = 1500;
+    /* once the upstream holds every request, hang up (half of them with a
+     * reset) */
     for (int i = 0; i < N; i++) {
         snprintf(rids[i], sizeof(rids[i]), "hangup-%d-%d", (int)getpid(), i);
-        char req[1024];
-        int n = snprintf(req, sizeof(req),
-                         "GET /v1/facilities/%s/units/U00%d/unlock-code?delay_ms=%d HTTP/1.1\r\n"
-                         "Host: x\r\n%s\r\nX-Request-Id: %s\r\n\r\n",
-                         slow, i % 4 + 1, delay_ms, basic, rids[i]);
-        fds[i] = ft_connect(IT->lg[0].port);
-        ft_send_all(fds[i], req, (size_t)n);
+        fds[i] = ft_in_flight(slow, i % 4 + 1, delay_ms, basic, rids[i], false);
     }
-    /* wait until the upstream holds every request, then hang up (half of them
-     * with a reset) */
-    int64_t end = itest_mono_ms() + IT->timeout_ms;
-    for (int i = 0; i < N; i++)
-        while (!ft_recorded(rids[i])) {
-            ck_assert_msg(itest_mono_ms() < end, "the upstream never got request %s", rids[i]);
-            itest_sleep_ms(10);
-        }
     for (int i = 0; i < N; i++) {
         if (i % 2) {
             struct linger lin = {1, 0};
@@ -699,7 +709,7 @@ START_TEST(test_client_hangup)
     ck_assert(ft_lg_alive());
 
     /* every one of those unlock-code reads is in the audit */
-    end = itest_mono_ms() + IT->timeout_ms;
+    int64_t end = itest_mono_ms() + IT->timeout_ms;
     for (;;) {
         long st;
         char path[160];
@@ -790,19 +800,10 @@ START_TEST(test_graceful_stop)
     ft_facility(slow, acct, "slow");
     ft_key(&k, acct, NULL);
     char *basic = ft_basic_header(&k);
-    char rid[48], req[1024];
+    char rid[48];
     snprintf(rid, sizeof(rid), "drain-%d", (int)getpid());
-    int n = snprintf(req, sizeof(req),
-                     "GET /v1/facilities/%s/units/U001/unlock-code?delay_ms=1200 HTTP/1.1\r\n"
-                     "Host: x\r\n%s\r\nX-Request-Id: %s\r\nConnection: close\r\n\r\n",
-                     slow, basic, rid);
-    int fd = ft_connect(IT->lg[0].port);
-    ft_send_all(fd, req, (size_t)n);
+    int fd = ft_in_flight(slow, 1, 1200, basic, rid, true);
     int64_t end = itest_mono_ms() + IT->timeout_ms;
-    while (!ft_recorded(rid)) {
-        ck_assert_msg(itest_mono_ms() < end, "the upstream never got the request");
-        itest_sleep_ms(10);
-    }
     pid_t pid = IT->lg[0].pid;
     ck_assert_int_eq(kill(pid, SIGTERM), 0);
     while (ft_port_open(IT->lg[0].port)) {
@@ -842,21 +843,9 @@ START_TEST(test_forced_stop)
     int fds[N];
     char rids[N][48];
     for (int i = 0; i < N; i++) {
-        char req[1024];
         snprintf(rids[i], sizeof(rids[i]), "forced-%d-%d", (int)getpid(), i);
-        int n = snprintf(req, sizeof(req),
-                         "GET /v1/facilities/%s/units/U00%d/unlock-code?delay_ms=4000 HTTP/1.1\r\n"
-                         "Host: x\r\n%s\r\nX-Request-Id: %s\r\n\r\n",
-                         slow, i + 1, basic, rids[i]);
-        fds[i] = ft_connect(IT->lg[0].port);
-        ft_send_all(fds[i], req, (size_t)n);
+        fds[i] = ft_in_flight(slow, i + 1, 4000, basic, rids[i], false);
     }
-    int64_t end = itest_mono_ms() + IT->timeout_ms;
-    for (int i = 0; i < N; i++)
-        while (!ft_recorded(rids[i])) {
-            ck_assert_msg(itest_mono_ms() < end, "the upstream never got %s", rids[i]);
-            itest_sleep_ms(10);
-        }
     pid_t pid = IT->lg[0].pid;
     ck_assert_int_eq(kill(pid, SIGTERM), 0);
     itest_sleep_ms(100);
