@@ -58,10 +58,10 @@ $(BUILD)/lockgate-admin: $(CLI_OBJ) $(CORE_OBJ)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # One Check binary per unit test file (tests/unit/test_<module>.c).
-$(BUILD)/tests/unit/%: tests/unit/%.c $(CORE_OBJ) $(HDRS)
+$(BUILD)/tests/unit/%: tests/unit/%.c tests/unit/unit.h $(CORE_OBJ) $(HDRS)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC/LD   $<")
-	$(Q)$(CC) $(CFLAGS) $(CHECK_CFLAGS) -o $@ $< $(CORE_OBJ) $(LDFLAGS) $(LDLIBS) $(CHECK_LIBS)
+	$(Q)$(CC) $(CFLAGS) $(CHECK_CFLAGS) -Itests/unit -o $@ $< $(CORE_OBJ) $(LDFLAGS) $(LDLIBS) $(CHECK_LIBS)
 
 # Integration tests and their helpers (test upstream), against the real binaries.
 $(BUILD)/tests/integration/%: tests/integration/%.c $(ITEST_HDRS) $(CORE_OBJ) $(HDRS)

@@ -11,6 +11,8 @@
 #include "../../src/admin_internal.h"
 #include "lockgate/util.h"
 
+#include "unit.h"
+
 static char err[256];
 
 static json_t *parse(const char *text)
@@ -159,9 +161,5 @@ int main(void)
     tcase_add_test(tc, cidrs);
     tcase_add_test(tc, expiry);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return unit_run(s);
 }

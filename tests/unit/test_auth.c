@@ -12,6 +12,8 @@
 #include "lockgate/config.h"
 #include "lockgate/secrets.h"
 
+#include "unit.h"
+
 static char key[LG_KEY_LEN + 1], secret[LG_SECRET_LEN + 1];
 
 static void basic(char *out, const char *k, const char *s)
@@ -131,9 +133,5 @@ int main(void)
     tcase_add_test(tc, verify_secret);
     tcase_add_test(tc, throttle);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return unit_run(s);
 }

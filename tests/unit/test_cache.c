@@ -8,6 +8,8 @@
 
 #include "lockgate/cache.h"
 
+#include "unit.h"
+
 static struct lg_key *make_key(const char *acct, bool all, const char **facs, int n)
 {
     struct lg_key *k = calloc(1, sizeof(*k));
@@ -124,9 +126,5 @@ int main(void)
     tcase_add_test(tc, allowlists);
     tcase_add_test(tc, account_index);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return unit_run(s);
 }

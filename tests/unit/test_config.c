@@ -11,6 +11,8 @@
 
 #include "lockgate/config.h"
 
+#include "unit.h"
+
 static char tmpdir[PATH_MAX];
 static char path[PATH_MAX + 64];
 static char err[1024];
@@ -639,13 +641,4 @@ static Suite *config_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(config_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+int main(void) { return unit_run(config_suite()); }

@@ -13,6 +13,8 @@
 
 #include "lockgate/cred.h"
 
+#include "unit.h"
+
 static const unsigned char pepper[32] = {
     0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15,
     16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
@@ -644,13 +646,4 @@ static Suite *cred_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(cred_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+int main(void) { return unit_run(cred_suite()); }

@@ -9,6 +9,8 @@
 
 #include "lockgate/ratelimit.h"
 
+#include "unit.h"
+
 /* A client of one key: the stored TAT and the step it takes at NOW. */
 struct client {
     double tat;
@@ -394,11 +396,4 @@ static Suite *ratelimit_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(ratelimit_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
-}
+int main(void) { return unit_run(ratelimit_suite()); }

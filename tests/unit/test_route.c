@@ -6,6 +6,8 @@
 
 #include "lockgate/route.h"
 
+#include "unit.h"
+
 static enum lg_route_kind kind(const char *path)
 {
     struct lg_route r;
@@ -75,9 +77,5 @@ int main(void)
     tcase_add_test(tc, routes_unknown);
     tcase_add_test(tc, routes_bad);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return unit_run(s);
 }

@@ -8,6 +8,8 @@
 #include "lockgate/event.h"
 #include "lockgate/util.h"
 
+#include "unit.h"
+
 START_TEST(times)
 {
     char out[LG_TIME_LEN];
@@ -94,9 +96,5 @@ int main(void)
     tcase_add_test(tc, request_ids);
     tcase_add_test(tc, events);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return unit_run(s);
 }
