@@ -119,6 +119,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "check_run.h"
 #include "free_ports.h"
 
 #define ITEST_FN       static __attribute__((unused))
@@ -625,12 +626,7 @@ ITEST_FN int itest_run_cases(const char *suite, const struct itest_case *cases, 
         tcase_add_test(tc, cases[i].test);
         suite_add_tcase(s, tc);
     }
-    SRunner *sr = srunner_create(s);
-    srunner_set_fork_status(sr, CK_FORK);
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return itest_exit_status(failed);
+    return itest_exit_status(check_run(s));
 }
 
 /* ---- data through the admin API ----

@@ -1781,10 +1781,5 @@ int main(void)
     tcase_add_test(tls, test_tls);
     suite_add_tcase(s, tls);
 
-    SRunner *sr = srunner_create(s);
-    srunner_set_fork_status(sr, CK_FORK);
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return itest_exit_status(failed);
+    return itest_exit_status(check_run(s));
 }

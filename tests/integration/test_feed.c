@@ -1527,10 +1527,5 @@ int main(void)
     tcase_add_test(down, store_unavailable);
     suite_add_tcase(su, down);
 
-    SRunner *sr = srunner_create(su);
-    srunner_set_fork_status(sr, CK_FORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return itest_exit_status(failed);
+    return itest_exit_status(check_run(su));
 }

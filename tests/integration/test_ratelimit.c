@@ -19,6 +19,7 @@
 #include <event2/event.h>
 #include <hiredis/hiredis.h>
 
+#include "check_run.h"
 #include "free_ports.h"
 #include "lockgate/config.h"
 #include "lockgate/ratelimit.h"
@@ -567,9 +568,5 @@ static Suite *ratelimit_suite(void)
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
-    SRunner *sr = srunner_create(ratelimit_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return check_run(ratelimit_suite()) ? 1 : 0;
 }

@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "check_run.h"
 #include "free_ports.h"
 #include "lockgate/config.h"
 #include "lockgate/upstream.h"
@@ -725,10 +726,7 @@ int main(void)
     }
     dead_port = free_port();
 
-    SRunner *sr = srunner_create(upstream_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = check_run(upstream_suite());
 
     server_stop();
     unlink(record_path);

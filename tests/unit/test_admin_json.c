@@ -11,7 +11,7 @@
 #include "../../src/admin_internal.h"
 #include "lockgate/util.h"
 
-#include "unit.h"
+#include "check_run.h"
 
 static char err[256];
 
@@ -161,5 +161,5 @@ int main(void)
     tcase_add_test(tc, cidrs);
     tcase_add_test(tc, expiry);
     suite_add_tcase(s, tc);
-    return unit_run(s);
+    return check_run(s) ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -12,7 +12,7 @@
 #include "lockgate/config.h"
 #include "lockgate/secrets.h"
 
-#include "unit.h"
+#include "check_run.h"
 
 static char key[LG_KEY_LEN + 1], secret[LG_SECRET_LEN + 1];
 
@@ -133,5 +133,5 @@ int main(void)
     tcase_add_test(tc, verify_secret);
     tcase_add_test(tc, throttle);
     suite_add_tcase(s, tc);
-    return unit_run(s);
+    return check_run(s) ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -8,7 +8,7 @@
 
 #include "lockgate/cache.h"
 
-#include "unit.h"
+#include "check_run.h"
 
 static struct lg_key *make_key(const char *acct, bool all, const char **facs, int n)
 {
@@ -126,5 +126,5 @@ int main(void)
     tcase_add_test(tc, allowlists);
     tcase_add_test(tc, account_index);
     suite_add_tcase(s, tc);
-    return unit_run(s);
+    return check_run(s) ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -11,7 +11,7 @@
 
 #include "lockgate/config.h"
 
-#include "unit.h"
+#include "check_run.h"
 
 static char tmpdir[PATH_MAX];
 static char path[PATH_MAX + 64];
@@ -641,4 +641,4 @@ static Suite *config_suite(void)
     return s;
 }
 
-int main(void) { return unit_run(config_suite()); }
+int main(void) { return check_run(config_suite()) ? EXIT_FAILURE : EXIT_SUCCESS; }

@@ -13,7 +13,7 @@
 
 #include "lockgate/cred.h"
 
-#include "unit.h"
+#include "check_run.h"
 
 static const unsigned char pepper[32] = {
     0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15,
@@ -646,4 +646,4 @@ static Suite *cred_suite(void)
     return s;
 }
 
-int main(void) { return unit_run(cred_suite()); }
+int main(void) { return check_run(cred_suite()) ? EXIT_FAILURE : EXIT_SUCCESS; }

@@ -2,6 +2,7 @@
  * both the Redis script and the local limiter perform, and for the local
  * limiter behind lg_ratelimit_check when there is no store. */
 #include <check.h>
+#include <stdlib.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -9,7 +10,7 @@
 
 #include "lockgate/ratelimit.h"
 
-#include "unit.h"
+#include "check_run.h"
 
 /* A client of one key: the stored TAT and the step it takes at NOW. */
 struct client {
@@ -396,4 +397,4 @@ static Suite *ratelimit_suite(void)
     return s;
 }
 
-int main(void) { return unit_run(ratelimit_suite()); }
+int main(void) { return check_run(ratelimit_suite()) ? EXIT_FAILURE : EXIT_SUCCESS; }

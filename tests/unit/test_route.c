@@ -6,7 +6,7 @@
 
 #include "lockgate/route.h"
 
-#include "unit.h"
+#include "check_run.h"
 
 static enum lg_route_kind kind(const char *path)
 {
@@ -77,5 +77,5 @@ int main(void)
     tcase_add_test(tc, routes_unknown);
     tcase_add_test(tc, routes_bad);
     suite_add_tcase(s, tc);
-    return unit_run(s);
+    return check_run(s) ? EXIT_FAILURE : EXIT_SUCCESS;
 }

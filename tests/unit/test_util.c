@@ -8,7 +8,7 @@
 #include "lockgate/event.h"
 #include "lockgate/util.h"
 
-#include "unit.h"
+#include "check_run.h"
 
 START_TEST(times)
 {
@@ -96,5 +96,5 @@ int main(void)
     tcase_add_test(tc, request_ids);
     tcase_add_test(tc, events);
     suite_add_tcase(s, tc);
-    return unit_run(s);
+    return check_run(s) ? EXIT_FAILURE : EXIT_SUCCESS;
 }
