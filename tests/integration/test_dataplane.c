@@ -814,7 +814,7 @@ START_TEST(test_key_disabled)
 }
 END_TEST
 
-/* ---- 403 ip_not_allowed, and no quota used by it ---- */
+/* ---- 403 ip_not_allowed, and no quota used by it or by a scope refusal ---- */
 
 static char *dp_tat(const char *key_id)
 {
@@ -848,6 +848,7 @@ START_TEST(test_ip_not_allowed)
     long before = dp_header_int(&r, "RateLimit-Remaining");
     itest_resp_free(&r);
     char *tat1 = dp_tat(k.key);
+    ck_assert_msg(strcmp(tat1, "(nil)") != 0, "no rate limit state under lg:rl: after a 200");
     for (int i = 0; i < 3; i++) {
         dp_do(&(struct dp_req){.path = "/v1/facilities", .cred = &k, .ip = "127.0.0.21"}, &r);
         dp_expect_error(&r, 403, "ip_not_allowed");
@@ -855,6 +856,13 @@ START_TEST(test_ip_not_allowed)
         ck_assert_int_eq(dp_header_int(&r, "RateLimit-Limit"), 5);
         ck_assert_int_ge(dp_header_int(&r, "RateLimit-Remaining"), 0);
         ck_assert_int_ge(dp_header_int(&r, "RateLimit-Reset"), 0);
+        itest_resp_free(&r);
+        /* a facility the key may not see: refused before the rate limit too */
+        dp_do(&(struct dp_req){.path = "/v1/facilities/no-such-facility/units/U001",
+                               .cred = &k,
+                               .ip = "127.0.0.20"},
+              &r);
+        dp_expect_error(&r, 404, "not_found");
         itest_resp_free(&r);
     }
     char *tat2 = dp_tat(k.key);
@@ -866,7 +874,7 @@ START_TEST(test_ip_not_allowed)
     json_decref(dp_expect_ok(&r));
     long after = dp_header_int(&r, "RateLimit-Remaining");
     itest_resp_free(&r);
-    /* one request's worth spent (refill can only add): the three refusals cost nothing */
+    /* one request's worth spent (refill can only add): the six refusals cost nothing */
     ck_assert_msg(after >= before - 1, "RateLimit-Remaining %ld then %ld", before, after);
 }
 END_TEST
