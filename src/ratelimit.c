@@ -115,6 +115,12 @@ struct lg_ratelimit {
     size_t count;
     size_t sweep; /* cursor of the incremental sweep */
     int64_t last_warn_ms;
+    /* the script's rate and burst arguments, formatted again only when they
+     * change (nearly every key uses the configured defaults) */
+    double rate_last;
+    int burst_last;
+    char rate_s[32], burst_s[16];
+    int rate_len, burst_len;
 };
 
 static int clamp_int(double v)
@@ -426,6 +432,8 @@ struct lg_ratelimit *lg_ratelimit_new(struct lg_store *st)
     struct lg_ratelimit *rl = calloc(1, sizeof(*rl));
     if (rl == NULL) return NULL;
     rl->st = st;
+    rl->rate_last = -1;
+    rl->burst_last = -1;
     rl->nslots = LOCAL_MIN_SLOTS;
     rl->slots = calloc(rl->nslots, sizeof(*rl->slots));
     if (rl->slots == NULL) goto err;
@@ -486,12 +494,18 @@ static void ratelimit_ask(struct lg_ratelimit *rl, const char *key_id, double ra
         return;
     }
 
-    char key[256], rate_s[32], burst_s[16];
+    char key[256];
     int klen = -1;
     if (rl->st != NULL)
         klen = snprintf(key, sizeof(key), "%srl:%s", lg_store_prefix(rl->st), key_id);
-    int rlen = snprintf(rate_s, sizeof(rate_s), "%.17g", rate);
-    int blen = snprintf(burst_s, sizeof(burst_s), "%d", burst);
+    if (rate != rl->rate_last) {
+        rl->rate_last = rate;
+        rl->rate_len = snprintf(rl->rate_s, sizeof(rl->rate_s), "%.17g", rate);
+    }
+    if (burst != rl->burst_last) {
+        rl->burst_last = burst;
+        rl->burst_len = snprintf(rl->burst_s, sizeof(rl->burst_s), "%d", burst);
+    }
     if (klen > 0 && (size_t)klen < sizeof(key)) {
         struct rl_call *c = call_get(rl);
         if (c != NULL) {
@@ -502,8 +516,8 @@ static void ratelimit_ask(struct lg_ratelimit *rl, const char *key_id, double ra
             c->peek = peek;
             c->key_len = len;
             memcpy(c->key, key_id, len);
-            const char *argv[4] = {key, rate_s, burst_s, "peek"};
-            size_t argvlen[4] = {(size_t)klen, (size_t)rlen, (size_t)blen, 4};
+            const char *argv[4] = {key, rl->rate_s, rl->burst_s, "peek"};
+            size_t argvlen[4] = {(size_t)klen, (size_t)rl->rate_len, (size_t)rl->burst_len, 4};
             if (lg_store_script(rl->st, &gcra_script, on_reply, c, 1, peek ? 4 : 3, argv,
                                 argvlen) == 0)
                 return;

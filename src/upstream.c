@@ -233,8 +233,10 @@ static struct lg_upstream_req *req_create(struct lg_upstream *up)
     rc |= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     rc |= curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     rc |= curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L);
-    /* no proxy from the environment: explicit, and spares a getenv per transfer */
+    /* no proxy from the environment; both options are needed for curl to skip
+     * reading it (two getenv calls per transfer otherwise) */
     rc |= curl_easy_setopt(e, CURLOPT_PROXY, "");
+    rc |= curl_easy_setopt(e, CURLOPT_NOPROXY, "");
     rc |= curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)LG_UPSTREAM_BODY_MAX);
     if (rc != 0) {
         req_destroy(req);
