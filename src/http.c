@@ -146,17 +146,26 @@ static void req_put(struct lg_http_req *r)
     srv->free_list = r;
 }
 
-static void on_conn_close(struct evhttp_connection *conn, void *arg)
+/* Stops watching for the client's hang-up (the EV_CLOSED event and, while
+ * the connection lives, its close callback); returns the hook that was set. */
+static lg_http_close_cb *close_watch_stop(struct lg_http_req *r)
 {
-    struct lg_http_req *r = arg;
-    r->conn = NULL;
-    /* The descriptor is about to close and may be reused: stop watching it. */
     if (r->close_armed) {
         event_del(r->close_ev);
         r->close_armed = 0;
     }
+    if (r->conn != NULL && r->on_close != NULL) evhttp_connection_set_closecb(r->conn, NULL, NULL);
     lg_http_close_cb *cb = r->on_close;
     r->on_close = NULL;
+    return cb;
+}
+
+static void on_conn_close(struct evhttp_connection *conn, void *arg)
+{
+    struct lg_http_req *r = arg;
+    /* The descriptor is about to close and may be reused: stop watching it. */
+    r->conn = NULL;
+    lg_http_close_cb *cb = close_watch_stop(r);
     if (cb != NULL) cb(r, r->close_arg);
 }
 
@@ -331,17 +340,6 @@ static void access_log(struct lg_http_req *r, size_t bytes)
     access_buf->len += (size_t)n;
 }
 
-/* The answer is done: detach our close hooks from the (keep-alive) connection. */
-static void req_finish(struct lg_http_req *r)
-{
-    if (r->conn != NULL && r->on_close != NULL) evhttp_connection_set_closecb(r->conn, NULL, NULL);
-    if (r->close_armed) {
-        event_del(r->close_ev);
-        r->close_armed = 0;
-    }
-    r->on_close = NULL;
-}
-
 void lg_http_reply(struct lg_http_req *r, int status, const char *content_type, const char *body,
                    size_t len)
 {
@@ -357,7 +355,7 @@ void lg_http_reply(struct lg_http_req *r, int status, const char *content_type, 
         evbuffer_add(out, body, len);
     }
     r->status = status;
-    req_finish(r);
+    close_watch_stop(r); /* the answer is done; the connection may be kept */
     access_log(r, len);
     if (r->srv->count_metrics) lg_metrics_answer(status, lg_mono_ms() - r->start_ms);
     evhttp_send_reply(r->ev, status, NULL, NULL);
@@ -384,11 +382,8 @@ static void on_peer_closed(evutil_socket_t fd, short what, void *arg)
             return;
         }
     }
-    lg_http_close_cb *cb = r->on_close;
-    if (cb == NULL) return;
-    r->on_close = NULL;
-    if (r->conn != NULL) evhttp_connection_set_closecb(r->conn, NULL, NULL);
-    cb(r, r->close_arg);
+    lg_http_close_cb *cb = close_watch_stop(r);
+    if (cb != NULL) cb(r, r->close_arg);
 }
 
 void lg_http_on_close(struct lg_http_req *r, lg_http_close_cb *on_close, void *arg)
@@ -436,12 +431,9 @@ void lg_http_stream_end(struct lg_http_req *r)
     /* A reader dropped for being slow must not hold its connection for the
      * stream's long timeout: what it has not read yet gets the normal one. */
     if (r->conn != NULL) evhttp_connection_set_timeout(r->conn, r->srv->timeout_s);
-    req_finish(r);
+    close_watch_stop(r); /* the answer is done; the connection may be kept */
     access_log(r, 0);
-    if (r->conn != NULL)
-        evhttp_send_reply_end(r->ev);
-    else
-        evhttp_send_reply_end(r->ev); /* frees a request whose client has gone */
+    evhttp_send_reply_end(r->ev); /* also frees a request whose client has gone */
     req_put(r);
 }
 

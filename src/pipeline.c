@@ -268,9 +268,7 @@ static enum lg_stage_result stage_parse(struct lg_ctx *c)
     const char *path = lg_http_path(c->req);
     switch (lg_route_parse(path, &c->route)) {
     case LG_ROUTE_BAD: return fail(c, 400, "bad_request", "malformed path or identifier");
-    case LG_ROUTE_NONE:
-        c->route.kind = LG_ROUTE_NONE;
-        return fail(c, 404, "not_found", "no such resource");
+    case LG_ROUTE_NONE: return fail(c, 404, "not_found", "no such resource");
     default: break;
     }
     const char *q = lg_http_query(c->req);
@@ -308,9 +306,11 @@ static enum lg_stage_result stage_authenticate(struct lg_ctx *c)
     int retry;
     if (lg_auth_throttled(c->ip, &retry))
         return fail_retry(c, 429, "rate_limited", "too many failed authentications", retry);
-    switch (lg_auth_parse(lg_http_header(c->req, "Authorization"),
-                          lg_http_header(c->req, "X-API-Key"),
-                          lg_http_header(c->req, "X-API-Secret"), c->key_id, c->secret)) {
+    /* the header pair counts only without an Authorization header */
+    const char *authz = lg_http_header(c->req, "Authorization");
+    const char *xkey = authz ? NULL : lg_http_header(c->req, "X-API-Key");
+    const char *xsecret = authz ? NULL : lg_http_header(c->req, "X-API-Secret");
+    switch (lg_auth_parse(authz, xkey, xsecret, c->key_id, c->secret)) {
     case LG_AUTH_MISSING: return fail(c, 401, "missing_credentials", "credentials required");
     case LG_AUTH_INVALID:
         lg_auth_failed(c->ip);
@@ -376,14 +376,13 @@ static void on_key_loaded(struct lg_store *st, redisReply *reply, void *arg)
     /* Keep the freshest read unless a key event overtook this reply (it may
      * concern this very key). The cache answers on its own only while events
      * keep it exact, or while Redis is unreachable. */
-    if (w->key_epoch == c->key_epoch) {
+    bool exact = w->key_epoch == c->key_epoch;
+    if (exact)
         lg_cache_key_put(w->cache, k);
-        resume(c, check_key(c, k));
-    } else {
+    else
         lg_cache_key_drop(w->cache, c->key_id);
-        resume(c, check_key(c, k));
-        lg_key_unref(k);
-    }
+    resume(c, check_key(c, k));
+    if (!exact) lg_key_unref(k);
 }
 
 /* authorize: the role fits the route, the facility is visible to the key. */
@@ -394,13 +393,9 @@ static enum lg_stage_result stage_authorize(struct lg_ctx *c)
         return refuse(c, 403, "forbidden",
                       feed_route ? "this route is for feed keys"
                                  : "feed keys may only read the feed");
-    if (feed_route || c->route.kind == LG_ROUTE_FACILITIES) {
-        if (!feed_route && !c->w->facilities_loaded)
-            return fail(c, 503, "store_unavailable", "facilities are being loaded");
-        return LG_OK;
-    }
-    if (!c->w->facilities_loaded)
+    if (!feed_route && !c->w->facilities_loaded)
         return fail(c, 503, "store_unavailable", "facilities are being loaded");
+    if (feed_route || c->route.kind == LG_ROUTE_FACILITIES) return LG_OK;
     const struct lg_facility *f = lg_cache_facility_get(c->w->cache, c->route.facility_id);
     if (!lg_key_sees(c->key, f)) return refuse(c, 404, "not_found", "no such resource");
     return LG_OK;
