@@ -77,6 +77,7 @@
  *                            list of "NAME=value" to set or "NAME" to unset.
  *   itest_path(name)         DIR/name (static buffer rotation; copy if kept).
  *   itest_file_write(path, text) / itest_file_read(path)  (read: malloc'd, "" if none)
+ *   itest_upstream_answer(path, json)  the test upstream answers PATH with JSON.
  *   itest_wait(fn, arg, what)  polls FN(ARG) until it returns nonzero, bounded.
  *   itest_json_str(obj, field) a string field or "" (borrowed).
  * Lower level, for harness extensions:
@@ -168,6 +169,7 @@ struct itest {
     pid_t upstream_pid;
     char upstream_url[64];
     char upstream_record[PATH_MAX];
+    char upstream_data[PATH_MAX]; /* files the test upstream serves (itest_upstream_answer) */
     char token[64];
     char token_file[PATH_MAX];
     char cert[PATH_MAX], key[PATH_MAX];
@@ -248,6 +250,25 @@ ITEST_FN int itest_file_write(const char *path, const char *text)
     int rc = fwrite(text, 1, len, f) == len ? 0 : -1;
     if (fclose(f) != 0) rc = -1;
     return rc;
+}
+
+/* The test upstream answers PATH (of a facility the test names) with JSON
+ * from now on, instead of its generated data. The facility's other paths
+ * then answer 404 unless given too. */
+ITEST_FN void itest_upstream_answer(const char *path, const char *json)
+{
+    char file[PATH_MAX];
+    int n = snprintf(file, sizeof(file), "%s%s/index.json", IT->upstream_data, path);
+    if (n < 0 || (size_t)n >= sizeof(file)) ck_abort_msg("path too long: %s", path);
+    for (char *p = file + strlen(IT->upstream_data) + 1; (p = strchr(p, '/')) != NULL; p++) {
+        *p = '\0';
+        if (mkdir(file, 0755) < 0 && errno != EEXIST) ck_abort_msg("mkdir %s", file);
+        *p = '/';
+    }
+    /* written aside, then renamed: the upstream never reads half a file */
+    char tmp[PATH_MAX + 8];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", file);
+    if (itest_file_write(tmp, json) < 0 || rename(tmp, file) < 0) ck_abort_msg("write %s", file);
 }
 
 ITEST_FN const char *itest_json_str(const json_t *obj, const char *field)
@@ -1115,7 +1136,10 @@ ITEST_FN void itest_start(const struct itest_opts *opts)
         IT->upstream_port = ports[1];
         snprintf(port, sizeof(port), "%d", IT->upstream_port);
         snprintf(IT->upstream_record, sizeof(IT->upstream_record), "%s/upstream.record", IT->dir);
-        char *const argv[] = {bin, "--port", port, "--record", IT->upstream_record, NULL};
+        snprintf(IT->upstream_data, sizeof(IT->upstream_data), "%s/upstream-data", IT->dir);
+        if (mkdir(IT->upstream_data, 0755) < 0) itest_fail("mkdir %s", IT->upstream_data);
+        char *const argv[] = {bin,      "--port",          port, "--record", IT->upstream_record,
+                              "--data", IT->upstream_data, NULL};
         char out[PATH_MAX];
         snprintf(out, sizeof(out), "%s/upstream.out", IT->dir);
         IT->upstream_pid = itest_spawn(argv, out, itest_path("upstream.log"), NULL,

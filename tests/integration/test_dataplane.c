@@ -10,6 +10,7 @@
 #include "itest.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 #include <poll.h>
@@ -767,7 +768,7 @@ START_TEST(test_auth_failure_throttle)
 }
 END_TEST
 
-/* ---- 403 key_disabled: locked, expired ---- */
+/* ---- 403 key_disabled: locked, expired; rotated and deleted keys refused ---- */
 
 START_TEST(test_key_disabled)
 {
@@ -795,6 +796,30 @@ START_TEST(test_key_disabled)
 
     dp_key_action(&k, "enable");
     ck_assert_msg(dp_poll(&q, 200, NULL, IT->timeout_ms, 5) >= 0, "an enabled key is refused");
+
+    /* rotated without grace: the old key is refused at once, the new one has
+     * the same scope (its facility, nothing else) */
+    char other[72];
+    dp_facility(other, acct, NULL);
+    json_t *rot = dp_admin_expect(201, "POST", dp_path("/admin/v1/keys/%s/rotate", k.key), NULL);
+    struct dp_cred k2;
+    snprintf(k2.key, sizeof(k2.key), "%s", itest_json_str(rot, "key_id"));
+    snprintf(k2.secret, sizeof(k2.secret), "%s", itest_json_str(rot, "secret"));
+    json_decref(rot);
+    q.style = DP_BASIC;
+    ck_assert_msg(dp_poll(&q, 403, "key_disabled", IT->timeout_ms, 5) >= 0,
+                  "a key rotated away from is still served");
+    struct dp_req q2 = {.path = q.path, .cred = &k2};
+    dp_do(&q2, &r);
+    json_decref(dp_expect_ok(&r));
+    itest_resp_free(&r);
+    dp_do(&(struct dp_req){.path = dp_path("/v1/facilities/%s", other), .cred = &k2}, &r);
+    dp_expect_error(&r, 404, "not_found");
+    itest_resp_free(&r);
+    /* deleted: the key no longer exists at all */
+    json_decref(dp_admin_expect(204, "DELETE", dp_path("/admin/v1/keys/%s", k2.key), NULL));
+    ck_assert_msg(dp_poll(&q2, 401, "invalid_credentials", IT->timeout_ms, 5) >= 0,
+                  "a deleted key is still served");
 
     /* expiry: a key valid for a few seconds */
     struct dp_cred e;
@@ -1239,6 +1264,50 @@ static json_t *dp_error_without_rid(const struct itest_resp *r)
     return doc;
 }
 
+static int dp_cmp_str(const void *a, const void *b)
+{
+    return strcasecmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The names of R's headers, sorted, lower-cased, joined by ',' (malloc'd). */
+static char *dp_header_names(const struct itest_resp *r)
+{
+    char *copy = strdup(r->headers), *names[64], *save = NULL;
+    int n = 0;
+    for (char *line = strtok_r(copy, "\r\n", &save); line != NULL && n < 64;
+         line = strtok_r(NULL, "\r\n", &save)) {
+        char *colon = strchr(line, ':');
+        if (colon == NULL) continue; /* the status line */
+        *colon = '\0';
+        for (char *p = line; *p; p++) *p = (char)tolower((unsigned char)*p);
+        names[n++] = line;
+    }
+    qsort(names, (size_t)n, sizeof(names[0]), dp_cmp_str);
+    size_t cap = strlen(r->headers) + 2, used = 0;
+    char *out = calloc(1, cap);
+    for (int i = 0; i < n; i++)
+        used += (size_t)snprintf(out + used, cap - used, "%s%s", i ? "," : "", names[i]);
+    free(copy);
+    return out;
+}
+
+/* SPEC 5: every facility a key may not see answers the same 404, body and
+ * headers. The first 404 seen is the reference (*BODY and *NAMES). */
+static void dp_expect_same_404(const struct itest_resp *r, json_t **body, char **names)
+{
+    dp_expect_error(r, 404, "not_found");
+    json_t *doc = dp_error_without_rid(r);
+    char *hn = dp_header_names(r);
+    if (*body == NULL) {
+        *body = json_incref(doc);
+        *names = strdup(hn);
+    }
+    ck_assert_msg(json_equal(*body, doc), "404 bodies differ: %s", r->body);
+    ck_assert_msg(strcmp(*names, hn) == 0, "404 headers differ: %s vs %s", *names, hn);
+    json_decref(doc);
+    free(hn);
+}
+
 START_TEST(test_scope)
 {
     char a[64], b[64], a1[72], a2[72], b1[72], ghost[72];
@@ -1259,30 +1328,25 @@ START_TEST(test_scope)
     json_decref(dp_expect_ok(&r));
     itest_resp_free(&r);
 
-    /* out of scope, other account, nonexistent: the same 404, word for word */
+    /* out of scope, other account, nonexistent: the same 404, word for word
+     * and header for header (excluded and deleted ones are added below) */
     const char *hidden[] = {a2, b1, ghost};
     const char *sub[] = {"", "/units", "/units/U001", "/units/U001/unlock-code"};
     json_t *first = NULL;
+    char *first_names = NULL;
     for (size_t i = 0; i < 3; i++)
         for (size_t j = 0; j < 4; j++) {
             dp_do(&(struct dp_req){.path = dp_path("/v1/facilities/%s%s", hidden[i], sub[j]),
                                    .cred = &ka1},
                   &r);
-            dp_expect_error(&r, 404, "not_found");
-            json_t *doc = dp_error_without_rid(&r);
-            if (first == NULL) first = json_incref(doc);
-            ck_assert_msg(json_equal(first, doc), "404 bodies differ: %s", r.body);
-            json_decref(doc);
+            dp_expect_same_404(&r, &first, &first_names);
             itest_resp_free(&r);
         }
     /* an all-facilities key of account B does not see account A either */
     dp_do(&(struct dp_req){.path = dp_path("/v1/facilities/%s", a1), .cred = &kb}, &r);
-    dp_expect_error(&r, 404, "not_found");
-    json_t *doc = dp_error_without_rid(&r);
-    ck_assert(json_equal(first, doc));
-    json_decref(doc);
+    dp_expect_same_404(&r, &first, &first_names);
     itest_resp_free(&r);
-    json_decref(first);
+    json_t *doc;
 
     /* GET /v1/facilities lists exactly what each key sees */
     char want[256], got[256];
@@ -1326,6 +1390,9 @@ START_TEST(test_scope)
                   "an excluded facility is still served");
     ck_assert_msg(dp_poll(&q1one, 404, "not_found", IT->timeout_ms, 5) >= 0,
                   "an excluded facility is still served to a scoped key");
+    dp_do(&q1all, &r);
+    dp_expect_same_404(&r, &first, &first_names);
+    itest_resp_free(&r);
     dp_do(&(struct dp_req){.path = "/v1/facilities", .cred = &kall}, &r);
     doc = dp_expect_ok(&r);
     dp_listed(doc, got, sizeof(got));
@@ -1362,6 +1429,17 @@ START_TEST(test_scope)
     dp_do(&q1one, &r);
     dp_expect_error(&r, 404, "not_found");
     itest_resp_free(&r);
+
+    /* a deleted facility: the same 404 as one that never was */
+    json_decref(itest_admin("DELETE", dp_path("/admin/v1/facilities/%s", a3), NULL, &st));
+    ck_assert_int_eq(st, 204);
+    ck_assert_msg(dp_poll(&q3, 404, "not_found", IT->timeout_ms, 5) >= 0,
+                  "a deleted facility is still served");
+    dp_do(&q3, &r);
+    dp_expect_same_404(&r, &first, &first_names);
+    itest_resp_free(&r);
+    json_decref(first);
+    free(first_names);
 }
 END_TEST
 
@@ -1659,6 +1737,29 @@ END_TEST
 
 /* ---- lock.changed ---- */
 
+/* SPEC 6: the platform announces a lock change (a new code, a new status)
+ * and the next read serves it: a code changed, then the lock put up for
+ * auction, whose code is withheld at once. */
+static void dp_lock_answer(const char *fac, const char *code, const char *status)
+{
+    char json[256];
+    snprintf(json, sizeof(json),
+             "{\"facility_id\":\"%s\",\"unit_id\":\"U004\",\"unlock_code\":\"%s\","
+             "\"lock_serial\":\"86U7U7U2\",\"lock_status\":\"%s\"}",
+             fac, code, status);
+    itest_upstream_answer(dp_path("/v1/facilities/%s/units/U004/unlock-code", fac), json);
+}
+
+static void dp_lock_changed(const char *fac)
+{
+    long st;
+    json_t *ev = itest_adminf(&st, "POST", "/admin/v1/events/lock-changed",
+                              "{\"facility_id\":\"%s\",\"unit_id\":\"U004\"}", fac);
+    ck_assert_int_eq(st, 202);
+    ck_assert_msg(itest_json_str(ev, "event_id")[0] != '\0', "no event_id");
+    json_decref(ev);
+}
+
 START_TEST(test_lock_changed)
 {
     char acct[64], fac[72];
@@ -1666,26 +1767,32 @@ START_TEST(test_lock_changed)
     dp_account(acct, "Events Inc");
     dp_facility(fac, acct, NULL);
     dp_key(&k, acct, "\"all_facilities\":true");
-    char code[5];
-    dp_expected_code(fac, "U004", code);
     struct dp_req q = {.path = dp_path("/v1/facilities/%s/units/U004/unlock-code", fac),
                        .cred = &k};
     struct itest_resp r;
-    for (int round = 0; round < 3; round++) {
-        dp_do(&q, &r);
-        json_t *doc = dp_expect_ok(&r);
-        ck_assert_str_eq(itest_json_str(doc, "unlock_code"), code);
-        ck_assert_str_eq(itest_json_str(doc, "lock_status"), "returned_to_dropbox");
-        json_decref(doc);
-        itest_resp_free(&r);
-        long st;
-        json_t *ev = itest_adminf(&st, "POST", "/admin/v1/events/lock-changed",
-                                  "{\"facility_id\":\"%s\",\"unit_id\":\"U004\"}", fac);
-        ck_assert_int_eq(st, 202);
-        ck_assert_msg(itest_json_str(ev, "event_id")[0] != '\0', "no event_id");
-        json_decref(ev);
-    }
-    /* the event is on the stream for every gateway */
+    dp_lock_answer(fac, "1111", "tenant_using_lock");
+    dp_do(&q, &r);
+    json_t *doc = dp_expect_ok(&r);
+    ck_assert_str_eq(itest_json_str(doc, "unlock_code"), "1111");
+    json_decref(doc);
+    itest_resp_free(&r);
+    /* a new code */
+    dp_lock_answer(fac, "2222", "tenant_using_lock");
+    dp_lock_changed(fac);
+    dp_do(&q, &r);
+    doc = dp_expect_ok(&r);
+    ck_assert_str_eq(itest_json_str(doc, "unlock_code"), "2222");
+    json_decref(doc);
+    itest_resp_free(&r);
+    /* the lock goes to auction: its code is withheld from the next read on */
+    dp_lock_answer(fac, "2222", "assigned_auction");
+    dp_lock_changed(fac);
+    dp_do(&q, &r);
+    dp_expect_error(&r, 403, "code_withheld");
+    ck_assert_ptr_null(strstr(r.body, "2222"));
+    itest_resp_free(&r);
+
+    /* the announcements are on the stream for every gateway */
     redisContext *c = itest_redis();
     json_t *events = itest_stream(c, "lg:events", NULL);
     redisFree(c);
@@ -1698,7 +1805,7 @@ START_TEST(test_lock_changed)
         free(text);
     }
     json_decref(events);
-    ck_assert_int_eq(seen, 3);
+    ck_assert_int_eq(seen, 2);
     /* malformed announcements are refused */
     long st;
     json_decref(itest_adminf(&st, "POST", "/admin/v1/events/lock-changed",
