@@ -477,6 +477,25 @@ START_TEST(test_no_secret_in_logs)
     dp_expect_error(&r, 401, "invalid_credentials");
     itest_resp_free(&r);
 
+    /* the admin API on the same instance: a new secret created, revealed and
+     * rotated, each carried by the admin token */
+    long st;
+    json_t *made = itest_admin_at(i2, "POST", dp_path("/admin/v1/accounts/%s/keys", acct),
+                                  "{\"name\":\"logged?\",\"all_facilities\":true}", &st);
+    ck_assert_int_eq(st, 201);
+    char made_secret[64], rotated_secret[64];
+    snprintf(made_secret, sizeof(made_secret), "%s", itest_json_str(made, "secret"));
+    json_decref(itest_admin_at(i2, "POST",
+                               dp_path("/admin/v1/keys/%s/reveal", itest_json_str(made, "key_id")),
+                               NULL, &st));
+    ck_assert_int_eq(st, 200);
+    json_t *rot = itest_admin_at(
+        i2, "POST", dp_path("/admin/v1/keys/%s/rotate", itest_json_str(made, "key_id")), NULL, &st);
+    ck_assert_int_eq(st, 201);
+    snprintf(rotated_secret, sizeof(rotated_secret), "%s", itest_json_str(rot, "secret"));
+    json_decref(rot);
+    json_decref(made);
+
     char *basic = dp_basic_header(k.key, k.secret); /* "Authorization: Basic ..." */
     const char *token = strstr(basic, "Basic ") + 6;
     itest_lg_stop(i2); /* everything written out: buffered access log lines too */
@@ -497,6 +516,9 @@ START_TEST(test_no_secret_in_logs)
                       t ? "stdout" : "the log");
         ck_assert_msg(strstr(texts[t], wrong.secret) == NULL, "a wrong secret was logged");
         ck_assert_msg(strstr(texts[t], token) == NULL, "a Basic token was logged");
+        ck_assert_msg(strstr(texts[t], made_secret) == NULL, "a created secret was logged");
+        ck_assert_msg(strstr(texts[t], rotated_secret) == NULL, "a rotated secret was logged");
+        ck_assert_msg(strstr(texts[t], IT->token) == NULL, "the admin token was logged");
         ck_assert_msg(strcasestr(texts[t], "authorization") == NULL,
                       "an Authorization header was logged");
         free(texts[t]);
