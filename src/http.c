@@ -234,6 +234,7 @@ enum lg_http_method lg_http_method(const struct lg_http_req *r)
     return map_method(evhttp_request_get_command(r->ev));
 }
 const char *lg_http_path(const struct lg_http_req *r) { return r->path; }
+const char *lg_http_target(const struct lg_http_req *r) { return evhttp_request_get_uri(r->ev); }
 const char *lg_http_query(const struct lg_http_req *r) { return r->query; }
 const char *lg_http_peer(const struct lg_http_req *r) { return r->peer; }
 

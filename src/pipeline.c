@@ -29,7 +29,6 @@
 
 #define REQUEST_ID_MAX 64
 #define QUERY_MAX      1024
-#define PATHQ_MAX      (256 + QUERY_MAX)
 
 struct lg_ctx {
     struct lg_ctx *next; /* pool */
@@ -49,8 +48,7 @@ struct lg_ctx {
         int status;
         const char *code, *msg; /* static strings */
     } refusal;                  /* waiting for the rate-limit state (refuse) */
-    char pathq[PATHQ_MAX];
-    char hdr[2][96]; /* X-Request-Id, X-Forwarded-For; the key's lines are prebuilt */
+    char hdr[2][96];            /* X-Request-Id, X-Forwarded-For; the key's lines are prebuilt */
 };
 
 typedef enum lg_stage_result stage_fn(struct lg_ctx *ctx);
@@ -471,16 +469,13 @@ static enum lg_stage_result stage_forward(struct lg_ctx *c)
                       c->request_id);
         return LG_DONE;
     }
-    const char *path = lg_http_path(c->req), *q = lg_http_query(c->req);
-    if ((size_t)snprintf(c->pathq, sizeof(c->pathq), "%s%s%s", path, q ? "?" : "", q ? q : "") >=
-        sizeof(c->pathq))
-        return fail(c, 400, "bad_request", "request target too long");
     snprintf(c->hdr[0], sizeof(c->hdr[0]), "X-Request-Id: %s", c->request_id);
     snprintf(c->hdr[1], sizeof(c->hdr[1]), "X-Forwarded-For: %s", c->ip);
     const char *headers[] = {
         c->hdr[0], c->hdr[1], c->key->hdr_account, c->key->hdr_key, "Accept: application/json",
         NULL};
-    c->up = lg_upstream_fetch(w->upstream, c->pathq, 0, headers, on_upstream, c);
+    /* the path and query as the client sent them, both checked by parse */
+    c->up = lg_upstream_fetch(w->upstream, lg_http_target(c->req), 0, headers, on_upstream, c);
     if (c->up == NULL) return fail(c, 502, "upstream_unavailable", "the upstream is unavailable");
     lg_http_on_close(c->req, on_client_close, c);
     return LG_AGAIN;

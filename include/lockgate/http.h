@@ -58,8 +58,9 @@ const char *lg_http_method_name(enum lg_http_method m);
 
 /* Request accessors: all borrowed for the life of the request. */
 enum lg_http_method lg_http_method(const struct lg_http_req *req);
-const char *lg_http_path(const struct lg_http_req *req);  /* raw, undecoded, no query */
-const char *lg_http_query(const struct lg_http_req *req); /* raw or NULL */
+const char *lg_http_path(const struct lg_http_req *req);   /* raw, undecoded, no query */
+const char *lg_http_query(const struct lg_http_req *req);  /* raw or NULL */
+const char *lg_http_target(const struct lg_http_req *req); /* path and query, as sent */
 const char *lg_http_header(const struct lg_http_req *req, const char *name);
 const char *lg_http_peer(const struct lg_http_req *req);              /* client IP text */
 const char *lg_http_body(const struct lg_http_req *req, size_t *len); /* NUL-terminated copy */
