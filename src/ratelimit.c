@@ -35,9 +35,10 @@
 #define SWEEP_STEP        4      /* slots looked at on every local decision */
 #define WARN_INTERVAL_MS  10000
 
-/* KEYS[1] the TAT in ticks; ARGV rate per second, burst. Replies four strings:
- * allowed ("1"/"0"), remaining, reset seconds, retry-after seconds.
- * Numbers go out as strings because Lua numbers become (truncated) integers.
+/* KEYS[1] the TAT in ticks; ARGV rate per second, burst. Replies four
+ * integers: allowed (1/0), remaining, reset seconds, retry-after seconds
+ * (each a whole number from 0 to 2^31-1, so Redis's integer conversion of
+ * Lua numbers loses nothing).
  * TIME is non-deterministic, which is fine: Redis >= 5 replicates a script's
  * effects (the SET), and replicate_commands() asks for that on older ones. */
 static struct lg_script gcra_script = {
@@ -60,14 +61,14 @@ static struct lg_script gcra_script = {
         "local function out(v)\n"
         "  if not (v >= 0) then v = 0 end\n"
         "  if v > 2147483647 then v = 2147483647 end\n"
-        "  return string.format('%.0f', v)\n"
+        "  return math.floor(v)\n"
         "end\n"
         "local t = tat\n"
         "if t < now then t = now end\n"
         /* peek: the state now, nothing consumed (refusals after authentication) */
         "if ARGV[3] == 'peek' then\n"
-        "  return {'1', out(math.floor((limit - (t - now)) / T)),\n"
-        "          out(math.ceil((t - now) / 1024000)), '0'}\n"
+        "  return {1, out(math.floor((limit - (t - now)) / T)),\n"
+        "          out(math.ceil((t - now) / 1024000)), 0}\n"
         "end\n"
         "local new = t + T\n"
         "if new - now <= limit then\n"
@@ -76,12 +77,12 @@ static struct lg_script gcra_script = {
         "  if ttl > 1e13 then ttl = 1e13 end\n"
         "  redis.call('SET', KEYS[1], string.format('%.0f', new),\n"
         "             'PX', string.format('%.0f', ttl))\n"
-        "  return {'1', out(math.floor((limit - (new - now)) / T)),\n"
-        "          out(math.ceil((new - now) / 1024000)), '0'}\n"
+        "  return {1, out(math.floor((limit - (new - now)) / T)),\n"
+        "          out(math.ceil((new - now) / 1024000)), 0}\n"
         "end\n"
         "local retry = math.ceil((new - limit - now) / 1024000)\n"
         "if retry < 1 then retry = 1 end\n"
-        "return {'0', '0', out(math.ceil((t - now) / 1024000)), out(retry)}\n",
+        "return {0, 0, out(math.ceil((t - now) / 1024000)), out(retry)}\n",
 };
 
 /* One slot of the local table; len 0 marks an empty slot. */
@@ -361,13 +362,9 @@ static void call_put(struct rl_call *c)
 /* Parses a decimal reply element "0".."2147483647"; -1 on anything else. */
 static int reply_int(const redisReply *r)
 {
-    if (r == NULL || r->type != REDIS_REPLY_STRING || r->len < 1 || r->len > 10) return -1;
-    long long v = 0;
-    for (size_t i = 0; i < r->len; i++) {
-        if (r->str[i] < '0' || r->str[i] > '9') return -1;
-        v = v * 10 + (r->str[i] - '0');
-    }
-    return v > INT_MAX ? -1 : (int)v;
+    if (r == NULL || r->type != REDIS_REPLY_INTEGER || r->integer < 0 || r->integer > INT_MAX)
+        return -1;
+    return (int)r->integer;
 }
 
 static int parse_reply(const redisReply *reply, int burst, struct lg_ratelimit_result *res)
