@@ -586,6 +586,14 @@ static void tls_setup(void)
     itest_start(&o);
 }
 
+static void workers_setup(void)
+{
+    struct itest_opts o = {0};
+    o.workers = 2;
+    o.auth_failures_per_min = 5;
+    itest_start(&o);
+}
+
 static void fixture_teardown(void) { itest_stop(); }
 
 /* ---- 400 ---- */
@@ -1884,6 +1892,63 @@ START_TEST(test_tls)
 }
 END_TEST
 
+/* ---- several workers ----
+ * Each worker has its own caches and the kernel spreads connections over
+ * them (SO_REUSEPORT); every request below is a new connection. */
+
+/* Q answers WANT/CODE RUNS times in a row (each on a new connection, so
+ * on either worker); fails with what it got otherwise. */
+static void dp_expect_runs(const struct dp_req *q, long want, const char *code, int runs)
+{
+    for (int i = 0; i < runs; i++) {
+        struct itest_resp r;
+        dp_do(q, &r);
+        ck_assert_msg(r.status == want, "request %d of %d: %ld, expected %ld", i + 1, runs,
+                      r.status, want);
+        if (code != NULL) dp_expect_error(&r, want, code);
+        itest_resp_free(&r);
+    }
+}
+
+START_TEST(test_every_worker)
+{
+    char acct[64], fac[72];
+    struct dp_cred k;
+    dp_account(acct, "Workers Inc");
+    dp_facility(fac, acct, NULL);
+    dp_key(&k, acct, "\"all_facilities\":true,\"rate_per_sec\":1000,\"burst\":1000");
+    struct dp_req q = {.path = dp_path("/v1/facilities/%s/units/U001", fac), .cred = &k};
+    /* both workers hold the key and the facility (a worker left out of
+     * 20 connections: one chance in 2^19) */
+    dp_expect_runs(&q, 200, NULL, 20);
+    /* an exclusion reaches every worker: once one answers 404, all do */
+    dp_facility_included(fac, false);
+    ck_assert_msg(dp_poll(&q, 404, "not_found", IT->timeout_ms, 5) >= 0,
+                  "an excluded facility is still served");
+    dp_expect_runs(&q, 404, "not_found", 20);
+    dp_facility_included(fac, true);
+    ck_assert_msg(dp_poll(&q, 200, NULL, IT->timeout_ms, 5) >= 0,
+                  "an included facility is refused");
+    dp_expect_runs(&q, 200, NULL, 20);
+    /* so does a disable */
+    dp_key_action(&k, "disable");
+    ck_assert_msg(dp_poll(&q, 403, "key_disabled", IT->timeout_ms, 5) >= 0,
+                  "a disabled key is still served");
+    dp_expect_runs(&q, 403, "key_disabled", 20);
+
+    /* failed authentications are counted per instance, not per worker:
+     * after 5 (the limit here), even the right secret from that IP gets 429 */
+    struct dp_cred good, wrong;
+    dp_key(&good, acct, "\"all_facilities\":true");
+    wrong = good;
+    ck_assert_int_eq(lg_cred_secret_new(wrong.secret), 0);
+    struct dp_req bad = {.path = "/v1/facilities", .cred = &wrong, .ip = "127.0.0.90"};
+    dp_expect_runs(&bad, 401, "invalid_credentials", 5);
+    struct dp_req right = {.path = "/v1/facilities", .cred = &good, .ip = "127.0.0.90"};
+    dp_expect_runs(&right, 429, "rate_limited", 6);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("dataplane");
@@ -1911,6 +1976,12 @@ int main(void)
     tcase_add_test(core, test_metrics);
     tcase_add_test(core, test_auth_failure_throttle);
     suite_add_tcase(s, core);
+
+    TCase *workers = tcase_create("workers");
+    tcase_add_unchecked_fixture(workers, workers_setup, fixture_teardown);
+    tcase_set_timeout(workers, 90);
+    tcase_add_test(workers, test_every_worker);
+    suite_add_tcase(s, workers);
 
     TCase *tls = tcase_create("tls");
     tcase_add_unchecked_fixture(tls, tls_setup, fixture_teardown);
