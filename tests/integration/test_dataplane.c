@@ -591,6 +591,8 @@ static void workers_setup(void)
     struct itest_opts o = {0};
     o.workers = 2;
     o.auth_failures_per_min = 5;
+    o.rate_per_sec = 3; /* [limits] defaults, for keys without their own */
+    o.burst = 7;
     itest_start(&o);
 }
 
@@ -1946,6 +1948,14 @@ START_TEST(test_every_worker)
     dp_expect_runs(&bad, 401, "invalid_credentials", 5);
     struct dp_req right = {.path = "/v1/facilities", .cred = &good, .ip = "127.0.0.90"};
     dp_expect_runs(&right, 429, "rate_limited", 6);
+
+    /* a key without limits of its own gets [limits] burst */
+    struct itest_resp r;
+    dp_do(&(struct dp_req){.path = "/v1/facilities", .cred = &good}, &r);
+    json_decref(dp_expect_ok(&r));
+    ck_assert_int_eq(dp_header_int(&r, "RateLimit-Limit"), 7);
+    ck_assert_int_eq(dp_header_int(&r, "RateLimit-Remaining"), 6);
+    itest_resp_free(&r);
 }
 END_TEST
 
