@@ -1207,7 +1207,7 @@ START_TEST(test_config_check)
 }
 END_TEST
 
-/* ---- a second instance against the same Redis ---- */
+/* ---- a second instance against the same Redis; another prefix ---- */
 
 START_TEST(test_second_instance)
 {
@@ -1225,6 +1225,31 @@ START_TEST(test_second_instance)
     json_decref(j);
     int status = itest_lg_stop(i);
     ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+    /* another [redis] prefix on the same Redis is another world */
+    o.prefix = "t1:";
+    i = itest_lg_start(&o);
+    j = itest_admin_at(i, "POST", "/admin/v1/accounts", "{\"name\":\"Prefixed\"}", &st);
+    ck_assert_int_eq(st, 201);
+    char *other = strdup(itest_json_str(j, "account_id"));
+    json_decref(j);
+    snprintf(path, sizeof(path), "/admin/v1/accounts/%s", other);
+    json_decref(itest_admin("GET", path, NULL, &st));
+    ck_assert_int_eq(st, 404); /* not seen under lg: */
+    snprintf(path, sizeof(path), "/admin/v1/accounts/%s", acct);
+    json_decref(itest_admin_at(i, "GET", path, NULL, &st));
+    ck_assert_int_eq(st, 404); /* nor lg:'s account under t1: */
+    redisContext *rc = itest_redis();
+    redisReply *r = itest_redis_cmd(rc, "EXISTS t1:acct:%s lg:acct:%s", other, other);
+    ck_assert_int_eq(r->integer, 1);
+    freeReplyObject(r);
+    r = itest_redis_cmd(rc, "EXISTS t1:acct:%s", acct);
+    ck_assert_int_eq(r->integer, 0);
+    freeReplyObject(r);
+    redisFree(rc);
+    status = itest_lg_stop(i);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    free(other);
     free(acct);
 }
 END_TEST
