@@ -3,7 +3,7 @@
 # As root it runs apt-get; otherwise it prints the exact command and exits 1.
 set -eu
 pkgs="build-essential pkg-config libevent-dev libcurl4-openssl-dev libjansson-dev
-libhiredis-dev libssl-dev libinih-dev zlib1g-dev check libsubunit-dev redis-server
+libhiredis-dev libssl-dev libinih-dev zlib1g-dev libhttp-parser-dev check libsubunit-dev redis-server
 nginx haproxy wrk curl openssl clang libclang-rt-14-dev"
 missing=""
 for p in $pkgs; do
