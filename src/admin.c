@@ -533,7 +533,7 @@ static void route_api(struct lg_admin *adm, struct lg_http_req *req, const char 
 /* Constant-time check of "Authorization: Bearer <token>". */
 static bool authorized(const struct lg_admin *adm, struct lg_http_req *req)
 {
-    const char *h = lg_http_header(req, "Authorization");
+    const char *h = lg_http_hdr(req, LG_HDR_AUTHORIZATION);
     if (h == NULL) return false;
     while (*h == ' ' || *h == '\t') h++;
     if (strncasecmp(h, "Bearer", 6) != 0 || (h[6] != ' ' && h[6] != '\t')) return false;
@@ -589,7 +589,7 @@ static void on_request(struct lg_http_req *req, void *arg)
 
 struct lg_admin *lg_admin_new(struct event_base *base, const struct lg_config *cfg,
                               const struct lg_secrets *secrets, struct lg_store *store,
-                              SSL_CTX *tls)
+                              struct lg_tls *tls)
 {
     struct lg_admin *adm = calloc(1, sizeof(*adm));
     if (adm == NULL) return NULL;
@@ -608,9 +608,6 @@ struct lg_admin *lg_admin_new(struct event_base *base, const struct lg_config *c
         free(adm);
         return NULL;
     }
-    /* Operators' tools on a trusted network: a body far too large gets its
-     * 413, not a reset while the client is still sending. */
-    lg_http_server_linger(adm->http);
     return adm;
 }
 

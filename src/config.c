@@ -68,6 +68,9 @@ static const struct opt options[] = {
     INT("server", "workers", workers, "1", 1, 256, OPT_AUTO),
     INT("server", "max_header_bytes", max_header_bytes, "8192", 1024, 1048576, 0),
     INT("server", "client_timeout_s", client_timeout_s, "30", 1, 3600, 0),
+    INT("server", "header_timeout_s", header_timeout_s, "10", 1, 3600, 0),
+    INT("server", "max_connections", max_connections, "10000", 1, 10000000, 0),
+    INT("server", "max_connections_per_ip", max_connections_per_ip, "256", 1, 10000000, 0),
     BOOL("server", "access_log", access_log, "off"),
     ENUM("server", "log_level", log_level, "info", log_levels),
 

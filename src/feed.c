@@ -307,7 +307,7 @@ static int request_cursor(struct lg_http_req *req, bool header_ok, char out[CURS
     size_t len = 0;
     int q = query_param(lg_http_query(req), "cursor", &v, &len);
     if (q < 0) return -1;
-    if (q == 0 && header_ok && (v = lg_http_header(req, "Last-Event-ID")) != NULL) {
+    if (q == 0 && header_ok && (v = lg_http_hdr(req, LG_HDR_LAST_EVENT_ID)) != NULL) {
         len = strlen(v);
         q = 1;
     }

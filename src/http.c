@@ -1,6 +1,22 @@
-/* The HTTP front end: evhttp listeners (plain and TLS) behind the narrow
- * interface of http.h. Nothing outside this file sees an evhttp type, so the
- * front end can be replaced without touching the request pipeline. */
+/* The HTTP/1.1 server: listeners, connections on bufferevents (plain and
+ * TLS), requests framed by http_parse.c, answers written in one piece.
+ *
+ * A connection owns one request object, reused for every request it
+ * carries, and borrows a read buffer from its server's pool only while a
+ * request is being read or answered: the head's names and values are views
+ * into that buffer. Read interest stays armed for the life of the
+ * connection; a plain answer is written straight to the socket, so write
+ * interest is armed only when the socket would block.
+ *
+ *   IDLE --first byte--> HEAD --head--> BODY --body--> HANDLER --answer--> IDLE
+ *                                                         |  (keep-alive)
+ *                                                         +--> STREAM --end--> IDLE
+ *   any protocol error, Connection: close, 413 ...  --> CLOSING --flushed--> LINGER --> freed
+ *
+ * While the handler holds a request, a read EOF only means the client has
+ * finished sending (it still gets its answer); a reset or a write error
+ * means it has gone, which the handler hears through its close callback. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -8,84 +24,659 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "lockgate/access_log.h"
 #include "lockgate/config.h"
+#include "lockgate/conn_limit.h"
 #include "lockgate/http.h"
+#include "lockgate/http_parse.h"
 #include "lockgate/log.h"
 #include "lockgate/metrics.h"
+#include "lockgate/tls.h"
 #include "lockgate/util.h"
 
+#define ACCEPT_PAUSE_MS 100
+#define LINGER_MS       2000         /* a closing connection reads and drops this long at most */
+#define OUT_HIGH        (256 * 1024) /* unsent answer bytes past which no new request is read */
+#define BUF_SPARE       4096         /* read buffer room past the head limit, for body bytes */
+#define BUF_POOL_MAX    64
+#define HDRS_MAX        1536 /* answer headers a handler sets; more are dropped */
+#define HEAD_MAX        (HDRS_MAX + 1024)
+#define REQUEST_ID_MAX  64
+
+enum conn_state { C_IDLE, C_HEAD, C_BODY, C_HANDLER, C_STREAM, C_CLOSING, C_LINGER };
+
+struct conn;
+
 struct lg_http_req {
-    struct lg_http_req *next; /* free list */
-    struct lg_http_server *srv;
-    struct evhttp_request *ev;
-    struct evhttp_connection *conn; /* NULL once the client has gone */
+    struct conn *conn;
+    struct lg_http_parse ps;
+    int64_t start_ms;
     lg_http_close_cb *on_close;
     void *close_arg;
-    int64_t start_ms;
-    char *body;
-    size_t body_cap;
-    char peer[64];
-    const char *path;  /* into uri */
-    const char *query; /* into uri, or NULL */
-    char *uri;         /* our copy of the request target, split at '?' */
-    size_t uri_cap;
+    char hdrs[HDRS_MAX]; /* answer headers set by the handler, "Name: value\r\n"... */
+    size_t hdrs_len;
+    char request_id[REQUEST_ID_MAX + 1]; /* the answer's X-Request-Id, for the access log */
     int status;
-    struct event *close_ev; /* EV_CLOSED watch while the answer is pending */
-    int close_armed;
+    bool close_after; /* the answer ends the connection */
+    bool chunked;     /* a stream with chunked framing (else close-delimited) */
+};
+
+struct conn {
+    struct conn *prev, *next; /* the server's connections */
+    struct lg_http_server *srv;
+    struct bufferevent *bev; /* NULL once the client has gone */
+    evutil_socket_t fd;
+    struct event *timer; /* head, idle, flush and linger deadlines */
+    enum conn_state state;
+    bool in_process; /* conn_process is on the stack */
+    bool doomed;     /* destroyed while conn_process ran: freed when it returns */
+    bool read_eof;   /* the client has shut its sending side */
+    bool counted;    /* holds a conn_limit slot */
+    bool tls;
+    unsigned served; /* requests answered on this connection */
+    uint64_t slot;
+    char *buf; /* pooled read buffer: [0, parsed) parsed, [parsed, len) not yet */
+    size_t len, parsed;
+    char peer[INET6_ADDRSTRLEN];
+    struct lg_http_req req;
 };
 
 struct lg_http_server {
     struct event_base *base;
-    struct evhttp *http;
     struct evconnlistener *listener;
-    struct evhttp_bound_socket *bound; /* the listening socket, owned by evhttp */
-    SSL_CTX *tls;
+    struct lg_tls *tls;
     lg_http_handler *handler;
     void *arg;
-    int access_log;
-    int count_metrics;          /* public listeners feed the /metrics counters */
-    int timeout_s;              /* client read/write timeout, restored after a stream */
-    struct evbuffer *chunk;     /* scratch for stream writes (evhttp drains it) */
-    struct event *access_timer; /* flushes this thread's access log buffer */
-    struct lg_http_req *free_list;
+    bool access_log;
+    bool public_api; /* metrics, no-store, connection caps */
+    size_t max_head, max_body, buf_cap;
+    int header_timeout_s, client_timeout_s;
+    struct conn *conns;
+    void *free_bufs; /* pooled read buffers, linked through their first bytes */
+    int nfree_bufs;
 };
 
-static struct bufferevent *tls_bevcb(struct event_base *base, void *arg)
+static void conn_process(struct conn *c);
+static void conn_destroy(struct conn *c);
+
+/* ---- small pieces ---- */
+
+static void *buf_get(struct lg_http_server *srv)
+{
+    void *b = srv->free_bufs;
+    if (b != NULL) {
+        memcpy(&srv->free_bufs, b, sizeof(void *));
+        srv->nfree_bufs--;
+        return b;
+    }
+    return malloc(srv->buf_cap);
+}
+
+static void buf_put(struct conn *c)
+{
+    struct lg_http_server *srv = c->srv;
+    if (c->buf == NULL) return;
+    if (srv->nfree_bufs < BUF_POOL_MAX) {
+        memcpy(c->buf, &srv->free_bufs, sizeof(void *));
+        srv->free_bufs = c->buf;
+        srv->nfree_bufs++;
+    } else {
+        free(c->buf);
+    }
+    c->buf = NULL;
+    c->len = c->parsed = 0;
+}
+
+static void timer_set(struct conn *c, int64_t ms)
+{
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+    evtimer_add(c->timer, &tv);
+}
+
+/* The Date header's value, formatted once a second per thread. */
+static const char *http_date(struct event_base *base)
+{
+    static _Thread_local time_t sec = -1;
+    static _Thread_local char text[40];
+    struct timeval tv;
+    event_base_gettimeofday_cached(base, &tv);
+    if (tv.tv_sec != sec) {
+        struct tm tm;
+        sec = tv.tv_sec;
+        gmtime_r(&sec, &tm);
+        strftime(text, sizeof(text), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    }
+    return text;
+}
+
+static const char *reason(int status)
+{
+    const char *r = http_status_str((enum http_status)status);
+    return strcmp(r, "<unknown>") == 0 ? "Unknown" : r;
+}
+
+/* Writes the two pieces in order: straight to a plain socket when nothing
+ * is queued before them (no write interest, no extra loop turn), the rest
+ * through the bufferevent, which arms write interest only then. */
+static void conn_send(struct conn *c, const char *a, size_t alen, const char *b, size_t blen)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (!c->tls && evbuffer_get_length(out) == 0) {
+        struct iovec iov[2] = {{(void *)a, alen}, {(void *)b, blen}};
+        struct msghdr msg = {.msg_iov = iov, .msg_iovlen = blen > 0 ? 2 : 1};
+        ssize_t n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+        /* On an error the bufferevent's own write reports it (as a hang-up). */
+        size_t done = n > 0 ? (size_t)n : 0;
+        if (done >= alen) {
+            done -= alen;
+            alen = 0;
+            b += done;
+            blen -= done;
+        } else {
+            a += done;
+            alen -= done;
+        }
+    }
+    if (alen > 0) evbuffer_add(out, a, alen);
+    if (blen > 0) evbuffer_add(out, b, blen);
+}
+
+/* ---- closing ---- */
+
+static void conn_linger(struct conn *c)
+{
+    if (c->read_eof) {
+        conn_destroy(c);
+        return;
+    }
+    /* Reading on for a moment lets the client see the answer: closing with
+     * unread bytes in the socket would reset the connection under it. */
+    if (c->tls) {
+        SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+        if (ssl != NULL) SSL_shutdown(ssl); /* close_notify, straight to the socket */
+        ERR_clear_error();
+    }
+    shutdown(c->fd, SHUT_WR);
+    c->state = C_LINGER;
+    buf_put(c);
+    evbuffer_drain(bufferevent_get_input(c->bev), evbuffer_get_length(bufferevent_get_input(c->bev)));
+    timer_set(c, LINGER_MS);
+}
+
+/* The answer is written: close once it has left. */
+static void conn_close_after_flush(struct conn *c)
+{
+    c->state = C_CLOSING;
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+        conn_linger(c);
+        return;
+    }
+    timer_set(c, (int64_t)c->srv->client_timeout_s * 1000);
+}
+
+static void conn_destroy(struct conn *c)
+{
+    struct lg_http_server *srv = c->srv;
+    if (c->in_process) {
+        c->doomed = true;
+        return;
+    }
+    if (c->timer != NULL) event_free(c->timer);
+    if (c->bev != NULL) bufferevent_free(c->bev);
+    buf_put(c);
+    lg_http_parse_free(&c->req.ps);
+    if (c->counted) lg_conn_limit_release(c->slot);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        srv->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    free(c);
+}
+
+static bool owned_by_handler(const struct conn *c)
+{
+    return c->state == C_HANDLER || c->state == C_STREAM;
+}
+
+/* The client has gone. A request the handler holds keeps the connection
+ * object until it is answered; the socket goes now. */
+static void conn_gone(struct conn *c)
+{
+    if (!owned_by_handler(c)) {
+        conn_destroy(c);
+        return;
+    }
+    if (c->bev != NULL) bufferevent_free(c->bev);
+    c->bev = NULL;
+    evtimer_del(c->timer);
+    lg_http_close_cb *cb = c->req.on_close;
+    c->req.on_close = NULL;
+    if (cb != NULL) cb(&c->req, c->req.close_arg); /* answers: C may be gone */
+}
+
+/* ---- answers ---- */
+
+static void count_answer(struct lg_http_req *r, size_t bytes)
+{
+    struct conn *c = r->conn;
+    struct lg_http_server *srv = c->srv;
+    int64_t ms = lg_mono_ms() - r->start_ms;
+    if (srv->public_api) lg_metrics_answer(r->status, ms);
+    if (srv->access_log) {
+        struct lg_access_entry e = {
+            .request_id = r->request_id,
+            .client_ip = c->peer,
+            .method = r->ps.path != NULL ? lg_http_method_name(r->ps.method) : "-",
+            .path = r->ps.path,
+            .status = r->status,
+            .bytes = bytes,
+            .ms = ms,
+        };
+        lg_access_log(srv->base, &e);
+    }
+}
+
+/* Formats the head of an answer into OUT (HEAD_MAX + the handler's headers
+ * fit, by construction). LENGTH < 0: a stream. */
+static size_t format_head(struct lg_http_req *r, char *out, size_t cap, int status,
+                          const char *content_type, long long length)
+{
+    struct conn *c = r->conn;
+    int n = snprintf(out, cap, "HTTP/1.1 %d %s\r\nDate: %s\r\n", status, reason(status),
+                     http_date(c->srv->base));
+    if (content_type != NULL)
+        n += snprintf(out + n, cap - (size_t)n, "Content-Type: %s\r\n", content_type);
+    if (length < 0) {
+        if (r->chunked) n += snprintf(out + n, cap - (size_t)n, "Transfer-Encoding: chunked\r\n");
+    } else if (status >= 200 && status != 204 && status != 304) {
+        n += snprintf(out + n, cap - (size_t)n, "Content-Length: %lld\r\n", length);
+    }
+    if (r->close_after)
+        n += snprintf(out + n, cap - (size_t)n, "Connection: close\r\n");
+    else if (r->ps.minor == 0)
+        n += snprintf(out + n, cap - (size_t)n, "Connection: keep-alive\r\n");
+    n += snprintf(out + n, cap - (size_t)n, "X-Content-Type-Options: nosniff\r\n%s",
+                  c->srv->public_api ? "Cache-Control: no-store\r\n" : "");
+    memcpy(out + n, r->hdrs, r->hdrs_len);
+    n += (int)r->hdrs_len;
+    memcpy(out + n, "\r\n", 2);
+    return (size_t)n + 2;
+}
+
+/* The request is answered: the connection waits for the next one, or closes. */
+static void request_done(struct conn *c)
+{
+    c->served++;
+    if (c->req.close_after || c->read_eof) {
+        conn_close_after_flush(c);
+        return;
+    }
+    lg_http_parse_reset(&c->req.ps);
+    /* what follows the request (pipelined) moves to the front */
+    memmove(c->buf, c->buf + c->parsed, c->len - c->parsed);
+    c->len -= c->parsed;
+    c->parsed = 0;
+    if (c->len == 0) buf_put(c);
+    c->state = C_IDLE;
+    timer_set(c, (int64_t)c->srv->client_timeout_s * 1000);
+    if (!c->in_process &&
+        (c->len > 0 || evbuffer_get_length(bufferevent_get_input(c->bev)) > 0))
+        conn_process(c);
+}
+
+/* The request of a connection whose client has gone: nothing to write. */
+static void release_gone(struct lg_http_req *r, size_t bytes)
+{
+    count_answer(r, bytes);
+    conn_destroy(r->conn);
+}
+
+void lg_http_reply(struct lg_http_req *r, int status, const char *content_type, const char *body,
+                   size_t len)
+{
+    struct conn *c = r->conn;
+    r->status = status;
+    if (c->bev == NULL) {
+        release_gone(r, 0);
+        return;
+    }
+    if (status == 499) { /* nobody is there to read it */
+        count_answer(r, 0);
+        r->close_after = true;
+        conn_close_after_flush(c);
+        return;
+    }
+    char head[HEAD_MAX];
+    size_t n = format_head(r, head, sizeof(head), status, content_type,
+                           (long long)(body != NULL ? len : 0));
+    bool head_only = r->ps.method == LG_HTTP_HEAD || body == NULL;
+    conn_send(c, head, n, body, head_only ? 0 : len);
+    count_answer(r, head_only ? 0 : len);
+    request_done(c);
+}
+
+/* Answers a request the server refuses itself, in the JSON error body of
+ * the API, and closes the connection after it. */
+static void protocol_error(struct conn *c, int status, const char *msg)
+{
+    struct lg_http_req *r = &c->req;
+    const char *code = status == 405   ? "method_not_allowed"
+                       : status == 408 ? "request_timeout"
+                       : status == 413 ? "payload_too_large"
+                       : status == 431 ? "headers_too_large"
+                       : status == 503 ? "unavailable"
+                       : status == 505 ? "http_version_not_supported"
+                                       : "bad_request";
+    r->close_after = true;
+    r->hdrs_len = 0;
+    lg_request_id_new(r->request_id);
+    r->hdrs_len = (size_t)snprintf(r->hdrs, sizeof(r->hdrs), "X-Request-Id: %s\r\n%s",
+                                   r->request_id,
+                                   status == 405 ? "Allow: GET, HEAD, POST, PATCH, DELETE\r\n" : "");
+    char body[512];
+    int blen = snprintf(body, sizeof(body),
+                        "{\"error\":{\"code\":\"%s\",\"message\":\"%s\",\"request_id\":\"%s\"}}",
+                        code, msg, r->request_id);
+    r->status = status;
+    if (r->start_ms == 0) r->start_ms = lg_mono_ms();
+    char head[HEAD_MAX];
+    size_t n = format_head(r, head, sizeof(head), status, "application/json", blen);
+    conn_send(c, head, n, body, (size_t)blen);
+    count_answer(r, (size_t)blen);
+    conn_close_after_flush(c);
+}
+
+void lg_http_stream_start(struct lg_http_req *r, int status, const char *content_type)
+{
+    struct conn *c = r->conn;
+    r->status = status;
+    c->state = C_STREAM;
+    if (c->bev == NULL) return;
+    /* HTTP/1.0 has no chunks: such a stream ends with the connection */
+    r->chunked = r->ps.minor >= 1;
+    if (!r->chunked) r->close_after = true;
+    char head[HEAD_MAX];
+    size_t n = format_head(r, head, sizeof(head), status, content_type, -1);
+    conn_send(c, head, n, NULL, 0);
+    if (c->srv->public_api) lg_metrics_answer(status, lg_mono_ms() - r->start_ms);
+}
+
+size_t lg_http_stream_write(struct lg_http_req *r, const char *data, size_t len)
+{
+    struct conn *c = r->conn;
+    if (c->bev == NULL || len == 0) return 0;
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (r->chunked) {
+        char size[24];
+        int n = snprintf(size, sizeof(size), "%zx\r\n", len);
+        evbuffer_add(out, size, (size_t)n);
+        evbuffer_add(out, data, len);
+        evbuffer_add(out, "\r\n", 2);
+    } else {
+        evbuffer_add(out, data, len);
+    }
+    return evbuffer_get_length(out);
+}
+
+void lg_http_stream_end(struct lg_http_req *r)
+{
+    struct conn *c = r->conn;
+    if (c->bev == NULL) {
+        release_gone(r, 0);
+        return;
+    }
+    if (r->chunked) evbuffer_add(bufferevent_get_output(c->bev), "0\r\n\r\n", 5);
+    if (c->srv->access_log) {
+        bool pub = c->srv->public_api;
+        c->srv->public_api = false; /* counted when the stream started */
+        count_answer(r, 0);
+        c->srv->public_api = pub;
+    }
+    c->state = C_HANDLER;
+    request_done(c);
+}
+
+/* ---- requests ---- */
+
+static void dispatch(struct conn *c)
+{
+    struct lg_http_req *r = &c->req;
+    struct lg_http_parse *ps = &r->ps;
+    c->state = C_HANDLER;
+    evtimer_del(c->timer);
+    r->on_close = NULL;
+    r->close_arg = NULL;
+    r->hdrs_len = 0;
+    r->request_id[0] = '\0';
+    r->status = 0;
+    r->chunked = false;
+    /* A body on a method that takes none is read (never taken as a request)
+     * but ends the connection: such requests are how smuggling is probed. */
+    bool body_method =
+        ps->method == LG_HTTP_POST || ps->method == LG_HTTP_PUT || ps->method == LG_HTTP_PATCH;
+    r->close_after = !ps->keep_alive || ps->upgrade || (ps->has_body && !body_method);
+    c->srv->handler(r, c->srv->arg);
+}
+
+/* Moves bytes from the bufferevent into the read buffer and the parser, and
+ * hands each complete request to the handler, one at a time. */
+static void conn_process(struct conn *c)
+{
+    struct lg_http_server *srv = c->srv;
+    struct lg_http_parse *ps = &c->req.ps;
+    c->in_process = true;
+    while (!c->doomed && c->bev != NULL && (c->state == C_IDLE || c->state == C_HEAD || c->state == C_BODY)) {
+        /* a client that sends requests but does not read answers waits */
+        if (evbuffer_get_length(bufferevent_get_output(c->bev)) > OUT_HIGH) break;
+        if (c->parsed == c->len) {
+            struct evbuffer *in = bufferevent_get_input(c->bev);
+            if (evbuffer_get_length(in) == 0) {
+                if (c->read_eof) c->doomed = true; /* it stopped inside or between requests */
+                break;
+            }
+            if (c->buf == NULL && (c->buf = buf_get(srv)) == NULL) {
+                c->doomed = true;
+                break;
+            }
+            int n = evbuffer_remove(in, c->buf + c->len, srv->buf_cap - c->len);
+            if (n <= 0) break;
+            c->len += (size_t)n;
+        }
+        if (c->state == C_IDLE) {
+            c->state = C_HEAD;
+            c->req.start_ms = lg_mono_ms();
+            /* the first head is due header_timeout_s after the connection */
+            if (c->served > 0) timer_set(c, (int64_t)srv->header_timeout_s * 1000);
+        }
+        enum lg_http_parse_state before = ps->state;
+        size_t off = c->parsed;
+        size_t used = lg_http_parse_feed(ps, c->buf + off, c->len - off);
+        if (before == LG_PARSE_BODY) {
+            /* body bytes were copied out: their room is free again */
+            memmove(c->buf + off, c->buf + off + used, c->len - off - used);
+            c->len -= used;
+        } else {
+            c->parsed += used;
+        }
+        switch (ps->state) {
+        case LG_PARSE_ERROR: protocol_error(c, ps->error_status, ps->error_msg); break;
+        case LG_PARSE_BODY:
+            if (c->state == C_HEAD) {
+                c->state = C_BODY;
+                if (ps->expect_continue) {
+                    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+                    conn_send(c, cont, sizeof(cont) - 1, NULL, 0);
+                }
+            }
+            timer_set(c, (int64_t)srv->client_timeout_s * 1000);
+            break;
+        case LG_PARSE_DONE: dispatch(c); break;
+        default: break;
+        }
+    }
+    c->in_process = false;
+    if (c->doomed) conn_destroy(c);
+}
+
+/* ---- bufferevent callbacks ---- */
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+    struct conn *c = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    switch (c->state) {
+    case C_LINGER:
+    case C_CLOSING:
+    case C_STREAM: evbuffer_drain(in, evbuffer_get_length(in)); break;
+    case C_HANDLER: break; /* pipelined: read after the answer, within the watermark */
+    default: conn_process(c); break;
+    }
+}
+
+static void on_write(struct bufferevent *bev, void *arg)
+{
+    struct conn *c = arg;
+    if (c->state == C_CLOSING)
+        conn_linger(c);
+    else if (c->state == C_IDLE || c->state == C_HEAD || c->state == C_BODY)
+        conn_process(c); /* it may have waited for the answers to leave */
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct conn *c = arg;
+    if (what & BEV_EVENT_ERROR) {
+        conn_gone(c);
+        return;
+    }
+    if (!(what & BEV_EVENT_EOF)) return;
+    c->read_eof = true;
+    switch (c->state) {
+    case C_IDLE:
+    case C_HEAD:
+    case C_BODY: conn_process(c); break; /* a request may be complete; else it ends here */
+    case C_HANDLER: c->req.close_after = true; break;
+    case C_STREAM: conn_gone(c); break;
+    case C_CLOSING: break; /* the answer still leaves */
+    case C_LINGER: conn_destroy(c); break;
+    }
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    if (c->bev == NULL) { /* gone before the close callback was set: tell it now */
+        lg_http_close_cb *cb = c->req.on_close;
+        c->req.on_close = NULL;
+        if (cb != NULL) cb(&c->req, c->req.close_arg);
+        return;
+    }
+    switch (c->state) {
+    case C_HEAD:
+    case C_BODY:
+        protocol_error(c, 408, c->state == C_HEAD ? "the request head did not arrive in time"
+                                                  : "the request body did not arrive in time");
+        break;
+    case C_HANDLER:
+    case C_STREAM: break;
+    default: conn_destroy(c); break; /* idle, or closing and not reading */
+    }
+}
+
+/* ---- accepting ---- */
+
+static void format_peer(const struct sockaddr *sa, char *out, size_t cap)
+{
+    out[0] = '\0';
+    if (sa->sa_family == AF_INET) {
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)cap);
+    } else if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        /* IPv4-mapped IPv6 peers are shown as plain IPv4 */
+        if (IN6_IS_ADDR_V4MAPPED(a))
+            inet_ntop(AF_INET, &a->s6_addr[12], out, (socklen_t)cap);
+        else
+            inet_ntop(AF_INET6, a, out, (socklen_t)cap);
+    }
+}
+
+static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
+                      int socklen, void *arg)
 {
     struct lg_http_server *srv = arg;
-    SSL *ssl = SSL_new(srv->tls);
-    /* libevent 2.1.12 serves plain text if this returns NULL, which would put
-     * secrets on the wire in clear: rather than return NULL, stop. */
-    if (ssl == NULL) {
-        lg_error("tls: SSL_new failed; refusing to serve plain text on the TLS port");
-        abort();
+    uint64_t slot = 0;
+    if (srv->public_api && !lg_conn_limit_acquire(sa, &slot)) {
+        static _Thread_local int64_t logged_ms;
+        if (lg_mono_ms() - logged_ms >= 1000) {
+            logged_ms = lg_mono_ms();
+            lg_warn("connection limit reached; closing new connections");
+        }
+        evutil_closesocket(fd);
+        return;
     }
-    struct bufferevent *bev = bufferevent_openssl_socket_new(
-        base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
-    if (bev == NULL) {
-        lg_error("tls: bufferevent_openssl_socket_new failed");
-        abort();
+    struct conn *c = calloc(1, sizeof(*c));
+    if (c == NULL) goto err;
+    c->srv = srv;
+    c->fd = fd;
+    c->counted = srv->public_api;
+    c->slot = slot;
+    c->req.conn = c;
+    format_peer(sa, c->peer, sizeof(c->peer));
+    lg_http_parse_init(&c->req.ps, srv->max_head, srv->max_body);
+    if ((c->timer = evtimer_new(srv->base, on_timer, c)) == NULL) goto err;
+    if (srv->tls != NULL) {
+        SSL *ssl = lg_tls_ssl_new(srv->tls);
+        if (ssl == NULL) goto err;
+        c->tls = true;
+        c->bev = bufferevent_openssl_socket_new(srv->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                                BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+        if (c->bev == NULL) {
+            SSL_free(ssl);
+            goto err;
+        }
+        /* a client closing without close_notify has still finished sending */
+        bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+    } else {
+        c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+        if (c->bev == NULL) goto err;
     }
-    return bev;
+    c->next = srv->conns;
+    if (srv->conns) srv->conns->prev = c;
+    srv->conns = c;
+    bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+    /* what one connection may buffer while its request is being answered */
+    bufferevent_setwatermark(c->bev, EV_READ, 0, srv->buf_cap * 2);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    timer_set(c, (int64_t)srv->header_timeout_s * 1000);
+    return;
+err:
+    if (c != NULL) {
+        if (c->timer != NULL) event_free(c->timer);
+        if (c->bev != NULL) bufferevent_free(c->bev); /* closes FD */
+        else evutil_closesocket(fd);
+        free(c);
+    } else {
+        evutil_closesocket(fd);
+    }
+    if (srv->public_api) lg_conn_limit_release(slot);
 }
 
 /* Out of file descriptors, accept() fails at once and forever while the
  * pending connection stays queued: without a pause the loop would spin and
  * flood the log. Pause the listener for a moment instead. */
-#define ACCEPT_PAUSE_MS 100
-
 static void on_accept_resume(evutil_socket_t fd, short what, void *arg)
 {
     evconnlistener_enable(arg);
@@ -107,121 +698,7 @@ static void on_accept_error(struct evconnlistener *lev, void *arg)
     event_base_once(evconnlistener_get_base(lev), -1, EV_TIMEOUT, on_accept_resume, lev, &tv);
 }
 
-#define HTTP_METHOD_UNKNOWN (1 << 15)
-
-static enum lg_http_method map_method(enum evhttp_cmd_type t)
-{
-    switch (t) {
-    case EVHTTP_REQ_GET: return LG_HTTP_GET;
-    case EVHTTP_REQ_HEAD: return LG_HTTP_HEAD;
-    case EVHTTP_REQ_POST: return LG_HTTP_POST;
-    case EVHTTP_REQ_PATCH: return LG_HTTP_PATCH;
-    case EVHTTP_REQ_DELETE: return LG_HTTP_DELETE;
-    case EVHTTP_REQ_PUT: return LG_HTTP_PUT;
-    default: return LG_HTTP_OTHER;
-    }
-}
-
-static struct lg_http_req *req_get(struct lg_http_server *srv)
-{
-    struct lg_http_req *r = srv->free_list;
-    if (r != NULL)
-        srv->free_list = r->next;
-    else if ((r = calloc(1, sizeof(*r))) == NULL)
-        return NULL;
-    r->next = NULL;
-    r->srv = srv;
-    r->on_close = NULL;
-    r->close_arg = NULL;
-    r->status = 0;
-    return r;
-}
-
-static void req_put(struct lg_http_req *r)
-{
-    struct lg_http_server *srv = r->srv;
-    r->ev = NULL;
-    r->conn = NULL;
-    r->next = srv->free_list;
-    srv->free_list = r;
-}
-
-/* Stops watching for the client's hang-up (the EV_CLOSED event and, while
- * the connection lives, its close callback); returns the hook that was set. */
-static lg_http_close_cb *close_watch_stop(struct lg_http_req *r)
-{
-    if (r->close_armed) {
-        event_del(r->close_ev);
-        r->close_armed = 0;
-    }
-    if (r->conn != NULL && r->on_close != NULL) evhttp_connection_set_closecb(r->conn, NULL, NULL);
-    lg_http_close_cb *cb = r->on_close;
-    r->on_close = NULL;
-    return cb;
-}
-
-static void on_conn_close(struct evhttp_connection *conn, void *arg)
-{
-    struct lg_http_req *r = arg;
-    /* The descriptor is about to close and may be reused: stop watching it. */
-    r->conn = NULL;
-    lg_http_close_cb *cb = close_watch_stop(r);
-    if (cb != NULL) cb(r, r->close_arg);
-}
-
-/* libevent reads a body only for POST, PUT and PATCH. Any other request
- * that declares one leaves it in the connection, where it would be read as
- * the next request (a way to smuggle one past a proxy in front). */
-static bool body_left_unread(struct evhttp_request *ev)
-{
-    enum evhttp_cmd_type t = evhttp_request_get_command(ev);
-    if (t == EVHTTP_REQ_POST || t == EVHTTP_REQ_PUT || t == EVHTTP_REQ_PATCH) return false;
-    struct evkeyvalq *in = evhttp_request_get_input_headers(ev);
-    const char *cl = evhttp_find_header(in, "Content-Length");
-    return (cl != NULL && strcmp(cl, "0") != 0) ||
-           evhttp_find_header(in, "Transfer-Encoding") != NULL;
-}
-
-static void on_request(struct evhttp_request *ev, void *arg)
-{
-    struct lg_http_server *srv = arg;
-    struct lg_http_req *r = req_get(srv);
-    if (r == NULL) {
-        evhttp_send_error(ev, 503, NULL);
-        return;
-    }
-    r->ev = ev;
-    r->conn = evhttp_request_get_connection(ev);
-    r->start_ms = lg_mono_ms();
-    const char *uri = evhttp_request_get_uri(ev);
-    size_t ulen = strlen(uri);
-    if (ulen + 1 > r->uri_cap) {
-        char *nu = realloc(r->uri, ulen + 1);
-        if (nu == NULL) {
-            req_put(r);
-            evhttp_send_error(ev, 503, NULL);
-            return;
-        }
-        r->uri = nu;
-        r->uri_cap = ulen + 1;
-    }
-    memcpy(r->uri, uri, ulen + 1);
-    /* such a request is answered, then its connection closed */
-    if (body_left_unread(ev))
-        evhttp_add_header(evhttp_request_get_output_headers(ev), "Connection", "close");
-    char *q = strchr(r->uri, '?');
-    if (q != NULL) *q++ = '\0';
-    r->path = r->uri;
-    r->query = q;
-    char *addr = NULL;
-    ev_uint16_t port = 0;
-    evhttp_connection_get_peer(r->conn, &addr, &port);
-    snprintf(r->peer, sizeof(r->peer), "%s", addr ? addr : "");
-    /* IPv4-mapped IPv6 peers are shown as plain IPv4. */
-    if (strncmp(r->peer, "::ffff:", 7) == 0 && strchr(r->peer + 7, '.') != NULL)
-        memmove(r->peer, r->peer + 7, strlen(r->peer + 7) + 1);
-    srv->handler(r, srv->arg);
-}
+/* ---- request accessors ---- */
 
 const char *lg_http_method_name(enum lg_http_method m)
 {
@@ -229,214 +706,56 @@ const char *lg_http_method_name(enum lg_http_method m)
     return m >= LG_HTTP_GET && m <= LG_HTTP_OTHER ? names[m] : "OTHER";
 }
 
-enum lg_http_method lg_http_method(const struct lg_http_req *r)
-{
-    return map_method(evhttp_request_get_command(r->ev));
-}
-const char *lg_http_path(const struct lg_http_req *r) { return r->path; }
-const char *lg_http_target(const struct lg_http_req *r) { return evhttp_request_get_uri(r->ev); }
-const char *lg_http_query(const struct lg_http_req *r) { return r->query; }
-const char *lg_http_peer(const struct lg_http_req *r) { return r->peer; }
+enum lg_http_method lg_http_method(const struct lg_http_req *r) { return r->ps.method; }
+const char *lg_http_path(const struct lg_http_req *r) { return r->ps.path; }
+const char *lg_http_query(const struct lg_http_req *r) { return r->ps.query; }
+const char *lg_http_peer(const struct lg_http_req *r) { return r->conn->peer; }
+const char *lg_http_hdr(const struct lg_http_req *r, enum lg_http_hdr h) { return r->ps.known[h]; }
 
 const char *lg_http_header(const struct lg_http_req *r, const char *name)
 {
-    return evhttp_find_header(evhttp_request_get_input_headers(r->ev), name);
+    return lg_http_parse_header(&r->ps, name);
 }
 
-const char *lg_http_body(const struct lg_http_req *r_, size_t *len)
+const char *lg_http_body(const struct lg_http_req *r, size_t *len)
 {
-    struct lg_http_req *r = (struct lg_http_req *)r_;
-    struct evbuffer *in = evhttp_request_get_input_buffer(r->ev);
-    size_t n = evbuffer_get_length(in);
-    if (n + 1 > r->body_cap) {
-        char *nb = realloc(r->body, n + 1);
-        if (nb == NULL) {
-            *len = 0;
-            return NULL;
-        }
-        r->body = nb;
-        r->body_cap = n + 1;
-    }
-    evbuffer_copyout(in, r->body, n);
-    r->body[n] = '\0';
-    *len = n;
-    return r->body;
+    *len = r->ps.body_len;
+    return r->ps.body != NULL ? r->ps.body : "";
 }
 
 void lg_http_set_header(struct lg_http_req *r, const char *name, const char *value)
 {
-    evhttp_add_header(evhttp_request_get_output_headers(r->ev), name, value);
-}
-
-/* The access log: one JSON line per request on stdout, gathered in a
- * per-thread buffer and written with one write() when it fills or, at the
- * latest, ACCESS_FLUSH_MS after its first line (a timer per server), so a
- * busy gateway does not pay a syscall and a stdio lock per request. */
-#define ACCESS_BUF      65536
-#define ACCESS_LINE_MAX 1024
-#define ACCESS_FLUSH_MS 100
-
-struct access_buf {
-    size_t len;
-    char data[ACCESS_BUF];
-};
-static _Thread_local struct access_buf *access_buf;
-
-static void access_flush(void)
-{
-    struct access_buf *b = access_buf;
-    size_t off = 0;
-    while (b != NULL && off < b->len) {
-        ssize_t n = write(STDOUT_FILENO, b->data + off, b->len - off);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break; /* stdout gone: the lines are lost, not the gateway */
-        off += (size_t)n;
-    }
-    if (b != NULL) b->len = 0;
-}
-
-static void on_access_flush(evutil_socket_t fd, short what, void *arg) { access_flush(); }
-
-void lg_http_thread_done(void)
-{
-    access_flush();
-    free(access_buf);
-    access_buf = NULL;
-}
-
-/* Appends S to OUT as JSON string content: printable ASCII only (other bytes
- * become '?'), quotes and backslashes escaped, at most MAX source bytes. */
-static size_t json_text(char *out, const char *s, size_t max)
-{
-    size_t n = 0;
-    for (size_t i = 0; s[i] && i < max; i++) {
-        char ch = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
-        if (ch == '"' || ch == '\\') out[n++] = '\\';
-        out[n++] = ch;
-    }
-    return n;
-}
-
-static void access_log(struct lg_http_req *r, size_t bytes)
-{
-    if (!r->srv->access_log) return;
-    if (access_buf == NULL && (access_buf = calloc(1, sizeof(*access_buf))) == NULL) return;
-    const char *rid = evhttp_find_header(evhttp_request_get_output_headers(r->ev), "X-Request-Id");
-    char at[LG_TIME_LEN], line[ACCESS_LINE_MAX], rid_s[140], path_s[520];
-    lg_time_format(lg_now_ms(), at);
-    rid_s[json_text(rid_s, rid ? rid : "", 64)] = '\0';
-    path_s[json_text(path_s, r->path, 256)] = '\0';
-    int n = snprintf(line, sizeof(line),
-                     "{\"at\":\"%s\",\"request_id\":\"%s\",\"client_ip\":\"%s\",\"method\":\"%s\","
-                     "\"path\":\"%s\",\"status\":%d,\"bytes\":%zu,\"ms\":%lld}\n",
-                     at, rid_s, r->peer, lg_http_method_name(lg_http_method(r)), path_s, r->status,
-                     bytes, (long long)(lg_mono_ms() - r->start_ms));
-    if (n <= 0 || (size_t)n >= sizeof(line)) return;
-    if (access_buf->len + (size_t)n > ACCESS_BUF) access_flush();
-    if (access_buf->len == 0) {
-        struct timeval tv = {0, ACCESS_FLUSH_MS * 1000};
-        evtimer_add(r->srv->access_timer, &tv);
-    }
-    memcpy(access_buf->data + access_buf->len, line, (size_t)n);
-    access_buf->len += (size_t)n;
-}
-
-void lg_http_reply(struct lg_http_req *r, int status, const char *content_type, const char *body,
-                   size_t len)
-{
-    struct evbuffer *out = evhttp_request_get_output_buffer(r->ev);
-    struct evkeyvalq *h = evhttp_request_get_output_headers(r->ev);
-    if (content_type != NULL) evhttp_add_header(h, "Content-Type", content_type);
-    if (evhttp_request_get_command(r->ev) == EVHTTP_REQ_HEAD) {
-        /* libevent 2.1 would send the body after a HEAD answer: the length only. */
-        char clen[24];
-        snprintf(clen, sizeof(clen), "%zu", body != NULL ? len : 0);
-        evhttp_add_header(h, "Content-Length", clen);
-    } else if (body != NULL && len > 0) {
-        evbuffer_add(out, body, len);
-    }
-    r->status = status;
-    close_watch_stop(r); /* the answer is done; the connection may be kept */
-    access_log(r, len);
-    if (r->srv->count_metrics) lg_metrics_answer(status, lg_mono_ms() - r->start_ms);
-    evhttp_send_reply(r->ev, status, NULL, NULL);
-    req_put(r);
-}
-
-/* evhttp does not read from a connection while its request is being
- * answered, so it would not notice a client that hangs up. The kernel does:
- * EV_CLOSED (EPOLLRDHUP) fires when the peer's FIN arrives. */
-static void on_peer_closed(evutil_socket_t fd, short what, void *arg)
-{
-    struct lg_http_req *r = arg;
-    r->close_armed = 0;
-    /* A reset shows as readable (libevent reports EPOLLHUP/EPOLLERR as
-     * EV_READ, not EV_CLOSED); so does a pipelined request. Peek to tell. */
-    if (!(what & EV_CLOSED)) {
-        char c;
-        ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-        if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))) {
-            /* Data, not a close: from now on only a FIN can end the wait. */
-            if (event_assign(r->close_ev, r->srv->base, fd, EV_CLOSED, on_peer_closed, r) == 0 &&
-                event_add(r->close_ev, NULL) == 0)
-                r->close_armed = 1;
+    for (const char *p = value; *p; p++)
+        if ((unsigned char)*p < 0x20 && *p != '\t') {
+            lg_error("http: answer header %s has a control byte; dropped", name);
             return;
         }
+    size_t nlen = strlen(name), vlen = strlen(value);
+    if (r->hdrs_len + nlen + vlen + 4 > sizeof(r->hdrs)) {
+        lg_error("http: answer headers too long; %s dropped", name);
+        return;
     }
-    lg_http_close_cb *cb = close_watch_stop(r);
-    if (cb != NULL) cb(r, r->close_arg);
+    char *o = r->hdrs + r->hdrs_len;
+    memcpy(o, name, nlen);
+    memcpy(o + nlen, ": ", 2);
+    memcpy(o + nlen + 2, value, vlen);
+    memcpy(o + nlen + 2 + vlen, "\r\n", 2);
+    r->hdrs_len += nlen + vlen + 4;
+    if (strcasecmp(name, "X-Request-Id") == 0)
+        snprintf(r->request_id, sizeof(r->request_id), "%s", value);
 }
 
 void lg_http_on_close(struct lg_http_req *r, lg_http_close_cb *on_close, void *arg)
 {
     r->on_close = on_close;
     r->close_arg = arg;
-    if (r->conn == NULL) return;
-    evhttp_connection_set_closecb(r->conn, on_conn_close, r);
-    struct bufferevent *bev = evhttp_connection_get_bufferevent(r->conn);
-    evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
-    if (fd < 0) return;
-    if (r->close_ev == NULL && (r->close_ev = malloc(event_get_struct_event_size())) == NULL)
-        return;
-    if (event_assign(r->close_ev, r->srv->base, fd, EV_CLOSED | EV_READ, on_peer_closed, r) == 0 &&
-        event_add(r->close_ev, NULL) == 0)
-        r->close_armed = 1;
+    /* Gone already: tell it from the loop, not from inside this call. */
+    if (r->conn->bev == NULL) timer_set(r->conn, 0);
 }
 
-void lg_http_stream_start(struct lg_http_req *r, int status, const char *content_type)
-{
-    struct evkeyvalq *h = evhttp_request_get_output_headers(r->ev);
-    if (content_type != NULL) evhttp_add_header(h, "Content-Type", content_type);
-    evhttp_add_header(h, "Cache-Control", "no-store");
-    r->status = status;
-    if (r->srv->count_metrics) lg_metrics_answer(status, lg_mono_ms() - r->start_ms);
-    /* A stream is idle by design between events; the feed's heartbeat and
-     * backlog limit decide when a reader is gone, not the read timeout. */
-    if (r->conn != NULL) evhttp_connection_set_timeout(r->conn, 24 * 3600);
-    evhttp_send_reply_start(r->ev, status, NULL);
-}
+void lg_http_thread_done(void) { lg_access_log_thread_done(); }
 
-size_t lg_http_stream_write(struct lg_http_req *r, const char *data, size_t len)
-{
-    if (r->conn == NULL) return 0;
-    struct evbuffer *chunk = r->srv->chunk;
-    if (evbuffer_add(chunk, data, len) < 0) return 0;
-    evhttp_send_reply_chunk(r->ev, chunk); /* moves the bytes out of CHUNK */
-    evbuffer_drain(chunk, evbuffer_get_length(chunk));
-    struct bufferevent *bev = evhttp_connection_get_bufferevent(r->conn);
-    return bev ? evbuffer_get_length(bufferevent_get_output(bev)) : 0;
-}
-
-void lg_http_stream_end(struct lg_http_req *r)
-{
-    /* A reader dropped for being slow must not hold its connection for the
-     * stream's long timeout: what it has not read yet gets the normal one. */
-    if (r->conn != NULL) evhttp_connection_set_timeout(r->conn, r->srv->timeout_s);
-    close_watch_stop(r); /* the answer is done; the connection may be kept */
-    access_log(r, 0);
-    evhttp_send_reply_end(r->ev); /* also frees a request whose client has gone */
-    req_put(r);
-}
+/* ---- servers ---- */
 
 static int split_addr(const char *addr, char *host, size_t hostcap, int *port)
 {
@@ -455,13 +774,8 @@ static int split_addr(const char *addr, char *host, size_t hostcap, int *port)
     return *port > 0 && *port < 65536 ? 0 : -1;
 }
 
-void lg_http_server_linger(struct lg_http_server *srv)
-{
-    evhttp_set_flags(srv->http, EVHTTP_SERVER_LINGERING_CLOSE);
-}
-
 struct lg_http_server *lg_http_server_new(struct event_base *base, const struct lg_config *cfg,
-                                          const char *addr, SSL_CTX *tls, size_t max_body,
+                                          const char *addr, struct lg_tls *tls, size_t max_body,
                                           lg_http_handler *handler, void *arg)
 {
     struct lg_http_server *srv = calloc(1, sizeof(*srv));
@@ -471,11 +785,15 @@ struct lg_http_server *lg_http_server_new(struct event_base *base, const struct 
     srv->handler = handler;
     srv->arg = arg;
     srv->access_log = strcmp(cfg->access_log, "on") == 0;
+    srv->max_head = (size_t)cfg->max_header_bytes;
+    srv->max_body = max_body;
+    srv->buf_cap = srv->max_head + BUF_SPARE;
+    srv->header_timeout_s = cfg->header_timeout_s;
+    srv->client_timeout_s = cfg->client_timeout_s;
 
-    char host[256];
+    char host[256], portstr[8];
     int port;
     struct evutil_addrinfo hints = {0}, *ai = NULL;
-    char portstr[8];
     if (split_addr(addr, host, sizeof(host), &port) < 0) {
         lg_error("listen %s: not host:port", addr);
         goto err;
@@ -488,7 +806,7 @@ struct lg_http_server *lg_http_server_new(struct event_base *base, const struct 
         lg_error("listen %s: cannot resolve host", addr);
         goto err;
     }
-    srv->listener = evconnlistener_new_bind(base, NULL, NULL,
+    srv->listener = evconnlistener_new_bind(base, on_accept, srv,
                                             LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
                                                 LEV_OPT_REUSEABLE_PORT | LEV_OPT_CLOSE_ON_EXEC,
                                             1024, ai->ai_addr, (int)ai->ai_addrlen);
@@ -501,92 +819,36 @@ struct lg_http_server *lg_http_server_new(struct event_base *base, const struct 
      * wait for the client's delayed ACK (Nagle). */
     int one = 1;
     setsockopt(evconnlistener_get_fd(srv->listener), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if ((srv->chunk = evbuffer_new()) == NULL) goto err;
-    if ((srv->access_timer = evtimer_new(base, on_access_flush, srv)) == NULL) goto err;
-    srv->http = evhttp_new(base);
-    if (srv->http == NULL) goto err;
-    if ((srv->bound = evhttp_bind_listener(srv->http, srv->listener)) == NULL) goto err;
     evconnlistener_set_error_cb(srv->listener, on_accept_error);
-    srv->listener = NULL; /* owned by evhttp now */
-    evhttp_set_max_headers_size(srv->http, (ev_ssize_t)cfg->max_header_bytes);
-    evhttp_set_max_body_size(srv->http, (ev_ssize_t)max_body);
-    evhttp_set_timeout(srv->http, cfg->client_timeout_s);
-    srv->timeout_s = cfg->client_timeout_s;
-    /* Every method reaches the routes, which answer 405 in JSON. libevent
-     * 2.1 marks a method it does not know with bit 15 (EVHTTP_REQ_UNKNOWN_
-     * of its http-internal.h) and answers it 501 in HTML unless allowed. */
-    evhttp_set_allowed_methods(srv->http,
-                               EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
-                                   EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH |
-                                   EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | HTTP_METHOD_UNKNOWN);
-    evhttp_set_default_content_type(srv->http, NULL);
-    if (tls != NULL) evhttp_set_bevcb(srv->http, tls_bevcb, srv);
-    evhttp_set_gencb(srv->http, on_request, srv);
     return srv;
 err:
     lg_http_server_free(srv);
     return NULL;
 }
 
-void lg_http_server_count_metrics(struct lg_http_server *srv) { srv->count_metrics = 1; }
+void lg_http_server_count_metrics(struct lg_http_server *srv) { srv->public_api = true; }
 
 void lg_http_server_stop_listening(struct lg_http_server *srv)
 {
-    if (srv == NULL || srv->bound == NULL) return;
-    evhttp_del_accept_socket(srv->http, srv->bound); /* closes it: new clients are refused */
-    srv->bound = NULL;
+    if (srv == NULL || srv->listener == NULL) return;
+    evconnlistener_free(srv->listener); /* closes it: new clients are refused */
+    srv->listener = NULL;
 }
 
 void lg_http_server_free(struct lg_http_server *srv)
 {
     if (srv == NULL) return;
-    if (srv->access_timer != NULL) event_free(srv->access_timer);
-    if (srv->http != NULL) evhttp_free(srv->http);
-    if (srv->listener != NULL) evconnlistener_free(srv->listener);
-    while (srv->free_list != NULL) {
-        struct lg_http_req *r = srv->free_list;
-        srv->free_list = r->next;
-        free(r->body);
-        free(r->uri);
-        free(r->close_ev);
-        free(r);
+    lg_http_server_stop_listening(srv);
+    struct conn *c;
+    while ((c = srv->conns) != NULL) {
+        /* a pending request hears of it and answers, which frees C */
+        if (owned_by_handler(c) && c->req.on_close != NULL) conn_gone(c);
+        if (srv->conns == c) conn_destroy(c);
     }
-    if (srv->chunk != NULL) evbuffer_free(srv->chunk);
+    while (srv->free_bufs != NULL) {
+        void *b = srv->free_bufs;
+        memcpy(&srv->free_bufs, b, sizeof(void *));
+        free(b);
+    }
     free(srv);
-}
-
-static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
-                       const unsigned char *in, unsigned int inlen, void *arg)
-{
-    static const unsigned char h11[] = "\x08http/1.1";
-    unsigned char *sel = NULL;
-    if (SSL_select_next_proto(&sel, outlen, h11, sizeof(h11) - 1, in, inlen) !=
-        OPENSSL_NPN_NEGOTIATED)
-        return SSL_TLSEXT_ERR_ALERT_FATAL;
-    *out = sel;
-    return SSL_TLSEXT_ERR_OK;
-}
-
-SSL_CTX *lg_http_tls_ctx_new(const struct lg_config *cfg)
-{
-    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-    if (ctx == NULL) return NULL;
-    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
-    if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert) != 1) {
-        lg_error("tls: cannot load certificate %s: %s", cfg->tls_cert,
-                 ERR_reason_error_string(ERR_get_error()));
-        goto err;
-    }
-    if (SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key, SSL_FILETYPE_PEM) != 1 ||
-        SSL_CTX_check_private_key(ctx) != 1) {
-        lg_error("tls: cannot load key %s: %s", cfg->tls_key,
-                 ERR_reason_error_string(ERR_get_error()));
-        goto err;
-    }
-    SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
-    return ctx;
-err:
-    SSL_CTX_free(ctx);
-    return NULL;
 }

@@ -16,10 +16,12 @@
 #include "lockgate/admin.h"
 #include "lockgate/auth.h"
 #include "lockgate/config.h"
+#include "lockgate/conn_limit.h"
 #include "lockgate/http.h"
 #include "lockgate/log.h"
 #include "lockgate/secrets.h"
 #include "lockgate/store.h"
+#include "lockgate/tls.h"
 #include "lockgate/util.h"
 #include "lockgate/worker.h"
 
@@ -132,7 +134,7 @@ int main(int argc, char **argv)
 
     int rc = 1, nworkers = 0;
     struct lg_worker *workers[MAX_WORKERS];
-    SSL_CTX *tls = NULL;
+    struct lg_tls *tls = NULL;
     struct event_base *base = event_base_new();
     struct lg_store *store = NULL;
     struct lg_admin *admin = NULL;
@@ -140,12 +142,13 @@ int main(int argc, char **argv)
     if (base == NULL) goto out;
 
     bool admin_tls = strcmp(cfg.admin_tls, "on") == 0;
-    if ((cfg.listen_tls[0] != '\0' || admin_tls) && (tls = lg_http_tls_ctx_new(&cfg)) == NULL)
+    if ((cfg.listen_tls[0] != '\0' || admin_tls) && (tls = lg_tls_new(&cfg)) == NULL)
         goto out;
     if (!admin_tls && !lg_config_addr_loopback(cfg.admin_listen))
         lg_warn("admin API on %s without TLS: its token and the secrets it returns cross the "
                 "network in clear (set [admin] tls = on)",
                 cfg.admin_listen);
+    lg_conn_limit_configure(cfg.max_connections, cfg.max_connections_per_ip);
     for (int i = 0; i < cfg.workers && i < MAX_WORKERS; i++) {
         if ((workers[i] = lg_worker_new(i, &cfg, &secrets, tls)) == NULL) goto out;
         nworkers++;
@@ -178,7 +181,7 @@ out:
     lg_admin_free(admin);
     lg_http_thread_done(); /* the admin's lines, and any answered while stopping */
     lg_store_free(store);
-    if (tls) SSL_CTX_free(tls);
+    lg_tls_free(tls);
     if (base) event_base_free(base);
     curl_global_cleanup();
     if (rc != 0)

@@ -49,6 +49,7 @@ struct lg_ctx {
         const char *code, *msg; /* static strings */
     } refusal;                  /* waiting for the rate-limit state (refuse) */
     char hdr[2][96];            /* X-Request-Id, X-Forwarded-For; the key's lines are prebuilt */
+    char target[256 + QUERY_MAX + 2]; /* path?query (a routed path is short) */
 };
 
 typedef enum lg_stage_result stage_fn(struct lg_ctx *ctx);
@@ -251,7 +252,7 @@ static bool sane_query(const char *q)
 /* parse: method, route, ids, request id. Nothing here trusts the client. */
 static enum lg_stage_result stage_parse(struct lg_ctx *c)
 {
-    const char *rid = lg_http_header(c->req, "X-Request-Id");
+    const char *rid = lg_http_hdr(c->req, LG_HDR_X_REQUEST_ID);
     if (rid != NULL && sane_token(rid))
         snprintf(c->request_id, sizeof(c->request_id), "%s", rid);
     else
@@ -305,9 +306,9 @@ static enum lg_stage_result stage_authenticate(struct lg_ctx *c)
     if (lg_auth_throttled(c->ip, &retry))
         return fail_retry(c, 429, "rate_limited", "too many failed authentications", retry);
     /* the header pair counts only without an Authorization header */
-    const char *authz = lg_http_header(c->req, "Authorization");
-    const char *xkey = authz ? NULL : lg_http_header(c->req, "X-API-Key");
-    const char *xsecret = authz ? NULL : lg_http_header(c->req, "X-API-Secret");
+    const char *authz = lg_http_hdr(c->req, LG_HDR_AUTHORIZATION);
+    const char *xkey = authz ? NULL : lg_http_hdr(c->req, LG_HDR_X_API_KEY);
+    const char *xsecret = authz ? NULL : lg_http_hdr(c->req, LG_HDR_X_API_SECRET);
     switch (lg_auth_parse(authz, xkey, xsecret, c->key_id, c->secret)) {
     case LG_AUTH_MISSING: return fail(c, 401, "missing_credentials", "credentials required");
     case LG_AUTH_INVALID:
@@ -475,7 +476,12 @@ static enum lg_stage_result stage_forward(struct lg_ctx *c)
         c->hdr[0], c->hdr[1], c->key->hdr_account, c->key->hdr_key, "Accept: application/json",
         NULL};
     /* the path and query as the client sent them, both checked by parse */
-    c->up = lg_upstream_fetch(w->upstream, lg_http_target(c->req), 0, headers, on_upstream, c);
+    const char *target = lg_http_path(c->req), *q = lg_http_query(c->req);
+    if (q != NULL) {
+        snprintf(c->target, sizeof(c->target), "%s?%s", target, q);
+        target = c->target;
+    }
+    c->up = lg_upstream_fetch(w->upstream, target, 0, headers, on_upstream, c);
     if (c->up == NULL) return fail(c, 502, "upstream_unavailable", "the upstream is unavailable");
     lg_http_on_close(c->req, on_client_close, c);
     return LG_AGAIN;

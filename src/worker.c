@@ -22,8 +22,8 @@
 #include "lockgate/util.h"
 #include "lockgate/worker.h"
 
-/* The public API takes no bodies, but a body up to this size still gets our
- * JSON answer (405 for a POST) rather than libevent's HTML 413. */
+/* The public API takes no bodies, but one up to this size is read (and
+ * dropped) so that a POST still gets its JSON 405; past it, a JSON 413. */
 #define PUBLIC_MAX_BODY        (64 * 1024)
 #define RELOAD_RETRY_MS        200
 #define RELOAD_UNSUBSCRIBED_MS 1000 /* facility reloads while events cannot arrive */
@@ -237,7 +237,7 @@ static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
 }
 
 struct lg_worker *lg_worker_new(int id, const struct lg_config *cfg,
-                                const struct lg_secrets *secrets, SSL_CTX *tls)
+                                const struct lg_secrets *secrets, struct lg_tls *tls)
 {
     struct lg_worker *w = calloc(1, sizeof(*w));
     if (w == NULL) return NULL;

@@ -10,14 +10,14 @@ struct lg_config;
 struct lg_secrets;
 struct lg_store;
 struct lg_admin;
-typedef struct ssl_ctx_st SSL_CTX;
+struct lg_tls;
 
 /* Listens on cfg->admin_listen, with TLS when TLS is non-NULL. CFG, SECRETS,
  * STORE and TLS are borrowed and must outlive the admin. Returns NULL with a
  * log line on error. */
 struct lg_admin *lg_admin_new(struct event_base *base, const struct lg_config *cfg,
                               const struct lg_secrets *secrets, struct lg_store *store,
-                              SSL_CTX *tls);
+                              struct lg_tls *tls);
 void lg_admin_free(struct lg_admin *admin);
 /* The gateway is stopping: /readyz answers 503 "draining" from now on. */
 void lg_admin_set_draining(struct lg_admin *admin);

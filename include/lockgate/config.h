@@ -16,7 +16,10 @@ struct lg_config {
     char listen_tls[LG_ADDR_MAX]; /* "host:port" or "" for none */
     int workers;                  /* >= 1 ("auto" resolved to the core count) */
     int max_header_bytes;         /* whole request head */
-    int client_timeout_s;         /* idle keep-alive and request read */
+    int client_timeout_s;         /* idle keep-alive, body reads, answer writes */
+    int header_timeout_s;         /* the whole request head must arrive within it */
+    int max_connections;          /* open public connections per instance */
+    int max_connections_per_ip;   /* ... per client address (IPv6: per /64) */
     char access_log[8];           /* "on" or "off": one JSON line per request on stdout */
     char log_level[8];            /* debug, info, warn, error */
 

@@ -9,7 +9,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-typedef struct ssl_ctx_st SSL_CTX;
 struct event;
 struct event_base;
 struct lg_cache;
@@ -19,6 +18,7 @@ struct lg_http_server;
 struct lg_ratelimit;
 struct lg_secrets;
 struct lg_store;
+struct lg_tls;
 struct lg_upstream;
 struct lg_ctx;
 
@@ -61,7 +61,7 @@ struct lg_worker {
 /* Creates worker ID (listeners bound at once, so errors show before start).
  * CFG, SECRETS and TLS (may be NULL) are borrowed. NULL on error. */
 struct lg_worker *lg_worker_new(int id, const struct lg_config *cfg,
-                                const struct lg_secrets *secrets, SSL_CTX *tls);
+                                const struct lg_secrets *secrets, struct lg_tls *tls);
 /* Runs the worker's loop on a thread of its own. 0 or -1. */
 int lg_worker_start(struct lg_worker *w);
 /* Asks the loop to stop (thread-safe), joins the thread and frees everything. */
