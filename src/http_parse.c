@@ -100,6 +100,13 @@ static int on_value(http_parser *p, const char *at, size_t len)
 
 static bool is_space(char c) { return c == ' ' || c == '\t'; }
 
+/* RFC 9110 tchar */
+static bool is_tchar(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
 /* The request target: origin-form ("/path?query"), absolute-form
  * ("http://host/path?query", routed by its path) or "*". */
 static int split_target(struct lg_http_parse *ps)
@@ -168,10 +175,18 @@ static int finish_fields(struct lg_http_parse *ps)
 {
     for (unsigned i = 0; i < ps->nfields; i++) {
         struct lg_http_field *f = &ps->fields[i];
-        /* http_parser takes "Name :" as the name "Name " */
-        if (f->name_len == 0 || is_space(f->name[f->name_len - 1]) || is_space(f->name[0]))
-            return fail(ps, 400, "whitespace in a header field name");
+        /* http_parser takes "Name :" as the name "Name ", and lets spaces
+         * inside a name through: a name is a token, nothing else */
+        if (f->name_len == 0) return fail(ps, 400, "an empty header field name");
+        for (uint32_t j = 0; j < f->name_len; j++)
+            if (!is_tchar(f->name[j])) return fail(ps, 400, "a header field name that is not a token");
         while (f->value_len > 0 && is_space(f->value[f->value_len - 1])) f->value_len--;
+        /* http_parser lets a NUL through, which would cut the value short */
+        for (uint32_t j = 0; j < f->value_len; j++) {
+            unsigned char ch = (unsigned char)f->value[j];
+            if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+                return fail(ps, 400, "a control byte in a header field");
+        }
         ((char *)f->name)[f->name_len] = '\0';   /* the colon */
         ((char *)f->value)[f->value_len] = '\0'; /* whitespace, CR or LF */
         int k = known_index(f);
