@@ -43,7 +43,7 @@ struct lg_ctx {
     struct lg_key *key; /* one reference, once authenticated */
     struct lg_ratelimit_result rl;
     struct lg_upstream_req *up;
-    uint64_t key_epoch; /* the worker's key_epoch when the key read was sent */
+    uint64_t key_epoch; /* the cache's key epoch when the key read was sent */
     struct {
         int status;
         const char *code, *msg; /* static strings */
@@ -317,13 +317,13 @@ static enum lg_stage_result stage_authenticate(struct lg_ctx *c)
     }
     struct lg_worker *w = c->w;
     struct lg_key *k = lg_cache_key_get(w->cache, c->key_id);
-    if (k != NULL && (lg_worker_cache_trusted(w) || !lg_store_up(w->store))) return check_key(c, k);
+    if (k != NULL && (lg_cache_exact(w->cache) || !lg_store_up(w->store))) return check_key(c, k);
     const char *p = lg_store_prefix(w->store);
     char hkey[128], skey[128];
     snprintf(hkey, sizeof(hkey), "%skey:%s", p, c->key_id);
     snprintf(skey, sizeof(skey), "%skey:%s:facilities", p, c->key_id);
     const char *argv[] = {hkey, skey};
-    c->key_epoch = w->key_epoch;
+    c->key_epoch = lg_cache_key_epoch(w->cache);
     if (lg_store_script(w->store, &key_load, on_key_loaded, c, 2, 2, argv, NULL) < 0) {
         if (k != NULL) return check_key(c, k);
         return fail(c, 503, "store_unavailable", "the key store is unreachable");
@@ -374,7 +374,7 @@ static void on_key_loaded(struct lg_store *st, redisReply *reply, void *arg)
     /* Keep the freshest read unless a key event overtook this reply (it may
      * concern this very key). The cache answers on its own only while events
      * keep it exact, or while Redis is unreachable. */
-    bool exact = w->key_epoch == c->key_epoch;
+    bool exact = lg_cache_key_epoch(w->cache) == c->key_epoch;
     if (exact)
         lg_cache_key_put(w->cache, k);
     else
@@ -391,7 +391,7 @@ static enum lg_stage_result stage_authorize(struct lg_ctx *c)
         return refuse(c, 403, "forbidden",
                       feed_route ? "this route is for feed keys"
                                  : "feed keys may only read the feed");
-    if (!feed_route && !c->w->facilities_loaded)
+    if (!feed_route && !lg_cache_facilities_loaded(c->w->cache))
         return fail(c, 503, "store_unavailable", "facilities are being loaded");
     if (feed_route || c->route.kind == LG_ROUTE_FACILITIES) return LG_OK;
     const struct lg_facility *f = lg_cache_facility_get(c->w->cache, c->route.facility_id);

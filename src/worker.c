@@ -46,8 +46,6 @@ static struct lg_script facilities_load = {
         "return out\n",
 };
 
-bool lg_worker_cache_trusted(const struct lg_worker *w) { return w->sub_live; }
-
 static bool str_reply(const redisReply *r) { return r != NULL && r->type == REDIS_REPLY_STRING; }
 
 static void schedule_reload(struct lg_worker *w)
@@ -71,7 +69,7 @@ static void on_facilities(struct lg_store *st, redisReply *reply, void *arg)
         lg_cache_facility_put(w->cache, e[0]->str, e[1]->str, e[2]->str,
                               strcmp(e[3]->str, "1") == 0);
     }
-    w->facilities_loaded = true;
+    lg_cache_set_facilities_loaded(w->cache, true);
     lg_debug("worker %d: %d facilities loaded", w->id, lg_cache_facility_count(w->cache));
 }
 
@@ -91,7 +89,7 @@ static void on_reload_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct lg_worker *w = arg;
     if (lg_store_up(w->store)) reload_facilities(w);
-    if (!w->sub_live) {
+    if (!lg_cache_exact(w->cache)) {
         struct timeval tv = {RELOAD_UNSUBSCRIBED_MS / 1000, 0};
         evtimer_add(w->reload_timer, &tv);
     }
@@ -150,13 +148,13 @@ static void on_event(struct lg_store *st, const char *channel, const char *msg, 
         /* It could have been a revocation: fail closed. */
         lg_warn("worker %d: a malformed event; forgetting cached keys, reloading facilities",
                 w->id);
-        w->key_epoch++;
         lg_cache_keys_flush(w->cache);
         schedule_reload(w);
         return;
     }
+    /* Every drop and flush also moves the cache's key epoch: a read of the
+     * key in flight now is not cached when its reply comes. */
     if (strncmp(ev.type, "key.", 4) == 0) {
-        w->key_epoch++;
         if (ev.key_id[0])
             lg_cache_key_drop(w->cache, ev.key_id);
         else
@@ -170,10 +168,7 @@ static void on_event(struct lg_store *st, const char *channel, const char *msg, 
         else
             schedule_reload(w);
         /* A deleted facility left every key's list: scopes read before are stale. */
-        if (strcmp(ev.type, "facility.deleted") == 0) {
-            w->key_epoch++;
-            lg_cache_keys_flush(w->cache);
-        }
+        if (strcmp(ev.type, "facility.deleted") == 0) lg_cache_keys_flush(w->cache);
     }
     lg_feed_on_event(w->feed, &ev);
 }
@@ -183,17 +178,16 @@ static void on_event(struct lg_store *st, const char *channel, const char *msg, 
 static void on_sub_state(struct lg_store *st, bool up, void *arg)
 {
     struct lg_worker *w = arg;
-    w->key_epoch++;
     lg_feed_close_all(w->feed); /* a key.disabled may be missed, or was */
     if (!up) {
-        w->sub_live = false;
+        lg_cache_set_exact(w->cache, false);
         schedule_reload(w); /* and every second while unsubscribed */
         return;
     }
     w->hb_heard_ms = lg_mono_ms();
     lg_cache_keys_flush(w->cache);
-    w->facilities_loaded = false;
-    w->sub_live = true;
+    lg_cache_set_facilities_loaded(w->cache, false);
+    lg_cache_set_exact(w->cache, true);
     if (lg_store_up(w->store))
         reload_facilities(w);
     else
@@ -203,7 +197,8 @@ static void on_sub_state(struct lg_store *st, bool up, void *arg)
 static void on_cmd_state(struct lg_store *st, bool up, void *arg)
 {
     struct lg_worker *w = arg;
-    if (up && w->sub_live && !w->facilities_loaded) reload_facilities(w);
+    if (up && lg_cache_exact(w->cache) && !lg_cache_facilities_loaded(w->cache))
+        reload_facilities(w);
 }
 
 static void on_published(struct lg_store *st, redisReply *reply, void *arg) {}
@@ -226,7 +221,7 @@ int lg_worker_inflight(struct lg_worker *w)
 static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
 {
     struct lg_worker *w = arg;
-    if (!w->sub_live || !lg_store_up(w->store)) return;
+    if (!lg_cache_exact(w->cache) || !lg_store_up(w->store)) return;
     if (lg_mono_ms() - w->hb_heard_ms > HEARTBEAT_SILENCE_MS) {
         lg_warn("worker %d: the events subscription went silent; reconnecting it", w->id);
         lg_store_reset(w->sub, "no heartbeat");

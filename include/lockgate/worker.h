@@ -34,15 +34,6 @@ struct lg_worker {
     struct lg_upstream *upstream;
     struct lg_ratelimit *ratelimit;
     struct lg_feed *feed;
-    /* The cache may answer only while the subscription is live: a missed
-     * event could be a revocation. Without it and with Redis up, keys are
-     * read from Redis on every request; with Redis down, the cache serves. */
-    bool sub_live;
-    bool facilities_loaded;
-    /* Bumped by every key event and cache flush. A key read from Redis is
-     * cached only if no key event arrived while the read was in flight: the
-     * event comes on the pub/sub connection and may overtake the reply. */
-    uint64_t key_epoch;
     struct event *reload_timer;
     /* The subscription's heartbeat: the worker publishes to a channel of its
      * own once a second and expects to hear it back; silence means the
@@ -72,8 +63,5 @@ void lg_worker_stop(struct lg_worker *w);
 void lg_worker_drain(struct lg_worker *w);
 /* Requests the worker is still answering (thread-safe). */
 int lg_worker_inflight(struct lg_worker *w);
-
-/* True when the cache may answer for keys (see sub_live). */
-bool lg_worker_cache_trusted(const struct lg_worker *w);
 
 #endif
