@@ -213,10 +213,7 @@ static void on_drain(evutil_socket_t fd, short what, void *arg)
 
 void lg_worker_drain(struct lg_worker *w) { event_active(w->drain_ev, EV_READ, 0); }
 
-int lg_worker_inflight(struct lg_worker *w)
-{
-    return atomic_load_explicit(&w->inflight, memory_order_relaxed);
-}
+int lg_worker_inflight(struct lg_worker *w) { return lg_pipeline_inflight(w->pipeline); }
 
 static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
 {
@@ -254,6 +251,16 @@ struct lg_worker *lg_worker_new(int id, const struct lg_config *cfg,
     if ((w->sub = lg_store_new(w->base, cfg)) == NULL) goto err;
     if ((w->ratelimit = lg_ratelimit_new(w->store)) == NULL) goto err;
     if ((w->feed = lg_feed_new(w->base, cfg, w->store)) == NULL) goto err;
+    const struct lg_pipeline_deps deps = {
+        .cfg = cfg,
+        .secrets = secrets,
+        .cache = w->cache,
+        .store = w->store,
+        .ratelimit = w->ratelimit,
+        .upstream = w->upstream,
+        .feed = w->feed,
+    };
+    if ((w->pipeline = lg_pipeline_new(&deps)) == NULL) goto err;
     char channel[96];
     snprintf(channel, sizeof(channel), "%sevents", cfg->redis_prefix);
     char nonce[17];
@@ -270,11 +277,11 @@ struct lg_worker *lg_worker_new(int id, const struct lg_config *cfg,
     evtimer_add(w->hb_timer, &beat);
     if (cfg->listen[0] != '\0' &&
         (w->http = lg_http_server_new(w->base, cfg, cfg->listen, NULL, PUBLIC_MAX_BODY,
-                                      lg_pipeline_handle, w)) == NULL)
+                                      lg_pipeline_handle, w->pipeline)) == NULL)
         goto err;
     if (tls != NULL && cfg->listen_tls[0] != '\0' &&
         (w->https = lg_http_server_new(w->base, cfg, cfg->listen_tls, tls, PUBLIC_MAX_BODY,
-                                       lg_pipeline_handle, w)) == NULL)
+                                       lg_pipeline_handle, w->pipeline)) == NULL)
         goto err;
     if (w->http) lg_http_server_count_metrics(w->http);
     if (w->https) lg_http_server_count_metrics(w->https);
@@ -310,11 +317,13 @@ void lg_worker_stop(struct lg_worker *w)
     /* Order matters. Stores first: their pending callbacks still answer live
      * requests. Then the feed's streams, then the listeners, whose closing
      * connections cancel upstream transfers in flight: the upstream client
-     * goes last. */
+     * goes last. The listeners return the pipeline's contexts as they
+     * close, so it goes after them, and from here on without the store. */
     w->stopping = true;
     lg_store_free(w->sub);
     lg_store_free(w->store);
     w->sub = w->store = NULL;
+    if (w->pipeline) lg_pipeline_detach_store(w->pipeline);
     lg_feed_free(w->feed);
     lg_http_server_free(w->http);
     lg_http_server_free(w->https);
@@ -323,7 +332,7 @@ void lg_worker_stop(struct lg_worker *w)
     if (w->reload_timer) event_free(w->reload_timer);
     if (w->hb_timer) event_free(w->hb_timer);
     if (w->drain_ev) event_free(w->drain_ev);
-    lg_pipeline_free_pool(w);
+    lg_pipeline_free(w->pipeline);
     lg_cache_free(w->cache);
     if (w->base) event_base_free(w->base);
     free(w);

@@ -5,7 +5,6 @@
 #define LG_WORKER_H
 
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -16,11 +15,11 @@ struct lg_cache;
 struct lg_config;
 struct lg_feed;
 struct lg_http_server;
+struct lg_pipeline;
 struct lg_ratelimit;
 struct lg_secrets;
 struct lg_store;
 struct lg_upstream;
-struct lg_ctx;
 
 struct lg_worker {
     int id;
@@ -34,15 +33,14 @@ struct lg_worker {
     struct lg_upstream *upstream;
     struct lg_ratelimit *ratelimit;
     struct lg_feed *feed;
+    struct lg_pipeline *pipeline; /* the listeners' handler */
     struct event *reload_timer;
     /* The subscription's heartbeat: the worker publishes to a channel of its
      * own once a second and expects to hear it back; silence means the
      * subscriber is dead even if its TCP connection looks alive. */
     char hb_channel[128];
     struct event *hb_timer;
-    int64_t hb_heard_ms; /* monotonic time the last beat (or "up") was heard */
-    struct lg_ctx *ctx_pool;
-    _Atomic int inflight;   /* requests being answered (streams excluded) */
+    int64_t hb_heard_ms;    /* monotonic time the last beat (or "up") was heard */
     struct event *drain_ev; /* activated from the main thread */
     pthread_t thread;
     bool started;  /* the thread runs (pthread_t has no "none" value) */
