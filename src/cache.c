@@ -1,5 +1,6 @@
 /* The per-worker caches of keys and facilities: two string-keyed hash tables,
- * and the scope and allowlist decisions made on their entries. */
+ * the scope and allowlist decisions made on their entries, and the epoch and
+ * flags that say how far the cache may be trusted. */
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,9 @@ struct lg_cache {
     struct map keys;
     struct map facilities;
     struct map accounts; /* account id -> struct account_facilities */
+    uint64_t key_epoch;
+    bool exact;
+    bool facilities_loaded;
 };
 
 static uint64_t fnv1a(const char *s) { return lg_hash(s, strlen(s)); }
@@ -309,11 +313,33 @@ void lg_cache_key_put(struct lg_cache *c, struct lg_key *k)
 
 void lg_cache_key_drop(struct lg_cache *c, const char *key_id)
 {
+    c->key_epoch++;
     struct lg_key *k = map_del(&c->keys, key_id);
     if (k != NULL) lg_key_unref(k);
 }
 
-void lg_cache_keys_flush(struct lg_cache *c) { map_clear(&c->keys, key_release); }
+void lg_cache_keys_flush(struct lg_cache *c)
+{
+    c->key_epoch++;
+    map_clear(&c->keys, key_release);
+}
+
+uint64_t lg_cache_key_epoch(const struct lg_cache *c) { return c->key_epoch; }
+
+void lg_cache_set_exact(struct lg_cache *c, bool exact)
+{
+    c->key_epoch++;
+    c->exact = exact;
+}
+
+bool lg_cache_exact(const struct lg_cache *c) { return c->exact; }
+
+void lg_cache_set_facilities_loaded(struct lg_cache *c, bool loaded)
+{
+    c->facilities_loaded = loaded;
+}
+
+bool lg_cache_facilities_loaded(const struct lg_cache *c) { return c->facilities_loaded; }
 
 const struct lg_facility *lg_cache_facility_get(struct lg_cache *c, const char *id)
 {

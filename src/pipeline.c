@@ -1,7 +1,9 @@
 /* The request pipeline of the public API. Each request gets a pooled context
  * and walks the stages in order; async stages (key load, rate limit,
  * upstream) resume the walk from their callbacks. The stages never call each
- * other: the driver (run) is the only place that moves a request on. */
+ * other: the driver (run) is the only place that moves a request on. The
+ * pipeline knows its owner only through what lg_pipeline_deps lends it. */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,14 +27,19 @@
 #include "lockgate/store.h"
 #include "lockgate/upstream.h"
 #include "lockgate/util.h"
-#include "lockgate/worker.h"
 
 #define REQUEST_ID_MAX 64
 #define QUERY_MAX      1024
 
+struct lg_pipeline {
+    struct lg_pipeline_deps d; /* borrowed; the store may leave first */
+    struct lg_ctx *pool;
+    _Atomic int inflight; /* read by another thread: see lg_pipeline_inflight */
+};
+
 struct lg_ctx {
     struct lg_ctx *next; /* pool */
-    struct lg_worker *w;
+    struct lg_pipeline *p;
     struct lg_http_req *req;
     int stage;
     struct lg_route route;
@@ -43,7 +50,7 @@ struct lg_ctx {
     struct lg_key *key; /* one reference, once authenticated */
     struct lg_ratelimit_result rl;
     struct lg_upstream_req *up;
-    uint64_t key_epoch; /* the worker's key_epoch when the key read was sent */
+    uint64_t key_epoch; /* the cache's key epoch when the key read was sent */
     struct {
         int status;
         const char *code, *msg; /* static strings */
@@ -86,22 +93,22 @@ static void touch_key(struct lg_ctx *c, struct lg_key *k)
     if (now - k->last_used_written_ms < LAST_USED_EVERY_MS) return;
     k->last_used_written_ms = now;
     char hkey[128], at[LG_TIME_LEN];
-    snprintf(hkey, sizeof(hkey), "%skey:%s", lg_store_prefix(c->w->store), k->key_id);
+    snprintf(hkey, sizeof(hkey), "%skey:%s", lg_store_prefix(c->p->d.store), k->key_id);
     lg_time_format(now, at);
     const char *argv[] = {hkey, at};
-    lg_store_script(c->w->store, &key_touch, on_touched, NULL, 1, 2, argv, NULL);
+    lg_store_script(c->p->d.store, &key_touch, on_touched, NULL, 1, 2, argv, NULL);
 }
 
-static struct lg_ctx *ctx_get(struct lg_worker *w)
+static struct lg_ctx *ctx_get(struct lg_pipeline *p)
 {
-    struct lg_ctx *c = w->ctx_pool;
+    struct lg_ctx *c = p->pool;
     if (c != NULL)
-        w->ctx_pool = c->next;
+        p->pool = c->next;
     else if ((c = malloc(sizeof(*c))) == NULL)
         return NULL;
     c->next = NULL;
-    c->w = w;
-    atomic_fetch_add_explicit(&w->inflight, 1, memory_order_relaxed);
+    c->p = p;
+    atomic_fetch_add_explicit(&p->inflight, 1, memory_order_relaxed);
     c->stage = 0;
     c->key = NULL;
     c->up = NULL;
@@ -116,19 +123,37 @@ static void ctx_put(struct lg_ctx *c)
     c->key = NULL;
     /* The secret does not outlive its request. */
     OPENSSL_cleanse(c->secret, sizeof(c->secret));
-    atomic_fetch_sub_explicit(&c->w->inflight, 1, memory_order_relaxed);
-    c->next = c->w->ctx_pool;
-    c->w->ctx_pool = c;
+    atomic_fetch_sub_explicit(&c->p->inflight, 1, memory_order_relaxed);
+    c->next = c->p->pool;
+    c->p->pool = c;
 }
 
-void lg_pipeline_free_pool(struct lg_worker *w)
+struct lg_pipeline *lg_pipeline_new(const struct lg_pipeline_deps *deps)
 {
-    while (w->ctx_pool != NULL) {
-        struct lg_ctx *c = w->ctx_pool;
-        w->ctx_pool = c->next;
+    struct lg_pipeline *p = calloc(1, sizeof(*p));
+    if (p == NULL) return NULL;
+    p->d = *deps;
+    atomic_init(&p->inflight, 0);
+    return p;
+}
+
+void lg_pipeline_free(struct lg_pipeline *p)
+{
+    if (p == NULL) return;
+    while (p->pool != NULL) {
+        struct lg_ctx *c = p->pool;
+        p->pool = c->next;
         free(c);
     }
+    free(p);
 }
+
+int lg_pipeline_inflight(struct lg_pipeline *p)
+{
+    return atomic_load_explicit(&p->inflight, memory_order_relaxed);
+}
+
+void lg_pipeline_detach_store(struct lg_pipeline *p) { p->d.store = NULL; }
 
 /* Every unlock-code request that got past authentication is audited,
  * whatever its outcome. */
@@ -139,7 +164,7 @@ static void audit(struct lg_ctx *c, const char *outcome)
                                c->key->key_id,     c->route.facility_id,
                                c->route.unit_id,   c->ip,
                                c->request_id,      outcome};
-    lg_audit_write(c->w->store, c->w->cfg, &e);
+    lg_audit_write(c->p->d.store, c->p->d.cfg, &e);
 }
 
 static void set_ratelimit_headers(struct lg_ctx *c);
@@ -190,8 +215,8 @@ static enum lg_stage_result refuse(struct lg_ctx *c, int status, const char *cod
     c->refusal.status = status;
     c->refusal.code = code;
     c->refusal.msg = msg;
-    lg_ratelimit_peek(c->w->ratelimit, c->key->key_id, c->key->rate_per_sec, c->key->burst, on_peek,
-                      c);
+    lg_ratelimit_peek(c->p->d.ratelimit, c->key->key_id, c->key->rate_per_sec, c->key->burst,
+                      on_peek, c);
     return LG_AGAIN; /* on_peek may already have answered: C is not touched again */
 }
 
@@ -283,7 +308,7 @@ static void on_key_loaded(struct lg_store *st, redisReply *reply, void *arg);
 /* Answers for a known key: secret, status, expiry, allowlist. */
 static enum lg_stage_result check_key(struct lg_ctx *c, struct lg_key *k)
 {
-    if (k == NULL || !lg_auth_verify(k, c->w->secrets, c->secret)) {
+    if (k == NULL || !lg_auth_verify(k, c->p->d.secrets, c->secret)) {
         lg_auth_failed(c->ip);
         return fail(c, 401, "invalid_credentials", "unknown key or wrong secret");
     }
@@ -316,16 +341,16 @@ static enum lg_stage_result stage_authenticate(struct lg_ctx *c)
         return fail(c, 401, "invalid_credentials", "malformed credentials");
     case LG_AUTH_OK: break;
     }
-    struct lg_worker *w = c->w;
-    struct lg_key *k = lg_cache_key_get(w->cache, c->key_id);
-    if (k != NULL && (lg_worker_cache_trusted(w) || !lg_store_up(w->store))) return check_key(c, k);
-    const char *p = lg_store_prefix(w->store);
+    const struct lg_pipeline_deps *d = &c->p->d;
+    struct lg_key *k = lg_cache_key_get(d->cache, c->key_id);
+    if (k != NULL && (lg_cache_exact(d->cache) || !lg_store_up(d->store))) return check_key(c, k);
+    const char *p = lg_store_prefix(d->store);
     char hkey[128], skey[128];
     snprintf(hkey, sizeof(hkey), "%skey:%s", p, c->key_id);
     snprintf(skey, sizeof(skey), "%skey:%s:facilities", p, c->key_id);
     const char *argv[] = {hkey, skey};
-    c->key_epoch = w->key_epoch;
-    if (lg_store_script(w->store, &key_load, on_key_loaded, c, 2, 2, argv, NULL) < 0) {
+    c->key_epoch = lg_cache_key_epoch(d->cache);
+    if (lg_store_script(d->store, &key_load, on_key_loaded, c, 2, 2, argv, NULL) < 0) {
         if (k != NULL) return check_key(c, k);
         return fail(c, 503, "store_unavailable", "the key store is unreachable");
     }
@@ -335,10 +360,10 @@ static enum lg_stage_result stage_authenticate(struct lg_ctx *c)
 static void on_key_loaded(struct lg_store *st, redisReply *reply, void *arg)
 {
     struct lg_ctx *c = arg;
-    struct lg_worker *w = c->w;
+    const struct lg_pipeline_deps *d = &c->p->d;
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
         /* Deadline passed or Redis gone: a key verified before may still serve. */
-        struct lg_key *k = lg_cache_key_get(w->cache, c->key_id);
+        struct lg_key *k = lg_cache_key_get(d->cache, c->key_id);
         if (k != NULL) {
             resume(c, check_key(c, k));
             return;
@@ -348,11 +373,11 @@ static void on_key_loaded(struct lg_store *st, redisReply *reply, void *arg)
     }
     const redisReply *hash = reply->element[0];
     if (hash->type == REDIS_REPLY_ARRAY && hash->elements == 0) { /* no such key */
-        lg_cache_key_drop(w->cache, c->key_id);
+        lg_cache_key_drop(d->cache, c->key_id);
         resume(c, check_key(c, NULL));
         return;
     }
-    struct lg_key *k = lg_key_from_reply(c->key_id, hash, reply->element[1], w->cfg);
+    struct lg_key *k = lg_key_from_reply(c->key_id, hash, reply->element[1], d->cfg);
     if (k == NULL) {
         /* A key we cannot read (or no memory) is our fault, not the client's:
          * no failure is counted against it, and nothing is served. */
@@ -361,12 +386,12 @@ static void on_key_loaded(struct lg_store *st, redisReply *reply, void *arg)
             logged_ms = lg_mono_ms();
             lg_error("key %s: its stored record cannot be read", c->key_id);
         }
-        lg_cache_key_drop(w->cache, c->key_id);
+        lg_cache_key_drop(d->cache, c->key_id);
         resume(c, fail(c, 503, "store_unavailable", "the key store answered nonsense"));
         return;
     }
     /* A re-read key with the same verifier keeps what this worker learned. */
-    struct lg_key *old = lg_cache_key_get(w->cache, c->key_id);
+    struct lg_key *old = lg_cache_key_get(d->cache, c->key_id);
     if (old != NULL && strcmp(old->verifier, k->verifier) == 0) {
         k->has_verified = old->has_verified;
         memcpy(k->verified, old->verified, sizeof(k->verified));
@@ -375,11 +400,11 @@ static void on_key_loaded(struct lg_store *st, redisReply *reply, void *arg)
     /* Keep the freshest read unless a key event overtook this reply (it may
      * concern this very key). The cache answers on its own only while events
      * keep it exact, or while Redis is unreachable. */
-    bool exact = w->key_epoch == c->key_epoch;
+    bool exact = lg_cache_key_epoch(d->cache) == c->key_epoch;
     if (exact)
-        lg_cache_key_put(w->cache, k);
+        lg_cache_key_put(d->cache, k);
     else
-        lg_cache_key_drop(w->cache, c->key_id);
+        lg_cache_key_drop(d->cache, c->key_id);
     resume(c, check_key(c, k));
     if (!exact) lg_key_unref(k);
 }
@@ -392,10 +417,10 @@ static enum lg_stage_result stage_authorize(struct lg_ctx *c)
         return refuse(c, 403, "forbidden",
                       feed_route ? "this route is for feed keys"
                                  : "feed keys may only read the feed");
-    if (!feed_route && !c->w->facilities_loaded)
+    if (!feed_route && !lg_cache_facilities_loaded(c->p->d.cache))
         return fail(c, 503, "store_unavailable", "facilities are being loaded");
     if (feed_route || c->route.kind == LG_ROUTE_FACILITIES) return LG_OK;
-    const struct lg_facility *f = lg_cache_facility_get(c->w->cache, c->route.facility_id);
+    const struct lg_facility *f = lg_cache_facility_get(c->p->d.cache, c->route.facility_id);
     if (!lg_key_sees(c->key, f)) return refuse(c, 404, "not_found", "no such resource");
     return LG_OK;
 }
@@ -406,7 +431,7 @@ static void on_ratelimit(const struct lg_ratelimit_result *res, void *arg);
 static enum lg_stage_result stage_ratelimit(struct lg_ctx *c)
 {
     c->rl.limit = -1;
-    lg_ratelimit_check(c->w->ratelimit, c->key->key_id, c->key->rate_per_sec, c->key->burst,
+    lg_ratelimit_check(c->p->d.ratelimit, c->key->key_id, c->key->rate_per_sec, c->key->burst,
                        on_ratelimit, c);
     return LG_AGAIN;
 }
@@ -434,7 +459,7 @@ static int by_id(const void *a, const void *b)
 static enum lg_stage_result list_facilities(struct lg_ctx *c)
 {
     const struct lg_facility *const *all;
-    size_t n = lg_cache_account_facilities(c->w->cache, c->key->account_id, &all);
+    size_t n = lg_cache_account_facilities(c->p->d.cache, c->key->account_id, &all);
     const struct lg_facility **seen = malloc((n ? n : 1) * sizeof(*seen));
     json_t *items = json_array();
     if (seen == NULL || items == NULL) {
@@ -462,11 +487,11 @@ static void on_client_close(struct lg_http_req *req, void *arg);
  * the upstream with credentials stripped and identity headers added. */
 static enum lg_stage_result stage_forward(struct lg_ctx *c)
 {
-    struct lg_worker *w = c->w;
+    const struct lg_pipeline_deps *d = &c->p->d;
     if (c->route.kind == LG_ROUTE_FACILITIES) return list_facilities(c);
     if (lg_route_is_feed(c->route.kind)) {
         set_success_headers(c);
-        lg_feed_serve(w->feed, c->req, c->route.kind, c->key->key_id, c->key->expires_at_ms,
+        lg_feed_serve(d->feed, c->req, c->route.kind, c->key->key_id, c->key->expires_at_ms,
                       c->request_id);
         return LG_DONE;
     }
@@ -481,7 +506,7 @@ static enum lg_stage_result stage_forward(struct lg_ctx *c)
         snprintf(c->target, sizeof(c->target), "%s?%s", target, q);
         target = c->target;
     }
-    c->up = lg_upstream_fetch(w->upstream, target, 0, headers, on_upstream, c);
+    c->up = lg_upstream_fetch(d->upstream, target, 0, headers, on_upstream, c);
     if (c->up == NULL) return fail(c, 502, "upstream_unavailable", "the upstream is unavailable");
     lg_http_on_close(c->req, on_client_close, c);
     return LG_AGAIN;
@@ -550,8 +575,7 @@ static void on_upstream(const struct lg_upstream_result *res, void *arg)
 
 void lg_pipeline_handle(struct lg_http_req *req, void *arg)
 {
-    struct lg_worker *w = arg;
-    struct lg_ctx *c = ctx_get(w);
+    struct lg_ctx *c = ctx_get(arg);
     if (c == NULL) {
         lg_http_reply(req, 503, NULL, NULL, 0);
         return;

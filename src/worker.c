@@ -46,8 +46,6 @@ static struct lg_script facilities_load = {
         "return out\n",
 };
 
-bool lg_worker_cache_trusted(const struct lg_worker *w) { return w->sub_live; }
-
 static bool str_reply(const redisReply *r) { return r != NULL && r->type == REDIS_REPLY_STRING; }
 
 static void schedule_reload(struct lg_worker *w)
@@ -71,7 +69,7 @@ static void on_facilities(struct lg_store *st, redisReply *reply, void *arg)
         lg_cache_facility_put(w->cache, e[0]->str, e[1]->str, e[2]->str,
                               strcmp(e[3]->str, "1") == 0);
     }
-    w->facilities_loaded = true;
+    lg_cache_set_facilities_loaded(w->cache, true);
     lg_debug("worker %d: %d facilities loaded", w->id, lg_cache_facility_count(w->cache));
 }
 
@@ -91,7 +89,7 @@ static void on_reload_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct lg_worker *w = arg;
     if (lg_store_up(w->store)) reload_facilities(w);
-    if (!w->sub_live) {
+    if (!lg_cache_exact(w->cache)) {
         struct timeval tv = {RELOAD_UNSUBSCRIBED_MS / 1000, 0};
         evtimer_add(w->reload_timer, &tv);
     }
@@ -150,13 +148,13 @@ static void on_event(struct lg_store *st, const char *channel, const char *msg, 
         /* It could have been a revocation: fail closed. */
         lg_warn("worker %d: a malformed event; forgetting cached keys, reloading facilities",
                 w->id);
-        w->key_epoch++;
         lg_cache_keys_flush(w->cache);
         schedule_reload(w);
         return;
     }
+    /* Every drop and flush also moves the cache's key epoch: a read of the
+     * key in flight now is not cached when its reply comes. */
     if (strncmp(ev.type, "key.", 4) == 0) {
-        w->key_epoch++;
         if (ev.key_id[0])
             lg_cache_key_drop(w->cache, ev.key_id);
         else
@@ -170,10 +168,7 @@ static void on_event(struct lg_store *st, const char *channel, const char *msg, 
         else
             schedule_reload(w);
         /* A deleted facility left every key's list: scopes read before are stale. */
-        if (strcmp(ev.type, "facility.deleted") == 0) {
-            w->key_epoch++;
-            lg_cache_keys_flush(w->cache);
-        }
+        if (strcmp(ev.type, "facility.deleted") == 0) lg_cache_keys_flush(w->cache);
     }
     lg_feed_on_event(w->feed, &ev);
 }
@@ -183,17 +178,16 @@ static void on_event(struct lg_store *st, const char *channel, const char *msg, 
 static void on_sub_state(struct lg_store *st, bool up, void *arg)
 {
     struct lg_worker *w = arg;
-    w->key_epoch++;
     lg_feed_close_all(w->feed); /* a key.disabled may be missed, or was */
     if (!up) {
-        w->sub_live = false;
+        lg_cache_set_exact(w->cache, false);
         schedule_reload(w); /* and every second while unsubscribed */
         return;
     }
     w->hb_heard_ms = lg_mono_ms();
     lg_cache_keys_flush(w->cache);
-    w->facilities_loaded = false;
-    w->sub_live = true;
+    lg_cache_set_facilities_loaded(w->cache, false);
+    lg_cache_set_exact(w->cache, true);
     if (lg_store_up(w->store))
         reload_facilities(w);
     else
@@ -203,7 +197,8 @@ static void on_sub_state(struct lg_store *st, bool up, void *arg)
 static void on_cmd_state(struct lg_store *st, bool up, void *arg)
 {
     struct lg_worker *w = arg;
-    if (up && w->sub_live && !w->facilities_loaded) reload_facilities(w);
+    if (up && lg_cache_exact(w->cache) && !lg_cache_facilities_loaded(w->cache))
+        reload_facilities(w);
 }
 
 static void on_published(struct lg_store *st, redisReply *reply, void *arg) {}
@@ -218,15 +213,12 @@ static void on_drain(evutil_socket_t fd, short what, void *arg)
 
 void lg_worker_drain(struct lg_worker *w) { event_active(w->drain_ev, EV_READ, 0); }
 
-int lg_worker_inflight(struct lg_worker *w)
-{
-    return atomic_load_explicit(&w->inflight, memory_order_relaxed);
-}
+int lg_worker_inflight(struct lg_worker *w) { return lg_pipeline_inflight(w->pipeline); }
 
 static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
 {
     struct lg_worker *w = arg;
-    if (!w->sub_live || !lg_store_up(w->store)) return;
+    if (!lg_cache_exact(w->cache) || !lg_store_up(w->store)) return;
     if (lg_mono_ms() - w->hb_heard_ms > HEARTBEAT_SILENCE_MS) {
         lg_warn("worker %d: the events subscription went silent; reconnecting it", w->id);
         lg_store_reset(w->sub, "no heartbeat");
@@ -259,6 +251,16 @@ struct lg_worker *lg_worker_new(int id, const struct lg_config *cfg,
     if ((w->sub = lg_store_new(w->base, cfg)) == NULL) goto err;
     if ((w->ratelimit = lg_ratelimit_new(w->store)) == NULL) goto err;
     if ((w->feed = lg_feed_new(w->base, cfg, w->store)) == NULL) goto err;
+    const struct lg_pipeline_deps deps = {
+        .cfg = cfg,
+        .secrets = secrets,
+        .cache = w->cache,
+        .store = w->store,
+        .ratelimit = w->ratelimit,
+        .upstream = w->upstream,
+        .feed = w->feed,
+    };
+    if ((w->pipeline = lg_pipeline_new(&deps)) == NULL) goto err;
     char channel[96];
     snprintf(channel, sizeof(channel), "%sevents", cfg->redis_prefix);
     char nonce[17];
@@ -275,11 +277,11 @@ struct lg_worker *lg_worker_new(int id, const struct lg_config *cfg,
     evtimer_add(w->hb_timer, &beat);
     if (cfg->listen[0] != '\0' &&
         (w->http = lg_http_server_new(w->base, cfg, cfg->listen, NULL, PUBLIC_MAX_BODY,
-                                      lg_pipeline_handle, w)) == NULL)
+                                      lg_pipeline_handle, w->pipeline)) == NULL)
         goto err;
     if (tls != NULL && cfg->listen_tls[0] != '\0' &&
         (w->https = lg_http_server_new(w->base, cfg, cfg->listen_tls, tls, PUBLIC_MAX_BODY,
-                                       lg_pipeline_handle, w)) == NULL)
+                                       lg_pipeline_handle, w->pipeline)) == NULL)
         goto err;
     if (w->http) lg_http_server_count_metrics(w->http);
     if (w->https) lg_http_server_count_metrics(w->https);
@@ -315,11 +317,13 @@ void lg_worker_stop(struct lg_worker *w)
     /* Order matters. Stores first: their pending callbacks still answer live
      * requests. Then the feed's streams, then the listeners, whose closing
      * connections cancel upstream transfers in flight: the upstream client
-     * goes last. */
+     * goes last. The listeners return the pipeline's contexts as they
+     * close, so it goes after them, and from here on without the store. */
     w->stopping = true;
     lg_store_free(w->sub);
     lg_store_free(w->store);
     w->sub = w->store = NULL;
+    if (w->pipeline) lg_pipeline_detach_store(w->pipeline);
     lg_feed_free(w->feed);
     lg_http_server_free(w->http);
     lg_http_server_free(w->https);
@@ -328,7 +332,7 @@ void lg_worker_stop(struct lg_worker *w)
     if (w->reload_timer) event_free(w->reload_timer);
     if (w->hb_timer) event_free(w->hb_timer);
     if (w->drain_ev) event_free(w->drain_ev);
-    lg_pipeline_free_pool(w);
+    lg_pipeline_free(w->pipeline);
     lg_cache_free(w->cache);
     if (w->base) event_base_free(w->base);
     free(w);

@@ -69,8 +69,28 @@ void lg_key_unref(struct lg_key *k);
 struct lg_key *lg_cache_key_get(struct lg_cache *c, const char *key_id);
 /* Stores K, taking the caller's reference; replaces an entry with the same id. */
 void lg_cache_key_put(struct lg_cache *c, struct lg_key *k);
+/* Both move the key epoch, even when there was nothing to drop. */
 void lg_cache_key_drop(struct lg_cache *c, const char *key_id);
 void lg_cache_keys_flush(struct lg_cache *c);
+
+/* Moves with every key drop, key flush and lg_cache_set_exact call. A key
+ * read from Redis is cached only if the epoch is the same when the reply
+ * comes as when the read was sent: the event that dropped the key comes on
+ * the pub/sub connection and may overtake the reply. */
+uint64_t lg_cache_key_epoch(const struct lg_cache *c);
+
+/* Exact: the cache may answer for keys on its own. Only while the events
+ * subscription is live, since a missed event could be a revocation. Without
+ * it and with Redis up, keys are read from Redis on every request; with
+ * Redis down, the cache serves. Set by the worker on the subscription's
+ * edges; false at first. Every call moves the key epoch. */
+void lg_cache_set_exact(struct lg_cache *c, bool exact);
+bool lg_cache_exact(const struct lg_cache *c);
+
+/* The facility table holds a complete load. False at first; the worker sets
+ * it after each full load and clears it when the subscription comes up. */
+void lg_cache_set_facilities_loaded(struct lg_cache *c, bool loaded);
+bool lg_cache_facilities_loaded(const struct lg_cache *c);
 
 /* Borrowed, valid until the next facility change on this worker. */
 const struct lg_facility *lg_cache_facility_get(struct lg_cache *c, const char *id);

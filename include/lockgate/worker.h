@@ -5,7 +5,6 @@
 #define LG_WORKER_H
 
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -15,12 +14,12 @@ struct lg_cache;
 struct lg_config;
 struct lg_feed;
 struct lg_http_server;
+struct lg_pipeline;
 struct lg_ratelimit;
 struct lg_secrets;
 struct lg_store;
 struct lg_tls;
 struct lg_upstream;
-struct lg_ctx;
 
 struct lg_worker {
     int id;
@@ -34,24 +33,14 @@ struct lg_worker {
     struct lg_upstream *upstream;
     struct lg_ratelimit *ratelimit;
     struct lg_feed *feed;
-    /* The cache may answer only while the subscription is live: a missed
-     * event could be a revocation. Without it and with Redis up, keys are
-     * read from Redis on every request; with Redis down, the cache serves. */
-    bool sub_live;
-    bool facilities_loaded;
-    /* Bumped by every key event and cache flush. A key read from Redis is
-     * cached only if no key event arrived while the read was in flight: the
-     * event comes on the pub/sub connection and may overtake the reply. */
-    uint64_t key_epoch;
+    struct lg_pipeline *pipeline; /* the listeners' handler */
     struct event *reload_timer;
     /* The subscription's heartbeat: the worker publishes to a channel of its
      * own once a second and expects to hear it back; silence means the
      * subscriber is dead even if its TCP connection looks alive. */
     char hb_channel[128];
     struct event *hb_timer;
-    int64_t hb_heard_ms; /* monotonic time the last beat (or "up") was heard */
-    struct lg_ctx *ctx_pool;
-    _Atomic int inflight;   /* requests being answered (streams excluded) */
+    int64_t hb_heard_ms;    /* monotonic time the last beat (or "up") was heard */
     struct event *drain_ev; /* activated from the main thread */
     pthread_t thread;
     bool started;  /* the thread runs (pthread_t has no "none" value) */
@@ -72,8 +61,5 @@ void lg_worker_stop(struct lg_worker *w);
 void lg_worker_drain(struct lg_worker *w);
 /* Requests the worker is still answering (thread-safe). */
 int lg_worker_inflight(struct lg_worker *w);
-
-/* True when the cache may answer for keys (see sub_live). */
-bool lg_worker_cache_trusted(const struct lg_worker *w);
 
 #endif

@@ -1,5 +1,5 @@
-/* Unit tests of the worker cache: scope and allowlist decisions and the
- * per-account facility index. */
+/* Unit tests of the worker cache: scope and allowlist decisions, the
+ * per-account facility index, the key epoch and the cache's flags. */
 #include <check.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -118,6 +118,66 @@ START_TEST(account_index)
 }
 END_TEST
 
+/* Every key drop and flush moves the epoch, even of a key the cache does not
+ * hold (the event may concern a read in flight); reads, puts and facility
+ * changes do not. */
+START_TEST(key_epoch)
+{
+    struct lg_cache *c = lg_cache_new();
+    uint64_t e = lg_cache_key_epoch(c);
+    lg_cache_key_put(c, make_key("acct_1", true, NULL, 0));
+    ck_assert_ptr_nonnull(lg_cache_key_get(c, "lk_test"));
+    ck_assert_int_eq(lg_cache_facility_put(c, "f1", "acct_1", "One", true), 0);
+    lg_cache_facility_drop(c, "f1");
+    lg_cache_facilities_flush(c);
+    ck_assert_uint_eq(lg_cache_key_epoch(c), e);
+    lg_cache_key_drop(c, "lk_test");
+    ck_assert_ptr_null(lg_cache_key_get(c, "lk_test"));
+    ck_assert_uint_gt(lg_cache_key_epoch(c), e);
+    e = lg_cache_key_epoch(c);
+    lg_cache_key_drop(c, "lk_test");
+    ck_assert_uint_gt(lg_cache_key_epoch(c), e);
+    e = lg_cache_key_epoch(c);
+    lg_cache_keys_flush(c);
+    ck_assert_uint_gt(lg_cache_key_epoch(c), e);
+    lg_cache_key_put(c, make_key("acct_1", true, NULL, 0));
+    e = lg_cache_key_epoch(c);
+    lg_cache_keys_flush(c);
+    ck_assert_ptr_null(lg_cache_key_get(c, "lk_test"));
+    ck_assert_uint_gt(lg_cache_key_epoch(c), e);
+    /* the subscription's edges too: a read across one is not cached */
+    e = lg_cache_key_epoch(c);
+    lg_cache_set_exact(c, true);
+    ck_assert_uint_gt(lg_cache_key_epoch(c), e);
+    e = lg_cache_key_epoch(c);
+    lg_cache_set_exact(c, false);
+    ck_assert_uint_gt(lg_cache_key_epoch(c), e);
+    lg_cache_free(c);
+}
+END_TEST
+
+/* Both flags start false, are the worker's to set, and outlive key flushes. */
+START_TEST(flags)
+{
+    struct lg_cache *c = lg_cache_new();
+    ck_assert(!lg_cache_exact(c));
+    ck_assert(!lg_cache_facilities_loaded(c));
+    lg_cache_set_exact(c, true);
+    ck_assert(lg_cache_exact(c));
+    ck_assert(!lg_cache_facilities_loaded(c));
+    lg_cache_set_facilities_loaded(c, true);
+    ck_assert(lg_cache_facilities_loaded(c));
+    lg_cache_keys_flush(c);
+    ck_assert(lg_cache_exact(c));
+    lg_cache_set_exact(c, false);
+    ck_assert(!lg_cache_exact(c));
+    ck_assert(lg_cache_facilities_loaded(c));
+    lg_cache_set_facilities_loaded(c, false);
+    ck_assert(!lg_cache_facilities_loaded(c));
+    lg_cache_free(c);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("cache");
@@ -125,6 +185,8 @@ int main(void)
     tcase_add_test(tc, scope_decisions);
     tcase_add_test(tc, allowlists);
     tcase_add_test(tc, account_index);
+    tcase_add_test(tc, key_epoch);
+    tcase_add_test(tc, flags);
     suite_add_tcase(s, tc);
     return check_run(s) ? EXIT_FAILURE : EXIT_SUCCESS;
 }
