@@ -582,6 +582,103 @@ END_TEST
 START_TEST(test_table_admin_tls) { ht_table(&ht_lsns[3]); }
 END_TEST
 
+/* After the table: no hostile case reached the upstream, on any listener,
+ * and every served public case did (else the markers prove nothing). */
+START_TEST(test_table_upstream_untouched)
+{
+    char *rec = itest_file_read(IT->upstream_record);
+    struct ht_fails f = {0};
+    for (int li = 0; li < 4; li++) {
+        const struct ht_lsn *l = &ht_lsns[li];
+        for (int i = 0; i < HT_NCASES; i++) {
+            char mark[32];
+            ht_marker(i, l, mark, sizeof(mark));
+            const char *hit = strstr(rec, mark);
+            /* the request itself, and apart from it its smuggled second one
+             * (whatever follows the marker: control bytes are recorded as spaces) */
+            int seen[2] = {0, 0};
+            for (const char *h = hit; h != NULL && ht_cases[i].expect != HT_SERVED;
+                 h = strstr(h + 1, mark)) {
+                int smuggled = strncmp(h + strlen(mark), "-smuggled", 9) == 0;
+                if (seen[smuggled]++) continue;
+                const char *bol = h;
+                while (bol > rec && bol[-1] != '\n') bol--;
+                const char *eol = strchr(h, '\n');
+                int w = eol ? (int)(eol - bol) : (int)strlen(bol);
+                ht_fail(&f, "case %s [%s]: %s reached the upstream: %.*s", ht_cases[i].name,
+                        l->name, smuggled ? "the smuggled request" : "the request",
+                        w > 120 ? 120 : w, bol);
+            }
+            if (ht_cases[i].expect == HT_SERVED && l->public_ && hit == NULL)
+                ht_fail(&f, "served case %s [%s] never reached the upstream (%s)", ht_cases[i].name,
+                        l->name, mark);
+        }
+    }
+    free(rec);
+    ck_assert_msg(f.n == 0, "%d problems in what the upstream received:\n%s", f.n, f.text);
+}
+END_TEST
+
+static int ht_case_index(const char *name)
+{
+    for (int i = 0; i < HT_NCASES; i++)
+        if (strcmp(ht_cases[i].name, name) == 0) return i;
+    ck_abort_msg("no case %s", name);
+    return -1;
+}
+
+/* lockgate_requests_total{status="400"} of instance 0 (0 when absent). */
+static long ht_metric_400(void)
+{
+    char url[128];
+    ht_fmt(url, sizeof(url), "%s/metrics", IT->lg[0].admin_url);
+    struct itest_resp r;
+    itest_http("GET", url, NULL, NULL, 0, NULL, &r);
+    ck_assert_msg(r.status == 200, "GET /metrics: %ld (%s)", r.status, r.error);
+    const char *name = "lockgate_requests_total{status=\"400\"} ";
+    const char *p = strstr(r.body, name);
+    long v = p ? atol(p + strlen(name)) : 0;
+    itest_resp_free(&r);
+    return v;
+}
+
+/* Protocol errors on the public listeners count with the other public
+ * answers, under their status. */
+START_TEST(test_protocol_errors_counted)
+{
+    static const struct {
+        const char *name;
+        int lsn;
+    } sent[] = {{"two_hosts", 0}, {"obs_fold_space", 1}, {"cl_zero_then_n", 0}};
+    long before = ht_metric_400();
+    char got[3][160];
+    for (int k = 0; k < 3; k++) {
+        int i = ht_case_index(sent[k].name);
+        const struct ht_lsn *l = &ht_lsns[sent[k].lsn];
+        struct raw_conn c;
+        ht_connect(&c, l, NULL, sent[k].name);
+        size_t len;
+        char *req = ht_expand(i, l, &len);
+        raw_send(&c, req, len);
+        free(req);
+        struct raw_buf b = {0};
+        int st = raw_read_for(&c, &b, HT_READ_MS, 0);
+        raw_close(&c);
+        struct raw_answer a[HT_MAX_ANSWERS];
+        int n = raw_parse(b.data ? b.data : "", b.len, st != RAW_OPEN, a, HT_MAX_ANSWERS);
+        ht_fmt(got[k], sizeof(got[k]), "%s [%s]: %s", sent[k].name, l->name,
+               n > 0 ? a[0].first : "no answer");
+        raw_answers_free(a, n);
+        raw_buf_free(&b);
+    }
+    long after = ht_metric_400();
+    ck_assert_msg(after - before >= 3,
+                  "lockgate_requests_total{status=\"400\"} went from %ld to %ld after 3 hostile "
+                  "public requests (%s; %s; %s)",
+                  before, after, got[0], got[1], got[2]);
+}
+END_TEST
+
 /* ---- fixtures ---- */
 
 static void table_setup(void)
@@ -612,6 +709,8 @@ int main(void)
     tcase_add_test(table, test_table_public_tls);
     tcase_add_test(table, test_table_admin_plain);
     tcase_add_test(table, test_table_admin_tls);
+    tcase_add_test(table, test_table_upstream_untouched);
+    tcase_add_test(table, test_protocol_errors_counted);
     suite_add_tcase(s, table);
 
     return itest_exit_status(check_run(s));
