@@ -679,6 +679,193 @@ START_TEST(test_protocol_errors_counted)
 }
 END_TEST
 
+/* ---- slowloris ---- */
+
+/* A head trickled one byte a second on listener L is cut off by the server
+ * within header_timeout_s + 1.5 s of its first byte. */
+static void ht_slowloris(const struct ht_lsn *l, struct ht_fails *f)
+{
+    struct raw_conn c;
+    ht_connect(&c, l, NULL, "slowloris");
+    char head[512];
+    ht_fmt(head, sizeof(head), "GET %s HTTP/1.1\r\nHost: x\r\n%s\r\nX-Slow: %s\r\n\r\n",
+           l->public_ ? "/v1/facilities" : "/healthz", l->public_ ? ht_basic : "X-Idle: 1",
+           "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+    const int bound_ms = HT_HEADER_TIMEOUT * 1000 + 1500;
+    struct raw_buf b = {0};
+    int64_t t0 = itest_mono_ms(), end = t0 + bound_ms;
+    int st = RAW_OPEN;
+    size_t sent = 0;
+    /* one byte a second, watching for the close in between, up to the bound */
+    while (st == RAW_OPEN && itest_mono_ms() <= end && sent < strlen(head)) {
+        if (raw_send(&c, head + sent, 1) == 1) sent++;
+        int64_t next = t0 + (int64_t)sent * 1000;
+        if (next > end + 1) next = end + 1;
+        int wait = (int)(next - itest_mono_ms());
+        st = raw_read_for(&c, &b, wait > 0 ? wait : 0, 0);
+    }
+    int64_t took = itest_mono_ms() - t0;
+    struct raw_answer a[HT_MAX_ANSWERS];
+    int n = raw_parse(b.data ? b.data : "", b.len, st != RAW_OPEN, a, HT_MAX_ANSWERS);
+    if (st == RAW_OPEN && sent >= strlen(head))
+        ht_fail(f, "slowloris [%s]: the whole head (%zu bytes) went through", l->name, sent);
+    else if (st == RAW_OPEN || took > bound_ms)
+        ht_fail(f,
+                "slowloris [%s]: %s after %lld ms and %zu bytes one a second "
+                "(header_timeout_s = %d, bound %d ms)%s%s",
+                l->name, st == RAW_OPEN ? "still open" : "closed only", (long long)took, sent,
+                HT_HEADER_TIMEOUT, bound_ms, n ? "; answer: " : "", n ? a[0].first : "");
+    raw_answers_free(a, n);
+    raw_buf_free(&b);
+    raw_close(&c);
+}
+
+START_TEST(test_slowloris)
+{
+    struct ht_fails f = {0};
+    ht_slowloris(&ht_lsns[0], &f);
+    ht_slowloris(&ht_lsns[1], &f);
+    ht_slowloris(&ht_lsns[2], &f);
+    /* and the server still serves */
+    char url[256];
+    ht_fmt(url, sizeof(url), "%s/v1/facilities", IT->lg[0].url);
+    const char *h[] = {ht_basic, NULL};
+    struct itest_resp r;
+    itest_http("GET", url, h, NULL, 0, NULL, &r);
+    if (r.status != 200) ht_fail(&f, "GET /v1/facilities afterwards: %ld (%s)", r.status, r.error);
+    itest_resp_free(&r);
+    ck_assert_msg(f.n == 0, "%s", f.text);
+}
+END_TEST
+
+/* ---- connections per client address ---- */
+
+START_TEST(test_connections_per_ip)
+{
+    static struct raw_conn held[HT_HELD];
+    int port = IT->lg[0].port;
+    int refused = 0;
+    char err[256] = "";
+    for (int i = 0; i < HT_HELD; i++) {
+        if (raw_connect(&held[i], port, NULL, "127.0.0.2", err, sizeof(err)) < 0) refused++;
+    }
+    /* those past the limit are closed at once: give the server a moment to
+     * get through the accepts, then count */
+    int open_ = 0;
+    int64_t end = itest_mono_ms() + 2000;
+    struct raw_buf scratch = {0};
+    for (;;) {
+        open_ = 0;
+        for (int i = 0; i < HT_HELD; i++) {
+            if (held[i].fd < 0) continue;
+            if (raw_read(&held[i], &scratch) != RAW_OPEN)
+                raw_close(&held[i]);
+            else
+                open_++;
+        }
+        if (open_ <= HT_PER_IP || itest_mono_ms() > end) break;
+        itest_sleep_ms(50);
+    }
+    raw_buf_free(&scratch);
+    /* while they are held, another address is served at once */
+    char url[256];
+    ht_fmt(url, sizeof(url), "%s/v1/facilities", IT->lg[0].url);
+    const char *h[] = {ht_basic, NULL};
+    struct itest_resp r;
+    int64_t t0 = itest_mono_ms();
+    itest_http("GET", url, h, NULL, 0, NULL, &r);
+    int64_t took = itest_mono_ms() - t0;
+    long status = r.status;
+    char cerr[CURL_ERROR_SIZE];
+    ht_fmt(cerr, sizeof(cerr), "%s", r.error);
+    itest_resp_free(&r);
+    ck_assert_msg(open_ <= HT_PER_IP,
+                  "%d of %d idle connections from 127.0.0.2 still open after 2 s "
+                  "(max_connections_per_ip = %d; %d connects refused)",
+                  open_, HT_HELD, HT_PER_IP, refused);
+    ck_assert_msg(open_ == HT_PER_IP,
+                  "only %d of %d idle connections from 127.0.0.2 kept, expected the first %d "
+                  "(%d connects refused%s%s)",
+                  open_, HT_HELD, HT_PER_IP, refused, err[0] ? ": " : "", err);
+    ck_assert_msg(status == 200 && took <= 1000,
+                  "GET /v1/facilities from 127.0.0.1 while 127.0.0.2 holds %d connections: %ld "
+                  "(%s) after %lld ms",
+                  open_, status, cerr, (long long)took);
+    for (int i = 0; i < HT_HELD; i++)
+        if (held[i].fd >= 0) raw_close(&held[i]);
+}
+END_TEST
+
+/* ---- half-close ---- */
+
+static void ht_expected_code(const char *fac, const char *unit, char code[5])
+{
+    char in[160];
+    unsigned char d[SHA256_DIGEST_LENGTH];
+    int n = ht_fmt(in, sizeof(in), "%s/%s", fac, unit);
+    SHA256((const unsigned char *)in, (size_t)n, d);
+    unsigned long v = ((unsigned long)d[0] << 24) | ((unsigned long)d[1] << 16) |
+                      ((unsigned long)d[2] << 8) | d[3];
+    ht_fmt(code, 5, "%04lu", v % 10000);
+}
+
+/* Like `nc -N`: the request, then shutdown(SHUT_WR) while the upstream
+ * (a slow facility: 3 s) still works on it. The answer still comes and the
+ * read is audited as served. */
+START_TEST(test_half_close)
+{
+    char rid[64], req[1024];
+    ht_fmt(rid, sizeof(rid), "half-close-%d", (int)getpid());
+    int len = ht_fmt(req, sizeof(req),
+                     "GET /v1/facilities/%s/units/U001/unlock-code HTTP/1.1\r\nHost: x\r\n%s\r\n"
+                     "X-Request-Id: %s\r\n\r\n",
+                     ht_slow, ht_basic, rid);
+    struct raw_conn c;
+    ht_connect(&c, &ht_lsns[0], NULL, "half-close");
+    raw_send(&c, req, (size_t)len);
+    raw_shutdown_wr(&c);
+    struct raw_buf b = {0};
+    int st = raw_read_for(&c, &b, 3000 + IT->timeout_ms, 1);
+    raw_close(&c);
+    struct raw_answer a[HT_MAX_ANSWERS];
+    int n = raw_parse(b.data ? b.data : "", b.len, st != RAW_OPEN, a, HT_MAX_ANSWERS);
+    ck_assert_msg(n >= 1 && a[0].complete,
+                  "half-closed client got no answer (%d bytes, connection %s)", (int)b.len,
+                  st == RAW_EOF     ? "closed"
+                  : st == RAW_RESET ? "reset"
+                                    : "still open");
+    ck_assert_msg(a[0].status == 200, "half-closed client got '%s': %s", a[0].first, a[0].body);
+    json_t *doc = json_loadb(a[0].body, a[0].body_len, 0, NULL);
+    char want[5];
+    ht_expected_code(ht_slow, "U001", want);
+    ck_assert_msg(strcmp(itest_json_str(doc, "unlock_code"), want) == 0,
+                  "half-closed client: unlock_code '%s', expected %s",
+                  itest_json_str(doc, "unlock_code"), want);
+    json_decref(doc);
+    raw_answers_free(a, n);
+    raw_buf_free(&b);
+
+    /* the audit entry is written without waiting on it: poll */
+    char path[256], outcome[64] = "";
+    ht_fmt(path, sizeof(path), "/admin/v1/audit?key=%s&limit=100", ht_key);
+    int64_t end = itest_mono_ms() + IT->timeout_ms;
+    while (outcome[0] == '\0' && itest_mono_ms() < end) {
+        long s;
+        json_t *j = itest_admin("GET", path, NULL, &s);
+        size_t i;
+        json_t *e;
+        json_array_foreach (json_object_get(j, "entries"), i, e)
+            if (strcmp(itest_json_str(e, "request_id"), rid) == 0)
+                ht_fmt(outcome, sizeof(outcome), "%s", itest_json_str(e, "outcome"));
+        json_decref(j);
+        if (outcome[0] == '\0') itest_sleep_ms(20);
+    }
+    ck_assert_msg(strcmp(outcome, "served") == 0,
+                  "audit entry of %s: outcome '%s', expected served", rid,
+                  outcome[0] ? outcome : "(no entry)");
+}
+END_TEST
+
 /* ---- fixtures ---- */
 
 static void table_setup(void)
@@ -692,6 +879,36 @@ static void table_setup(void)
     o2.auth_failures_per_min = 1000000;
     itest_lg_start(&o2);
     ht_data(0);
+}
+
+static void slowloris_setup(void)
+{
+    struct itest_opts o = {0};
+    o.tls = 1;
+    o.extra = "[server]\nheader_timeout_s = 2\n";
+    itest_start(&o);
+    ht_data(0);
+}
+
+static void per_ip_setup(void)
+{
+    /* the held connections and lockgate's own (it inherits the limit) */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 4096) {
+        rl.rlim_cur = rl.rlim_max < 4096 ? rl.rlim_max : 4096;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    struct itest_opts o = {0};
+    itest_start(&o);
+    ht_data(0);
+}
+
+static void half_close_setup(void)
+{
+    struct itest_opts o = {0};
+    o.upstream_timeout_ms = 8000; /* the slow facility answers after 3 s */
+    itest_start(&o);
+    ht_data(1);
 }
 
 static void fixture_teardown(void) { itest_stop(); }
@@ -712,6 +929,24 @@ int main(void)
     tcase_add_test(table, test_table_upstream_untouched);
     tcase_add_test(table, test_protocol_errors_counted);
     suite_add_tcase(s, table);
+
+    TCase *slow = tcase_create("slowloris");
+    tcase_add_unchecked_fixture(slow, slowloris_setup, fixture_teardown);
+    tcase_set_timeout(slow, 60);
+    tcase_add_test(slow, test_slowloris);
+    suite_add_tcase(s, slow);
+
+    TCase *per_ip = tcase_create("per_ip");
+    tcase_add_unchecked_fixture(per_ip, per_ip_setup, fixture_teardown);
+    tcase_set_timeout(per_ip, 60);
+    tcase_add_test(per_ip, test_connections_per_ip);
+    suite_add_tcase(s, per_ip);
+
+    TCase *half = tcase_create("half_close");
+    tcase_add_unchecked_fixture(half, half_close_setup, fixture_teardown);
+    tcase_set_timeout(half, 60);
+    tcase_add_test(half, test_half_close);
+    suite_add_tcase(s, half);
 
     return itest_exit_status(check_run(s));
 }
