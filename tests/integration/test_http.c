@@ -322,7 +322,7 @@ struct ht_run {
     int state;      /* RAW_OPEN, RAW_EOF, RAW_RESET */
     int64_t sent;   /* when the request was written */
     int64_t ended;  /* when the server closed */
-    size_t written; /* of the request */
+    size_t written; /* of the request's LEN bytes, before the server closed */
     size_t len;
 };
 
@@ -340,12 +340,14 @@ static void ht_fail(struct ht_fails *f, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
-    fprintf(stderr, "FAIL %s\n", line);
     size_t used = strlen(f->text);
-    if (used + strlen(line) + 2 < sizeof(f->text))
+    if (used + strlen(line) + 2 < sizeof(f->text)) {
         ht_fmt(f->text + used, sizeof(f->text) - used, "%s\n", line);
-    else if (used + 8 < sizeof(f->text) && !strstr(f->text, "...\n"))
-        ht_fmt(f->text + used, sizeof(f->text) - used, "...\n");
+    } else { /* what does not fit in the test's message goes to stderr */
+        fprintf(stderr, "%s\n", line);
+        if (used + 32 < sizeof(f->text) && !strstr(f->text, "(more on stderr)\n"))
+            ht_fmt(f->text + used, sizeof(f->text) - used, "(more on stderr)\n");
+    }
     f->n++;
 }
 
@@ -363,6 +365,9 @@ static void ht_describe(const struct ht_run *r, const struct raw_answer *a, int 
                                 a[i].complete ? "" : " incomplete");
         if (o < cap) o += (size_t)ht_fmt(out + o, cap - o, "%s)", n > 3 ? ", ..." : "");
     }
+    if (o < cap && r->written < r->len)
+        o += (size_t)ht_fmt(out + o, cap - o, ", %zu of the request's %zu bytes taken", r->written,
+                            r->len);
     if (o >= cap) return;
     if (r->state == RAW_EOF)
         ht_fmt(out + o, cap - o, ", closed after %lld ms", (long long)(r->ended - r->sent));
