@@ -91,6 +91,10 @@ static int on_value(http_parser *p, const char *at, size_t len)
             return fail(ps, 400, "obsolete line folding in a header field");
         f->value_len += (uint32_t)len;
     } else {
+        /* "Name:" CRLF SP "value": a fold after an empty first line */
+        const char *gap = f->name + f->name_len;
+        if (at > gap && memchr(gap, '\n', (size_t)(at - gap)) != NULL)
+            return fail(ps, 400, "obsolete line folding in a header field");
         f->value = at;
         f->value_len = (uint32_t)len;
     }
