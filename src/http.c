@@ -78,7 +78,9 @@ struct conn {
     struct lg_http_server *srv;
     struct bufferevent *bev; /* NULL once the client has gone */
     evutil_socket_t fd;
-    struct event *timer; /* head, idle, flush and linger deadlines */
+    struct event *timer; /* fires at ARMED; DEADLINE may have moved later since */
+    int64_t deadline;    /* monotonic ms when the state's time is up; 0: none */
+    int64_t armed;       /* when the timer fires; 0: not armed */
     enum conn_state state;
     bool in_process; /* conn_process is on the stack */
     bool doomed;     /* destroyed while conn_process ran: freed when it returns */
@@ -139,10 +141,29 @@ static void buf_put(struct conn *c)
     c->len = c->parsed = 0;
 }
 
-static void timer_set(struct conn *c, int64_t ms)
+/* Deadlines are kept lazily: the timer is moved only when a deadline comes
+ * earlier than the one it is set for. A request answered within one read
+ * touches no timer at all; a timer that fires early is set again for the
+ * rest. */
+static void timer_arm(struct conn *c, int64_t at, int64_t now)
 {
+    int64_t ms = at > now ? at - now : 0;
     struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
     evtimer_add(c->timer, &tv);
+    c->armed = at;
+}
+
+static void deadline_arm(struct conn *c, int64_t now)
+{
+    if (c->deadline != 0 && (c->armed == 0 || c->armed > c->deadline))
+        timer_arm(c, c->deadline, now);
+}
+
+static void deadline_set(struct conn *c, int64_t ms)
+{
+    int64_t now = lg_mono_ms();
+    c->deadline = now + ms;
+    deadline_arm(c, now);
 }
 
 /* The Date header's value, formatted once a second per thread. */
@@ -212,7 +233,7 @@ static void conn_linger(struct conn *c)
     c->state = C_LINGER;
     buf_put(c);
     evbuffer_drain(bufferevent_get_input(c->bev), evbuffer_get_length(bufferevent_get_input(c->bev)));
-    timer_set(c, LINGER_MS);
+    deadline_set(c, LINGER_MS);
 }
 
 /* The answer is written: close once it has left. */
@@ -223,7 +244,7 @@ static void conn_close_after_flush(struct conn *c)
         conn_linger(c);
         return;
     }
-    timer_set(c, (int64_t)c->srv->client_timeout_s * 1000);
+    deadline_set(c, (int64_t)c->srv->client_timeout_s * 1000);
 }
 
 static void conn_destroy(struct conn *c)
@@ -261,7 +282,7 @@ static void conn_gone(struct conn *c)
     }
     if (c->bev != NULL) bufferevent_free(c->bev);
     c->bev = NULL;
-    evtimer_del(c->timer);
+    c->deadline = 0;
     lg_http_close_cb *cb = c->req.on_close;
     c->req.on_close = NULL;
     if (cb != NULL) cb(&c->req, c->req.close_arg); /* answers: C may be gone */
@@ -289,31 +310,65 @@ static void count_answer(struct lg_http_req *r, size_t bytes)
     }
 }
 
-/* Formats the head of an answer into OUT (HEAD_MAX + the handler's headers
- * fit, by construction). LENGTH < 0: a stream. */
-static size_t format_head(struct lg_http_req *r, char *out, size_t cap, int status,
-                          const char *content_type, long long length)
+/* Appending to a fixed buffer: the answer head is built with copies, not
+ * printf, once per request. */
+struct out {
+    char *p, *end;
+};
+
+static void put(struct out *o, const char *s, size_t n)
+{
+    if (n > (size_t)(o->end - o->p)) n = (size_t)(o->end - o->p);
+    memcpy(o->p, s, n);
+    o->p += n;
+}
+#define PUT_LIT(o, s) put(o, s, sizeof(s) - 1)
+
+static void put_uint(struct out *o, unsigned long long v)
+{
+    char t[24];
+    int i = (int)sizeof(t);
+    do t[--i] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    put(o, t + i, sizeof(t) - (size_t)i);
+}
+
+/* Formats the head of an answer into OUT, HEAD_MAX bytes (the handler's
+ * headers are at most HDRS_MAX). LENGTH < 0: a stream. */
+static size_t format_head(struct lg_http_req *r, char *out, int status, const char *content_type,
+                          long long length)
 {
     struct conn *c = r->conn;
-    int n = snprintf(out, cap, "HTTP/1.1 %d %s\r\nDate: %s\r\n", status, reason(status),
-                     http_date(c->srv->base));
-    if (content_type != NULL)
-        n += snprintf(out + n, cap - (size_t)n, "Content-Type: %s\r\n", content_type);
+    struct out o = {out, out + HEAD_MAX};
+    const char *why = reason(status);
+    PUT_LIT(&o, "HTTP/1.1 ");
+    put_uint(&o, (unsigned)status);
+    PUT_LIT(&o, " ");
+    put(&o, why, strlen(why));
+    PUT_LIT(&o, "\r\nDate: ");
+    put(&o, http_date(c->srv->base), 29);
+    PUT_LIT(&o, "\r\n");
+    if (content_type != NULL && strlen(content_type) <= 200) {
+        PUT_LIT(&o, "Content-Type: ");
+        put(&o, content_type, strlen(content_type));
+        PUT_LIT(&o, "\r\n");
+    }
     if (length < 0) {
-        if (r->chunked) n += snprintf(out + n, cap - (size_t)n, "Transfer-Encoding: chunked\r\n");
+        if (r->chunked) PUT_LIT(&o, "Transfer-Encoding: chunked\r\n");
     } else if (status >= 200 && status != 204 && status != 304) {
-        n += snprintf(out + n, cap - (size_t)n, "Content-Length: %lld\r\n", length);
+        PUT_LIT(&o, "Content-Length: ");
+        put_uint(&o, (unsigned long long)length);
+        PUT_LIT(&o, "\r\n");
     }
     if (r->close_after)
-        n += snprintf(out + n, cap - (size_t)n, "Connection: close\r\n");
+        PUT_LIT(&o, "Connection: close\r\n");
     else if (r->ps.minor == 0)
-        n += snprintf(out + n, cap - (size_t)n, "Connection: keep-alive\r\n");
-    n += snprintf(out + n, cap - (size_t)n, "X-Content-Type-Options: nosniff\r\n%s",
-                  c->srv->public_api ? "Cache-Control: no-store\r\n" : "");
-    memcpy(out + n, r->hdrs, r->hdrs_len);
-    n += (int)r->hdrs_len;
-    memcpy(out + n, "\r\n", 2);
-    return (size_t)n + 2;
+        PUT_LIT(&o, "Connection: keep-alive\r\n");
+    PUT_LIT(&o, "X-Content-Type-Options: nosniff\r\n");
+    if (c->srv->public_api) PUT_LIT(&o, "Cache-Control: no-store\r\n");
+    put(&o, r->hdrs, r->hdrs_len);
+    PUT_LIT(&o, "\r\n");
+    return (size_t)(o.p - out);
 }
 
 /* The request is answered: the connection waits for the next one, or closes. */
@@ -331,7 +386,7 @@ static void request_done(struct conn *c)
     c->parsed = 0;
     if (c->len == 0) buf_put(c);
     c->state = C_IDLE;
-    timer_set(c, (int64_t)c->srv->client_timeout_s * 1000);
+    deadline_set(c, (int64_t)c->srv->client_timeout_s * 1000);
     if (!c->in_process &&
         (c->len > 0 || evbuffer_get_length(bufferevent_get_input(c->bev)) > 0))
         conn_process(c);
@@ -360,7 +415,7 @@ void lg_http_reply(struct lg_http_req *r, int status, const char *content_type, 
         return;
     }
     char head[HEAD_MAX];
-    size_t n = format_head(r, head, sizeof(head), status, content_type,
+    size_t n = format_head(r, head, status, content_type,
                            (long long)(body != NULL ? len : 0));
     bool head_only = r->ps.method == LG_HTTP_HEAD || body == NULL;
     conn_send(c, head, n, body, head_only ? 0 : len);
@@ -393,7 +448,7 @@ static void protocol_error(struct conn *c, int status, const char *msg)
     r->status = status;
     if (r->start_ms == 0) r->start_ms = lg_mono_ms();
     char head[HEAD_MAX];
-    size_t n = format_head(r, head, sizeof(head), status, "application/json", blen);
+    size_t n = format_head(r, head, status, "application/json", blen);
     conn_send(c, head, n, body, (size_t)blen);
     count_answer(r, (size_t)blen);
     conn_close_after_flush(c);
@@ -409,7 +464,7 @@ void lg_http_stream_start(struct lg_http_req *r, int status, const char *content
     r->chunked = r->ps.minor >= 1;
     if (!r->chunked) r->close_after = true;
     char head[HEAD_MAX];
-    size_t n = format_head(r, head, sizeof(head), status, content_type, -1);
+    size_t n = format_head(r, head, status, content_type, -1);
     conn_send(c, head, n, NULL, 0);
     if (c->srv->public_api) lg_metrics_answer(status, lg_mono_ms() - r->start_ms);
 }
@@ -456,7 +511,7 @@ static void dispatch(struct conn *c)
     struct lg_http_req *r = &c->req;
     struct lg_http_parse *ps = &r->ps;
     c->state = C_HANDLER;
-    evtimer_del(c->timer);
+    c->deadline = 0;
     r->on_close = NULL;
     r->close_arg = NULL;
     r->hdrs_len = 0;
@@ -499,7 +554,7 @@ static void conn_process(struct conn *c)
             c->state = C_HEAD;
             c->req.start_ms = lg_mono_ms();
             /* the first head is due header_timeout_s after the connection */
-            if (c->served > 0) timer_set(c, (int64_t)srv->header_timeout_s * 1000);
+            if (c->served > 0) c->deadline = c->req.start_ms + (int64_t)srv->header_timeout_s * 1000;
         }
         enum lg_http_parse_state before = ps->state;
         size_t off = c->parsed;
@@ -521,14 +576,19 @@ static void conn_process(struct conn *c)
                     conn_send(c, cont, sizeof(cont) - 1, NULL, 0);
                 }
             }
-            timer_set(c, (int64_t)srv->client_timeout_s * 1000);
+            c->deadline = lg_mono_ms() + (int64_t)srv->client_timeout_s * 1000;
             break;
         case LG_PARSE_DONE: dispatch(c); break;
         default: break;
         }
     }
     c->in_process = false;
-    if (c->doomed) conn_destroy(c);
+    if (c->doomed) {
+        conn_destroy(c);
+        return;
+    }
+    /* a request still arriving is due by its deadline */
+    if (c->state == C_HEAD || c->state == C_BODY) deadline_arm(c, lg_mono_ms());
 }
 
 /* ---- bufferevent callbacks ---- */
@@ -578,10 +638,17 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct conn *c = arg;
+    c->armed = 0;
     if (c->bev == NULL) { /* gone before the close callback was set: tell it now */
         lg_http_close_cb *cb = c->req.on_close;
         c->req.on_close = NULL;
         if (cb != NULL) cb(&c->req, c->req.close_arg);
+        return;
+    }
+    if (c->deadline == 0) return;
+    int64_t now = lg_mono_ms();
+    if (now < c->deadline) {
+        timer_arm(c, c->deadline, now);
         return;
     }
     switch (c->state) {
@@ -660,7 +727,7 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
     /* what one connection may buffer while its request is being answered */
     bufferevent_setwatermark(c->bev, EV_READ, 0, srv->buf_cap * 2);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-    timer_set(c, (int64_t)srv->header_timeout_s * 1000);
+    deadline_set(c, (int64_t)srv->header_timeout_s * 1000);
     return;
 err:
     if (c != NULL) {
@@ -750,7 +817,7 @@ void lg_http_on_close(struct lg_http_req *r, lg_http_close_cb *on_close, void *a
     r->on_close = on_close;
     r->close_arg = arg;
     /* Gone already: tell it from the loop, not from inside this call. */
-    if (r->conn->bev == NULL) timer_set(r->conn, 0);
+    if (r->conn->bev == NULL) timer_arm(r->conn, 0, 0);
 }
 
 void lg_http_thread_done(void) { lg_access_log_thread_done(); }

@@ -36,7 +36,11 @@ static void check_request(const struct lg_http_parse *ps)
     for (unsigned i = 0; i < ps->nfields; i++) {
         const struct lg_http_field *f = &ps->fields[i];
         if (strlen(f->name) != f->name_len || strlen(f->value) != f->value_len) abort();
-        if (strpbrk(f->value, "\r\n") != NULL || strpbrk(f->name, " \t:\r\n") != NULL) abort();
+        for (uint32_t j = 0; j < f->value_len; j++) {
+            unsigned char ch = (unsigned char)f->value[j];
+            if ((ch < 0x20 && ch != '\t') || ch == 0x7f) abort(); /* no control byte */
+        }
+        if (strpbrk(f->name, " \t:\r\n") != NULL) abort();
     }
     if (ps->minor == 1 && ps->known[LG_HDR_HOST] == NULL) abort();
 }
@@ -95,10 +99,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     run(data + 1, size - 1, 1u << 20, &whole);
     run(data + 1, size - 1, piece, &cut);
     /* A decision made on the whole input is made on its pieces too (a read
-     * of the whole can only stop earlier, at the buffer's end). */
+     * of the whole can only stop earlier, at the buffer's end). Which of two
+     * faults of one request is named first may differ: http_parser reports
+     * a name when it ends or when the piece does. */
     int n = whole.n < cut.n ? whole.n : cut.n;
     for (int i = 0; i < n; i++)
-        if (whole.status[i] != cut.status[i] ||
+        if ((whole.status[i] == 0) != (cut.status[i] == 0) ||
             (whole.status[i] == 0 &&
              (whole.path_hash[i] != cut.path_hash[i] || whole.body_len[i] != cut.body_len[i])))
             abort();
