@@ -38,6 +38,7 @@ struct lg_cache {
     struct map facilities;
     struct map accounts; /* account id -> struct account_facilities */
     uint64_t key_epoch;
+    uint64_t facilities_version; /* moves with every change of the facility table */
     bool exact;
     bool facilities_loaded;
 };
@@ -216,6 +217,7 @@ void lg_key_unref(struct lg_key *k)
 {
     if (k == NULL || --k->refs > 0) return;
     free(k->facilities);
+    free(k->list_body);
     free(k);
 }
 
@@ -356,6 +358,7 @@ int lg_cache_facility_put(struct lg_cache *c, const char *id, const char *accoun
     f->name = strdup(name);
     f->included = included;
     void *old = NULL;
+    c->facilities_version++;
     if (f->name == NULL || map_put(&c->facilities, f->id, f, &old) < 0) {
         facility_free(f);
         return -1;
@@ -371,13 +374,17 @@ int lg_cache_facility_put(struct lg_cache *c, const char *id, const char *accoun
 void lg_cache_facility_drop(struct lg_cache *c, const char *id)
 {
     struct lg_facility *f = map_del(&c->facilities, id);
+    c->facilities_version++;
     if (f == NULL) return;
     account_remove(c, f);
     facility_free(f);
 }
 
+uint64_t lg_cache_facilities_version(const struct lg_cache *c) { return c->facilities_version; }
+
 void lg_cache_facilities_flush(struct lg_cache *c)
 {
+    c->facilities_version++;
     map_clear(&c->accounts, account_free);
     map_clear(&c->facilities, facility_free);
 }

@@ -454,29 +454,50 @@ static int by_id(const void *a, const void *b)
     return strcmp((*x)->id, (*y)->id);
 }
 
-/* GET /v1/facilities is answered from this worker's own facility table,
- * looking only at the key's account, sorted by id. */
-static enum lg_stage_result list_facilities(struct lg_ctx *c)
+/* The JSON of the facilities KEY may see, sorted by id: a new string
+ * (the caller frees it), or NULL when out of memory. */
+static char *facilities_json(struct lg_cache *cache, const struct lg_key *key)
 {
     const struct lg_facility *const *all;
-    size_t n = lg_cache_account_facilities(c->p->d.cache, c->key->account_id, &all);
+    size_t n = lg_cache_account_facilities(cache, key->account_id, &all);
     const struct lg_facility **seen = malloc((n ? n : 1) * sizeof(*seen));
     json_t *items = json_array();
-    if (seen == NULL || items == NULL) {
-        free(seen);
-        json_decref(items);
-        return fail(c, 503, "store_unavailable", "out of memory");
+    char *text = NULL;
+    if (seen != NULL && items != NULL) {
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++)
+            if (lg_key_sees(key, all[i])) seen[k++] = all[i];
+        qsort(seen, k, sizeof(*seen), by_id);
+        for (size_t i = 0; i < k; i++)
+            json_array_append_new(items, json_pack("{s:s, s:s}", "facility_id", seen[i]->id,
+                                                   "name", seen[i]->name));
+        json_t *doc = json_pack("{s:O}", "facilities", items);
+        text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+        json_decref(doc);
     }
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++)
-        if (lg_key_sees(c->key, all[i])) seen[k++] = all[i];
-    qsort(seen, k, sizeof(*seen), by_id);
-    for (size_t i = 0; i < k; i++)
-        json_array_append_new(
-            items, json_pack("{s:s, s:s}", "facility_id", seen[i]->id, "name", seen[i]->name));
     free(seen);
+    json_decref(items);
+    return text;
+}
+
+/* GET /v1/facilities is answered from this worker's own facility table,
+ * looking only at the key's account. The answer is kept with the key until
+ * the table changes (a new scope is a new key object). */
+static enum lg_stage_result list_facilities(struct lg_ctx *c)
+{
+    struct lg_cache *cache = c->p->d.cache;
+    struct lg_key *k = c->key;
+    uint64_t version = lg_cache_facilities_version(cache);
+    if (k->list_body == NULL || k->list_version != version) {
+        char *text = facilities_json(cache, k);
+        if (text == NULL) return fail(c, 503, "store_unavailable", "out of memory");
+        free(k->list_body);
+        k->list_body = text;
+        k->list_len = strlen(text);
+        k->list_version = version;
+    }
     set_success_headers(c);
-    lg_http_reply_json(c->req, 200, json_pack("{s:o}", "facilities", items));
+    lg_http_reply(c->req, 200, "application/json", k->list_body, k->list_len);
     return LG_DONE;
 }
 

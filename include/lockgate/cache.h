@@ -45,6 +45,11 @@ struct lg_key {
     struct lg_cidr cidrs[LG_MAX_CIDRS];
     int nfacilities;
     char (*facilities)[72]; /* sorted, for bsearch */
+    /* The answer of GET /v1/facilities for this key, kept while the
+     * facility table stays at LIST_VERSION (lg_cache_facilities_version). */
+    char *list_body;
+    size_t list_len;
+    uint64_t list_version;
 };
 
 struct lg_facility {
@@ -98,6 +103,9 @@ const struct lg_facility *lg_cache_facility_get(struct lg_cache *c, const char *
 int lg_cache_facility_put(struct lg_cache *c, const char *id, const char *account_id,
                           const char *name, bool included);
 void lg_cache_facility_drop(struct lg_cache *c, const char *id);
+/* A number that changes whenever a facility is put, dropped or flushed:
+ * anything derived from the facility table is current while it stays. */
+uint64_t lg_cache_facilities_version(const struct lg_cache *c);
 void lg_cache_facilities_flush(struct lg_cache *c);
 int lg_cache_facility_count(const struct lg_cache *c);
 /* The facilities of ACCOUNT_ID, in no particular order: *OUT (borrowed,

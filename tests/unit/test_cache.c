@@ -157,6 +157,27 @@ START_TEST(key_epoch)
 END_TEST
 
 /* Both flags start false, are the worker's to set, and outlive key flushes. */
+/* Anything derived from the facility table (a key's cached facility list)
+ * is current only while the version stays: every change moves it. */
+START_TEST(facilities_version)
+{
+    struct lg_cache *c = lg_cache_new();
+    uint64_t v = lg_cache_facilities_version(c);
+    ck_assert_int_eq(lg_cache_facility_put(c, "fac_A", "acct_1", "A", true), 0);
+    ck_assert_uint_ne(lg_cache_facilities_version(c), v);
+    v = lg_cache_facilities_version(c);
+    ck_assert_int_eq(lg_cache_facility_put(c, "fac_A", "acct_1", "A", false), 0); /* excluded */
+    ck_assert_uint_ne(lg_cache_facilities_version(c), v);
+    v = lg_cache_facilities_version(c);
+    lg_cache_facility_drop(c, "fac_A");
+    ck_assert_uint_ne(lg_cache_facilities_version(c), v);
+    v = lg_cache_facilities_version(c);
+    lg_cache_facilities_flush(c);
+    ck_assert_uint_ne(lg_cache_facilities_version(c), v);
+    lg_cache_free(c);
+}
+END_TEST
+
 START_TEST(flags)
 {
     struct lg_cache *c = lg_cache_new();
@@ -187,6 +208,7 @@ int main(void)
     tcase_add_test(tc, account_index);
     tcase_add_test(tc, key_epoch);
     tcase_add_test(tc, flags);
+    tcase_add_test(tc, facilities_version);
     suite_add_tcase(s, tc);
     return check_run(s) ? EXIT_FAILURE : EXIT_SUCCESS;
 }
