@@ -1,5 +1,6 @@
 /* The Redis connection of one event loop. hiredis 0.14 has no timeouts, so
- * every command carries its own deadline timer; a connection that stops
+ * every command carries its own deadline (kept in send order, watched by one
+ * timer for the oldest); a connection that stops
  * answering is dropped and re-opened with backoff, and users hear about both
  * edges so they can flush what they cached. */
 #include <pthread.h>
@@ -25,11 +26,12 @@
 
 /* One command in flight. Pooled: the hot path allocates nothing. */
 struct pending {
-    struct pending *next; /* free list */
+    struct pending *next;  /* free list */
+    struct pending *older, *newer; /* the deadline queue, while not delivered */
     struct lg_store *st;
     lg_store_cb *cb;
     void *arg;
-    struct event *timer;
+    int64_t deadline_ms;
     int delivered;            /* the user callback has run (deadline or reply) */
     struct lg_script *script; /* set for EVALSHA, to resend as EVAL on NOSCRIPT */
     int argc;
@@ -57,6 +59,9 @@ struct lg_store {
     struct event *ready_timer;   /* runs "connected" work outside hiredis callbacks */
     struct event *connect_timer; /* a connect that takes too long is abandoned */
     struct pending *free_list;
+    struct pending *oldest, *newest; /* undelivered commands, by deadline */
+    struct event *deadline_timer;    /* fires for the oldest (lazily: maybe earlier) */
+    int64_t deadline_armed_ms;       /* 0: not armed */
     int inflight;
     lg_store_state_cb *state_cb;
     void *state_arg;
@@ -253,6 +258,8 @@ static void store_connect(struct lg_store *st)
     evtimer_add(st->connect_timer, &tv);
 }
 
+static void on_deadline(evutil_socket_t fd, short what, void *arg);
+
 struct lg_store *lg_store_new(struct event_base *base, const struct lg_config *cfg)
 {
     struct lg_store *st = calloc(1, sizeof(*st));
@@ -269,8 +276,9 @@ struct lg_store *lg_store_new(struct event_base *base, const struct lg_config *c
     st->ready_timer = evtimer_new(base, on_ready_timer, st);
     st->connect_timer = evtimer_new(base, on_connect_timeout, st);
     st->drop_timer = evtimer_new(base, on_drop_timer, st);
+    st->deadline_timer = evtimer_new(base, on_deadline, st);
     if (st->reconnect_timer == NULL || st->ready_timer == NULL || st->connect_timer == NULL ||
-        st->drop_timer == NULL)
+        st->drop_timer == NULL || st->deadline_timer == NULL)
         goto err;
     store_connect(st);
     return st;
@@ -281,7 +289,6 @@ err:
 
 static void pending_free(struct pending *p)
 {
-    if (p->timer) event_free(p->timer);
     free(p->argbuf);
     free(p->argv);
     free(p->argvlen);
@@ -302,6 +309,7 @@ void lg_store_free(struct lg_store *st)
     if (st->ready_timer) event_free(st->ready_timer);
     if (st->connect_timer) event_free(st->connect_timer);
     if (st->drop_timer) event_free(st->drop_timer);
+    if (st->deadline_timer) event_free(st->deadline_timer);
     while (st->free_list != NULL) {
         struct pending *p = st->free_list;
         st->free_list = p->next;
@@ -321,8 +329,6 @@ void lg_store_on_state(struct lg_store *st, lg_store_state_cb *cb, void *arg)
 bool lg_store_up(const struct lg_store *st) { return st->up; }
 const char *lg_store_prefix(const struct lg_store *st) { return st->prefix; }
 
-static void on_deadline(evutil_socket_t fd, short what, void *arg);
-
 static struct pending *pending_get(struct lg_store *st)
 {
     struct pending *p = st->free_list;
@@ -331,11 +337,6 @@ static struct pending *pending_get(struct lg_store *st)
     } else {
         p = calloc(1, sizeof(*p));
         if (p == NULL) return NULL;
-        p->timer = evtimer_new(st->base, on_deadline, p);
-        if (p->timer == NULL) {
-            free(p);
-            return NULL;
-        }
     }
     p->st = st;
     p->delivered = 0;
@@ -348,7 +349,6 @@ static struct pending *pending_get(struct lg_store *st)
 static void pending_put(struct pending *p)
 {
     struct lg_store *st = p->st;
-    evtimer_del(p->timer);
     st->inflight--;
     if (st->freeing) {
         pending_free(p);
@@ -358,23 +358,68 @@ static void pending_put(struct pending *p)
     st->free_list = p;
 }
 
+static void deadline_arm(struct lg_store *st, int64_t now)
+{
+    int64_t at = st->oldest->deadline_ms, ms = at > now ? at - now : 0;
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+    evtimer_add(st->deadline_timer, &tv);
+    st->deadline_armed_ms = at;
+}
+
+/* Queues P's deadline. Deadlines are send time plus one timeout, so the
+ * queue is in deadline order; the timer moves only when it is not armed. */
+static void deadline_push(struct pending *p, int64_t now)
+{
+    struct lg_store *st = p->st;
+    p->deadline_ms = now + st->timeout_ms;
+    p->newer = NULL;
+    p->older = st->newest;
+    if (st->newest)
+        st->newest->newer = p;
+    else
+        st->oldest = p;
+    st->newest = p;
+    if (st->deadline_armed_ms == 0) deadline_arm(st, now);
+}
+
+static void deadline_unlink(struct pending *p)
+{
+    struct lg_store *st = p->st;
+    if (p->older)
+        p->older->newer = p->newer;
+    else
+        st->oldest = p->newer;
+    if (p->newer)
+        p->newer->older = p->older;
+    else
+        st->newest = p->older;
+    p->older = p->newer = NULL;
+}
+
 static void deliver(struct pending *p, redisReply *reply)
 {
     if (p->delivered) return;
     p->delivered = 1;
-    evtimer_del(p->timer);
+    deadline_unlink(p);
     p->cb(p->st, reply, p->arg);
 }
 
-/* The deadline: the caller hears "failed" now. A connection that has not
- * answered anything for a whole deadline is considered dead and dropped. */
+/* The deadlines: callers whose command is overdue hear "failed" now. A
+ * connection that has not answered anything for a whole deadline is
+ * considered dead and dropped. */
 static void on_deadline(evutil_socket_t fd, short what, void *arg)
 {
-    struct pending *p = arg;
-    struct lg_store *st = p->st;
-    deliver(p, NULL);
-    if (st->ac != NULL && lg_mono_ms() - st->last_reply_ms >= st->timeout_ms)
+    struct lg_store *st = arg;
+    st->deadline_armed_ms = 0;
+    int64_t now = lg_mono_ms();
+    bool overdue = false;
+    while (st->oldest != NULL && st->oldest->deadline_ms <= now) {
+        overdue = true;
+        deliver(st->oldest, NULL);
+    }
+    if (overdue && st->ac != NULL && lg_mono_ms() - st->last_reply_ms >= st->timeout_ms)
         store_drop(st, "command deadline passed");
+    if (st->oldest != NULL && st->deadline_armed_ms == 0) deadline_arm(st, lg_mono_ms());
 }
 
 static int send_eval(struct pending *p);
@@ -394,12 +439,17 @@ static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
     pending_put(p);
 }
 
-static int arm(struct pending *p, lg_store_cb *cb, void *arg)
+static void arm(struct pending *p, lg_store_cb *cb, void *arg)
 {
     p->cb = cb;
     p->arg = arg;
-    struct timeval tv = {p->st->timeout_ms / 1000, (p->st->timeout_ms % 1000) * 1000};
-    return evtimer_add(p->timer, &tv);
+    deadline_push(p, lg_mono_ms());
+}
+
+static int send_argv(struct lg_store *st, struct pending *p, int argc, const char **argv,
+                     const size_t *argvlen)
+{
+    return redisAsyncCommandArgv(st->ac, on_reply, p, argc, argv, argvlen) == REDIS_OK ? 0 : -1;
 }
 
 int lg_store_argv(struct lg_store *st, lg_store_cb *cb, void *arg, int argc, const char **argv,
@@ -409,8 +459,9 @@ int lg_store_argv(struct lg_store *st, lg_store_cb *cb, void *arg, int argc, con
     struct pending *p = pending_get(st);
     if (p == NULL) return -1;
     arm(p, cb, arg);
-    if (redisAsyncCommandArgv(st->ac, on_reply, p, argc, argv, argvlen) != REDIS_OK) {
+    if (send_argv(st, p, argc, argv, argvlen) < 0) {
         p->delivered = 1;
+        deadline_unlink(p);
         pending_put(p);
         return -1;
     }
@@ -481,9 +532,7 @@ static int send_eval(struct pending *p)
     p->argvlen[1] = strlen(p->script->source);
     /* argv[2] already holds the key count from the EVALSHA call. */
     lg_debug("redis: script %s was not loaded; sending it as EVAL", p->script->name);
-    return redisAsyncCommandArgv(st->ac, on_reply, p, p->argc + 3, p->argv, p->argvlen) == REDIS_OK
-               ? 0
-               : -1;
+    return send_argv(st, p, p->argc + 3, p->argv, p->argvlen);
 }
 
 int lg_store_script(struct lg_store *st, struct lg_script *script, lg_store_cb *cb, void *arg,
@@ -507,8 +556,9 @@ int lg_store_script(struct lg_store *st, struct lg_script *script, lg_store_cb *
     p->argv[2] = p->nkeys;
     p->argvlen[2] = (size_t)nklen;
     arm(p, cb, arg);
-    if (redisAsyncCommandArgv(st->ac, on_reply, p, argc + 3, p->argv, p->argvlen) != REDIS_OK) {
+    if (send_argv(st, p, argc + 3, p->argv, p->argvlen) < 0) {
         p->delivered = 1;
+        deadline_unlink(p);
         pending_put(p);
         return -1;
     }
