@@ -87,6 +87,7 @@ struct conn {
     bool read_eof;   /* the client has shut its sending side */
     bool counted;    /* holds a conn_limit slot */
     bool tls;
+    bool failed;     /* a reset or an error: the TLS session is not kept */
     unsigned served; /* requests answered on this connection */
     uint64_t slot;
     char *buf; /* pooled read buffer: [0, parsed) parsed, [parsed, len) not yet */
@@ -255,7 +256,13 @@ static void conn_destroy(struct conn *c)
         return;
     }
     if (c->timer != NULL) event_free(c->timer);
-    if (c->bev != NULL) bufferevent_free(c->bev);
+    if (c->bev != NULL) {
+        /* A connection that ended without an error keeps its TLS session
+         * for resumption (OpenSSL forgets one freed before a shutdown). */
+        SSL *ssl = c->tls && !c->failed ? bufferevent_openssl_get_ssl(c->bev) : NULL;
+        if (ssl != NULL) SSL_set_shutdown(ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+        bufferevent_free(c->bev);
+    }
     buf_put(c);
     lg_http_parse_free(&c->req.ps);
     if (c->counted) lg_conn_limit_release(c->slot);
@@ -276,6 +283,7 @@ static bool owned_by_handler(const struct conn *c)
  * object until it is answered; the socket goes now. */
 static void conn_gone(struct conn *c)
 {
+    c->failed = true;
     if (!owned_by_handler(c)) {
         conn_destroy(c);
         return;

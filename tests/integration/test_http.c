@@ -873,6 +873,97 @@ END_TEST
 
 /* ---- fixtures ---- */
 
+/* ---- the TLS policy of both listeners (SPEC section 5, DESIGN section 3) ---- */
+
+/* Connects to PORT with a client context limited as the arguments say; 1
+ * when the handshake succeeded (*SSL_OUT then holds the connection), 0 if
+ * not. SESSION (may be NULL) is offered for resumption. */
+static int ht_tls_try(int port, int max_version, const char *ciphers, const char *alpn,
+                      SSL_SESSION *session, SSL **ssl_out, int *fd_out)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    ck_assert_ptr_nonnull(ctx);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    ck_assert_int_eq(SSL_CTX_load_verify_locations(ctx, IT->cert, NULL), 1);
+    SSL_CTX_set_min_proto_version(ctx, TLS1_VERSION);
+    SSL_CTX_set_security_level(ctx, 0); /* let the client offer what the server must refuse */
+    if (max_version) SSL_CTX_set_max_proto_version(ctx, max_version);
+    if (ciphers) ck_assert_int_eq(SSL_CTX_set_cipher_list(ctx, ciphers), 1);
+    if (alpn) SSL_CTX_set_alpn_protos(ctx, (const unsigned char *)alpn, (unsigned)strlen(alpn));
+    struct raw_conn c;
+    char err[256];
+    ck_assert_int_eq(raw_connect(&c, port, NULL, NULL, err, sizeof(err)), 0);
+    SSL *ssl = SSL_new(ctx);
+    SSL_set_fd(ssl, c.fd);
+    SSL_set_tlsext_host_name(ssl, "localhost");
+    if (session) SSL_set_session(ssl, session);
+    int ok = SSL_connect(ssl) == 1;
+    ERR_clear_error();
+    SSL_CTX_free(ctx); /* the SSL keeps its own reference */
+    if (ok && ssl_out != NULL) {
+        *ssl_out = ssl;
+        *fd_out = c.fd;
+        return 1;
+    }
+    SSL_free(ssl);
+    close(c.fd);
+    return ok;
+}
+
+/* One request with Connection: close, read to the end, a clean close. */
+static void ht_tls_request(SSL *ssl, int fd)
+{
+    const char req[] = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    ck_assert_int_eq(SSL_write(ssl, req, (int)sizeof(req) - 1), (int)sizeof(req) - 1);
+    char buf[4096];
+    while (SSL_read(ssl, buf, sizeof(buf)) > 0) {}
+    ERR_clear_error();
+    SSL_shutdown(ssl);
+    close(fd);
+}
+
+START_TEST(test_tls_policy)
+{
+    const int ports[2] = {IT->lg[0].tls_port, IT->lg[1].admin_port};
+    for (int i = 0; i < 2; i++) {
+        int port = ports[i];
+        const char *where = i == 0 ? "public" : "admin";
+        ck_assert_msg(!ht_tls_try(port, TLS1_1_VERSION, NULL, NULL, NULL, NULL, NULL),
+                      "%s: TLS 1.1 was accepted", where);
+        ck_assert_msg(!ht_tls_try(port, TLS1_2_VERSION,
+                                  "ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA384:"
+                                  "ECDHE-RSA-AES128-SHA:AES128-SHA:AES256-SHA256",
+                                  NULL, NULL, NULL, NULL),
+                      "%s: a CBC suite was accepted", where);
+        ck_assert_msg(!ht_tls_try(port, 0, NULL, "\x02h2", NULL, NULL, NULL),
+                      "%s: a client offering only h2 was accepted", where);
+        /* TLS 1.3 by default, ALPN http/1.1 */
+        SSL *ssl;
+        int fd;
+        ck_assert_msg(ht_tls_try(port, 0, NULL, "\x02h2\x08http/1.1", NULL, &ssl, &fd),
+                      "%s: the default handshake failed", where);
+        const unsigned char *proto;
+        unsigned plen;
+        SSL_get0_alpn_selected(ssl, &proto, &plen);
+        ck_assert_msg(plen == 8 && memcmp(proto, "http/1.1", 8) == 0, "%s: ALPN %.*s", where,
+                      (int)plen, proto);
+        ck_assert_int_eq(SSL_version(ssl), TLS1_3_VERSION);
+        ht_tls_request(ssl, fd);
+        SSL_free(ssl);
+        /* a TLS 1.2 session is resumed on the next connection */
+        ck_assert(ht_tls_try(port, TLS1_2_VERSION, NULL, NULL, NULL, &ssl, &fd));
+        ht_tls_request(ssl, fd);
+        SSL_SESSION *sess = SSL_get1_session(ssl);
+        SSL_free(ssl);
+        ck_assert(ht_tls_try(port, TLS1_2_VERSION, NULL, NULL, sess, &ssl, &fd));
+        ck_assert_msg(SSL_session_reused(ssl), "%s: the TLS 1.2 session was not resumed", where);
+        ht_tls_request(ssl, fd);
+        SSL_free(ssl);
+        SSL_SESSION_free(sess);
+    }
+}
+END_TEST
+
 static void table_setup(void)
 {
     struct itest_opts o = {0};
@@ -933,6 +1024,7 @@ int main(void)
     tcase_add_test(table, test_table_admin_tls);
     tcase_add_test(table, test_table_upstream_untouched);
     tcase_add_test(table, test_protocol_errors_counted);
+    tcase_add_test(table, test_tls_policy);
     suite_add_tcase(s, table);
 
     TCase *slow = tcase_create("slowloris");
