@@ -92,6 +92,7 @@ struct conn {
     uint64_t slot;
     char *buf; /* pooled read buffer: [0, parsed) parsed, [parsed, len) not yet */
     size_t len, parsed;
+    size_t body_raw; /* bytes of the body's framing read so far */
     char peer[INET6_ADDRSTRLEN];
     struct lg_http_req req;
 };
@@ -99,6 +100,7 @@ struct conn {
 struct lg_http_server {
     struct event_base *base;
     struct evconnlistener *listener;
+    struct event *accept_pause; /* re-enables the listener after EMFILE */
     struct lg_tls *tls;
     lg_http_handler *handler;
     void *arg;
@@ -219,17 +221,17 @@ static void conn_send(struct conn *c, const char *a, size_t alen, const char *b,
 
 static void conn_linger(struct conn *c)
 {
+    if (c->tls) {
+        SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+        if (ssl != NULL) SSL_shutdown(ssl); /* close_notify, straight to the socket */
+        ERR_clear_error();
+    }
     if (c->read_eof) {
         conn_destroy(c);
         return;
     }
     /* Reading on for a moment lets the client see the answer: closing with
      * unread bytes in the socket would reset the connection under it. */
-    if (c->tls) {
-        SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
-        if (ssl != NULL) SSL_shutdown(ssl); /* close_notify, straight to the socket */
-        ERR_clear_error();
-    }
     shutdown(c->fd, SHUT_WR);
     c->state = C_LINGER;
     buf_put(c);
@@ -383,7 +385,7 @@ static size_t format_head(struct lg_http_req *r, char *out, int status, const ch
 static void request_done(struct conn *c)
 {
     c->served++;
-    if (c->req.close_after || c->read_eof) {
+    if (c->req.close_after) {
         conn_close_after_flush(c);
         return;
     }
@@ -396,7 +398,7 @@ static void request_done(struct conn *c)
     c->state = C_IDLE;
     deadline_set(c, (int64_t)c->srv->client_timeout_s * 1000);
     if (!c->in_process &&
-        (c->len > 0 || evbuffer_get_length(bufferevent_get_input(c->bev)) > 0))
+        (c->len > 0 || c->read_eof || evbuffer_get_length(bufferevent_get_input(c->bev)) > 0))
         conn_process(c);
 }
 
@@ -468,9 +470,11 @@ void lg_http_stream_start(struct lg_http_req *r, int status, const char *content
     r->status = status;
     c->state = C_STREAM;
     if (c->bev == NULL) return;
-    /* HTTP/1.0 has no chunks: such a stream ends with the connection */
+    /* A stream ends its connection: bytes the client sent meanwhile were
+     * dropped, so nothing after it could be framed. HTTP/1.0 has no chunks:
+     * its stream is delimited by the close. */
     r->chunked = r->ps.minor >= 1;
-    if (!r->chunked) r->close_after = true;
+    r->close_after = true;
     char head[HEAD_MAX];
     size_t n = format_head(r, head, status, content_type, -1);
     conn_send(c, head, n, NULL, 0);
@@ -547,7 +551,8 @@ static void conn_process(struct conn *c)
         if (c->parsed == c->len) {
             struct evbuffer *in = bufferevent_get_input(c->bev);
             if (evbuffer_get_length(in) == 0) {
-                if (c->read_eof) c->doomed = true; /* it stopped inside or between requests */
+                /* it stopped sending: what was asked is answered, then the end */
+                if (c->read_eof) conn_close_after_flush(c);
                 break;
             }
             if (c->buf == NULL && (c->buf = buf_get(srv)) == NULL) {
@@ -571,6 +576,11 @@ static void conn_process(struct conn *c)
             /* body bytes were copied out: their room is free again */
             memmove(c->buf + off, c->buf + off + used, c->len - off - used);
             c->len -= used;
+            /* chunk framing, extensions and trailers count too */
+            if ((c->body_raw += used) > srv->max_body + srv->max_head) {
+                protocol_error(c, 413, "the request body is too large");
+                break;
+            }
         } else {
             c->parsed += used;
         }
@@ -579,12 +589,14 @@ static void conn_process(struct conn *c)
         case LG_PARSE_BODY:
             if (c->state == C_HEAD) {
                 c->state = C_BODY;
-                if (ps->expect_continue) {
+                c->body_raw = 0;
+                /* the whole body is due within one client timeout */
+                c->deadline = lg_mono_ms() + (int64_t)srv->client_timeout_s * 1000;
+                if (ps->expect_continue && ps->minor >= 1) {
                     static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
                     conn_send(c, cont, sizeof(cont) - 1, NULL, 0);
                 }
             }
-            c->deadline = lg_mono_ms() + (int64_t)srv->client_timeout_s * 1000;
             break;
         case LG_PARSE_DONE: dispatch(c); break;
         default: break;
@@ -626,7 +638,9 @@ static void on_write(struct bufferevent *bev, void *arg)
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
     struct conn *c = arg;
-    if (what & BEV_EVENT_ERROR) {
+    /* a reset, a write error, or an answer the client has not taken for a
+     * whole client timeout */
+    if (what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
         conn_gone(c);
         return;
     }
@@ -636,7 +650,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     case C_IDLE:
     case C_HEAD:
     case C_BODY: conn_process(c); break; /* a request may be complete; else it ends here */
-    case C_HANDLER: c->req.close_after = true; break;
+    case C_HANDLER: break; /* answered, and so are requests already buffered */
     case C_STREAM: conn_gone(c); break;
     case C_CLOSING: break; /* the answer still leaves */
     case C_LINGER: conn_destroy(c); break;
@@ -667,7 +681,14 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         break;
     case C_HANDLER:
     case C_STREAM: break;
-    default: conn_destroy(c); break; /* idle, or closing and not reading */
+    default:
+        /* an answer still leaving is bounded by the write timeout instead */
+        if (evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
+            deadline_set(c, (int64_t)c->srv->client_timeout_s * 1000);
+            break;
+        }
+        conn_destroy(c); /* idle, or closing and not reading */
+        break;
     }
 }
 
@@ -711,6 +732,7 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
     c->req.conn = c;
     format_peer(sa, c->peer, sizeof(c->peer));
     lg_http_parse_init(&c->req.ps, srv->max_head, srv->max_body);
+    c->req.ps.skip_body = srv->public_api;
     if ((c->timer = evtimer_new(srv->base, on_timer, c)) == NULL) goto err;
     if (srv->tls != NULL) {
         SSL *ssl = lg_tls_ssl_new(srv->tls);
@@ -734,6 +756,8 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
     /* what one connection may buffer while its request is being answered */
     bufferevent_setwatermark(c->bev, EV_READ, 0, srv->buf_cap * 2);
+    struct timeval wt = {srv->client_timeout_s, 0};
+    bufferevent_set_timeouts(c->bev, NULL, &wt); /* write progress, only while writing */
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     deadline_set(c, (int64_t)srv->header_timeout_s * 1000);
     return;
@@ -754,11 +778,13 @@ err:
  * flood the log. Pause the listener for a moment instead. */
 static void on_accept_resume(evutil_socket_t fd, short what, void *arg)
 {
-    evconnlistener_enable(arg);
+    struct lg_http_server *srv = arg;
+    if (srv->listener != NULL) evconnlistener_enable(srv->listener);
 }
 
 static void on_accept_error(struct evconnlistener *lev, void *arg)
 {
+    struct lg_http_server *srv = arg;
     static _Thread_local int64_t last_log;
     int err = EVUTIL_SOCKET_ERROR();
     int64_t now = lg_mono_ms();
@@ -770,7 +796,7 @@ static void on_accept_error(struct evconnlistener *lev, void *arg)
     }
     evconnlistener_disable(lev);
     struct timeval tv = {0, ACCEPT_PAUSE_MS * 1000};
-    event_base_once(evconnlistener_get_base(lev), -1, EV_TIMEOUT, on_accept_resume, lev, &tv);
+    evtimer_add(srv->accept_pause, &tv);
 }
 
 /* ---- request accessors ---- */
@@ -895,6 +921,7 @@ struct lg_http_server *lg_http_server_new(struct event_base *base, const struct 
     int one = 1;
     setsockopt(evconnlistener_get_fd(srv->listener), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     evconnlistener_set_error_cb(srv->listener, on_accept_error);
+    if ((srv->accept_pause = evtimer_new(base, on_accept_resume, srv)) == NULL) goto err;
     return srv;
 err:
     lg_http_server_free(srv);
@@ -906,6 +933,7 @@ void lg_http_server_count_metrics(struct lg_http_server *srv) { srv->public_api 
 void lg_http_server_stop_listening(struct lg_http_server *srv)
 {
     if (srv == NULL || srv->listener == NULL) return;
+    if (srv->accept_pause != NULL) evtimer_del(srv->accept_pause);
     evconnlistener_free(srv->listener); /* closes it: new clients are refused */
     srv->listener = NULL;
 }
@@ -920,6 +948,7 @@ void lg_http_server_free(struct lg_http_server *srv)
         if (owned_by_handler(c) && c->req.on_close != NULL) conn_gone(c);
         if (srv->conns == c) conn_destroy(c);
     }
+    if (srv->accept_pause != NULL) event_free(srv->accept_pause);
     while (srv->free_bufs != NULL) {
         void *b = srv->free_bufs;
         memcpy(&srv->free_bufs, b, sizeof(void *));

@@ -74,7 +74,7 @@ static int on_field(http_parser *p, const char *at, size_t len)
         struct lg_http_field *f = &ps->fields[ps->nfields++];
         f->name = at;
         f->name_len = (uint32_t)len;
-        f->value = at + len; /* an empty value has no callback */
+        f->value = NULL; /* until its first piece */
         f->value_len = 0;
     }
     ps->last_cb = CB_FIELD;
@@ -87,13 +87,14 @@ static int on_value(http_parser *p, const char *at, size_t len)
     if (ps->state != LG_PARSE_HEAD) return 0;
     struct lg_http_field *f = &ps->fields[ps->nfields - 1];
     if (ps->last_cb == CB_VALUE) {
-        if (at != f->value + f->value_len)
+        if (len > 0 && at != f->value + f->value_len)
             return fail(ps, 400, "obsolete line folding in a header field");
         f->value_len += (uint32_t)len;
     } else {
-        /* "Name:" CRLF SP "value": a fold after an empty first line */
+        /* "Name:" CRLF SP "value": a fold after an empty first line. (An
+         * empty value comes as a piece of length 0 at the next line.) */
         const char *gap = f->name + f->name_len;
-        if (at > gap && memchr(gap, '\n', (size_t)(at - gap)) != NULL)
+        if (len > 0 && at > gap && memchr(gap, '\n', (size_t)(at - gap)) != NULL)
             return fail(ps, 400, "obsolete line folding in a header field");
         f->value = at;
         f->value_len = (uint32_t)len;
@@ -201,6 +202,12 @@ static int finish_fields(struct lg_http_parse *ps)
          * inside a name through: a name is a token, nothing else */
         if (f->name_len == 0 || !all_of(f->name, f->name_len, TCHAR))
             return fail(ps, 400, "a header field name that is not a token");
+        if (f->value_len == 0) {
+            /* its view may point at the next line: never write there */
+            ((char *)f->name)[f->name_len] = '\0';
+            f->value = "";
+            goto known;
+        }
         while (f->value_len > 0 && is_space(f->value[f->value_len - 1])) f->value_len--;
         /* http_parser checks every byte of a value but its first (a NUL
          * there would cut the value short); fuzz_http holds it to that */
@@ -208,6 +215,7 @@ static int finish_fields(struct lg_http_parse *ps)
             return fail(ps, 400, "a control byte in a header field");
         ((char *)f->name)[f->name_len] = '\0';   /* the colon */
         ((char *)f->value)[f->value_len] = '\0'; /* whitespace, CR or LF */
+    known:;
         int k = known_index(f);
         if (k < 0) continue;
         if (ps->known[k] != NULL) return fail(ps, 400, "a repeated header field");
@@ -226,6 +234,10 @@ static int on_headers_complete(http_parser *p)
     const char *te = ps->known[LG_HDR_TRANSFER_ENCODING];
     if (te != NULL && strcasecmp(te, "chunked") != 0)
         return fail(ps, 400, "unsupported Transfer-Encoding");
+    /* RFC 9112 section 6.1: an HTTP/1.0 message with Transfer-Encoding has
+     * faulty framing */
+    if (te != NULL && p->http_minor == 0)
+        return fail(ps, 400, "Transfer-Encoding in an HTTP/1.0 request");
     if (p->http_minor == 1 && ps->known[LG_HDR_HOST] == NULL)
         return fail(ps, 400, "an HTTP/1.1 request needs a Host header");
     if (split_target(ps) < 0) return -1;
@@ -240,6 +252,10 @@ static int on_headers_complete(http_parser *p)
         ps->has_body && expect != NULL && strcasecmp(expect, "100-continue") == 0;
     ps->state = LG_PARSE_BODY;
     ps->last_cb = CB_NONE;
+    if (ps->has_body && ps->skip_body) {
+        ps->body_skipped = true;
+        return 1; /* F_SKIPBODY: the request is complete without it */
+    }
     return 0;
 }
 
@@ -264,7 +280,8 @@ static int on_body(http_parser *p, const char *at, size_t len)
 static int on_message_complete(http_parser *p)
 {
     struct lg_http_parse *ps = p->data;
-    ps->keep_alive = http_should_keep_alive(p) && !ps->upgrade;
+    /* an unread body is still in the connection: it cannot carry another request */
+    ps->keep_alive = http_should_keep_alive(p) && !ps->upgrade && !ps->body_skipped;
     ps->state = LG_PARSE_DONE;
     http_parser_pause(p, 1); /* one request at a time: the rest waits */
     return 0;
@@ -302,7 +319,7 @@ void lg_http_parse_reset(struct lg_http_parse *ps)
     ps->url_len = 0;
     ps->nfields = 0;
     memset(ps->known, 0, sizeof(ps->known));
-    ps->keep_alive = ps->has_body = ps->expect_continue = ps->upgrade = false;
+    ps->keep_alive = ps->has_body = ps->expect_continue = ps->upgrade = ps->body_skipped = false;
     ps->head_bytes = 0;
     ps->body_len = 0;
     if (ps->body != NULL) ps->body[0] = '\0';

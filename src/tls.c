@@ -42,7 +42,11 @@ static SSL_CTX *ctx_new(const struct lg_config *cfg)
     /* Resumption from the server's own session cache (stateful tickets in
      * TLS 1.3): no ticket key that would live as long as the process. */
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
-                                 SSL_OP_NO_TICKET | SSL_OP_NO_COMPRESSION);
+                                 SSL_OP_NO_TICKET | SSL_OP_NO_COMPRESSION |
+                                 /* a FIN without close_notify is the end of the
+                                  * client's side (half-close), not an attack on
+                                  * bodies: every answer is length-delimited */
+                                 SSL_OP_IGNORE_UNEXPECTED_EOF);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
     SSL_CTX_set_timeout(ctx, SESSION_TIMEOUT_S);
     static const unsigned char sid_ctx[] = "lockgate";

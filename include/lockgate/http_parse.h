@@ -33,6 +33,7 @@ enum lg_http_parse_state {
 struct lg_http_parse {
     http_parser parser;
     size_t max_head, max_body;
+    bool skip_body; /* a request is complete at its head; a body is left unread */
     enum lg_http_parse_state state;
     int error_status;      /* 400, 405, 413, 431, 505 */
     const char *error_msg; /* static text */
@@ -48,6 +49,7 @@ struct lg_http_parse {
     bool has_body;        /* Content-Length > 0 or chunked */
     bool expect_continue; /* Expect: 100-continue with a body still to come */
     bool upgrade;         /* Upgrade or CONNECT: bytes after the head are not HTTP */
+    bool body_skipped;    /* has_body, and skip_body left it unread (no keep-alive) */
     size_t head_bytes;
 
     /* The body, copied (chunked bodies arrive in pieces); NUL-terminated. */

@@ -183,6 +183,9 @@ static const struct ht_case ht_cases[] = {
         "POST {W} HTTP/1.1\r\n" HA "Content-Type: application/json\r\n"
         "Content-Length: 2097152\r\n\r\n{Z}",
         413, 0),
+    /* RFC 9112 6.1: Transfer-Encoding in HTTP/1.0 is faulty framing */
+    BAD("http10_transfer_encoding", "POST {W} HTTP/1.0\r\nConnection: keep-alive\r\n{A}\r\n"
+                                    "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n" SMUG),
     /* not HTTP at all */
     GARBAGE("tls_client_hello", "\x16\x03\x01{0}\x3f\x01{0}{0}\x3b\x03\x03\x9e\x51\x8c\x07\xd2"
                                 "\x44\xa0\x6b\xc3\x18\x77\xe0\x5f\x21\x96\x0d\xb4\x3a\x88\x12"
@@ -205,6 +208,7 @@ static const struct ht_case ht_cases[] = {
      "GET {1} HTTP/1.1\r\n" HA "\r\nGET {2} HTTP/1.1\r\n" HA "\r\nGET {3} HTTP/1.1\r\n" HA "\r\n",
      HT_SERVED, 200, 0, 3, 1, NULL, 1},
     SERVED("bare_lf", "GET {P} HTTP/1.1\nHost: x\n{A}\n\n", 1),
+    SERVED("empty_value", RL HA "X-Empty:\r\nX-Also-Empty: \r\n\r\n", 1),
 };
 
 #define HT_NCASES ((int)(sizeof(ht_cases) / sizeof(ht_cases[0])))
@@ -817,29 +821,39 @@ static void ht_expected_code(const char *fac, const char *unit, char code[5])
 /* Like `nc -N`: the request, then shutdown(SHUT_WR) while the upstream
  * (a slow facility: 3 s) still works on it. The answer still comes and the
  * read is audited as served. */
-START_TEST(test_half_close)
+/* A slow unlock-code read (and, when PIPELINED, a second request behind
+ * it), then the client shuts its sending side: over TLS with a bare FIN, no
+ * close_notify, as a client that is done sending does. */
+static void ht_half_close(const struct ht_lsn *l, int pipelined)
 {
-    char rid[64], req[1024];
-    ht_fmt(rid, sizeof(rid), "half-close-%d", (int)getpid());
+    char rid[64], req[2048];
+    ht_fmt(rid, sizeof(rid), "half-close-%d-%s-%d", (int)getpid(), l->tag, pipelined);
     int len = ht_fmt(req, sizeof(req),
                      "GET /v1/facilities/%s/units/U001/unlock-code HTTP/1.1\r\nHost: x\r\n%s\r\n"
-                     "X-Request-Id: %s\r\n\r\n",
-                     ht_slow, ht_basic, rid);
+                     "X-Request-Id: %s\r\n\r\n%s%s%s",
+                     ht_slow, ht_basic, rid,
+                     pipelined ? "GET /v1/facilities HTTP/1.1\r\nHost: x\r\n" : "",
+                     pipelined ? ht_basic : "", pipelined ? "\r\n\r\n" : "");
     struct raw_conn c;
-    ht_connect(&c, &ht_lsns[0], NULL, "half-close");
+    ht_connect(&c, l, NULL, "half-close");
     raw_send(&c, req, (size_t)len);
-    raw_shutdown_wr(&c);
+    shutdown(c.fd, SHUT_WR);
     struct raw_buf b = {0};
-    int st = raw_read_for(&c, &b, 3000 + IT->timeout_ms, 1);
+    int st = raw_read_for(&c, &b, 3000 + IT->timeout_ms, pipelined ? 2 : 1);
     raw_close(&c);
     struct raw_answer a[HT_MAX_ANSWERS];
     int n = raw_parse(b.data ? b.data : "", b.len, st != RAW_OPEN, a, HT_MAX_ANSWERS);
-    ck_assert_msg(n >= 1 && a[0].complete,
-                  "half-closed client got no answer (%d bytes, connection %s)", (int)b.len,
+    ck_assert_msg(n >= 1 + pipelined && a[pipelined].complete,
+                  "%s: half-closed client got %d of %d answers (%d bytes, connection %s)",
+                  l->name, n, 1 + pipelined, (int)b.len,
                   st == RAW_EOF     ? "closed"
                   : st == RAW_RESET ? "reset"
                                     : "still open");
-    ck_assert_msg(a[0].status == 200, "half-closed client got '%s': %s", a[0].first, a[0].body);
+    ck_assert_msg(a[0].status == 200, "%s: half-closed client got '%s': %s", l->name, a[0].first,
+                  a[0].body);
+    if (pipelined)
+        ck_assert_msg(a[1].status == 200, "%s: the request behind it got '%s'", l->name,
+                      a[1].first);
     json_t *doc = json_loadb(a[0].body, a[0].body_len, 0, NULL);
     char want[5];
     ht_expected_code(ht_slow, "U001", want);
@@ -868,6 +882,43 @@ START_TEST(test_half_close)
     ck_assert_msg(strcmp(outcome, "served") == 0,
                   "audit entry of %s: outcome '%s', expected served", rid,
                   outcome[0] ? outcome : "(no entry)");
+}
+
+START_TEST(test_half_close) { ht_half_close(&ht_lsns[0], 0); }
+END_TEST
+
+START_TEST(test_half_close_tls) { ht_half_close(&ht_lsns[1], 0); }
+END_TEST
+
+START_TEST(test_half_close_pipelined) { ht_half_close(&ht_lsns[0], 1); }
+END_TEST
+
+/* The public API takes no bodies: a request that declares one is answered
+ * at its head, without waiting for the body, and its connection closed. */
+START_TEST(test_public_body_not_read)
+{
+    const char *methods[] = {"POST", "GET"};
+    for (int i = 0; i < 2; i++) {
+        char req[1024];
+        int len = ht_fmt(req, sizeof(req),
+                         "%s /v1/facilities HTTP/1.1\r\nHost: x\r\n%s\r\n"
+                         "Content-Length: 60000\r\n\r\n",
+                         methods[i], ht_basic);
+        struct raw_conn c;
+        ht_connect(&c, &ht_lsns[0], NULL, "body-not-read");
+        raw_send(&c, req, (size_t)len);
+        struct raw_buf b = {0};
+        int st = raw_read_for(&c, &b, 1000, 1);
+        raw_close(&c);
+        struct raw_answer a[HT_MAX_ANSWERS];
+        int n = raw_parse(b.data ? b.data : "", b.len, st != RAW_OPEN, a, HT_MAX_ANSWERS);
+        int want = i == 0 ? 405 : 200;
+        ck_assert_msg(n == 1 && a[0].complete && a[0].status == want,
+                      "%s with an unsent body: %d answers in 1 s ('%s'), expected %d", methods[i], n,
+                      n ? a[0].first : "", want);
+        raw_answers_free(a, n);
+        raw_buf_free(&b);
+    }
 }
 END_TEST
 
@@ -950,11 +1001,14 @@ START_TEST(test_tls_policy)
         ck_assert_int_eq(SSL_version(ssl), TLS1_3_VERSION);
         ht_tls_request(ssl, fd);
         SSL_free(ssl);
-        /* a TLS 1.2 session is resumed on the next connection */
+        /* a TLS 1.2 session is resumed on the next connection, also after a
+         * client that only shook hands and closed (no close_notify) */
         ck_assert(ht_tls_try(port, TLS1_2_VERSION, NULL, NULL, NULL, &ssl, &fd));
-        ht_tls_request(ssl, fd);
         SSL_SESSION *sess = SSL_get1_session(ssl);
+        SSL_set_shutdown(ssl, SSL_SENT_SHUTDOWN); /* keeps it resumable here; nothing is sent */
         SSL_free(ssl);
+        close(fd);
+        itest_sleep_ms(100); /* the server has seen the close */
         ck_assert(ht_tls_try(port, TLS1_2_VERSION, NULL, NULL, sess, &ssl, &fd));
         ck_assert_msg(SSL_session_reused(ssl), "%s: the TLS 1.2 session was not resumed", where);
         ht_tls_request(ssl, fd);
@@ -1002,6 +1056,7 @@ static void per_ip_setup(void)
 static void half_close_setup(void)
 {
     struct itest_opts o = {0};
+    o.tls = 1;
     o.upstream_timeout_ms = 8000; /* the slow facility answers after 3 s */
     itest_start(&o);
     ht_data(1);
@@ -1043,6 +1098,9 @@ int main(void)
     tcase_add_unchecked_fixture(half, half_close_setup, fixture_teardown);
     tcase_set_timeout(half, 60);
     tcase_add_test(half, test_half_close);
+    tcase_add_test(half, test_half_close_tls);
+    tcase_add_test(half, test_half_close_pipelined);
+    tcase_add_test(half, test_public_body_not_read);
     suite_add_tcase(s, half);
 
     return itest_exit_status(check_run(s));
