@@ -194,7 +194,6 @@ struct itest {
     int nlg;
     int sanitizer_failed;
     int runs; /* counter for output file names */
-    int slow; /* $ITEST_SLOW_FACTOR, at least 1 */
     /* $ITEST_LG_WRAPPER split into words (NULL-terminated), its --log-file
      * pattern and its --error-exitcode (-1: none) */
     char wrap_text[1024];
@@ -231,9 +230,18 @@ ITEST_FN void itest_sleep_ms(int ms)
     }
 }
 
-ITEST_FN int itest_scaled_ms(int ms) { return ms * (IT->slow > 0 ? IT->slow : 1); }
+/* Both read the environment, so that fixtures may ask before itest_start. */
+ITEST_FN int itest_scaled_ms(int ms)
+{
+    const char *f = getenv("ITEST_SLOW_FACTOR");
+    return ms * (f && atoi(f) > 0 ? atoi(f) : 1);
+}
 
-ITEST_FN bool itest_wrapped(void) { return IT->nwrap > 0; }
+ITEST_FN bool itest_wrapped(void)
+{
+    const char *w = getenv("ITEST_LG_WRAPPER");
+    return w != NULL && w[strspn(w, " \t\n")] != '\0';
+}
 
 /* Under the wrapper, says why the calling test does not run and returns
  * true: the test then returns at once. */
@@ -242,11 +250,9 @@ ITEST_FN bool itest_wrapped(void) { return IT->nwrap > 0; }
                         fflush(stdout), true)                                                 \
                      : false)
 
-/* Reads $ITEST_SLOW_FACTOR and $ITEST_LG_WRAPPER into IT. */
+/* Reads $ITEST_LG_WRAPPER into IT. */
 static void itest_wrap_init(void)
 {
-    const char *f = getenv("ITEST_SLOW_FACTOR");
-    IT->slow = f && atoi(f) > 0 ? atoi(f) : 1;
     IT->nwrap = 0;
     IT->wrap_log = NULL;
     IT->wrap_exit = -1;
@@ -1029,7 +1035,7 @@ static int itest_lg_sanitizer_check(int i)
  * reports it. */
 static int itest_wrap_check(pid_t pid, int code, const char *what)
 {
-    if (!itest_wrapped() || pid <= 0) return 0;
+    if (IT->nwrap == 0 || pid <= 0) return 0;
     char path[PATH_MAX] = "";
     char *text = NULL;
     if (IT->wrap_log != NULL) {
