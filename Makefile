@@ -3,6 +3,8 @@
 #   make run        install what is missing, build, start the local demo
 #   make test       the whole test suite (unit + integration), own Redis and upstream
 #   make test-san   the same under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make test-valgrind  the integration suites with every lockgate under valgrind
+#                   (memcheck, leaks); its reports in build/valgrind/test-logs/
 #   make fuzz       libFuzzer targets for every parser of hostile input (FUZZ_SECONDS each)
 #   make bench      side-by-side benchmark against nginx and haproxy
 
@@ -22,6 +24,10 @@ Q = $(if $(filter 1,$(V)),,@)
 ifeq ($(FUZZ),1)
 CFLAGS  += -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
 LDFLAGS += -fsanitize=address,undefined
+endif
+
+ifeq ($(VALGRIND),1)
+CFLAGS  += -O1 -fno-omit-frame-pointer
 endif
 
 ifeq ($(SAN),1)
@@ -94,6 +100,20 @@ test-san: deps
 	@$(MAKE) --no-print-directory BUILD=build/san SAN=1 all tests
 	@scripts/test.sh build/san
 
+# Valgrind runs lockgate 20-50 times slower: the harness's waits and Check's
+# timeouts are scaled by VALGRIND_SLOW. Definite and indirect leaks are
+# errors; valgrind.supp lists what is not ours to fix.
+VALGRIND_SLOW ?= 10
+VALGRIND_LOGS  = $(CURDIR)/build/valgrind/test-logs
+VALGRIND_CMD   = valgrind --error-exitcode=99 --leak-check=full \
+                 --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect \
+                 --num-callers=30 --suppressions=$(CURDIR)/tests/valgrind.supp \
+                 --log-file=$(VALGRIND_LOGS)/lockgate-%p.valgrind
+test-valgrind: deps
+	@$(MAKE) --no-print-directory BUILD=build/valgrind VALGRIND=1 all tests
+	@ITEST_LG_WRAPPER="$(VALGRIND_CMD)" ITEST_SLOW_FACTOR=$(VALGRIND_SLOW) \
+	    scripts/test.sh build/valgrind integration
+
 FUZZ_SECONDS ?= 10
 fuzz: deps
 	@$(MAKE) --no-print-directory BUILD=build/fuzz CC=clang FUZZ=1 fuzzers
@@ -106,4 +126,4 @@ bench: deps
 clean:
 	rm -rf build
 
-.PHONY: all deps run test test-san fuzz fuzzers bench clean tests
+.PHONY: all deps run test test-san test-valgrind fuzz fuzzers bench clean tests

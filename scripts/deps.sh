@@ -4,7 +4,7 @@
 set -eu
 pkgs="build-essential pkg-config libevent-dev libcurl4-openssl-dev libjansson-dev
 libhiredis-dev libssl-dev libinih-dev zlib1g-dev libhttp-parser-dev check libsubunit-dev redis-server
-nginx haproxy wrk curl openssl clang libclang-rt-14-dev"
+nginx haproxy wrk curl openssl clang libclang-rt-14-dev valgrind"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

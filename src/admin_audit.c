@@ -107,12 +107,12 @@ static int audit_query(const char *query, struct lg_admin_call *c, char *err, si
             return -1;
         }
         if (strcmp(name, "account") == 0 || strcmp(name, "key") == 0) {
-            if (value[0] != '\0' && !lg_ident_valid(value, strlen(value))) {
+            size_t vlen = strlen(value);
+            if (vlen >= sizeof(c->filter_account) || (vlen > 0 && !lg_ident_valid(value, vlen))) {
                 snprintf(err, errlen, "%s: not a valid id", name);
                 return -1;
             }
-            snprintf(name[0] == 'a' ? c->filter_account : c->filter_key, sizeof(c->filter_account),
-                     "%s", value);
+            memcpy(name[0] == 'a' ? c->filter_account : c->filter_key, value, vlen + 1);
         } else if (strcmp(name, "limit") == 0) {
             char *end;
             long n = strtol(value, &end, 10);

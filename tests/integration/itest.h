@@ -27,8 +27,17 @@
  * folder, i.e. the repository root): $LG_BUILD/lockgate, $LG_BUILD/lockgate-admin,
  * $LG_BUILD/tests/integration/upstream_server, so a sanitizer build tests its
  * own binaries. redis-server comes from $ITEST_REDIS_SERVER or the PATH.
- * Every wait is bounded by $ITEST_TIMEOUT_S seconds (default 10) and fails
- * the test with a clear message. $ITEST_KEEP=1 keeps the temp folder.
+ * Every wait is bounded by $ITEST_TIMEOUT_S seconds (default 10) times
+ * $ITEST_SLOW_FACTOR (default 1) and fails the test with a clear message.
+ * $ITEST_KEEP=1 keeps the temp folder.
+ *
+ * $ITEST_LG_WRAPPER, words separated by blanks, is put before every lockgate
+ * command line the harness runs (instances and itest_lg_run; not Redis, the
+ * upstream or the CLI), e.g. "valgrind --error-exitcode=99 --log-file=DIR/%p.log".
+ * Such a wrapper is slow: give $ITEST_SLOW_FACTOR with it. When lockgate ends,
+ * its exit status equal to the wrapper's --error-exitcode=N, or a nonzero
+ * "ERROR SUMMARY: N errors" in the wrapper's --log-file (%p is the pid) or in
+ * lockgate's stderr, fails the test (or the runner) like a sanitizer report.
  *
  * Every process is started in a process group of its own, its pid appended
  * to DIR/pids; itest_stop kills every group listed there. Processes started
@@ -42,10 +51,17 @@
  *   itest_stop()             stops everything (lockgate gracefully, then checks its
  *                            log for sanitizer reports), removes the folder.
  *   itest_exit_status(n)     the runner's exit status: failure when N tests failed
- *                            or a sanitizer report was found at teardown.
+ *                            or a sanitizer or wrapper report was found at teardown.
+ *   itest_scaled_ms(ms)      MS times $ITEST_SLOW_FACTOR, for a test's own time bounds.
+ *   itest_wrapped()          true when lockgate runs under $ITEST_LG_WRAPPER.
+ *   itest_skip_wrapped(why)  in a test: prints why and returns true under the
+ *                            wrapper, for a test that cannot run there (then return).
  *   itest_lg_start(opts)     another lockgate instance on new ports, same Redis,
  *                            secrets and token; returns its index in IT->lg.
  *   itest_lg_stop(i)         SIGTERM, wait, check the log; returns the exit status.
+ *   itest_lg_run(args, &out, &err)  runs $LG_BUILD/lockgate ARGS (NULL-terminated)
+ *                            once, under the wrapper, checked like an instance;
+ *                            returns its exit status like itest_run.
  *   itest_lg_restart(i)      stop then start instance I again on its ports.
  *   itest_lg_log(i)          instance I's stderr so far (malloc'd).
  *   itest_config_write(path, opts, lg)  writes a full lockgate config for instance LG.
@@ -127,6 +143,7 @@
 #define ITEST_MAX_LG   4
 #define ITEST_TOKEN    "itest-admin-token-5f2c9a7e41d8b3c6"
 #define ITEST_BODY_MAX (16 * 1024 * 1024)
+#define ITEST_WRAP_MAX 32 /* words of $ITEST_LG_WRAPPER */
 
 /* Overrides for the lockgate config; zero (or NULL) means the default. */
 struct itest_opts {
@@ -177,6 +194,13 @@ struct itest {
     int nlg;
     int sanitizer_failed;
     int runs; /* counter for output file names */
+    /* $ITEST_LG_WRAPPER split into words (NULL-terminated), its --log-file
+     * pattern and its --error-exitcode (-1: none) */
+    char wrap_text[1024];
+    char *wrap[ITEST_WRAP_MAX + 1];
+    int nwrap;
+    const char *wrap_log;
+    int wrap_exit;
 };
 
 static struct itest itest_state;
@@ -204,6 +228,56 @@ ITEST_FN void itest_sleep_ms(int ms)
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
     }
+}
+
+/* Both read the environment, so that fixtures may ask before itest_start. */
+ITEST_FN int itest_scaled_ms(int ms)
+{
+    const char *f = getenv("ITEST_SLOW_FACTOR");
+    return ms * (f && atoi(f) > 0 ? atoi(f) : 1);
+}
+
+ITEST_FN bool itest_wrapped(void)
+{
+    const char *w = getenv("ITEST_LG_WRAPPER");
+    return w != NULL && w[strspn(w, " \t\n")] != '\0';
+}
+
+/* Under the wrapper, says why the calling test does not run and returns
+ * true: the test then returns at once. */
+#define itest_skip_wrapped(why)                                                               \
+    (itest_wrapped() ? (printf("%s: skipped under ITEST_LG_WRAPPER: %s\n", __func__, (why)), \
+                        fflush(stdout), true)                                                 \
+                     : false)
+
+/* Reads $ITEST_LG_WRAPPER into IT. */
+static void itest_wrap_init(void)
+{
+    IT->nwrap = 0;
+    IT->wrap_log = NULL;
+    IT->wrap_exit = -1;
+    const char *w = getenv("ITEST_LG_WRAPPER");
+    if (w == NULL) return;
+    if (strlen(w) >= sizeof(IT->wrap_text)) ck_abort_msg("ITEST_LG_WRAPPER is too long");
+    memcpy(IT->wrap_text, w, strlen(w) + 1);
+    char *save = NULL;
+    for (char *word = strtok_r(IT->wrap_text, " \t\n", &save); word != NULL;
+         word = strtok_r(NULL, " \t\n", &save)) {
+        if (IT->nwrap == ITEST_WRAP_MAX) ck_abort_msg("ITEST_LG_WRAPPER has too many words");
+        IT->wrap[IT->nwrap++] = word;
+        if (strncmp(word, "--log-file=", 11) == 0) IT->wrap_log = word + 11;
+        if (strncmp(word, "--error-exitcode=", 17) == 0) IT->wrap_exit = atoi(word + 17);
+    }
+    IT->wrap[IT->nwrap] = NULL;
+}
+
+/* ARGV (NULL-terminated) behind the wrapper's words, into OUT (CAP slots). */
+static void itest_wrap_argv(char *const argv[], char **out, size_t cap)
+{
+    size_t n = 0;
+    for (int i = 0; i < IT->nwrap && n + 1 < cap; i++) out[n++] = IT->wrap[i];
+    for (int i = 0; argv[i] != NULL && n + 1 < cap; i++) out[n++] = argv[i];
+    out[n] = NULL;
 }
 
 ITEST_FN const char *itest_path(const char *name)
@@ -445,13 +519,16 @@ ITEST_FN pid_t itest_pid_load(const char *name)
     return pid;
 }
 
-ITEST_FN int itest_run(char *const argv[], const char *const *env, char **out, char **err)
+/* itest_run, with the pid of the program into PIDP. */
+static int itest_run_pid(char *const argv[], const char *const *env, char **out, char **err,
+                         pid_t *pidp)
 {
     char opath[PATH_MAX], epath[PATH_MAX];
     int n = ++IT->runs;
     snprintf(opath, sizeof(opath), "%s/run-%d-%d.out", IT->dir, (int)getpid(), n);
     snprintf(epath, sizeof(epath), "%s/run-%d-%d.err", IT->dir, (int)getpid(), n);
     pid_t pid = itest_spawn(argv, opath, epath, env, ITEST_SPAWN_PDEATH);
+    if (pidp != NULL) *pidp = pid;
     int status = itest_wait_pid(pid, IT->timeout_ms);
     int rc;
     if (status == -1) {
@@ -473,6 +550,11 @@ ITEST_FN int itest_run(char *const argv[], const char *const *env, char **out, c
     unlink(opath);
     unlink(epath);
     return rc;
+}
+
+ITEST_FN int itest_run(char *const argv[], const char *const *env, char **out, char **err)
+{
+    return itest_run_pid(argv, env, out, err, NULL);
 }
 
 ITEST_FN int itest_wait(int (*fn)(void *), void *arg, const char *what)
@@ -926,15 +1008,61 @@ ITEST_FN char *itest_lg_log(int i)
         IT->sanitizer_failed = 1;                             \
     } while (0)
 
-/* Looks for sanitizer reports in instance I's log; prints and reports them. */
+/* True when TEXT holds an "ERROR SUMMARY: N errors" with N > 0. */
+static int itest_error_summary(const char *text)
+{
+    for (const char *p = text; (p = strstr(p, "ERROR SUMMARY: ")) != NULL; p++)
+        if (strtol(p + 15, NULL, 10) > 0) return 1;
+    return 0;
+}
+
+/* Looks for sanitizer and wrapper reports in instance I's log; prints and
+ * reports them. */
 static int itest_lg_sanitizer_check(int i)
 {
     char *log = itest_lg_log(i);
     int bad = strstr(log, "ERROR: AddressSanitizer") != NULL ||
-              strstr(log, "ERROR: LeakSanitizer") != NULL || strstr(log, "runtime error:") != NULL;
+              strstr(log, "ERROR: LeakSanitizer") != NULL || strstr(log, "runtime error:") != NULL ||
+              itest_error_summary(log);
     if (bad) fprintf(stderr, "itest: lockgate instance %d log:\n%s\n", i, log);
     free(log);
     if (bad) itest_report("sanitizer report from lockgate instance %d", i);
+    return bad;
+}
+
+/* After lockgate (WHAT) ended as PID with exit status CODE (-1: killed or
+ * unknown): the wrapper's verdict, from CODE and its log file. Prints and
+ * reports it. */
+static int itest_wrap_check(pid_t pid, int code, const char *what)
+{
+    if (IT->nwrap == 0 || pid <= 0) return 0;
+    char path[PATH_MAX] = "";
+    char *text = NULL;
+    if (IT->wrap_log != NULL) {
+        size_t n = 0;
+        for (const char *p = IT->wrap_log; *p != '\0' && n + 16 < sizeof(path); p++) {
+            if (p[0] == '%' && p[1] == 'p') {
+                n += (size_t)snprintf(path + n, sizeof(path) - n, "%d", (int)pid);
+                p++;
+            } else if (p[0] == '%' && p[1] == '%') {
+                path[n++] = '%';
+                p++;
+            } else {
+                path[n++] = *p;
+            }
+        }
+        path[n] = '\0';
+        text = itest_file_read(path);
+    }
+    int bad = (IT->wrap_exit > 0 && code == IT->wrap_exit) ||
+              (text != NULL && itest_error_summary(text));
+    if (bad) {
+        if (text != NULL && text[0] != '\0')
+            fprintf(stderr, "itest: %s (pid %d), %s:\n%.65536s\n", what, (int)pid, path, text);
+        itest_report("%s (pid %d): the wrapper found errors (exit status %d)%s%s", what, (int)pid,
+                     code, path[0] ? ", see " : "", path);
+    }
+    free(text);
     return bad;
 }
 
@@ -947,8 +1075,11 @@ static void itest_lg_spawn(int i)
     char limit[32];
     snprintf(limit, sizeof(limit), "--nofile=%d:%d", lg->opts.nofile, lg->opts.nofile);
     char *const plain[] = {bin, "-c", lg->conf, NULL};
-    char *const limited[] = {"prlimit", limit, bin, "-c", lg->conf, NULL};
-    char *const *argv = lg->opts.nofile > 0 ? limited : plain;
+    char *wrapped[ITEST_WRAP_MAX + 8];
+    itest_wrap_argv(plain, wrapped + 2, ITEST_WRAP_MAX + 6);
+    wrapped[0] = "prlimit";
+    wrapped[1] = limit;
+    char *const *argv = lg->opts.nofile > 0 ? wrapped : wrapped + 2;
     /* An instance restarted inside a test must outlive that test's process;
      * one started inside a test dies with it. */
     lg->pid =
@@ -1043,7 +1174,10 @@ ITEST_FN int itest_lg_stop(int i)
         itest_pid_save(name, 0);
         lg->pid = 0;
         itest_lg_sanitizer_check(i);
-        if (status != 0 && (!WIFEXITED(status) || WEXITSTATUS(status) != 0)) {
+        char what[64];
+        snprintf(what, sizeof(what), "lockgate instance %d", i);
+        int wrap_bad = itest_wrap_check(pid, WIFEXITED(status) ? WEXITSTATUS(status) : -1, what);
+        if (!wrap_bad && status != 0 && (!WIFEXITED(status) || WEXITSTATUS(status) != 0)) {
             char *log = itest_lg_log(i);
             fprintf(stderr, "itest: lockgate instance %d log:\n%s\n", i, log);
             free(log);
@@ -1059,6 +1193,33 @@ ITEST_FN void itest_lg_restart(int i)
 {
     itest_lg_stop(i);
     itest_lg_spawn(i);
+}
+
+ITEST_FN int itest_lg_run(const char *const *args, char **out, char **err)
+{
+    char bin[PATH_MAX];
+    snprintf(bin, sizeof(bin), "%s/lockgate", IT->build);
+    if (access(bin, X_OK) != 0) ck_abort_msg("%s is missing: build it first", bin);
+    char *argv[64];
+    int n = 0;
+    argv[n++] = bin;
+    for (int i = 0; args[i] != NULL && n < 63; i++) argv[n++] = (char *)args[i];
+    argv[n] = NULL;
+    char *wrapped[ITEST_WRAP_MAX + 64];
+    itest_wrap_argv(argv, wrapped, ITEST_WRAP_MAX + 64);
+    pid_t pid = 0;
+    char *e = NULL;
+    int rc = itest_run_pid(wrapped, NULL, out, &e, &pid);
+    if (itest_error_summary(e)) {
+        fprintf(stderr, "itest: lockgate (pid %d) stderr:\n%s\n", (int)pid, e);
+        itest_report("lockgate (pid %d): the wrapper found errors", (int)pid);
+    }
+    itest_wrap_check(pid, rc, "lockgate");
+    if (err != NULL)
+        *err = e;
+    else
+        free(e);
+    return rc;
 }
 
 /* ---- CLI ---- */
@@ -1101,8 +1262,9 @@ ITEST_FN void itest_start(const struct itest_opts *opts)
     const struct itest_opts *o = opts ? opts : &none;
     memset(IT, 0, sizeof(*IT));
     IT->owner = getpid();
+    itest_wrap_init();
     const char *t = getenv("ITEST_TIMEOUT_S");
-    IT->timeout_ms = (t && atoi(t) > 0 ? atoi(t) : 10) * 1000;
+    IT->timeout_ms = itest_scaled_ms((t && atoi(t) > 0 ? atoi(t) : 10) * 1000);
     const char *b = getenv("LG_BUILD");
     if (b == NULL || b[0] == '\0') b = "build";
     char real[PATH_MAX];

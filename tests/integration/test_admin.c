@@ -1188,11 +1188,9 @@ START_TEST(test_config_check)
                            "\n"
                            "[redis]\n"
                            "prefixx = lg:\n");
-    char bin[PATH_MAX + 16];
-    snprintf(bin, sizeof(bin), "%s/lockgate", IT->build);
-    char *const argv[] = {bin, "-t", "-c", (char *)conf, NULL};
+    const char *const argv[] = {"-t", "-c", conf, NULL};
     char *out = NULL, *err = NULL;
-    int rc = itest_run(argv, NULL, &out, &err);
+    int rc = itest_lg_run(argv, &out, &err);
     ck_assert_int_eq(rc, 1);
     ck_assert_msg(strstr(err, conf) != NULL, "no file name in: %s", err);
     ck_assert_msg(strstr(err, ":6") != NULL, "no line number in: %s", err);
@@ -1200,8 +1198,8 @@ START_TEST(test_config_check)
     free(out);
     free(err);
     /* the harness's own config passes */
-    char *const ok[] = {bin, "-t", "-c", IT->lg[0].conf, NULL};
-    ck_assert_int_eq(itest_run(ok, NULL, &out, &err), 0);
+    const char *const ok[] = {"-t", "-c", IT->lg[0].conf, NULL};
+    ck_assert_int_eq(itest_lg_run(ok, &out, &err), 0);
     free(out);
     free(err);
 }

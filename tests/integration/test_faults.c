@@ -718,7 +718,7 @@ START_TEST(test_client_hangup)
         json_t *doc = itest_admin("GET", path, NULL, &st);
         ck_assert_int_eq(st, 200);
         int found = 0;
-        char outcomes[512] = "", resets[256] = "", fins[256] = "";
+        char outcomes[sizeof("reset:; fin:") + 2 * 256] = "", resets[256] = "", fins[256] = "";
         size_t idx;
         json_t *e;
         json_array_foreach (json_object_get(doc, "entries"), idx, e) {

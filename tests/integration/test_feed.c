@@ -516,15 +516,25 @@ static void check_events_match(struct sse *s, int from, json_t *expected)
 
 /* ---- fixtures ---- */
 
-static void setup(void)
+static void setup_with(int redis_timeout_ms)
 {
     struct itest_opts o = {0};
     o.no_upstream = 1;
     o.rate_per_sec = 1000000;
     o.burst = 1000000;
     o.feed_heartbeat_s = 1;
+    o.redis_timeout_ms = redis_timeout_ms;
     itest_start(&o);
 }
+
+/* Dozens of streams catching up at once queue their range reads on one
+ * worker's Redis connection: the harness's 250 ms deadline scales with a
+ * slowed-down lockgate, which would miss it for slowness alone. */
+static void setup(void) { setup_with(itest_scaled_ms(250)); }
+
+/* The outage test keeps the default deadline however slow lockgate runs: its
+ * failed reads must fit in the pause, well within the subscription's silence. */
+static void setup_down(void) { setup_with(0); }
 
 static void setup_expiry(void)
 {
@@ -1522,7 +1532,7 @@ int main(void)
     suite_add_tcase(su, sl);
 
     TCase *down = tcase_create("store_down");
-    tcase_add_unchecked_fixture(down, setup, teardown);
+    tcase_add_unchecked_fixture(down, setup_down, teardown);
     tcase_set_timeout(down, 180);
     tcase_add_test(down, store_unavailable);
     suite_add_tcase(su, down);
