@@ -1959,6 +1959,85 @@ START_TEST(test_every_worker)
 }
 END_TEST
 
+/* ---- the rate limit shared exactly by instances and workers ---- */
+
+static size_t dp_discard(char *ptr, size_t size, size_t n, void *arg) { return size * n; }
+
+/* Two instances of two workers each, one key, many connections at once: the
+ * count allowed never passes the key's exact GCRA allowance over the
+ * window, burst + rate x seconds (SPEC section 5: "shared exactly"). */
+START_TEST(test_no_over_admission)
+{
+    enum { CONNS = 24, RATE = 20, BURST = 30, WINDOW_MS = 3000 };
+    char acct[64];
+    struct dp_cred k;
+    dp_account(acct, "Busy Call Center");
+    dp_key(&k, acct, "\"all_facilities\":true,\"rate_per_sec\":%d,\"burst\":%d", RATE, BURST);
+    struct itest_opts o = IT->lg[0].opts;
+    int i2 = itest_lg_start(&o);
+    char *basic = dp_basic_header(k.key, k.secret);
+    struct curl_slist *hdrs = curl_slist_append(NULL, basic);
+    CURLM *multi = curl_multi_init();
+    CURL *easy[CONNS];
+    char urls[2][128];
+    snprintf(urls[0], sizeof(urls[0]), "%s/v1/facilities", IT->lg[0].url);
+    snprintf(urls[1], sizeof(urls[1]), "%s/v1/facilities", IT->lg[i2].url);
+    for (int i = 0; i < CONNS; i++) {
+        easy[i] = curl_easy_init();
+        curl_easy_setopt(easy[i], CURLOPT_URL, urls[i % 2]);
+        curl_easy_setopt(easy[i], CURLOPT_HTTPHEADER, hdrs);
+        curl_easy_setopt(easy[i], CURLOPT_WRITEFUNCTION, dp_discard);
+        curl_easy_setopt(easy[i], CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(easy[i], CURLOPT_TIMEOUT_MS, 5000L);
+        curl_multi_add_handle(multi, easy[i]);
+    }
+    long allowed = 0, limited = 0, other = 0;
+    int64_t t0 = itest_mono_ms(), t_last = t0;
+    int running = CONNS;
+    while (running > 0) {
+        curl_multi_perform(multi, &running);
+        CURLMsg *m;
+        int left;
+        while ((m = curl_multi_info_read(multi, &left)) != NULL) {
+            if (m->msg != CURLMSG_DONE) continue;
+            long st = 0;
+            curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE, &st);
+            if (st == 200)
+                allowed++;
+            else if (st == 429)
+                limited++;
+            else
+                other++;
+            t_last = itest_mono_ms();
+            curl_multi_remove_handle(multi, m->easy_handle);
+            if (t_last - t0 < WINDOW_MS) { /* again, on its kept-alive connection */
+                curl_multi_add_handle(multi, m->easy_handle);
+                running++;
+            }
+        }
+        if (running > 0) curl_multi_poll(multi, NULL, 0, 100, NULL);
+    }
+    /* every answer came between t0 and t_last: no request was admitted
+     * outside that window */
+    double exact = BURST + RATE * (double)(t_last - t0) / 1000.0;
+    fprintf(stderr,
+            "test_no_over_admission: %ld allowed, %ld limited, %ld other in %lld ms; exact "
+            "allowance %.1f\n",
+            allowed, limited, other, (long long)(t_last - t0), exact);
+    ck_assert_msg(other == 0, "%ld answers were neither 200 nor 429", other);
+    ck_assert_msg(limited > 0, "the key was never limited: the test proves nothing");
+    ck_assert_msg(allowed <= (long)exact, "%ld allowed, over the exact allowance %.1f", allowed,
+                  exact);
+    /* and the limit did not starve the key either: a whole burst at least */
+    ck_assert_msg(allowed >= BURST, "%ld allowed, less than the burst %d", allowed, BURST);
+    for (int i = 0; i < CONNS; i++) curl_easy_cleanup(easy[i]);
+    curl_multi_cleanup(multi);
+    curl_slist_free_all(hdrs);
+    free(basic);
+    itest_lg_stop(i2);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("dataplane");
@@ -1991,6 +2070,7 @@ int main(void)
     tcase_add_unchecked_fixture(workers, workers_setup, fixture_teardown);
     tcase_set_timeout(workers, 90);
     tcase_add_test(workers, test_every_worker);
+    tcase_add_test(workers, test_no_over_admission);
     suite_add_tcase(s, workers);
 
     TCase *tls = tcase_create("tls");
