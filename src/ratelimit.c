@@ -34,9 +34,17 @@
 #define EVICT_SCAN        64     /* slots looked at when the table is full */
 #define SWEEP_STEP        4      /* slots looked at on every local decision */
 #define WARN_INTERVAL_MS  10000
+/* Leases: a key asked for more than once within LEASE_MS takes a batch of
+ * its allowance from Redis in one step (at most 1/LEASE_FRACTION of its
+ * burst, and no more than it used in the last LEASE_MS) and spends it here;
+ * what is not spent within LEASE_MS lapses (it is never admitted later). */
+#define LEASE_MS          5
+#define LEASE_FRACTION    8
+#define LEASE_MAX_KEYS    1024
 
-/* KEYS[1] the TAT in ticks; ARGV rate per second, burst. Replies four
- * integers: allowed (1/0), remaining, reset seconds, retry-after seconds
+/* KEYS[1] the TAT in ticks; ARGV rate per second, burst, and "peek" or N:
+ * admit up to N requests at once (a lease; 1 without it). Replies four
+ * integers: admitted (0 to N), remaining, reset seconds, retry-after seconds
  * (each a whole number from 0 to 2^31-1, so Redis's integer conversion of
  * Lua numbers loses nothing).
  * TIME is non-deterministic, which is fine: Redis >= 5 replicates a script's
@@ -70,14 +78,20 @@ static struct lg_script gcra_script = {
         "  return {1, out(math.floor((limit - (t - now)) / T)),\n"
         "          out(math.ceil((t - now) / 1024000)), 0}\n"
         "end\n"
+        "local n = math.floor(tonumber(ARGV[3] or '1') or 1)\n"
+        "if not (n >= 1) then n = 1 end\n"
+        /* as many of the N as fit now, each one interval later than the last */
+        "local fit = math.floor((now + limit - t) / T)\n"
+        "if fit > n then fit = n end\n"
         "local new = t + T\n"
-        "if new - now <= limit then\n"
+        "if fit >= 1 then\n"
+        "  new = t + fit * T\n"
         "  local ttl = math.ceil((new - now) / 1024)\n"
         "  if ttl < 1 then ttl = 1 end\n"
         "  if ttl > 1e13 then ttl = 1e13 end\n"
         "  redis.call('SET', KEYS[1], string.format('%.0f', new),\n"
         "             'PX', string.format('%.0f', ttl))\n"
-        "  return {1, out(math.floor((limit - (new - now)) / T)),\n"
+        "  return {fit, out(math.floor((limit - (new - now)) / T)),\n"
         "          out(math.ceil((new - now) / 1024000)), 0}\n"
         "end\n"
         "local retry = math.ceil((new - limit - now) / 1024000)\n"
@@ -95,9 +109,13 @@ struct rl_entry {
 
 /* One check waiting for Redis. Pooled; the key id is copied because the
  * caller's string need not outlive lg_ratelimit_check. */
+struct rl_lease;
+
 struct rl_call {
     struct rl_call *prev, *next; /* in-flight list, or free list (next only) */
     struct lg_ratelimit *rl;     /* NULL once the limiter was freed under it */
+    struct rl_lease *lease;      /* a lease request: its waiters get the answer */
+    int asked;                   /* how many the lease request asked for */
     lg_ratelimit_cb *cb;
     void *arg;
     double rate;
@@ -107,8 +125,38 @@ struct rl_call {
     char key[KEY_ID_MAX];
 };
 
+/* A check waiting for its key's lease request. */
+struct rl_wait {
+    struct rl_wait *next;
+    lg_ratelimit_cb *cb;
+    void *arg;
+};
+
+/* One key's lease. At most one lease request is in flight per key; checks
+ * that come meanwhile wait for it in order. */
+struct rl_lease {
+    struct rl_lease *next; /* hash chain */
+    uint64_t hash;
+    size_t key_len;
+    char key[KEY_ID_MAX];
+    int tokens;         /* admitted by Redis, not handed out yet */
+    int64_t expires_ms; /* the tokens lapse then */
+    int remaining;      /* Redis's remaining after the grant */
+    int reset_s;
+    int64_t window_ms;  /* demand: checks in this and the last LEASE_MS */
+    int seen, seen_last;
+    int64_t used_ms;
+    int inflight; /* single checks of this key waiting for Redis */
+    bool asking;  /* a lease request is in flight */
+    bool busy;    /* its waiters are being answered: not to be evicted */
+    struct rl_wait *wait_head, *wait_tail;
+};
+
 struct lg_ratelimit {
     struct lg_store *st;
+    struct rl_lease *leases[LEASE_MAX_KEYS]; /* chained by hash */
+    int nleases;
+    struct rl_wait *free_waits;
     struct rl_call *free_calls;
     struct rl_call *inflight;
     struct rl_entry *slots;
@@ -335,6 +383,8 @@ static struct rl_call *call_get(struct lg_ratelimit *rl)
         if (c == NULL) return NULL;
     }
     c->rl = rl;
+    c->lease = NULL;
+    c->asked = 0;
     c->prev = NULL;
     c->next = rl->inflight;
     if (rl->inflight != NULL) rl->inflight->prev = c;
@@ -367,17 +417,21 @@ static int reply_int(const redisReply *r)
     return (int)r->integer;
 }
 
-static int parse_reply(const redisReply *reply, int burst, struct lg_ratelimit_result *res)
+/* The script's answer for a request of up to ASKED at once: *ADMITTED of
+ * them were admitted. */
+static int parse_reply(const redisReply *reply, int burst, int asked,
+                       struct lg_ratelimit_result *res, int *admitted)
 {
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 4) return -1;
     int allowed = reply_int(reply->element[0]);
     int remaining = reply_int(reply->element[1]);
     int reset = reply_int(reply->element[2]);
     int retry = reply_int(reply->element[3]);
-    if (allowed < 0 || allowed > 1 || remaining < 0 || reset < 0 || retry < 0) return -1;
+    if (allowed < 0 || allowed > asked || remaining < 0 || reset < 0 || retry < 0) return -1;
     if (!allowed && retry < 1) return -1;
+    *admitted = allowed;
     memset(res, 0, sizeof(*res));
-    res->allowed = allowed == 1;
+    res->allowed = allowed >= 1;
     res->limit = burst;
     res->remaining = remaining < burst ? remaining : burst;
     res->reset_s = reset;
@@ -397,20 +451,28 @@ static void warn_sometimes(struct lg_ratelimit *rl, const redisReply *reply)
         lg_warn("ratelimit: unexpected redis reply (type %d); deciding locally", reply->type);
 }
 
+static void lease_answer(struct rl_call *c, const redisReply *reply);
+
 static void on_reply(struct lg_store *st, redisReply *reply, void *arg)
 {
     struct rl_call *c = arg;
+    if (c->asked > 0) {
+        lease_answer(c, reply);
+        return;
+    }
     struct lg_ratelimit *rl = c->rl;
     lg_ratelimit_cb *cb = c->cb;
     void *cb_arg = c->arg;
     struct lg_ratelimit_result res;
+    int admitted;
+    if (c->lease != NULL) c->lease->inflight--;
     if (rl == NULL) {
         /* The limiter is gone (shutdown): still answer, and refuse. */
         memset(&res, 0, sizeof(res));
         res.limit = c->burst;
         res.retry_after_s = 1;
         res.local = true;
-    } else if (parse_reply(reply, c->burst, &res) < 0) {
+    } else if (parse_reply(reply, c->burst, 1, &res, &admitted) < 0) {
         /* NULL: down, disconnected or past the deadline; the deadline is
          * timeout_ms, so no request waits longer than that. */
         if (reply != NULL) warn_sometimes(rl, reply);
@@ -422,6 +484,184 @@ static void on_reply(struct lg_store *st, redisReply *reply, void *arg)
     /* Release first: the callback may check again or free the limiter. */
     call_put(c);
     cb(&res, cb_arg);
+}
+
+/* ---- leases ---- */
+
+static struct rl_lease **lease_slot(struct lg_ratelimit *rl, uint64_t hash)
+{
+    return &rl->leases[(hash ^ (hash >> 31)) & (LEASE_MAX_KEYS - 1)];
+}
+
+/* Drops leases nobody uses: no tokens worth keeping, nothing waiting. */
+static void lease_evict(struct lg_ratelimit *rl, int64_t now)
+{
+    for (int i = 0; i < LEASE_MAX_KEYS; i++)
+        for (struct rl_lease **pp = &rl->leases[i]; *pp != NULL;) {
+            struct rl_lease *l = *pp;
+            if (!l->asking && !l->busy && l->inflight == 0 && now - l->used_ms > 1000) {
+                *pp = l->next;
+                free(l);
+                rl->nleases--;
+            } else {
+                pp = &l->next;
+            }
+        }
+}
+
+/* KEY's lease (made on first sight), or NULL when the table is full. */
+static struct rl_lease *lease_get(struct lg_ratelimit *rl, const char *key, size_t len,
+                                  int64_t now)
+{
+    uint64_t hash = key_hash(key, len);
+    struct rl_lease **slot = lease_slot(rl, hash);
+    for (struct rl_lease *l = *slot; l != NULL; l = l->next)
+        if (l->hash == hash && l->key_len == len && memcmp(l->key, key, len) == 0) return l;
+    if (rl->nleases >= LEASE_MAX_KEYS) lease_evict(rl, now);
+    if (rl->nleases >= LEASE_MAX_KEYS) return NULL;
+    struct rl_lease *l = calloc(1, sizeof(*l));
+    if (l == NULL) return NULL;
+    l->hash = hash;
+    l->key_len = len;
+    memcpy(l->key, key, len);
+    l->window_ms = now;
+    l->next = *slot;
+    *slot = l;
+    rl->nleases++;
+    return l;
+}
+
+/* Hands out one leased token: the answer is what Redis said at the grant,
+ * plus the tokens still held here (they are part of what remains). */
+static void lease_spend(struct rl_lease *l, int burst, struct lg_ratelimit_result *res)
+{
+    l->tokens--;
+    memset(res, 0, sizeof(*res));
+    res->allowed = true;
+    res->limit = burst;
+    long rem = (long)l->remaining + l->tokens;
+    res->remaining = rem < burst ? (int)rem : burst;
+    res->reset_s = l->reset_s;
+}
+
+static int wait_push(struct lg_ratelimit *rl, struct rl_lease *l, lg_ratelimit_cb *cb, void *arg)
+{
+    struct rl_wait *w = rl->free_waits;
+    if (w != NULL)
+        rl->free_waits = w->next;
+    else if ((w = malloc(sizeof(*w))) == NULL)
+        return -1;
+    w->next = NULL;
+    w->cb = cb;
+    w->arg = arg;
+    if (l->wait_tail)
+        l->wait_tail->next = w;
+    else
+        l->wait_head = w;
+    l->wait_tail = w;
+    return 0;
+}
+
+/* Takes the first waiter off L: its callback and argument. RL may be NULL
+ * (an orphaned lease): the record is freed then. */
+static void wait_pop(struct lg_ratelimit *rl, struct rl_lease *l, lg_ratelimit_cb **cb, void **arg)
+{
+    struct rl_wait *w = l->wait_head;
+    l->wait_head = w->next;
+    if (l->wait_head == NULL) l->wait_tail = NULL;
+    *cb = w->cb;
+    *arg = w->arg;
+    if (rl != NULL) {
+        w->next = rl->free_waits;
+        rl->free_waits = w;
+    } else {
+        free(w);
+    }
+}
+
+static int script_send(struct lg_ratelimit *rl, struct rl_call *c, const char *key_id, size_t len,
+                       const char *mode, size_t mode_len);
+
+/* Asks Redis for up to N of L's allowance at once. 0, or -1 (not sent). */
+static int lease_ask(struct lg_ratelimit *rl, struct rl_lease *l, double rate, int burst, int n)
+{
+    struct rl_call *c = call_get(rl);
+    if (c == NULL) return -1;
+    c->rate = rate;
+    c->burst = burst;
+    c->peek = false;
+    c->lease = l;
+    c->asked = n;
+    c->key_len = l->key_len;
+    memcpy(c->key, l->key, l->key_len);
+    char mode[16];
+    int mlen = snprintf(mode, sizeof(mode), "%d", n);
+    if (script_send(rl, c, l->key, l->key_len, mode, (size_t)mlen) < 0) {
+        call_put(c);
+        return -1;
+    }
+    l->asking = true;
+    return 0;
+}
+
+static int lease_size(const struct rl_lease *l, int burst, int waiting)
+{
+    int cap = burst / LEASE_FRACTION, n = l->seen + l->seen_last;
+    if (n < waiting) n = waiting;
+    if (n > cap) n = cap;
+    return n < 1 ? 1 : n;
+}
+
+/* A lease request's answer: tokens to its waiters in order; a refusal to
+ * all of them (the key is past its allowance now); without Redis, local
+ * decisions, as for a single check. */
+static void lease_answer(struct rl_call *c, const redisReply *reply)
+{
+    struct lg_ratelimit *rl = c->rl;
+    struct rl_lease *l = c->lease;
+    double rate = c->rate;
+    int burst = c->burst, asked = c->asked, got = 0;
+    struct lg_ratelimit_result res;
+    int ok = rl != NULL ? parse_reply(reply, burst, asked, &res, &got) : -1;
+    if (ok < 0 && rl != NULL && reply != NULL) warn_sometimes(rl, reply);
+    call_put(c);
+    l->asking = false;
+    l->busy = true;
+    int64_t now = lg_mono_ms();
+    if (ok == 0 && got > 0) {
+        l->tokens = got;
+        l->expires_ms = now + LEASE_MS;
+        l->remaining = res.remaining;
+        l->reset_s = res.reset_s;
+    }
+    lg_ratelimit_cb *cb;
+    void *arg;
+    while (l->wait_head != NULL) {
+        struct lg_ratelimit_result r;
+        if (l->tokens > 0) {
+            lease_spend(l, burst, &r);
+        } else if (ok == 0 && got == 0) {
+            r = res; /* refused */
+        } else if (ok == 0 && rl != NULL) {
+            /* more waited than were granted: ask again for the rest */
+            int waiting = 0;
+            for (struct rl_wait *w = l->wait_head; w != NULL; w = w->next) waiting++;
+            if (lease_ask(rl, l, rate, burst, lease_size(l, burst, waiting)) == 0) break;
+            ok = -1;
+            continue;
+        } else if (rl != NULL) {
+            local_decide(rl, l->key, l->key_len, rate, burst, &r);
+        } else {
+            memset(&r, 0, sizeof(r)); /* shutting down: refuse */
+            r.limit = burst;
+            r.retry_after_s = 1;
+            r.local = true;
+        }
+        wait_pop(rl, l, &cb, &arg);
+        cb(&r, arg); /* may check again, on this key too */
+    }
+    l->busy = false;
+    if (rl == NULL) free(l); /* orphaned: the limiter is gone */
 }
 
 struct lg_ratelimit *lg_ratelimit_new(struct lg_store *st)
@@ -449,6 +689,17 @@ void lg_ratelimit_free(struct lg_ratelimit *rl)
         next = c->next;
         c->rl = NULL;
         c->prev = c->next = NULL;
+        if (c->asked == 0) c->lease = NULL; /* a lease being asked for dies with its answer */
+    }
+    for (int i = 0; i < LEASE_MAX_KEYS; i++)
+        for (struct rl_lease *l = rl->leases[i], *next; l != NULL; l = next) {
+            next = l->next;
+            if (!l->asking) free(l);
+        }
+    while (rl->free_waits != NULL) {
+        struct rl_wait *w = rl->free_waits;
+        rl->free_waits = w->next;
+        free(w);
     }
     while (rl->free_calls != NULL) {
         struct rl_call *c = rl->free_calls;
@@ -491,39 +742,75 @@ static void ratelimit_ask(struct lg_ratelimit *rl, const char *key_id, double ra
         return;
     }
 
-    char key[256];
-    int klen = -1;
-    if (rl->st != NULL)
-        klen = snprintf(key, sizeof(key), "%srl:%s", lg_store_prefix(rl->st), key_id);
-    if (rate != rl->rate_last) {
-        rl->rate_last = rate;
-        rl->rate_len = snprintf(rl->rate_s, sizeof(rl->rate_s), "%.17g", rate);
-    }
-    if (burst != rl->burst_last) {
-        rl->burst_last = burst;
-        rl->burst_len = snprintf(rl->burst_s, sizeof(rl->burst_s), "%d", burst);
-    }
-    if (klen > 0 && (size_t)klen < sizeof(key)) {
-        struct rl_call *c = call_get(rl);
-        if (c != NULL) {
-            c->cb = cb;
-            c->arg = arg;
-            c->rate = rate;
-            c->burst = burst;
-            c->peek = peek;
-            c->key_len = len;
-            memcpy(c->key, key_id, len);
-            const char *argv[4] = {key, rl->rate_s, rl->burst_s, "peek"};
-            size_t argvlen[4] = {(size_t)klen, (size_t)rl->rate_len, (size_t)rl->burst_len, 4};
-            if (lg_store_script(rl->st, &gcra_script, on_reply, c, 1, peek ? 4 : 3, argv,
-                                argvlen) == 0)
+    struct rl_lease *l = NULL;
+    if (!peek && rl->st != NULL && lg_store_up(rl->st)) {
+        int64_t now = lg_mono_ms();
+        if ((l = lease_get(rl, key_id, len, now)) != NULL) {
+            if (now - l->window_ms >= LEASE_MS) {
+                l->seen_last = now - l->window_ms < 2 * LEASE_MS ? l->seen : 0;
+                l->seen = 0;
+                l->window_ms = now;
+            }
+            l->seen++;
+            l->used_ms = now;
+            if (l->tokens > 0 && now < l->expires_ms) {
+                lease_spend(l, burst, &res);
+                cb(&res, arg);
                 return;
-            call_put(c); /* not connected: CB was not called */
+            }
+            l->tokens = 0; /* lapsed */
+            /* Checks of a key that come while another of its checks waits
+             * for Redis share one lease request; a key asked one at a time
+             * is checked one at a time, exactly as without leases. */
+            if (l->asking && wait_push(rl, l, cb, arg) == 0) return;
+            if (!l->asking && l->inflight > 0 && burst >= 2 * LEASE_FRACTION &&
+                wait_push(rl, l, cb, arg) == 0) {
+                if (lease_ask(rl, l, rate, burst, lease_size(l, burst, 1)) == 0) return;
+                wait_pop(rl, l, &cb, &arg); /* not sent: decided below */
+            }
         }
     }
+    struct rl_call *c = call_get(rl);
+    if (c != NULL && rl->st != NULL) {
+        c->cb = cb;
+        c->arg = arg;
+        c->rate = rate;
+        c->burst = burst;
+        c->peek = peek;
+        c->key_len = len;
+        memcpy(c->key, key_id, len);
+        if (script_send(rl, c, key_id, len, peek ? "peek" : NULL, 4) == 0) {
+            c->lease = l;
+            if (l != NULL) l->inflight++;
+            return;
+        }
+    }
+    if (c != NULL) call_put(c); /* not connected: CB was not called */
     if (peek)
         local_peek(rl, key_id, len, rate, burst, &res);
     else
         local_decide(rl, key_id, len, rate, burst, &res);
     cb(&res, arg);
+}
+
+/* Sends the GCRA script for KEY_ID: MODE is "peek", a lease size, or NULL
+ * (one check). 0, or -1 when the store cannot take it. */
+static int script_send(struct lg_ratelimit *rl, struct rl_call *c, const char *key_id, size_t len,
+                       const char *mode, size_t mode_len)
+{
+    if (c->rate != rl->rate_last) {
+        rl->rate_last = c->rate;
+        rl->rate_len = snprintf(rl->rate_s, sizeof(rl->rate_s), "%.17g", c->rate);
+    }
+    if (c->burst != rl->burst_last) {
+        rl->burst_last = c->burst;
+        rl->burst_len = snprintf(rl->burst_s, sizeof(rl->burst_s), "%d", c->burst);
+    }
+    char key[256];
+    int klen = snprintf(key, sizeof(key), "%srl:%.*s", lg_store_prefix(rl->st), (int)len, key_id);
+    if (klen <= 0 || (size_t)klen >= sizeof(key)) return -1;
+    const char *argv[4] = {key, rl->rate_s, rl->burst_s, mode};
+    size_t argvlen[4] = {(size_t)klen, (size_t)rl->rate_len, (size_t)rl->burst_len, mode_len};
+    return lg_store_script(rl->st, &gcra_script, on_reply, c, 1, mode != NULL ? 4 : 3, argv,
+                           argvlen);
 }

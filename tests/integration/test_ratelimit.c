@@ -371,6 +371,50 @@ START_TEST(test_two_gateways_share)
 }
 END_TEST
 
+/* A key checked many times at once takes batches ("leases") of its
+ * allowance in one script call each and spends them locally: still exactly
+ * the burst is admitted, by one gateway or two, the remaining counts stay
+ * truthful, and far fewer script calls go to Redis than checks. */
+START_TEST(test_leases)
+{
+    struct event_base *base = event_base_new();
+    struct gateway a, b;
+    gw_open(&a, base, 2000);
+    gw_open(&b, base, 2000);
+    gw_wait_up(&a);
+    gw_wait_up(&b);
+    enum { BURST = 48, N = 64 };
+    struct seen s[N];
+    memset(s, 0, sizeof(s));
+    long long evalsha0 = cmd_calls("evalsha");
+    for (int i = 0; i < N; i++) lg_ratelimit_check(a.rl, "lk_lease", 0.01, BURST, on_result, &s[i]);
+    wait_all(base, s, N);
+    loop_ms(base, 50);
+    long long calls = cmd_calls("evalsha") - evalsha0;
+    int allowed = 0;
+    bool seen_rem[BURST] = {false};
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(s[i].calls, 1);
+        ck_assert(!s[i].res.local);
+        if (!s[i].res.allowed) continue;
+        allowed++;
+        int rem = s[i].res.remaining;
+        ck_assert_msg(rem >= 0 && rem < BURST && !seen_rem[rem], "remaining %d twice or out of range",
+                      rem);
+        seen_rem[rem] = true;
+    }
+    ck_assert_int_eq(allowed, BURST);
+    fprintf(stderr, "test_leases: %d checks, %lld script calls\n", N, calls);
+    ck_assert_msg(calls < N / 2, "%lld script calls for %d checks: no leases", calls, N);
+    /* two gateways on one key: still exactly the burst */
+    struct gateway *gws[2] = {&a, &b};
+    ck_assert_int_eq(check_many(gws, 2, "lk_lease2", 0.01, BURST, N, false), BURST);
+    gw_close(&a);
+    gw_close(&b);
+    event_base_free(base);
+}
+END_TEST
+
 START_TEST(test_refill)
 {
     struct event_base *base = event_base_new();
@@ -556,6 +600,7 @@ static Suite *ratelimit_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_burst_exact);
     tcase_add_test(tc, test_two_gateways_share);
+    tcase_add_test(tc, test_leases);
     tcase_add_test(tc, test_refill);
     tcase_add_test(tc, test_script_flush);
     tcase_add_test(tc, test_key_expires);
