@@ -350,12 +350,16 @@ static size_t format_head(struct lg_http_req *r, char *out, int status, const ch
 {
     struct conn *c = r->conn;
     struct out o = {out, out + HEAD_MAX};
-    const char *why = reason(status);
-    PUT_LIT(&o, "HTTP/1.1 ");
-    put_uint(&o, (unsigned)status);
-    PUT_LIT(&o, " ");
-    put(&o, why, strlen(why));
-    PUT_LIT(&o, "\r\nDate: ");
+    if (status == 200) { /* nearly every answer */
+        PUT_LIT(&o, "HTTP/1.1 200 OK\r\nDate: ");
+    } else {
+        const char *why = reason(status);
+        PUT_LIT(&o, "HTTP/1.1 ");
+        put_uint(&o, (unsigned)status);
+        PUT_LIT(&o, " ");
+        put(&o, why, strlen(why));
+        PUT_LIT(&o, "\r\nDate: ");
+    }
     put(&o, http_date(c->srv->base), 29);
     PUT_LIT(&o, "\r\n");
     if (content_type != NULL && strlen(content_type) <= 200) {
@@ -826,12 +830,14 @@ const char *lg_http_body(const struct lg_http_req *r, size_t *len)
 
 void lg_http_set_header(struct lg_http_req *r, const char *name, const char *value)
 {
-    for (const char *p = value; *p; p++)
-        if ((unsigned char)*p < 0x20 && *p != '\t') {
+    /* one pass: the value's length, and no byte that could end the line */
+    size_t vlen = 0;
+    for (unsigned char ch; (ch = (unsigned char)value[vlen]) != 0; vlen++)
+        if (ch < 0x20 && ch != '\t') {
             lg_error("http: answer header %s has a control byte; dropped", name);
             return;
         }
-    size_t nlen = strlen(name), vlen = strlen(value);
+    size_t nlen = strlen(name);
     if (r->hdrs_len + nlen + vlen + 4 > sizeof(r->hdrs)) {
         lg_error("http: answer headers too long; %s dropped", name);
         return;
@@ -842,8 +848,9 @@ void lg_http_set_header(struct lg_http_req *r, const char *name, const char *val
     memcpy(o + nlen + 2, value, vlen);
     memcpy(o + nlen + 2 + vlen, "\r\n", 2);
     r->hdrs_len += nlen + vlen + 4;
-    if (strcasecmp(name, "X-Request-Id") == 0)
-        snprintf(r->request_id, sizeof(r->request_id), "%s", value);
+    if (nlen == 12 && strcasecmp(name, "X-Request-Id") == 0 && vlen < sizeof(r->request_id)) {
+        memcpy(r->request_id, value, vlen + 1);
+    }
 }
 
 void lg_http_on_close(struct lg_http_req *r, lg_http_close_cb *on_close, void *arg)

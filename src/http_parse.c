@@ -183,10 +183,11 @@ static enum lg_http_method map_method(unsigned m)
 
 static int known_index(const struct lg_http_field *f)
 {
-    /* every known name is 4 to 17 bytes long */
+    /* every known name is 4 to 17 bytes long; most fields are not known */
     if (f->name_len < 4 || f->name_len > 17) return -1;
+    char c0 = (char)(f->name[0] | 0x20); /* ASCII lower case */
     for (int i = 0; i < LG_HDR_COUNT; i++)
-        if (known_names[i].len == f->name_len &&
+        if (known_names[i].len == f->name_len && (known_names[i].name[0] | 0x20) == c0 &&
             strncasecmp(known_names[i].name, f->name, f->name_len) == 0)
             return i;
     return -1;
