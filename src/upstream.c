@@ -81,6 +81,7 @@ struct lg_upstream {
 
     long timeout_ms;
     long connect_timeout_ms;
+    char ca_file[LG_PATH_MAX]; /* "" = curl's default CA store */
 
     struct lg_upstream_req *active; /* doubly linked */
     struct lg_upstream_req *pool;   /* singly linked */
@@ -238,6 +239,7 @@ static struct lg_upstream_req *req_create(struct lg_upstream *up)
     rc |= curl_easy_setopt(e, CURLOPT_PROXY, "");
     rc |= curl_easy_setopt(e, CURLOPT_NOPROXY, "");
     rc |= curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)LG_UPSTREAM_BODY_MAX);
+    if (up->ca_file[0]) rc |= curl_easy_setopt(e, CURLOPT_CAINFO, up->ca_file);
     if (rc != 0) {
         req_destroy(req);
         return NULL;
@@ -586,6 +588,7 @@ struct lg_upstream *lg_upstream_new(struct event_base *base, const struct lg_con
     up->timeout_ms = cfg->upstream_timeout_ms > 0 ? cfg->upstream_timeout_ms : 2000;
     up->connect_timeout_ms =
         cfg->upstream_connect_timeout_ms > 0 ? cfg->upstream_connect_timeout_ms : up->timeout_ms;
+    snprintf(up->ca_file, sizeof(up->ca_file), "%s", cfg->upstream_ca_file);
     long maxconn = cfg->upstream_max_connections > 0 ? cfg->upstream_max_connections : 256;
     up->pool_max = maxconn > LG_UPSTREAM_POOL_MIN ? (int)maxconn : LG_UPSTREAM_POOL_MIN;
 
