@@ -2,6 +2,7 @@
  * loop against the test upstream (upstream_server, started as a child). */
 #include <arpa/inet.h>
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <jansson.h>
@@ -286,6 +287,26 @@ static long json_field(const char *body, const char *name)
     return v;
 }
 
+/* Sockets this process holds open. */
+static int open_sockets(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    ck_assert_ptr_nonnull(d);
+    struct dirent *e;
+    int n = 0;
+    while ((e = readdir(d)) != NULL) {
+        char path[300], target[64];
+        snprintf(path, sizeof(path), "/proc/self/fd/%s", e->d_name);
+        ssize_t len = readlink(path, target, sizeof(target) - 1);
+        if (len > 0) {
+            target[len] = '\0';
+            if (strncmp(target, "socket:", 7) == 0) n++;
+        }
+    }
+    closedir(d);
+    return n;
+}
+
 static int64_t mono_ms(void)
 {
     struct timespec ts;
@@ -536,14 +557,16 @@ START_TEST(test_cancel)
     ck_assert_int_ge(record_count("slow_c2", NULL), 1);
     /* The abandoned exchanges' connections are closed, not reused: the next
      * request gets its own answer (on a reused one it would wait behind the
-     * slow answer still due there) on a new connection. */
+     * slow answer still due there) on a new connection. A was written at once
+     * on the idle connection that gave the first figure, B on a new one. */
     struct outcome o = fetch(&fx, "/v1/facilities/fac_after_cancel", 0, NULL);
     ck_assert_int_eq(o.error, LG_UPSTREAM_OK);
     ck_assert_int_eq(o.status, 200);
     ck_assert_ptr_nonnull(strstr(o.body, "\"fac_after_cancel\""));
     free(o.body);
     long after = server_connections(&fx);
-    ck_assert_msg(after - before >= 1, "%ld new connections", after - before);
+    ck_assert_msg(after - before == 2, "%ld new connections, want 2 (b's and the next one)",
+                  after - before);
     run_for(&fx, 1300); /* past the slow answers */
     ck_assert_int_eq(called, 0);
     fixture_free(&fx);
@@ -719,6 +742,15 @@ START_TEST(test_chunked)
     }
     /* a chunked answer ends at its last chunk: the connection goes on */
     ck_assert_int_eq(server_connections(&fx) - before, 0);
+    /* no length announced: the 1 MiB cap holds as the chunks come */
+    struct outcome o = fetch(&fx, "/v1/facilities/chunked_k2?bytes=700000", 0, NULL);
+    ck_assert_int_eq(o.error, LG_UPSTREAM_OK);
+    ck_assert_uint_gt(o.body_len, 700000);
+    ck_assert_uint_eq(strlen(o.body), o.body_len);
+    free(o.body);
+    o = fetch(&fx, "/v1/facilities/chunked_k3?bytes=2000000", 0, NULL);
+    ck_assert_int_eq(o.error, LG_UPSTREAM_UNAVAILABLE);
+    free(o.body);
     fixture_free(&fx);
 }
 END_TEST
@@ -792,6 +824,25 @@ START_TEST(test_reset_mid_answer)
     ck_assert_int_eq(record_count("/v1/facilities/cut_m1", NULL), 1);
     o = fetch(&fx, "/v1/facilities/fac_after_cut", 0, NULL);
     expect_facility(&o, "fac_after_cut");
+    free(o.body);
+    fixture_free(&fx);
+}
+END_TEST
+
+/* An idle connection the upstream closes is closed here too, at once. */
+START_TEST(test_idle_close_noticed)
+{
+    struct fixture fx;
+    fixture_init(&fx, local_url(server_port), 2000, 8);
+    int sockets = open_sockets();
+    struct outcome o = fetch(&fx, "/v1/facilities/brief_b1", 0, NULL);
+    expect_facility(&o, "brief_b1");
+    free(o.body);
+    ck_assert_int_eq(open_sockets(), sockets + 1);
+    run_for(&fx, 400); /* the upstream closes it 100 ms after the answer */
+    ck_assert_int_eq(open_sockets(), sockets);
+    o = fetch(&fx, "/v1/facilities/fac_after_brief", 0, NULL);
+    expect_facility(&o, "fac_after_brief");
     free(o.body);
     fixture_free(&fx);
 }
@@ -918,6 +969,7 @@ static Suite *upstream_suite(void)
     tcase_add_test(tc, test_interim_answers_skipped);
     tcase_add_test(tc, test_closed_idle_connection_retried);
     tcase_add_test(tc, test_reset_mid_answer);
+    tcase_add_test(tc, test_idle_close_noticed);
     tcase_add_test(tc, test_https_verified);
     tcase_add_test(tc, test_https_unverified_refused);
     suite_add_tcase(s, tc);

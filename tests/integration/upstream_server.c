@@ -27,7 +27,8 @@
  *   reset... closes the connection without answering (SO_LINGER 0)
  *   big...   the facility object gets a "padding" string of ?bytes= bytes
  *            (default 2 MiB, at most 8 MiB)
- *   chunked... the facility object in two chunks (Transfer-Encoding: chunked)
+ *   chunked... the facility object in two chunks (Transfer-Encoding: chunked),
+ *            with a "padding" of ?bytes= bytes when asked (at most 8 MiB)
  *   cut...   the head and a first chunk of the answer, then a reset 50 ms later
  *   drop...  answered as the first request of a connection; on a connection
  *            that already served one, closed (FIN) without an answer, as an
@@ -298,30 +299,35 @@ static int reply_file(struct evhttp_request *req, const struct route *r, const c
     return 0;
 }
 
+/* The facility object, with its padding for "big" (and "chunked") facilities. */
+static json_t *facility_json(const struct route *r, const char *query)
+{
+    char name[ID_MAX + 16];
+    snprintf(name, sizeof(name), "Facility %s", r->fac);
+    json_t *o =
+        json_pack("{s:s,s:s,s:i}", "facility_id", r->fac, "name", name, "unit_count", UNITS);
+    long bytes = strncmp(r->fac, "big", 3) == 0 ? query_long(query, "bytes", BIG_DEFAULT, BIG_MAX)
+                 : strncmp(r->fac, "chunked", 7) == 0 ? query_long(query, "bytes", 0, BIG_MAX)
+                                                      : 0;
+    if (bytes > 0) {
+        char *pad = malloc((size_t)bytes + 1);
+        if (pad != NULL) {
+            memset(pad, 'x', (size_t)bytes);
+            pad[bytes] = '\0';
+            json_object_set_new(o, "padding", json_string(pad));
+            free(pad);
+        }
+    }
+    return o;
+}
+
 static void reply_route(struct evhttp_request *req, const struct route *r, const char *path,
                         const char *query)
 {
     if (path != NULL && r->kind != ROUTE_STATS && reply_file(req, r, path) == 0) return;
     int n = r->unit[0] ? unit_number(r->unit) : 0;
     switch (r->kind) {
-    case ROUTE_FACILITY: {
-        char name[ID_MAX + 16];
-        snprintf(name, sizeof(name), "Facility %s", r->fac);
-        json_t *o =
-            json_pack("{s:s,s:s,s:i}", "facility_id", r->fac, "name", name, "unit_count", UNITS);
-        if (strncmp(r->fac, "big", 3) == 0) {
-            long bytes = query_long(query, "bytes", BIG_DEFAULT, BIG_MAX);
-            char *pad = malloc((size_t)bytes + 1);
-            if (pad != NULL) {
-                memset(pad, 'x', (size_t)bytes);
-                pad[bytes] = '\0';
-                json_object_set_new(o, "padding", json_string(pad));
-                free(pad);
-            }
-        }
-        reply_json(req, 200, "OK", o);
-        return;
-    }
+    case ROUTE_FACILITY: reply_json(req, 200, "OK", facility_json(r, query)); return;
     case ROUTE_UNITS: {
         json_t *units = json_array();
         for (int i = 1; i <= UNITS; i++) {
@@ -477,21 +483,19 @@ static void schedule_close(struct conn_info *ci, int ms, int reset)
 }
 
 /* The facility object as compact JSON text. Caller frees. */
-static char *facility_text(const struct route *r)
+static char *facility_text(const struct route *r, const char *query)
 {
-    char name[ID_MAX + 16];
-    snprintf(name, sizeof(name), "Facility %s", r->fac);
-    json_t *o =
-        json_pack("{s:s,s:s,s:i}", "facility_id", r->fac, "name", name, "unit_count", UNITS);
+    json_t *o = facility_json(r, query);
     char *s = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     return s;
 }
 
 /* The facility object in two chunks; with CUT, only the first, then a reset. */
-static void reply_chunked(struct evhttp_request *req, const struct route *r, int cut)
+static void reply_chunked(struct evhttp_request *req, const struct route *r, const char *query,
+                          int cut)
 {
-    char *s = facility_text(r);
+    char *s = facility_text(r, query);
     struct conn_info *ci = conn_info_of(req);
     if (s == NULL || ci == NULL) {
         free(s);
@@ -522,7 +526,7 @@ static void reply_raw(struct evhttp_request *req, const struct route *r, const c
 {
     struct evhttp_connection *evcon = evhttp_request_get_connection(req);
     evutil_socket_t fd = evcon ? connection_fd(evcon) : -1;
-    char *s = facility_text(r);
+    char *s = facility_text(r, NULL);
     if (fd < 0 || s == NULL || tls_ctx != NULL) {
         free(s);
         reply_error(req, 500, "Internal Server Error", "internal", "no raw answer here");
@@ -582,11 +586,11 @@ static void on_request(struct evhttp_request *req, void *arg)
         return;
     }
     if (r.kind == ROUTE_FACILITY && strncmp(r.fac, "chunked", 7) == 0) {
-        reply_chunked(req, &r, 0);
+        reply_chunked(req, &r, query, 0);
         return;
     }
     if (r.kind == ROUTE_FACILITY && strncmp(r.fac, "cut", 3) == 0) {
-        reply_chunked(req, &r, 1);
+        reply_chunked(req, &r, query, 1);
         return;
     }
     if (r.kind == ROUTE_FACILITY && strncmp(r.fac, "eof", 3) == 0) {
