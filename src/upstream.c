@@ -34,7 +34,8 @@
 struct lg_upstream_req;
 struct lg_upstream_conn;
 
-/* Requests waiting for a connection, oldest first. */
+/* A list of requests, oldest first: those waiting for a connection, or
+ * those whose callback is due. */
 struct req_queue {
     struct lg_upstream_req *head, *tail;
     int n;
@@ -42,7 +43,6 @@ struct req_queue {
 
 struct lg_upstream_target {
     char *base; /* as configured, no trailing slash: where curl connects, and for logs */
-    size_t len;
     char *host; /* the Host header's value: host, and port unless the scheme's own */
     size_t host_len;
     char *prefix; /* the base URL's path before every request's ("" or "/api") */
@@ -90,7 +90,7 @@ enum req_state {
     REQ_FREE,    /* pooled */
     REQ_WAITING, /* in a target's wait or fresh queue */
     REQ_BUSY,    /* on a connection */
-    REQ_DONE,    /* finished, its callback due (up->done) */
+    REQ_DONE,    /* finished, its callback due (in up->done) */
     REQ_CALLING  /* its callback is running */
 };
 
@@ -100,7 +100,7 @@ struct lg_upstream_req {
     struct lg_upstream *up;
     enum req_state state;
     struct lg_upstream_req *prev, *next; /* its queue, up->done, or the pool (next only) */
-    struct req_queue *queue;             /* where it waits */
+    struct req_queue *queue;             /* the list it is in */
     lg_upstream_cb *cb;
     void *arg;
     int target;
@@ -159,7 +159,7 @@ struct lg_upstream {
     int nspare;
     struct lg_upstream_req *pool;
     int npool, pool_max;
-    struct lg_upstream_req *done, *done_tail;
+    struct req_queue done;
     int inflight;
     int dispatching; /* inside our event callbacks: a free waits for them to end */
     int closing;
@@ -288,7 +288,6 @@ static int targets_parse(struct lg_upstream *up, const char *list)
             struct lg_upstream_target *t = &up->targets[up->ntargets++];
             t->base = strndup(s, len);
             if (t->base == NULL) return -1;
-            t->len = len;
             if (target_split(t) < 0) return -1;
             /* "HEAD " prefix " HTTP/1.1\r\n" "Host: " host "\r\n" */
             size_t room = 5 + t->prefix_len + 11 + 6 + t->host_len + 2;
@@ -319,7 +318,6 @@ static void targets_free(struct lg_upstream *up)
 static void queue_push(struct req_queue *q, struct lg_upstream_req *req, int front)
 {
     req->queue = q;
-    req->state = REQ_WAITING;
     if (front) {
         req->prev = NULL;
         req->next = q->head;
@@ -599,26 +597,7 @@ static void req_complete(struct lg_upstream_req *req, enum lg_upstream_error err
     }
     req->state = REQ_DONE;
     req->conn = NULL;
-    req->prev = up->done_tail;
-    req->next = NULL;
-    if (up->done_tail)
-        up->done_tail->next = req;
-    else
-        up->done = req;
-    up->done_tail = req;
-}
-
-static void done_unlink(struct lg_upstream *up, struct lg_upstream_req *req)
-{
-    if (req->prev)
-        req->prev->next = req->next;
-    else
-        up->done = req->next;
-    if (req->next)
-        req->next->prev = req->prev;
-    else
-        up->done_tail = req->prev;
-    req->prev = req->next = NULL;
+    queue_push(&up->done, req, 0);
 }
 
 /* ---- answers ---------------------------------------------------------- */
@@ -878,6 +857,7 @@ static void exchange_failed(struct lg_upstream_conn *c)
     conn_close(c);
     if (again) {
         req->resent = 1;
+        req->state = REQ_WAITING;
         queue_push(&t->fresh, req, 0);
     } else {
         req_complete(req, LG_UPSTREAM_UNAVAILABLE);
@@ -1027,6 +1007,7 @@ static int req_move(struct lg_upstream *up, struct lg_upstream_req *req)
     if (idx < 0) return 0;
     req->moved = 1;
     req_set_target(req, idx);
+    req->state = REQ_WAITING;
     queue_push(&up->targets[idx].wait, req, 1);
     return 1;
 }
@@ -1103,8 +1084,7 @@ static void upstream_destroy(struct lg_upstream *up);
 static void run_callbacks(struct lg_upstream *up)
 {
     struct lg_upstream_req *req;
-    while (!up->closing && (req = up->done) != NULL) {
-        done_unlink(up, req);
+    while (!up->closing && (req = queue_pop(&up->done)) != NULL) {
         req->state = REQ_CALLING;
         up->inflight--;
         req->cb(&req->res, req->arg);
@@ -1114,9 +1094,14 @@ static void run_callbacks(struct lg_upstream *up)
 
 static void enter(struct lg_upstream *up) { up->dispatching++; }
 
+/* Ends one of our event callbacks: the outermost matches waiting requests
+ * with connections, then calls the callbacks due. */
 static void leave(struct lg_upstream *up)
 {
-    if (up->dispatching == 1) run_callbacks(up);
+    if (up->dispatching == 1 && !up->closing) {
+        pump_all(up);
+        run_callbacks(up);
+    }
     if (--up->dispatching == 0 && up->closing)
         upstream_destroy(up); /* lg_upstream_free was called from a callback */
 }
@@ -1125,7 +1110,7 @@ static void leave(struct lg_upstream *up)
  * loop, never from inside the call. */
 static void schedule_callbacks(struct lg_upstream *up)
 {
-    if (up->done != NULL && up->dispatching == 0) event_active(up->flush, EV_TIMEOUT, 1);
+    if (up->done.head != NULL && up->dispatching == 0) event_active(up->flush, EV_TIMEOUT, 1);
 }
 
 static void on_flush(evutil_socket_t fd, short what, void *arg)
@@ -1149,7 +1134,6 @@ static void on_conn_event(evutil_socket_t fd, short what, void *arg)
         else if (what & EV_READ)
             conn_read(c);
     }
-    pump_all(up);
     leave(up);
 }
 
@@ -1172,7 +1156,6 @@ static void on_req_timer(evutil_socket_t fd, short what, void *arg)
         conn_close(c);
         req_complete(req, LG_UPSTREAM_TIMEOUT);
     }
-    pump_all(up);
     leave(up);
 }
 
@@ -1205,7 +1188,6 @@ static void on_socket_event(evutil_socket_t fd, short what, void *arg)
     enter(up);
     curl_multi_socket_action(up->multi, fd, action, &running);
     check_info(up);
-    pump_all(up);
     leave(up);
 }
 
@@ -1216,7 +1198,6 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     enter(up);
     curl_multi_socket_action(up->multi, CURL_SOCKET_TIMEOUT, 0, &running);
     check_info(up);
-    pump_all(up);
     leave(up);
 }
 
@@ -1350,10 +1331,7 @@ static void upstream_destroy(struct lg_upstream *up)
         while ((req = queue_pop(&up->targets[i].wait)) != NULL) req_destroy(req);
         while ((req = queue_pop(&up->targets[i].fresh)) != NULL) req_destroy(req);
     }
-    while ((req = up->done) != NULL) {
-        done_unlink(up, req);
-        req_destroy(req);
-    }
+    while ((req = queue_pop(&up->done)) != NULL) req_destroy(req);
     while ((req = up->pool) != NULL) {
         up->pool = req->next;
         req_destroy(req);
@@ -1397,6 +1375,7 @@ struct lg_upstream_req *lg_upstream_fetch(struct lg_upstream *up, const char *pa
         return NULL;
     }
     up->inflight++;
+    req->state = REQ_WAITING;
     queue_push(&up->targets[req->target].wait, req, 0);
     pump(up, req->target);
     schedule_callbacks(up);
@@ -1408,7 +1387,8 @@ void lg_upstream_cancel(struct lg_upstream_req *req)
     if (req == NULL) return;
     struct lg_upstream *up = req->up;
     switch (req->state) {
-    case REQ_WAITING: queue_remove(req); break;
+    case REQ_WAITING:
+    case REQ_DONE: queue_remove(req); break;
     case REQ_BUSY: {
         /* the answer may still come: the connection cannot serve another */
         struct lg_upstream_conn *c = req->conn;
@@ -1417,7 +1397,6 @@ void lg_upstream_cancel(struct lg_upstream_req *req)
         conn_close(c);
         break;
     }
-    case REQ_DONE: done_unlink(up, req); break;
     default: return; /* its callback is running, or it was cancelled */
     }
     evtimer_del(req->timer);

@@ -278,6 +278,14 @@ static struct outcome fetch(struct fixture *fx, const char *path, int head,
     return o;
 }
 
+/* One fetch run to completion, of which only the error is kept. */
+static enum lg_upstream_error fetch_error(struct fixture *fx, const char *path)
+{
+    struct outcome o = fetch(fx, path, 0, NULL);
+    free(o.body);
+    return o.error;
+}
+
 static long json_field(const char *body, const char *name)
 {
     json_t *j = json_loads(body, 0, NULL);
@@ -528,6 +536,26 @@ START_TEST(test_round_robin)
 }
 END_TEST
 
+START_TEST(test_base_url_path)
+{
+    /* a base URL's path goes before every request's, its trailing slash dropped */
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/base_pfx/", server_port);
+    struct fixture fx;
+    fixture_init(&fx, url, 2000, 8);
+    struct outcome o = fetch(&fx, "/v1/facilities/fac_pfx?a=1#frag", 0, NULL);
+    ck_assert_int_eq(o.error, LG_UPSTREAM_OK);
+    ck_assert_int_eq(o.status, 404); /* no such route on the test upstream */
+    free(o.body);
+    char *line = record_find("fac_pfx");
+    ck_assert_ptr_nonnull(line);
+    ck_assert_msg(strncmp(line, "GET /base_pfx/v1/facilities/fac_pfx?a=1\t", 40) == 0, "line: %s",
+                  line);
+    free(line);
+    fixture_free(&fx);
+}
+END_TEST
+
 static void on_cancel_timer(evutil_socket_t fd, short what, void *arg) { lg_upstream_cancel(arg); }
 
 START_TEST(test_cancel)
@@ -748,9 +776,8 @@ START_TEST(test_chunked)
     ck_assert_uint_gt(o.body_len, 700000);
     ck_assert_uint_eq(strlen(o.body), o.body_len);
     free(o.body);
-    o = fetch(&fx, "/v1/facilities/chunked_k3?bytes=2000000", 0, NULL);
-    ck_assert_int_eq(o.error, LG_UPSTREAM_UNAVAILABLE);
-    free(o.body);
+    ck_assert_int_eq(fetch_error(&fx, "/v1/facilities/chunked_k3?bytes=2000000"),
+                     LG_UPSTREAM_UNAVAILABLE);
     fixture_free(&fx);
 }
 END_TEST
@@ -800,9 +827,7 @@ START_TEST(test_closed_idle_connection_retried)
     ck_assert_int_eq(record_count("GET /v1/facilities/drop_d1", NULL), 3);
     ck_assert_int_eq(record_count("HEAD /v1/facilities/drop_d1", NULL), 2);
     /* a reset on a reused connection before any answer is retried once, no more */
-    struct outcome o = fetch(&fx, "/v1/facilities/reset_d2", 0, NULL);
-    ck_assert_int_eq(o.error, LG_UPSTREAM_UNAVAILABLE);
-    free(o.body);
+    ck_assert_int_eq(fetch_error(&fx, "/v1/facilities/reset_d2"), LG_UPSTREAM_UNAVAILABLE);
     ck_assert_int_eq(record_count("/v1/facilities/reset_d2", NULL), 2);
     ck_assert_int_eq(lg_upstream_healthy(fx.up), 1);
     fixture_free(&fx);
@@ -815,14 +840,10 @@ START_TEST(test_reset_mid_answer)
 {
     struct fixture fx;
     fixture_init(&fx, local_url(server_port), 2000, 8);
-    struct outcome o = fetch(&fx, "/v1/facilities/fac_before_cut", 0, NULL);
-    free(o.body);
-    o = fetch(&fx, "/v1/facilities/cut_m1", 0, NULL);
-    ck_assert_int_eq(o.error, LG_UPSTREAM_UNAVAILABLE);
-    ck_assert_uint_eq(o.body_len, 0);
-    free(o.body);
+    ck_assert_int_eq(fetch_error(&fx, "/v1/facilities/fac_before_cut"), LG_UPSTREAM_OK);
+    ck_assert_int_eq(fetch_error(&fx, "/v1/facilities/cut_m1"), LG_UPSTREAM_UNAVAILABLE);
     ck_assert_int_eq(record_count("/v1/facilities/cut_m1", NULL), 1);
-    o = fetch(&fx, "/v1/facilities/fac_after_cut", 0, NULL);
+    struct outcome o = fetch(&fx, "/v1/facilities/fac_after_cut", 0, NULL);
     expect_facility(&o, "fac_after_cut");
     free(o.body);
     fixture_free(&fx);
@@ -889,15 +910,12 @@ START_TEST(test_https_unverified_refused)
     /* the certificate's CA is not trusted */
     struct fixture fx;
     fixture_init(&fx, tls_url("localhost"), 2000, 8);
-    struct outcome o = fetch(&fx, "/v1/facilities/fac_tls_untrusted", 0, NULL);
-    ck_assert_int_eq(o.error, LG_UPSTREAM_UNAVAILABLE);
-    free(o.body);
+    ck_assert_int_eq(fetch_error(&fx, "/v1/facilities/fac_tls_untrusted"), LG_UPSTREAM_UNAVAILABLE);
     fixture_free(&fx);
     /* trusted, but not issued for 127.0.0.1 */
     fixture_init_ca(&fx, tls_url("127.0.0.1"), 2000, 8, tls_cert);
-    o = fetch(&fx, "/v1/facilities/fac_tls_wrong_name", 0, NULL);
-    ck_assert_int_eq(o.error, LG_UPSTREAM_UNAVAILABLE);
-    free(o.body);
+    ck_assert_int_eq(fetch_error(&fx, "/v1/facilities/fac_tls_wrong_name"),
+                     LG_UPSTREAM_UNAVAILABLE);
     fixture_free(&fx);
     ck_assert_int_eq(record_count("fac_tls_", NULL), 0);
 }
@@ -956,6 +974,7 @@ static Suite *upstream_suite(void)
     tcase_add_test(tc, test_reset);
     tcase_add_test(tc, test_failover_to_second_url);
     tcase_add_test(tc, test_round_robin);
+    tcase_add_test(tc, test_base_url_path);
     tcase_add_test(tc, test_cancel);
     tcase_add_test(tc, test_free_with_inflight);
     tcase_add_test(tc, test_free_from_callback);
