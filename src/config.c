@@ -94,6 +94,7 @@ static const struct opt options[] = {
     INT("upstream", "timeout_ms", upstream_timeout_ms, "2000", 1, 600000, 0),
     INT("upstream", "connect_timeout_ms", upstream_connect_timeout_ms, "500", 1, 600000, 0),
     INT("upstream", "max_connections", upstream_max_connections, "256", 1, 100000, 0),
+    STR("upstream", "ca_file", upstream_ca_file, "", OPT_PATH | OPT_EMPTY_OK, NULL),
 
     STR("secrets", "pepper_file", pepper_file, "var/pepper", OPT_PATH, NULL),
     STR("secrets", "master_key_file", master_key_file, "var/master.key", OPT_PATH, NULL),

@@ -48,6 +48,7 @@ struct lg_config {
     int upstream_timeout_ms;
     int upstream_connect_timeout_ms;
     int upstream_max_connections;
+    char upstream_ca_file[LG_PATH_MAX]; /* CA certificates for https:// URLs; "" = the system's */
 
     /* [secrets] */
     char pepper_file[LG_PATH_MAX];

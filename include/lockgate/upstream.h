@@ -1,5 +1,6 @@
-/* The upstream client: libcurl multi driven by one worker's event loop. Its
- * connection cache is the keep-alive pool to the lock platform's API. */
+/* The upstream client: one worker's pool of kept-alive connections to the
+ * lock platform's API, opened by libcurl on the worker's event loop, with the
+ * requests written and the answers framed by lockgate itself. */
 #ifndef LG_UPSTREAM_H
 #define LG_UPSTREAM_H
 
@@ -28,8 +29,8 @@ struct lg_upstream_result {
  * RES and everything it points to are borrowed for the duration of the call. */
 typedef void lg_upstream_cb(const struct lg_upstream_result *res, void *arg);
 
-/* Creates the client for BASE from [upstream] (urls, timeouts, max_connections).
- * Returns NULL on error. */
+/* Creates the client for BASE from [upstream] (urls, timeouts, max_connections
+ * per URL, ca_file). Returns NULL on error. */
 struct lg_upstream *lg_upstream_new(struct event_base *base, const struct lg_config *cfg);
 /* Cancels every transfer in flight (their callbacks are not called) and frees. */
 void lg_upstream_free(struct lg_upstream *up);
@@ -37,13 +38,16 @@ void lg_upstream_free(struct lg_upstream *up);
 /* Starts GET (or HEAD when HEAD is non-zero) of PATH_QUERY ("/v1/...?..."),
  * appended to the next base URL in round robin (a URL that failed its last
  * transfer is skipped while others are healthy). HEADERS is a NULL-terminated
- * array of "Name: value" lines, copied. Returns a handle for lg_upstream_cancel,
- * or NULL when the transfer could not start (CB is then not called). */
+ * array of "Name: value" lines, copied. Requests beyond max_connections wait
+ * for a connection, within the same timeout. Returns a handle for
+ * lg_upstream_cancel, or NULL when the transfer could not start (CB is then
+ * not called). */
 struct lg_upstream_req *lg_upstream_fetch(struct lg_upstream *up, const char *path_query, int head,
                                           const char *const *headers, lg_upstream_cb *cb,
                                           void *arg);
-/* Stops a transfer (the client hung up). CB is not called afterwards. Safe to
- * call only before CB has been called. */
+/* Stops a transfer (the client hung up). CB is not called afterwards; the
+ * connection it was on is closed, not reused. Safe to call only before CB has
+ * been called. */
 void lg_upstream_cancel(struct lg_upstream_req *req);
 
 /* Transfers in flight, and whether the last transfer to any URL succeeded. */

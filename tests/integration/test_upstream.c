@@ -2,6 +2,7 @@
  * loop against the test upstream (upstream_server, started as a child). */
 #include <arpa/inet.h>
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <jansson.h>
@@ -16,6 +17,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "check_run.h"
@@ -24,9 +26,11 @@
 #include "lockgate/upstream.h"
 
 static int server_port;
+static int tls_port; /* the same test upstream over TLS, certificate tls_cert for localhost */
 static int dead_port;
-static pid_t server_pid;
+static pid_t server_pid, tls_pid;
 static char record_path[PATH_MAX];
+static char tls_cert[PATH_MAX], tls_key[PATH_MAX];
 
 /* ---- the test upstream ------------------------------------------------ */
 
@@ -58,13 +62,14 @@ static void server_binary(char *out, size_t n)
     snprintf(out, n, "%s/upstream_server", dirname(self));
 }
 
-static int server_start(void)
+/* Starts the test upstream on a free port (with CERT and KEY: over TLS). */
+static int server_start(int *port_out, pid_t *pid_out, const char *cert, const char *key)
 {
     char bin[PATH_MAX], port[16];
     server_binary(bin, sizeof(bin));
     for (int attempt = 0; attempt < 5; attempt++) {
-        server_port = free_port();
-        snprintf(port, sizeof(port), "%d", server_port);
+        *port_out = free_port();
+        snprintf(port, sizeof(port), "%d", *port_out);
         int out[2];
         if (pipe(out) < 0) return -1;
         pid_t pid = fork();
@@ -74,7 +79,11 @@ static int server_start(void)
             dup2(out[1], STDOUT_FILENO);
             close(out[0]);
             close(out[1]);
-            execl(bin, bin, "--port", port, "--record", record_path, (char *)NULL);
+            if (cert != NULL)
+                execl(bin, bin, "--port", port, "--record", record_path, "--tls-cert", cert,
+                      "--tls-key", key, (char *)NULL);
+            else
+                execl(bin, bin, "--port", port, "--record", record_path, (char *)NULL);
             perror(bin);
             _exit(127);
         }
@@ -89,7 +98,7 @@ static int server_start(void)
         }
         close(out[0]);
         if (strncmp(buf, "ready\n", 6) == 0) {
-            server_pid = pid;
+            *pid_out = pid;
             return 0;
         }
         kill(pid, SIGTERM);
@@ -98,12 +107,24 @@ static int server_start(void)
     return -1;
 }
 
-static void server_stop(void)
+static void server_stop(pid_t pid)
 {
-    if (server_pid > 0) {
-        kill(server_pid, SIGTERM);
-        waitpid(server_pid, NULL, 0);
+    if (pid > 0) {
+        kill(pid, SIGTERM);
+        waitpid(pid, NULL, 0);
     }
+}
+
+/* A self-signed certificate for the name localhost only (not 127.0.0.1). */
+static int cert_make(void)
+{
+    char cmd[3 * PATH_MAX];
+    snprintf(cmd, sizeof(cmd),
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+             "-keyout '%s' -out '%s' -days 2 -subj /CN=localhost "
+             "-addext subjectAltName=DNS:localhost >/dev/null 2>&1",
+             tls_key, tls_cert);
+    return system(cmd) == 0 ? 0 : -1;
 }
 
 /* The recorded request line holding MARKER (the last one), or NULL. Caller frees. */
@@ -158,11 +179,14 @@ struct fixture {
 
 static void on_guard(evutil_socket_t fd, short what, void *arg) { event_base_loopbreak(arg); }
 
-static void fixture_init(struct fixture *fx, const char *urls, int timeout_ms, int max_conn)
+static void fixture_init_ca(struct fixture *fx, const char *urls, int timeout_ms, int max_conn,
+                            const char *ca_file)
 {
     struct lg_config cfg;
     memset(&cfg, 0, sizeof(cfg));
     snprintf(cfg.upstream_url, sizeof(cfg.upstream_url), "%s", urls);
+    if (ca_file != NULL)
+        snprintf(cfg.upstream_ca_file, sizeof(cfg.upstream_ca_file), "%s", ca_file);
     cfg.upstream_timeout_ms = timeout_ms;
     cfg.upstream_connect_timeout_ms = timeout_ms < 1000 ? timeout_ms : 1000;
     cfg.upstream_max_connections = max_conn;
@@ -172,6 +196,11 @@ static void fixture_init(struct fixture *fx, const char *urls, int timeout_ms, i
     fx->up = lg_upstream_new(fx->base, &cfg);
     ck_assert_ptr_nonnull(fx->up);
     fx->guard = evtimer_new(fx->base, on_guard, fx->base);
+}
+
+static void fixture_init(struct fixture *fx, const char *urls, int timeout_ms, int max_conn)
+{
+    fixture_init_ca(fx, urls, timeout_ms, max_conn, NULL);
 }
 
 static void fixture_free(struct fixture *fx)
@@ -249,6 +278,14 @@ static struct outcome fetch(struct fixture *fx, const char *path, int head,
     return o;
 }
 
+/* One fetch run to completion, of which only the error is kept. */
+static enum lg_upstream_error fetch_error(struct fixture *fx, const char *path)
+{
+    struct outcome o = fetch(fx, path, 0, NULL);
+    free(o.body);
+    return o.error;
+}
+
 static long json_field(const char *body, const char *name)
 {
     json_t *j = json_loads(body, 0, NULL);
@@ -256,6 +293,33 @@ static long json_field(const char *body, const char *name)
     long v = (long)json_integer_value(json_object_get(j, name));
     json_decref(j);
     return v;
+}
+
+/* Sockets this process holds open. */
+static int open_sockets(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    ck_assert_ptr_nonnull(d);
+    struct dirent *e;
+    int n = 0;
+    while ((e = readdir(d)) != NULL) {
+        char path[300], target[64];
+        snprintf(path, sizeof(path), "/proc/self/fd/%s", e->d_name);
+        ssize_t len = readlink(path, target, sizeof(target) - 1);
+        if (len > 0) {
+            target[len] = '\0';
+            if (strncmp(target, "socket:", 7) == 0) n++;
+        }
+    }
+    closedir(d);
+    return n;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static long server_connections(struct fixture *fx)
@@ -382,10 +446,13 @@ START_TEST(test_slow_times_out)
 {
     struct fixture fx;
     fixture_init(&fx, local_url(server_port), 300, 8);
+    int64_t t0 = mono_ms();
     struct outcome o = fetch(&fx, "/v1/facilities/slow_t1?delay_ms=3000", 0, NULL);
+    int64_t took = mono_ms() - t0;
     ck_assert_int_eq(o.error, LG_UPSTREAM_TIMEOUT);
     ck_assert_uint_eq(o.body_len, 0);
     free(o.body);
+    ck_assert_msg(took >= 290 && took < 1000, "timeout_ms 300 took %lld ms", (long long)took);
     /* the server is still healthy: it did accept the connection */
     ck_assert_int_eq(lg_upstream_healthy(fx.up), 1);
     o = fetch(&fx, "/v1/facilities/fac_after_slow", 0, NULL);
@@ -469,12 +536,33 @@ START_TEST(test_round_robin)
 }
 END_TEST
 
+START_TEST(test_base_url_path)
+{
+    /* a base URL's path goes before every request's, its trailing slash dropped */
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/base_pfx/", server_port);
+    struct fixture fx;
+    fixture_init(&fx, url, 2000, 8);
+    struct outcome o = fetch(&fx, "/v1/facilities/fac_pfx?a=1#frag", 0, NULL);
+    ck_assert_int_eq(o.error, LG_UPSTREAM_OK);
+    ck_assert_int_eq(o.status, 404); /* no such route on the test upstream */
+    free(o.body);
+    char *line = record_find("fac_pfx");
+    ck_assert_ptr_nonnull(line);
+    ck_assert_msg(strncmp(line, "GET /base_pfx/v1/facilities/fac_pfx?a=1\t", 40) == 0, "line: %s",
+                  line);
+    free(line);
+    fixture_free(&fx);
+}
+END_TEST
+
 static void on_cancel_timer(evutil_socket_t fd, short what, void *arg) { lg_upstream_cancel(arg); }
 
 START_TEST(test_cancel)
 {
     struct fixture fx;
     fixture_init(&fx, local_url(server_port), 2000, 8);
+    long before = server_connections(&fx);
     int called = 0;
     /* cancelled before the loop ever ran */
     struct lg_upstream_req *a =
@@ -484,22 +572,31 @@ START_TEST(test_cancel)
     lg_upstream_cancel(a);
     ck_assert_int_eq(lg_upstream_inflight(fx.up), 0);
     /* cancelled while waiting for the answer */
-    struct lg_upstream_req *b =
-        lg_upstream_fetch(fx.up, "/v1/facilities/slow_c2?delay_ms=300", 0, NULL, on_never, &called);
+    struct lg_upstream_req *b = lg_upstream_fetch(fx.up, "/v1/facilities/slow_c2?delay_ms=1500", 0,
+                                                  NULL, on_never, &called);
     ck_assert_ptr_nonnull(b);
     struct event *t = evtimer_new(fx.base, on_cancel_timer, b);
     struct timeval tv = {0, 100 * 1000};
     evtimer_add(t, &tv);
-    run_for(&fx, 800);
+    run_for(&fx, 400);
     event_free(t);
     ck_assert_int_eq(called, 0);
     ck_assert_int_eq(lg_upstream_inflight(fx.up), 0);
     ck_assert_int_ge(record_count("slow_c2", NULL), 1);
-    /* the pooled handle serves the next request */
+    /* The abandoned exchanges' connections are closed, not reused: the next
+     * request gets its own answer (on a reused one it would wait behind the
+     * slow answer still due there) on a new connection. A was written at once
+     * on the idle connection that gave the first figure, B on a new one. */
     struct outcome o = fetch(&fx, "/v1/facilities/fac_after_cancel", 0, NULL);
     ck_assert_int_eq(o.error, LG_UPSTREAM_OK);
     ck_assert_int_eq(o.status, 200);
+    ck_assert_ptr_nonnull(strstr(o.body, "\"fac_after_cancel\""));
     free(o.body);
+    long after = server_connections(&fx);
+    ck_assert_msg(after - before == 2, "%ld new connections, want 2 (b's and the next one)",
+                  after - before);
+    run_for(&fx, 1300); /* past the slow answers */
+    ck_assert_int_eq(called, 0);
     fixture_free(&fx);
 }
 END_TEST
@@ -585,7 +682,9 @@ START_TEST(test_sequential_reuse)
     ck_assert_int_eq(ch.done, 200);
     ck_assert_int_eq(ch.ok, 200);
     long after = server_connections(&fx);
-    ck_assert_msg(after - before < 5, "%ld connections for 200 sequential fetches", after - before);
+    /* all of them on the connection that asked for the first figure */
+    ck_assert_msg(after - before == 0, "%ld new connections for 200 sequential fetches",
+                  after - before);
     fixture_free(&fx);
 }
 END_TEST
@@ -646,6 +745,182 @@ START_TEST(test_body_cap)
 }
 END_TEST
 
+/* The answer as the test upstream's generated facility object. */
+static void expect_facility(const struct outcome *o, const char *fac)
+{
+    char want[256];
+    snprintf(want, sizeof(want),
+             "{\"facility_id\":\"%s\",\"name\":\"Facility %s\",\"unit_count\":20}", fac, fac);
+    ck_assert_int_eq(o->error, LG_UPSTREAM_OK);
+    ck_assert_int_eq(o->status, 200);
+    ck_assert_str_eq(o->ctype, "application/json");
+    ck_assert_str_eq(o->body, want);
+    ck_assert_uint_eq(o->body_len, strlen(want));
+}
+
+START_TEST(test_chunked)
+{
+    struct fixture fx;
+    fixture_init(&fx, local_url(server_port), 2000, 8);
+    long before = server_connections(&fx);
+    for (int i = 0; i < 3; i++) {
+        struct outcome o = fetch(&fx, "/v1/facilities/chunked_k1", 0, NULL);
+        expect_facility(&o, "chunked_k1");
+        free(o.body);
+    }
+    /* a chunked answer ends at its last chunk: the connection goes on */
+    ck_assert_int_eq(server_connections(&fx) - before, 0);
+    /* no length announced: the 1 MiB cap holds as the chunks come */
+    struct outcome o = fetch(&fx, "/v1/facilities/chunked_k2?bytes=700000", 0, NULL);
+    ck_assert_int_eq(o.error, LG_UPSTREAM_OK);
+    ck_assert_uint_gt(o.body_len, 700000);
+    ck_assert_uint_eq(strlen(o.body), o.body_len);
+    free(o.body);
+    ck_assert_int_eq(fetch_error(&fx, "/v1/facilities/chunked_k3?bytes=2000000"),
+                     LG_UPSTREAM_UNAVAILABLE);
+    fixture_free(&fx);
+}
+END_TEST
+
+START_TEST(test_body_until_close)
+{
+    struct fixture fx;
+    fixture_init(&fx, local_url(server_port), 2000, 8);
+    long before = server_connections(&fx);
+    struct outcome o = fetch(&fx, "/v1/facilities/eof_e1", 0, NULL);
+    expect_facility(&o, "eof_e1");
+    free(o.body);
+    /* that connection (the one that gave the first figure) ended with its
+     * answer: the next request is on a new one */
+    o = fetch(&fx, "/v1/facilities/fac_after_eof", 0, NULL);
+    expect_facility(&o, "fac_after_eof");
+    free(o.body);
+    ck_assert_int_eq(server_connections(&fx) - before, 1);
+    fixture_free(&fx);
+}
+END_TEST
+
+START_TEST(test_interim_answers_skipped)
+{
+    struct fixture fx;
+    fixture_init(&fx, local_url(server_port), 2000, 8);
+    struct outcome o = fetch(&fx, "/v1/facilities/interim_i1", 0, NULL);
+    expect_facility(&o, "interim_i1");
+    free(o.body);
+    fixture_free(&fx);
+}
+END_TEST
+
+/* The upstream closes a kept-alive connection just as the next request
+ * arrives: that GET is sent again, once, on a fresh connection. */
+START_TEST(test_closed_idle_connection_retried)
+{
+    struct fixture fx;
+    fixture_init(&fx, local_url(server_port), 2000, 8);
+    for (int i = 0; i < 3; i++) {
+        struct outcome o = fetch(&fx, "/v1/facilities/drop_d1", i == 1, NULL);
+        ck_assert_int_eq(o.error, LG_UPSTREAM_OK);
+        ck_assert_int_eq(o.status, 200);
+        free(o.body);
+    }
+    /* the first on a new connection; the next two each dropped once, then sent again */
+    ck_assert_int_eq(record_count("GET /v1/facilities/drop_d1", NULL), 3);
+    ck_assert_int_eq(record_count("HEAD /v1/facilities/drop_d1", NULL), 2);
+    /* a reset on a reused connection before any answer is retried once, no more */
+    ck_assert_int_eq(fetch_error(&fx, "/v1/facilities/reset_d2"), LG_UPSTREAM_UNAVAILABLE);
+    ck_assert_int_eq(record_count("/v1/facilities/reset_d2", NULL), 2);
+    ck_assert_int_eq(lg_upstream_healthy(fx.up), 1);
+    fixture_free(&fx);
+}
+END_TEST
+
+/* A connection cut after part of the answer came: unavailable, and not sent
+ * again (the upstream did act on the request). */
+START_TEST(test_reset_mid_answer)
+{
+    struct fixture fx;
+    fixture_init(&fx, local_url(server_port), 2000, 8);
+    ck_assert_int_eq(fetch_error(&fx, "/v1/facilities/fac_before_cut"), LG_UPSTREAM_OK);
+    ck_assert_int_eq(fetch_error(&fx, "/v1/facilities/cut_m1"), LG_UPSTREAM_UNAVAILABLE);
+    ck_assert_int_eq(record_count("/v1/facilities/cut_m1", NULL), 1);
+    struct outcome o = fetch(&fx, "/v1/facilities/fac_after_cut", 0, NULL);
+    expect_facility(&o, "fac_after_cut");
+    free(o.body);
+    fixture_free(&fx);
+}
+END_TEST
+
+/* An idle connection the upstream closes is closed here too, at once. */
+START_TEST(test_idle_close_noticed)
+{
+    struct fixture fx;
+    fixture_init(&fx, local_url(server_port), 2000, 8);
+    int sockets = open_sockets();
+    struct outcome o = fetch(&fx, "/v1/facilities/brief_b1", 0, NULL);
+    expect_facility(&o, "brief_b1");
+    free(o.body);
+    ck_assert_int_eq(open_sockets(), sockets + 1);
+    run_for(&fx, 400); /* the upstream closes it 100 ms after the answer */
+    ck_assert_int_eq(open_sockets(), sockets);
+    o = fetch(&fx, "/v1/facilities/fac_after_brief", 0, NULL);
+    expect_facility(&o, "fac_after_brief");
+    free(o.body);
+    fixture_free(&fx);
+}
+END_TEST
+
+static char *tls_url(const char *host)
+{
+    static char buf[64];
+    snprintf(buf, sizeof(buf), "https://%s:%d", host, tls_port);
+    return buf;
+}
+
+START_TEST(test_https_verified)
+{
+    struct fixture fx;
+    fixture_init_ca(&fx, tls_url("localhost"), 5000, 8, tls_cert);
+    long before = server_connections(&fx);
+    for (int i = 0; i < 10; i++) {
+        struct outcome o = fetch(&fx, "/v1/facilities/fac_tls1", i == 3, NULL);
+        ck_assert_msg(o.error == LG_UPSTREAM_OK, "fetch %d: error %d", i, (int)o.error);
+        ck_assert_int_eq(o.status, 200);
+        if (i != 3) expect_facility(&o, "fac_tls1");
+        free(o.body);
+    }
+    struct outcome o = fetch(&fx, "/v1/facilities/chunked_tls1", 0, NULL);
+    expect_facility(&o, "chunked_tls1");
+    free(o.body);
+    o = fetch(&fx, "/v1/facilities/big_tls1?bytes=700000", 0, NULL);
+    ck_assert_int_eq(o.error, LG_UPSTREAM_OK);
+    ck_assert_uint_gt(o.body_len, 700000);
+    ck_assert_uint_eq(strlen(o.body), o.body_len);
+    free(o.body);
+    ck_assert_int_eq(server_connections(&fx) - before, 0);
+    char *line = record_find("fac_tls1");
+    ck_assert_ptr_nonnull(line);
+    ck_assert_ptr_nonnull(strstr(line, "\tHost: localhost:"));
+    free(line);
+    fixture_free(&fx);
+}
+END_TEST
+
+START_TEST(test_https_unverified_refused)
+{
+    /* the certificate's CA is not trusted */
+    struct fixture fx;
+    fixture_init(&fx, tls_url("localhost"), 2000, 8);
+    ck_assert_int_eq(fetch_error(&fx, "/v1/facilities/fac_tls_untrusted"), LG_UPSTREAM_UNAVAILABLE);
+    fixture_free(&fx);
+    /* trusted, but not issued for 127.0.0.1 */
+    fixture_init_ca(&fx, tls_url("127.0.0.1"), 2000, 8, tls_cert);
+    ck_assert_int_eq(fetch_error(&fx, "/v1/facilities/fac_tls_wrong_name"),
+                     LG_UPSTREAM_UNAVAILABLE);
+    fixture_free(&fx);
+    ck_assert_int_eq(record_count("fac_tls_", NULL), 0);
+}
+END_TEST
+
 START_TEST(test_bad_input_refused)
 {
     struct fixture fx;
@@ -699,6 +974,7 @@ static Suite *upstream_suite(void)
     tcase_add_test(tc, test_reset);
     tcase_add_test(tc, test_failover_to_second_url);
     tcase_add_test(tc, test_round_robin);
+    tcase_add_test(tc, test_base_url_path);
     tcase_add_test(tc, test_cancel);
     tcase_add_test(tc, test_free_with_inflight);
     tcase_add_test(tc, test_free_from_callback);
@@ -707,6 +983,14 @@ static Suite *upstream_suite(void)
     tcase_add_test(tc, test_body_cap);
     tcase_add_test(tc, test_bad_input_refused);
     tcase_add_test(tc, test_bad_config);
+    tcase_add_test(tc, test_chunked);
+    tcase_add_test(tc, test_body_until_close);
+    tcase_add_test(tc, test_interim_answers_skipped);
+    tcase_add_test(tc, test_closed_idle_connection_retried);
+    tcase_add_test(tc, test_reset_mid_answer);
+    tcase_add_test(tc, test_idle_close_noticed);
+    tcase_add_test(tc, test_https_verified);
+    tcase_add_test(tc, test_https_unverified_refused);
     suite_add_tcase(s, tc);
     return s;
 }
@@ -720,16 +1004,26 @@ int main(void)
         return 1;
     }
     snprintf(record_path, sizeof(record_path), "%s/record.log", dir);
-    if (server_start() < 0) {
+    snprintf(tls_cert, sizeof(tls_cert), "%s/cert.pem", dir);
+    snprintf(tls_key, sizeof(tls_key), "%s/key.pem", dir);
+    if (server_start(&server_port, &server_pid, NULL, NULL) < 0) {
         fprintf(stderr, "test_upstream: the test upstream did not start\n");
+        return 1;
+    }
+    if (cert_make() < 0 || server_start(&tls_port, &tls_pid, tls_cert, tls_key) < 0) {
+        fprintf(stderr, "test_upstream: the test upstream over TLS did not start\n");
+        server_stop(server_pid);
         return 1;
     }
     dead_port = free_port();
 
     int failed = check_run(upstream_suite());
 
-    server_stop();
+    server_stop(server_pid);
+    server_stop(tls_pid);
     unlink(record_path);
+    unlink(tls_cert);
+    unlink(tls_key);
     rmdir(dir);
     return failed == 0 ? 0 : 1;
 }

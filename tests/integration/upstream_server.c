@@ -2,7 +2,7 @@
  * the integration tests and the local demo; it can answer slowly, fail, reset
  * and record what it received.
  *
- *   upstream_server --port P [--record FILE] [--data DIR]
+ *   upstream_server --port P [--record FILE] [--data DIR] [--tls-cert FILE --tls-key FILE]
  *
  * Routes (GET or HEAD; anything else is 405), for ANY facility id:
  *   /v1/facilities/{fac}                          {"facility_id","name","unit_count"}
@@ -27,6 +27,17 @@
  *   reset... closes the connection without answering (SO_LINGER 0)
  *   big...   the facility object gets a "padding" string of ?bytes= bytes
  *            (default 2 MiB, at most 8 MiB)
+ *   chunked... the facility object in two chunks (Transfer-Encoding: chunked),
+ *            with a "padding" of ?bytes= bytes when asked (at most 8 MiB)
+ *   cut...   the head and a first chunk of the answer, then a reset 50 ms later
+ *   drop...  answered as the first request of a connection; on a connection
+ *            that already served one, closed (FIN) without an answer, as an
+ *            upstream whose idle timeout fell just then
+ *   brief... answered normally (kept alive), then the connection is closed
+ *            100 ms later, as an upstream with a short idle timeout
+ *   eof...   "Connection: close" and no Content-Length: the body ends with
+ *            the connection (plain TCP only)
+ *   interim... 100 Continue and 103 Early Hints before the answer (plain TCP only)
  *
  * --record FILE appends one line per request, flushed at once:
  *   METHOD URI<TAB>Name: value<TAB>Name: value...
@@ -34,6 +45,7 @@
  * --data DIR serves DIR/<path>/index.json (the layout of gen-demo-data.sh)
  * for the facilities DIR holds, 404 when that file is missing; other
  * facilities get the generated answers.
+ * --tls-cert/--tls-key: speaks HTTPS (TLS only) with that certificate.
  * Prints "ready" on stdout once listening; exits 0 on SIGTERM or SIGINT. */
 #include <errno.h>
 #include <sys/queue.h> /* before keyvalq_struct.h, for TAILQ_* */
@@ -44,9 +56,12 @@
 #include <event2/keyvalq_struct.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <event2/bufferevent_ssl.h>
 #include <jansson.h>
 #include <limits.h>
+#include <openssl/err.h>
 #include <openssl/sha.h>
+#include <openssl/ssl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,6 +104,19 @@ static FILE *record;
 static const char *data_dir;
 static struct pending *pendings;
 static unsigned long stat_connections, stat_requests;
+static SSL_CTX *tls_ctx;
+
+/* What this server knows of one client connection: how many requests it
+ * carried, and a close (or reset) scheduled after an answer. */
+struct conn_info {
+    struct evhttp_connection *evcon;
+    unsigned long requests;
+    struct event *timer;
+    int reset; /* the scheduled close is a reset */
+    struct conn_info *prev, *next;
+};
+
+static struct conn_info *conn_infos;
 
 /* ---- data ------------------------------------------------------------- */
 
@@ -209,6 +237,14 @@ static long query_long(const char *query, const char *name, long def, long max)
 
 /* ---- replies ---------------------------------------------------------- */
 
+/* A HEAD answer gets no body: evhttp leaves it out on plain connections
+ * but sends it over TLS. */
+static void head_drain(struct evhttp_request *req, struct evbuffer *buf)
+{
+    if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD)
+        evbuffer_drain(buf, evbuffer_get_length(buf));
+}
+
 static void reply_json(struct evhttp_request *req, int status, const char *reason, json_t *body)
 {
     struct evbuffer *buf = evbuffer_new();
@@ -219,6 +255,7 @@ static void reply_json(struct evhttp_request *req, int status, const char *reaso
         free(s);
     }
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
+    head_drain(req, buf);
     evhttp_send_reply(req, status, reason, buf);
     evbuffer_free(buf);
 }
@@ -256,9 +293,32 @@ static int reply_file(struct evhttp_request *req, const struct route *r, const c
         return -1;
     }
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
+    head_drain(req, buf);
     evhttp_send_reply(req, 200, "OK", buf);
     evbuffer_free(buf);
     return 0;
+}
+
+/* The facility object, with its padding for "big" (and "chunked") facilities. */
+static json_t *facility_json(const struct route *r, const char *query)
+{
+    char name[ID_MAX + 16];
+    snprintf(name, sizeof(name), "Facility %s", r->fac);
+    json_t *o =
+        json_pack("{s:s,s:s,s:i}", "facility_id", r->fac, "name", name, "unit_count", UNITS);
+    long bytes = strncmp(r->fac, "big", 3) == 0 ? query_long(query, "bytes", BIG_DEFAULT, BIG_MAX)
+                 : strncmp(r->fac, "chunked", 7) == 0 ? query_long(query, "bytes", 0, BIG_MAX)
+                                                      : 0;
+    if (bytes > 0) {
+        char *pad = malloc((size_t)bytes + 1);
+        if (pad != NULL) {
+            memset(pad, 'x', (size_t)bytes);
+            pad[bytes] = '\0';
+            json_object_set_new(o, "padding", json_string(pad));
+            free(pad);
+        }
+    }
+    return o;
 }
 
 static void reply_route(struct evhttp_request *req, const struct route *r, const char *path,
@@ -267,24 +327,7 @@ static void reply_route(struct evhttp_request *req, const struct route *r, const
     if (path != NULL && r->kind != ROUTE_STATS && reply_file(req, r, path) == 0) return;
     int n = r->unit[0] ? unit_number(r->unit) : 0;
     switch (r->kind) {
-    case ROUTE_FACILITY: {
-        char name[ID_MAX + 16];
-        snprintf(name, sizeof(name), "Facility %s", r->fac);
-        json_t *o =
-            json_pack("{s:s,s:s,s:i}", "facility_id", r->fac, "name", name, "unit_count", UNITS);
-        if (strncmp(r->fac, "big", 3) == 0) {
-            long bytes = query_long(query, "bytes", BIG_DEFAULT, BIG_MAX);
-            char *pad = malloc((size_t)bytes + 1);
-            if (pad != NULL) {
-                memset(pad, 'x', (size_t)bytes);
-                pad[bytes] = '\0';
-                json_object_set_new(o, "padding", json_string(pad));
-                free(pad);
-            }
-        }
-        reply_json(req, 200, "OK", o);
-        return;
-    }
+    case ROUTE_FACILITY: reply_json(req, 200, "OK", facility_json(r, query)); return;
     case ROUTE_UNITS: {
         json_t *units = json_array();
         for (int i = 1; i <= UNITS; i++) {
@@ -370,17 +413,139 @@ static void record_request(struct evhttp_request *req)
 
 /* ---- the server ------------------------------------------------------- */
 
-static void reset_connection(struct evhttp_request *req)
+static evutil_socket_t connection_fd(struct evhttp_connection *evcon)
 {
-    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-    if (evcon == NULL) return;
     struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
-    evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
-    if (fd >= 0) {
+    return bev ? bufferevent_getfd(bev) : -1;
+}
+
+/* Closes EVCON (and any request on it) at once; with RESET, by a TCP reset. */
+static void close_connection(struct evhttp_connection *evcon, int reset)
+{
+    evutil_socket_t fd = connection_fd(evcon);
+    if (reset && fd >= 0) {
         struct linger lg = {.l_onoff = 1, .l_linger = 0};
         setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
     }
-    evhttp_connection_free(evcon); /* frees REQ too */
+    evhttp_connection_free(evcon);
+}
+
+static void reset_connection(struct evhttp_request *req)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    if (evcon != NULL) close_connection(evcon, 1); /* frees REQ too */
+}
+
+static void on_conn_close(struct evhttp_connection *evcon, void *arg)
+{
+    struct conn_info *ci = arg;
+    if (ci->prev)
+        ci->prev->next = ci->next;
+    else
+        conn_infos = ci->next;
+    if (ci->next) ci->next->prev = ci->prev;
+    if (ci->timer) event_free(ci->timer);
+    free(ci);
+}
+
+/* The record of REQ's connection, made on its first request; NULL when out
+ * of memory. evhttp calls on_conn_close when the connection goes. */
+static struct conn_info *conn_info_of(struct evhttp_request *req)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    if (evcon == NULL) return NULL;
+    for (struct conn_info *ci = conn_infos; ci; ci = ci->next)
+        if (ci->evcon == evcon) return ci;
+    struct conn_info *ci = calloc(1, sizeof(*ci));
+    if (ci == NULL) return NULL;
+    ci->evcon = evcon;
+    ci->next = conn_infos;
+    if (conn_infos) conn_infos->prev = ci;
+    conn_infos = ci;
+    evhttp_connection_set_closecb(evcon, on_conn_close, ci);
+    return ci;
+}
+
+static void on_scheduled_close(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn_info *ci = arg;
+    close_connection(ci->evcon, ci->reset); /* on_conn_close frees CI */
+}
+
+/* Closes CI's connection MS from now (unless the client closes it first). */
+static void schedule_close(struct conn_info *ci, int ms, int reset)
+{
+    if (ci->timer == NULL && (ci->timer = evtimer_new(base, on_scheduled_close, ci)) == NULL)
+        return;
+    ci->reset = reset;
+    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+    evtimer_add(ci->timer, &tv);
+}
+
+/* The facility object as compact JSON text. Caller frees. */
+static char *facility_text(const struct route *r, const char *query)
+{
+    json_t *o = facility_json(r, query);
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return s;
+}
+
+/* The facility object in two chunks; with CUT, only the first, then a reset. */
+static void reply_chunked(struct evhttp_request *req, const struct route *r, const char *query,
+                          int cut)
+{
+    char *s = facility_text(r, query);
+    struct conn_info *ci = conn_info_of(req);
+    if (s == NULL || ci == NULL) {
+        free(s);
+        reply_error(req, 500, "Internal Server Error", "internal", "out of memory");
+        return;
+    }
+    size_t half = strlen(s) / 2;
+    struct evbuffer *buf = evbuffer_new();
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
+    evhttp_send_reply_start(req, 200, "OK");
+    evbuffer_add(buf, s, half);
+    evhttp_send_reply_chunk(req, buf);
+    if (cut) {
+        schedule_close(ci, 50, 1);
+    } else {
+        evbuffer_add(buf, s + half, strlen(s) - half);
+        evhttp_send_reply_chunk(req, buf);
+        evhttp_send_reply_end(req);
+    }
+    evbuffer_free(buf);
+    free(s);
+}
+
+/* Writes HEAD (a format that may take the body's length) and the facility
+ * object straight to the socket and ends the connection's sending side;
+ * evhttp frees the connection when the client closes. */
+static void reply_raw(struct evhttp_request *req, const struct route *r, const char *head)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    evutil_socket_t fd = evcon ? connection_fd(evcon) : -1;
+    char *s = facility_text(r, NULL);
+    if (fd < 0 || s == NULL || tls_ctx != NULL) {
+        free(s);
+        reply_error(req, 500, "Internal Server Error", "internal", "no raw answer here");
+        return;
+    }
+    char text[4096];
+    size_t len = strlen(s);
+    int n = snprintf(text, sizeof(text), head, len);
+    if (n > 0 && (size_t)n + len < sizeof(text)) {
+        memcpy(text + n, s, len);
+        n += (int)len;
+    } else {
+        n = -1;
+    }
+    free(s);
+    /* a small answer on a socket with nothing else to send: it fits at once */
+    if (n > 0 && (size_t)n < sizeof(text) && send(fd, text, (size_t)n, MSG_NOSIGNAL) < 0)
+        perror("upstream_server: send");
+    shutdown(fd, SHUT_WR);
 }
 
 static void on_request(struct evhttp_request *req, void *arg)
@@ -410,8 +575,36 @@ static void on_request(struct evhttp_request *req, void *arg)
         reply_error(req, 404, "Not Found", "not_found", "no such route");
         return;
     }
+    struct conn_info *ci = conn_info_of(req);
+    if (ci != NULL) ci->requests++;
     if (strncmp(r.fac, "reset", 5) == 0) {
         reset_connection(req);
+        return;
+    }
+    if (strncmp(r.fac, "drop", 4) == 0 && ci != NULL && ci->requests > 1) {
+        close_connection(ci->evcon, 0); /* frees REQ too */
+        return;
+    }
+    if (r.kind == ROUTE_FACILITY && strncmp(r.fac, "chunked", 7) == 0) {
+        reply_chunked(req, &r, query, 0);
+        return;
+    }
+    if (r.kind == ROUTE_FACILITY && strncmp(r.fac, "cut", 3) == 0) {
+        reply_chunked(req, &r, query, 1);
+        return;
+    }
+    if (r.kind == ROUTE_FACILITY && strncmp(r.fac, "eof", 3) == 0) {
+        reply_raw(req, &r,
+                  "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                  "Connection: close\r\n\r\n");
+        return;
+    }
+    if (r.kind == ROUTE_FACILITY && strncmp(r.fac, "interim", 7) == 0) {
+        reply_raw(req, &r,
+                  "HTTP/1.1 100 Continue\r\n\r\n"
+                  "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"
+                  "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                  "Content-Length: %zu\r\nConnection: close\r\n\r\n");
         return;
     }
     if (strncmp(r.fac, "fail", 4) == 0) {
@@ -437,33 +630,52 @@ static void on_request(struct evhttp_request *req, void *arg)
         return;
     }
     reply_route(req, &r, path, query);
+    if (strncmp(r.fac, "brief", 5) == 0 && ci != NULL) schedule_close(ci, 100, 0);
 }
 
-/* Counts connections; returning NULL lets evhttp make its usual bufferevent. */
+/* Counts connections; returning NULL lets evhttp make its usual bufferevent
+ * (over TLS, one that accepts the handshake). */
 static struct bufferevent *on_connection(struct event_base *b, void *arg)
 {
     stat_connections++;
-    return NULL;
+    if (tls_ctx == NULL) return NULL;
+    SSL *ssl = SSL_new(tls_ctx);
+    if (ssl == NULL) return NULL;
+    return bufferevent_openssl_socket_new(b, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                          BEV_OPT_CLOSE_ON_FREE);
+}
+
+static SSL_CTX *tls_ctx_new(const char *cert, const char *key)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx == NULL || SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
+        SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
+        ERR_print_errors_fp(stderr);
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg) { event_base_loopbreak(base); }
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: upstream_server --port P [--record FILE] [--data DIR]\n");
+    fprintf(stderr, "usage: upstream_server --port P [--record FILE] [--data DIR]"
+                    " [--tls-cert FILE --tls-key FILE]\n");
     exit(2);
 }
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {{"port", required_argument, NULL, 'p'},
-                                         {"record", required_argument, NULL, 'r'},
-                                         {"data", required_argument, NULL, 'd'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"port", required_argument, NULL, 'p'},    {"record", required_argument, NULL, 'r'},
+        {"data", required_argument, NULL, 'd'},    {"tls-cert", required_argument, NULL, 'c'},
+        {"tls-key", required_argument, NULL, 'k'}, {NULL, 0, NULL, 0}};
     long port = -1;
-    const char *record_path = NULL;
+    const char *record_path = NULL, *cert = NULL, *key = NULL;
     int c;
-    while ((c = getopt_long(argc, argv, "p:r:d:", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "p:r:d:c:k:", opts, NULL)) != -1) {
         switch (c) {
         case 'p': {
             char *end;
@@ -473,10 +685,12 @@ int main(int argc, char **argv)
         }
         case 'r': record_path = optarg; break;
         case 'd': data_dir = optarg; break;
+        case 'c': cert = optarg; break;
+        case 'k': key = optarg; break;
         default: usage();
         }
     }
-    if (port < 0 || optind != argc) usage();
+    if (port < 0 || optind != argc || (cert == NULL) != (key == NULL)) usage();
 
     signal(SIGPIPE, SIG_IGN);
     if (record_path != NULL) {
@@ -485,6 +699,10 @@ int main(int argc, char **argv)
             fprintf(stderr, "upstream_server: %s: %s\n", record_path, strerror(errno));
             return 1;
         }
+    }
+    if (cert != NULL && (tls_ctx = tls_ctx_new(cert, key)) == NULL) {
+        fprintf(stderr, "upstream_server: cannot load %s and %s\n", cert, key);
+        return 1;
     }
     base = event_base_new();
     struct evhttp *http = base ? evhttp_new(base) : NULL;
@@ -524,5 +742,6 @@ int main(int argc, char **argv)
     event_free(sigint);
     event_base_free(base);
     if (record != NULL) fclose(record);
+    SSL_CTX_free(tls_ctx);
     return 0;
 }

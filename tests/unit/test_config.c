@@ -108,6 +108,7 @@ START_TEST(test_defaults)
     ck_assert_int_eq(c.upstream_timeout_ms, 2000);
     ck_assert_int_eq(c.upstream_connect_timeout_ms, 500);
     ck_assert_int_eq(c.upstream_max_connections, 256);
+    ck_assert_str_eq(c.upstream_ca_file, "");
     ck_assert_str_eq(c.pepper_file, "var/pepper");
     ck_assert_str_eq(c.master_key_file, "var/master.key");
     ck_assert_int_eq(c.rate_per_sec, 20);
@@ -166,6 +167,7 @@ START_TEST(test_full_file)
                   "timeout_ms = 3000\n"
                   "connect_timeout_ms = 250\n"
                   "max_connections = 64\n"
+                  "ca_file = tls/upstream-ca.pem\n"
                   "[secrets]\n"
                   "pepper_file = p\n"
                   "master_key_file = /abs/master.key\n"
@@ -200,6 +202,8 @@ START_TEST(test_full_file)
     ck_assert_int_eq(c.upstream_timeout_ms, 3000);
     ck_assert_int_eq(c.upstream_connect_timeout_ms, 250);
     ck_assert_int_eq(c.upstream_max_connections, 64);
+    snprintf(want, sizeof(want), "%s/tls/upstream-ca.pem", tmpdir);
+    ck_assert_str_eq(c.upstream_ca_file, want);
     snprintf(want, sizeof(want), "%s/p", tmpdir);
     ck_assert_str_eq(c.pepper_file, want);
     ck_assert_str_eq(c.master_key_file, "/abs/master.key");
