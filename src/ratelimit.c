@@ -156,6 +156,7 @@ struct lg_ratelimit {
     struct lg_store *st;
     struct rl_lease *leases[LEASE_MAX_KEYS]; /* chained by hash */
     int nleases;
+    int64_t evicted_ms; /* the last sweep of unused leases (at most one per 100 ms) */
     struct rl_wait *free_waits;
     struct rl_call *free_calls;
     struct rl_call *inflight;
@@ -517,8 +518,11 @@ static struct rl_lease *lease_get(struct lg_ratelimit *rl, const char *key, size
     struct rl_lease **slot = lease_slot(rl, hash);
     for (struct rl_lease *l = *slot; l != NULL; l = l->next)
         if (l->hash == hash && l->key_len == len && memcmp(l->key, key, len) == 0) return l;
-    if (rl->nleases >= LEASE_MAX_KEYS) lease_evict(rl, now);
-    if (rl->nleases >= LEASE_MAX_KEYS) return NULL;
+    if (rl->nleases >= LEASE_MAX_KEYS && now - rl->evicted_ms >= 100) {
+        rl->evicted_ms = now;
+        lease_evict(rl, now);
+    }
+    if (rl->nleases >= LEASE_MAX_KEYS) return NULL; /* checked one at a time, exactly */
     struct rl_lease *l = calloc(1, sizeof(*l));
     if (l == NULL) return NULL;
     l->hash = hash;
