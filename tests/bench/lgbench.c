@@ -625,6 +625,7 @@ static int mode_revoke(void)
     double *lat = xmalloc(sizeof(double) * (size_t)trials);
     double *alat = xmalloc(sizeof(double) * (size_t)trials);
     long nlat = 0, polls = 0, errors = 0;
+    double poll_time = 0;
     for (long t = 0; t < trials; t++) {
         snprintf(body, sizeof(body),
                  "{\"name\":\"revocation %ld\",\"all_facilities\":true,"
@@ -654,9 +655,11 @@ static int mode_revoke(void)
         if (send_all(adm.fd, dreq, (size_t)dn) < 0) die("revoke: admin connection lost");
         fcntl(adm.fd, F_SETFL, fcntl(adm.fd, F_GETFL) | O_NONBLOCK);
         while (now_s() - t0 < 2.0) {
+            double ta = now_s();
             st = bconn_call(&b, req, rlen, NULL);
             polls++;
             double tb = now_s();
+            poll_time += tb - ta;
             if (tadm < 0) {
                 struct frame f;
                 ssize_t got = ibuf_read(&adm.in, adm.fd);
@@ -700,8 +703,8 @@ static int mode_revoke(void)
     printf("trials %ld\nmeasured %ld\nerrors %ld\n", trials, nlat, errors);
     printf("p50_ms %.3f\np99_ms %.3f\nmax_ms %.3f\nmin_ms %.3f\n", quantile(lat, (size_t)nlat, 0.5),
            quantile(lat, (size_t)nlat, 0.99), nlat ? lat[nlat - 1] : NAN, nlat ? lat[0] : NAN);
-    printf("admin_p50_ms %.3f\npolls_per_trial %.1f\n", quantile(alat, (size_t)nlat, 0.5),
-           nlat ? (double)polls / (double)nlat : NAN);
+    printf("admin_p50_ms %.3f\npolls_per_trial %.1f\npoll_ms %.3f\n", quantile(alat, (size_t)nlat, 0.5),
+           nlat ? (double)polls / (double)nlat : NAN, polls ? poll_time * 1e3 / (double)polls : NAN);
     return 0;
 }
 
