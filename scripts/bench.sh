@@ -128,6 +128,7 @@ median() { tr ' ' '\n' | awk '$1 != "" && $1 != "-" {v[++n] = $1 + 0} END {
     if (!n) {print "-"; exit} for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (v[j] < v[i]) {t = v[i]; v[i] = v[j]; v[j] = t}
     m = (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2; print m }'; }
 num() { awk -v v="$1" 'BEGIN { if (v ~ /^-?[0-9.]+([eE][+-]?[0-9]+)?$/) printf "%.0f", v; else printf "-" }'; }
+fmt2() { awk -v v="$1" 'BEGIN { if (v ~ /^-?[0-9.]+([eE][+-]?[0-9]+)?$/) printf "%.2f", v; else printf "-" }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else printf "-" }'; }
 kv() { awk -v k="$1" '$1 == k {print $2; f = 1} END {if (!f) print "-"}' "$2"; } # KEY FILE: a helper's figure
 
@@ -426,7 +427,7 @@ proxy_part() {
             p99=$(awk -v m="$mode" -v n="$name" '$1 == m && $2 == n {print $5}' "$work/proxy.results" | median)
             err=$(awk -v m="$mode" -v n="$name" '$1 == m && $2 == n {if ($6 == "-") d = 1; s += $6} END {print d ? "-" : s + 0}' "$work/proxy.results")
             all=$(awk -v m="$mode" -v n="$name" '$1 == m && $2 == n {printf "%s%s", (k++ ? " " : ""), ($3 == "-" ? "-" : sprintf("%.0f", $3))}' "$work/proxy.results")
-            printf '  %-48s %11s %9s %9s %7s %9s  %s\n' "$(row_title "$name")" "$(num "$rps")" "$p50" "$p99" "$err" \
+            printf '  %-48s %11s %9s %9s %7s %9s  %s\n' "$(row_title "$name")" "$(num "$rps")" "$(fmt2 "$p50")" "$(fmt2 "$p99")" "$err" \
                 "$(ratio "$rps" "$nginx_rps")" "$all"
             fig "proxy.$mode.$name.rps" "$rps"
             fig "proxy.$mode.$name.p99" "$p99"
@@ -580,7 +581,7 @@ workers_part() {
         auto=$(awk -v m="$mode" '$1 == m && $2 == "W" {print $3}' "$work/workers.results" | median)
         p1=$(awk -v m="$mode" '$1 == m && $2 == "L" {print $5}' "$work/workers.results" | median)
         pa=$(awk -v m="$mode" '$1 == m && $2 == "W" {print $5}' "$work/workers.results" | median)
-        printf '  %-6s %16s %9s %19s %9s %10s\n' "$mode" "$(num "$one")" "$p1" "$(num "$auto")" "$pa" "$(ratio "$auto" "$one")"
+        printf '  %-6s %16s %9s %19s %9s %10s\n' "$mode" "$(num "$one")" "$(fmt2 "$p1")" "$(num "$auto")" "$(fmt2 "$pa")" "$(ratio "$auto" "$one")"
         fig "workers.$mode.ratio" "$(ratio "$auto" "$one")"
     done
 }

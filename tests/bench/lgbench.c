@@ -849,9 +849,12 @@ static int mode_keys(void)
     char req[1024];
     for (long i = 0; i < made; i++) {
         size_t rlen = get_request(req, sizeof(req), port, path, auths[i]);
-        int st = bconn_call(&pub, req, rlen, NULL);
+        char *answer = NULL;
+        int st = bconn_call(&pub, req, rlen, &answer);
         if (st == 200) ok++;
-        else if (st < 0) {
+        else warnx_("keys: a request answered %d: %.120s", st, answer ? answer : "");
+        free(answer);
+        if (st < 0) {
             close(pub.fd);
             free(pub.in.b);
             if (bconn_open(&pub, port) < 0) die("keys: reconnect failed");
@@ -968,8 +971,10 @@ static int mode_idle(void)
     open_many(c, count, port, sources, 0, ep, 60.0);
     double t1 = now_s();
     long ok = 0;
-    for (long i = 0; i < count; i++)
+    for (long i = 0; i < count; i++) {
         if (c[i].state == C_IDLE && c[i].status == 200) ok++;
+        else if (c[i].state == C_IDLE) warnx_("idle: a request answered %d", c[i].status);
+    }
     sleep_s(1.0);
     long rss1 = rss_kib(pid);
     /* Still open? An idle connection the server closed reads as EOF. */
