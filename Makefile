@@ -6,7 +6,7 @@
 #   make test-valgrind  the integration suites with every lockgate under valgrind
 #                   (memcheck, leaks); its reports in build/valgrind/test-logs/
 #   make fuzz       libFuzzer targets for every parser of hostile input (FUZZ_SECONDS each)
-#   make bench      side-by-side benchmark against nginx and haproxy
+#   make bench      side-by-side benchmark against nginx and haproxy (BENCHMARKS.md)
 
 CC      ?= cc
 BUILD   ?= build
@@ -46,6 +46,8 @@ ITEST_BIN = $(ITEST_SRC:tests/integration/%.c=$(BUILD)/tests/integration/%)
 ITEST_HDRS = $(wildcard tests/integration/*.h) tests/check_run.h
 FUZZ_SRC = $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN = $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+BENCH_SRC = $(wildcard tests/bench/*.c)
+BENCH_BIN = $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 HDRS     = $(wildcard include/lockgate/*.h) $(wildcard src/*.h) $(wildcard src/cli/*.h)
 
 all: $(BUILD)/lockgate $(BUILD)/lockgate-admin
@@ -85,6 +87,14 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(CORE_OBJ) $(HDRS)
 
 fuzzers: $(FUZZ_BIN)
 
+# The benchmark's own clients (tests/bench/*.c): standalone, libcurl + jansson.
+$(BUILD)/bench/%: tests/bench/%.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC/LD   $<")
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(LDFLAGS) $(LDLIBS)
+
+bench-tools: $(BENCH_BIN)
+
 deps:
 	@scripts/deps.sh
 
@@ -120,10 +130,10 @@ fuzz: deps
 	@scripts/fuzz.sh build/fuzz $(FUZZ_SECONDS)
 
 bench: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all bench-tools
 	@scripts/bench.sh
 
 clean:
 	rm -rf build
 
-.PHONY: all deps run test test-san test-valgrind fuzz fuzzers bench clean tests
+.PHONY: all deps run test test-san test-valgrind fuzz fuzzers bench bench-tools clean tests

@@ -10,6 +10,7 @@
 #   CG_WARMUP    warm-up requests per scenario, not counted (default 300)
 #   CG_ROUNDS    measured rounds of REQUESTS per scenario; the median is reported (default 3)
 #   CG_CONNS     keep-alive client connections, requests split between them (default 1)
+#   CG_SCENARIOS which of the requests below to measure, in that order (default "a b")
 #   CG_OUT       where the dumps and the callgrind_annotate listings are kept
 #                (default $LG_BUILD/callgrind, i.e. build/callgrind)
 #   LG_BUILD     build folder holding lockgate and lockgate-admin (default build);
@@ -85,6 +86,7 @@ requests=${1:-${CG_REQUESTS:-2000}}
 warmup=${2:-${CG_WARMUP:-300}}
 rounds=${CG_ROUNDS:-3}
 conns=${CG_CONNS:-1}
+scenarios=${CG_SCENARIOS:-a b}
 build=${LG_BUILD:-build}
 out=${CG_OUT:-$build/callgrind}
 case "$build" in /*) ;; *) build="$top/$build" ;; esac
@@ -527,8 +529,13 @@ measure() { # tag title url
         {t[NR] = $1; f[NR] = $2; if ($2 < flo) flo = $2; if ($2 > fhi) fhi = $2}
         END {m = int((NR + 1) / 2); printf "%s|%s|%s|%s|%s|%s", t[m], f[m], t[1], t[NR], flo, fhi}')"$'\n'
 }
-measure a "GET /v1/facilities, valid key (front end + auth + rate limit)" "$url_a"
-measure b "GET /v1/facilities/{fac}/units/U001, valid key, proxied" "$url_b"
+for s in $scenarios; do
+    case "$s" in
+    a) measure a "GET /v1/facilities, valid key (front end + auth + rate limit)" "$url_a" ;;
+    b) measure b "GET /v1/facilities/{fac}/units/U001, valid key, proxied" "$url_b" ;;
+    *) echo "callgrind: unknown scenario '$s' (a, b)" >&2; exit 2 ;;
+    esac
+done
 
 echo
 echo "summary: valgrind --tool=callgrind, instructions per request, median of $rounds rounds of" \
