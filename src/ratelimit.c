@@ -148,6 +148,10 @@ struct rl_lease {
     int64_t used_ms;
     int inflight; /* single checks of this key waiting for Redis */
     bool asking;  /* a lease request is in flight */
+    char *cmd;    /* the single check of this key, formatted once (for CMD_RATE, CMD_BURST) */
+    int cmd_len;
+    double cmd_rate;
+    int cmd_burst;
     bool busy;    /* its waiters are being answered: not to be evicted */
     struct rl_wait *wait_head, *wait_tail;
 };
@@ -502,6 +506,7 @@ static void lease_evict(struct lg_ratelimit *rl, int64_t now)
             struct rl_lease *l = *pp;
             if (!l->asking && !l->busy && l->inflight == 0 && now - l->used_ms > 1000) {
                 *pp = l->next;
+                free(l->cmd);
                 free(l);
                 rl->nleases--;
             } else {
@@ -584,7 +589,7 @@ static void wait_pop(struct lg_ratelimit *rl, struct rl_lease *l, lg_ratelimit_c
 }
 
 static int script_send(struct lg_ratelimit *rl, struct rl_call *c, const char *key_id, size_t len,
-                       const char *mode, size_t mode_len);
+                       const char *mode, size_t mode_len, struct rl_lease *cache);
 
 /* Asks Redis for up to N of L's allowance at once. 0, or -1 (not sent). */
 static int lease_ask(struct lg_ratelimit *rl, struct rl_lease *l, double rate, int burst, int n)
@@ -600,7 +605,7 @@ static int lease_ask(struct lg_ratelimit *rl, struct rl_lease *l, double rate, i
     memcpy(c->key, l->key, l->key_len);
     char mode[16];
     int mlen = snprintf(mode, sizeof(mode), "%d", n);
-    if (script_send(rl, c, l->key, l->key_len, mode, (size_t)mlen) < 0) {
+    if (script_send(rl, c, l->key, l->key_len, mode, (size_t)mlen, NULL) < 0) {
         call_put(c);
         return -1;
     }
@@ -665,7 +670,10 @@ static void lease_answer(struct rl_call *c, const redisReply *reply)
         cb(&r, arg); /* may check again, on this key too */
     }
     l->busy = false;
-    if (rl == NULL) free(l); /* orphaned: the limiter is gone */
+    if (rl == NULL) { /* orphaned: the limiter is gone */
+        free(l->cmd);
+        free(l);
+    }
 }
 
 struct lg_ratelimit *lg_ratelimit_new(struct lg_store *st)
@@ -698,7 +706,10 @@ void lg_ratelimit_free(struct lg_ratelimit *rl)
     for (int i = 0; i < LEASE_MAX_KEYS; i++)
         for (struct rl_lease *l = rl->leases[i], *next; l != NULL; l = next) {
             next = l->next;
-            if (!l->asking) free(l);
+            if (!l->asking) {
+                free(l->cmd);
+                free(l);
+            }
         }
     while (rl->free_waits != NULL) {
         struct rl_wait *w = rl->free_waits;
@@ -783,7 +794,7 @@ static void ratelimit_ask(struct lg_ratelimit *rl, const char *key_id, double ra
         c->peek = peek;
         c->key_len = len;
         memcpy(c->key, key_id, len);
-        if (script_send(rl, c, key_id, len, peek ? "peek" : NULL, 4) == 0) {
+        if (script_send(rl, c, key_id, len, peek ? "peek" : NULL, 4, peek ? NULL : l) == 0) {
             c->lease = l;
             if (l != NULL) l->inflight++;
             return;
@@ -798,9 +809,11 @@ static void ratelimit_ask(struct lg_ratelimit *rl, const char *key_id, double ra
 }
 
 /* Sends the GCRA script for KEY_ID: MODE is "peek", a lease size, or NULL
- * (one check). 0, or -1 when the store cannot take it. */
+ * (one check). A single check is formatted once per key into CACHE (when
+ * given) and sent as it is from then on. 0, or -1 when the store cannot
+ * take it. */
 static int script_send(struct lg_ratelimit *rl, struct rl_call *c, const char *key_id, size_t len,
-                       const char *mode, size_t mode_len)
+                       const char *mode, size_t mode_len, struct rl_lease *cache)
 {
     if (c->rate != rl->rate_last) {
         rl->rate_last = c->rate;
@@ -815,6 +828,19 @@ static int script_send(struct lg_ratelimit *rl, struct rl_call *c, const char *k
     if (klen <= 0 || (size_t)klen >= sizeof(key)) return -1;
     const char *argv[4] = {key, rl->rate_s, rl->burst_s, mode};
     size_t argvlen[4] = {(size_t)klen, (size_t)rl->rate_len, (size_t)rl->burst_len, mode_len};
-    return lg_store_script(rl->st, &gcra_script, on_reply, c, 1, mode != NULL ? 4 : 3, argv,
-                           argvlen);
+    int argc = mode != NULL ? 4 : 3;
+    if (cache != NULL && mode == NULL) {
+        if (cache->cmd == NULL || cache->cmd_rate != c->rate || cache->cmd_burst != c->burst) {
+            free(cache->cmd);
+            cache->cmd = NULL;
+            cache->cmd_len = lg_store_script_format(&gcra_script, 1, argc, argv, argvlen, &cache->cmd);
+            cache->cmd_rate = c->rate;
+            cache->cmd_burst = c->burst;
+        }
+        if (cache->cmd != NULL && cache->cmd_len > 0)
+            return lg_store_script_formatted(rl->st, &gcra_script, cache->cmd,
+                                             (size_t)cache->cmd_len, on_reply, c, 1, argc, argv,
+                                             argvlen);
+    }
+    return lg_store_script(rl->st, &gcra_script, on_reply, c, 1, argc, argv, argvlen);
 }

@@ -535,8 +535,11 @@ static int send_eval(struct pending *p)
     return send_argv(st, p, p->argc + 3, p->argv, p->argvlen);
 }
 
-int lg_store_script(struct lg_store *st, struct lg_script *script, lg_store_cb *cb, void *arg,
-                    int nkeys, int argc, const char **argv, const size_t *argvlen)
+/* EVALSHA SCRIPT, sent as CMD when given (already in wire form), else
+ * formatted from the arguments, which are kept for a NOSCRIPT resend. */
+static int script_send(struct lg_store *st, struct lg_script *script, const char *cmd, size_t len,
+                       lg_store_cb *cb, void *arg, int nkeys, int argc, const char **argv,
+                       const size_t *argvlen)
 {
     if (!st->up || st->ac == NULL || st->nchannels > 0) return -1;
     script_sha(script);
@@ -556,13 +559,52 @@ int lg_store_script(struct lg_store *st, struct lg_script *script, lg_store_cb *
     p->argv[2] = p->nkeys;
     p->argvlen[2] = (size_t)nklen;
     arm(p, cb, arg);
-    if (send_argv(st, p, argc + 3, p->argv, p->argvlen) < 0) {
+    int rc = cmd != NULL ? (redisAsyncFormattedCommand(st->ac, on_reply, p, cmd, len) == REDIS_OK
+                                ? 0
+                                : -1)
+                         : send_argv(st, p, argc + 3, p->argv, p->argvlen);
+    if (rc < 0) {
         p->delivered = 1;
         deadline_unlink(p);
         pending_put(p);
         return -1;
     }
     return 0;
+}
+
+int lg_store_script(struct lg_store *st, struct lg_script *script, lg_store_cb *cb, void *arg,
+                    int nkeys, int argc, const char **argv, const size_t *argvlen)
+{
+    return script_send(st, script, NULL, 0, cb, arg, nkeys, argc, argv, argvlen);
+}
+
+int lg_store_script_format(struct lg_script *script, int nkeys, int argc, const char **argv,
+                           const size_t *argvlen, char **cmd)
+{
+    script_sha(script);
+    const char *av[16];
+    size_t al[16];
+    char nk[16];
+    if (argc + 3 > 16) return -1;
+    int nklen = snprintf(nk, sizeof(nk), "%d", nkeys);
+    av[0] = "EVALSHA";
+    al[0] = 7;
+    av[1] = script->sha;
+    al[1] = 40;
+    av[2] = nk;
+    al[2] = (size_t)nklen;
+    for (int i = 0; i < argc; i++) {
+        av[i + 3] = argv[i];
+        al[i + 3] = argvlen ? argvlen[i] : strlen(argv[i]);
+    }
+    return redisFormatCommandArgv(cmd, argc + 3, av, al);
+}
+
+int lg_store_script_formatted(struct lg_store *st, struct lg_script *script, const char *cmd,
+                              size_t len, lg_store_cb *cb, void *arg, int nkeys, int argc,
+                              const char **argv, const size_t *argvlen)
+{
+    return script_send(st, script, cmd, len, cb, arg, nkeys, argc, argv, argvlen);
 }
 
 int lg_store_subscribe(struct lg_store *st, const char *const *channels, int n,

@@ -58,6 +58,17 @@ int lg_store_argv(struct lg_store *st, lg_store_cb *cb, void *arg, int argc, con
  * Same return and callback contract as lg_store_argv. */
 int lg_store_script(struct lg_store *st, struct lg_script *script, lg_store_cb *cb, void *arg,
                     int nkeys, int argc, const char **argv, const size_t *argvlen);
+/* The same call formatted once, for one sent again and again: *CMD gets the
+ * whole EVALSHA command in Redis's wire form (malloc'd, the caller frees
+ * it); returns its length, or -1. */
+int lg_store_script_format(struct lg_script *script, int nkeys, int argc, const char **argv,
+                           const size_t *argvlen, char **cmd);
+/* Sends CMD (from lg_store_script_format, borrowed: copied here); the
+ * arguments it was made from are still given, for a NOSCRIPT resend as EVAL.
+ * Same contract as lg_store_script. */
+int lg_store_script_formatted(struct lg_store *st, struct lg_script *script, const char *cmd,
+                              size_t len, lg_store_cb *cb, void *arg, int nkeys, int argc,
+                              const char **argv, const size_t *argvlen);
 
 /* Turns this connection into a subscriber of CHANNELS (N of them, restored
  * after each reconnect). It reports "up" (lg_store_on_state) only once Redis
