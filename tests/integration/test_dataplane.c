@@ -432,6 +432,23 @@ static const char *dp_path(const char *fmt, ...)
     return b;
 }
 
+struct dp_ready {
+    int inst;
+    const struct dp_cred *cred;
+};
+
+/* The instance answers the key with something other than 503. */
+static int dp_serves(void *arg)
+{
+    const struct dp_ready *w = arg;
+    struct itest_resp r;
+    dp_do(&(struct dp_req){.inst = w->inst, .path = "/v1/facilities", .cred = w->cred, .ip = "127.0.0.72"},
+          &r);
+    int ok = r.status != 503;
+    itest_resp_free(&r);
+    return ok;
+}
+
 /* ---- no credential in any log line ----
  * An instance with the access log on and debug logging sees successes,
  * refusals, a wrong secret and malformed credentials: neither the secret,
@@ -450,6 +467,10 @@ START_TEST(test_no_secret_in_logs)
     o.log_level = "debug";
     int i2 = itest_lg_start(&o);
     struct itest_resp r;
+    /* a new instance answers 503 until its facility table is loaded (slow
+     * under valgrind): wait for that, not for anything this test checks */
+    struct dp_ready ready = {i2, &k};
+    itest_wait(dp_serves, &ready, "the new instance serving /v1/facilities");
     const char *paths[] = {"/v1/facilities",
                            dp_path("/v1/facilities/%s/units/U001/unlock-code", fac),
                            dp_path("/v1/facilities/%s/units/U005/unlock-code", fac)};
