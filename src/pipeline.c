@@ -330,15 +330,18 @@ static enum lg_stage_result stage_authenticate(struct lg_ctx *c)
     int retry;
     if (lg_auth_throttled(c->ip, &retry))
         return fail_retry(c, 429, "rate_limited", "too many failed authentications", retry);
-    /* the header pair counts only without an Authorization header */
     const char *authz = lg_http_hdr(c->req, LG_HDR_AUTHORIZATION);
-    const char *xkey = authz ? NULL : lg_http_hdr(c->req, LG_HDR_X_API_KEY);
-    const char *xsecret = authz ? NULL : lg_http_hdr(c->req, LG_HDR_X_API_SECRET);
+    const char *xkey = lg_http_hdr(c->req, LG_HDR_X_API_KEY);
+    const char *xsecret = lg_http_hdr(c->req, LG_HDR_X_API_SECRET);
     switch (lg_auth_parse(authz, xkey, xsecret, c->key_id, c->secret)) {
     case LG_AUTH_MISSING: return fail(c, 401, "missing_credentials", "credentials required");
     case LG_AUTH_INVALID:
         lg_auth_failed(c->ip);
         return fail(c, 401, "invalid_credentials", "malformed credentials");
+    case LG_AUTH_BOTH: /* malformed credentials too: they count as a failure */
+        lg_auth_failed(c->ip);
+        return fail(c, 400, "bad_request",
+                    "Authorization and X-API-Key/X-API-Secret may not be sent together");
     case LG_AUTH_OK: break;
     }
     const struct lg_pipeline_deps *d = &c->p->d;

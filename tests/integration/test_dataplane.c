@@ -702,6 +702,21 @@ START_TEST(test_unauthenticated)
     dp_expect_error(&r, 401, "invalid_credentials");
     itest_resp_free(&r);
 
+    /* both styles on one request, even with the right credentials: 400 */
+    char xkey[128], xsecret[128];
+    snprintf(xkey, sizeof(xkey), "X-API-Key: %s", k.key);
+    snprintf(xsecret, sizeof(xsecret), "X-API-Secret: %s", k.secret);
+    const char *both[][2] = {{xkey, xsecret}, {xkey, NULL}, {xsecret, NULL}};
+    for (size_t i = 0; i < 3; i++) {
+        dp_do(&(struct dp_req){.path = path,
+                               .cred = &k,
+                               .ip = "127.0.0.16",
+                               .hdr = {both[i][0], both[i][1]}},
+              &r);
+        dp_expect_error(&r, 400, "bad_request");
+        itest_resp_free(&r);
+    }
+
     /* bad checksum: the last checksum character of the key, and of the secret, changed */
     struct dp_cred bad = k;
     size_t kl = strlen(bad.key), sl = strlen(bad.secret);
