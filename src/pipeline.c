@@ -524,9 +524,10 @@ static enum lg_stage_result stage_forward(struct lg_ctx *c)
     const char *headers[] = {
         c->hdr[0], c->hdr[1], c->key->hdr_account, c->key->hdr_key, "Accept: application/json",
         NULL};
-    /* the path and query as the client sent them, both checked by parse */
+    /* the path as the client sent it, checked by parse; the query (checked
+     * too) only with the unit list, the one route that takes parameters */
     const char *target = lg_http_path(c->req), *q = lg_http_query(c->req);
-    if (q != NULL) {
+    if (q != NULL && c->route.kind == LG_ROUTE_UNITS) {
         snprintf(c->target, sizeof(c->target), "%s?%s", target, q);
         target = c->target;
     }

@@ -1141,12 +1141,11 @@ START_TEST(test_upstream_failures)
         dp_expect_error(&r, 502, "upstream_unavailable");
         itest_resp_free(&r);
     }
-    /* slower than timeout_ms (300): 504, well before the upstream would answer */
-    int64_t took = dp_do(&(struct dp_req){.path = dp_path("/v1/facilities/%s/units/U001/unlock-code"
-                                                          "?delay_ms=5000",
-                                                          slowf),
-                                          .cred = &k},
-                         &r);
+    /* slower than timeout_ms (300): 504, well before the upstream would answer (3 s) */
+    int64_t took = dp_do(
+        &(struct dp_req){.path = dp_path("/v1/facilities/%s/units/U001/unlock-code", slowf),
+                         .cred = &k},
+        &r);
     dp_expect_error(&r, 504, "upstream_timeout");
     ck_assert_msg(took < DP_BOUND_MS, "504 took %lld ms", (long long)took);
     fprintf(stderr, "test_upstream_failures: 504 after %lld ms (timeout_ms %d)\n", (long long)took,
@@ -1631,6 +1630,29 @@ START_TEST(test_upstream_sees)
                           present[i].value);
             free(v);
         }
+        free(line);
+    }
+    /* the query string goes on only with the unit list (above); elsewhere
+     * the upstream sees the path alone */
+    const char *plain[3] = {dp_path("/v1/facilities/%s", fac),
+                            dp_path("/v1/facilities/%s/units/U003", fac),
+                            dp_path("/v1/facilities/%s/units/U003/unlock-code", fac)};
+    for (int i = 0; i < 3; i++) {
+        char qrid[48];
+        snprintf(qrid, sizeof(qrid), "sees-%d-q%d", (int)getpid(), i);
+        struct itest_resp r;
+        dp_do(&(struct dp_req){.path = dp_path("%s?status=vacant&page=2", plain[i]),
+                               .cred = &k,
+                               .rid = qrid},
+              &r);
+        json_decref(dp_expect_ok(&r));
+        itest_resp_free(&r);
+        char *line = dp_record_line(qrid);
+        ck_assert_msg(line != NULL, "the upstream did not record request %s", qrid);
+        const char *uri = strchr(line, ' ');
+        ck_assert_msg(uri && strncmp(uri + 1, plain[i], strlen(plain[i])) == 0 &&
+                          uri[1 + strlen(plain[i])] == '\t',
+                      "the upstream saw %s", line);
         free(line);
     }
     /* and nowhere in anything the upstream ever received */
