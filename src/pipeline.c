@@ -208,9 +208,13 @@ static void on_peek(const struct lg_ratelimit_result *res, void *arg)
 
 /* An authenticated request refused before the rate-limit stage uses no
  * quota, yet its answer still tells the client where its allowance stands:
- * the rate limit is read, not consumed, then the refusal is sent. */
+ * the rate limit is read, not consumed, then the refusal is sent. Such a
+ * refusal (a locked key, an address outside the allowlist, the wrong role, a
+ * facility the key may not see) counts toward the client's failure throttle
+ * like a failed authentication: probing with a known key is guessing too. */
 static enum lg_stage_result refuse(struct lg_ctx *c, int status, const char *code, const char *msg)
 {
+    lg_auth_failed(c->ip);
     if (c->key == NULL || c->rl.limit >= 0) return fail(c, status, code, msg);
     c->refusal.status = status;
     c->refusal.code = code;

@@ -4,9 +4,10 @@
  * by two instances, what the upstream receives, the audit of unlock-code
  * reads, lock-change events and TLS.
  *
- * Failed authentications are throttled per client IP, so tests that fail
- * authentication on purpose connect from addresses of their own in
- * 127.0.0.0/8 (the whole block is loopback on Linux). */
+ * Failed authentications and refusals after authentication are throttled
+ * per client IP: the tests of the throttle have an instance of their own,
+ * and the tests that fail on purpose connect from addresses of their own
+ * in 127.0.0.0/8 (the whole block is loopback on Linux). */
 #include "itest.h"
 
 #include <arpa/inet.h>
@@ -19,7 +20,9 @@
 #include "lockgate/util.h"
 
 #define DP_UPSTREAM_TIMEOUT_MS 300
-#define DP_AUTH_FAILURES       5
+#define DP_AUTH_FAILURES       5  /* the throttle's limit where it is under test */
+#define DP_WORKER_FAILURES     40 /* several workers: the refusals below stay under it */
+#define DP_FAILURES_UNLIMITED  1000000
 #define DP_BOUND_MS            2000 /* "nothing hangs": far above every configured timeout */
 #define DP_PROPAGATE_MS        100  /* SPEC: revocations reach every instance within ms */
 
@@ -570,11 +573,20 @@ END_TEST
 
 /* ---- fixtures ---- */
 
+/* The core tests refuse many requests on purpose; the throttle has a TCase
+ * of its own. */
 static void core_setup(void)
 {
     struct itest_opts o = {0};
     o.upstream_timeout_ms = DP_UPSTREAM_TIMEOUT_MS;
     o.upstream_connect_timeout_ms = DP_UPSTREAM_TIMEOUT_MS / 2;
+    o.auth_failures_per_min = DP_FAILURES_UNLIMITED;
+    itest_start(&o);
+}
+
+static void throttle_setup(void)
+{
+    struct itest_opts o = {0};
     o.auth_failures_per_min = DP_AUTH_FAILURES;
     itest_start(&o);
 }
@@ -590,7 +602,7 @@ static void workers_setup(void)
 {
     struct itest_opts o = {0};
     o.workers = 2;
-    o.auth_failures_per_min = 5;
+    o.auth_failures_per_min = DP_WORKER_FAILURES;
     o.rate_per_sec = 3; /* [limits] defaults, for keys without their own */
     o.burst = 7;
     itest_start(&o);
@@ -811,6 +823,62 @@ START_TEST(test_auth_failure_throttle)
     itest_sleep_ms((int)retry * 1000 + 300);
     dp_do(&(struct dp_req){.path = "/v1/facilities", .cred = &k, .ip = ip}, &r);
     json_decref(dp_expect_ok(&r));
+    itest_resp_free(&r);
+}
+END_TEST
+
+/* ---- refusals after authentication count toward the same throttle ----
+ * A key that is locked, used from outside its allowlist, on a route of the
+ * other role or on a facility it may not see: each of the four counts, so
+ * the DP_AUTH_FAILURES-th refusal (one kind twice) leaves that IP with 429,
+ * and none of them used quota. */
+
+START_TEST(test_refusal_throttle)
+{
+    char acct[64], fac[72], other[72];
+    struct dp_cred good, locked, only10, scoped, feed;
+    dp_account(acct, "Refusals Inc");
+    dp_facility(fac, acct, NULL);
+    dp_facility(other, acct, NULL);
+    dp_key(&good, acct, "\"all_facilities\":true");
+    dp_key(&locked, acct, "\"all_facilities\":true");
+    dp_key(&only10, acct, "\"all_facilities\":true,\"allowed_cidrs\":[\"10.0.0.0/8\"]");
+    dp_key(&scoped, acct, "\"all_facilities\":false,\"facilities\":[\"%s\"]", fac);
+    dp_feed_key(&feed);
+    dp_key_action(&locked, "disable");
+    /* the lock has reached the gateway (these refusals count elsewhere) */
+    ck_assert(dp_poll(&(struct dp_req){.path = "/v1/facilities", .cred = &locked,
+                                       .ip = "127.0.0.63"},
+                      403, "key_disabled", IT->timeout_ms, 5) >= 0);
+    const char *ip = "127.0.0.62";
+    int64_t sec = (lg_now_ms() / 1000) % 60; /* one wall-clock minute, as above */
+    if (sec > 50) itest_sleep_ms((int)(61 - sec) * 1000);
+    struct {
+        const struct dp_cred *cred;
+        const char *path;
+        long status;
+        const char *code;
+    } refusals[DP_AUTH_FAILURES] = {
+        {&locked, "/v1/facilities", 403, "key_disabled"},
+        {&only10, "/v1/facilities", 403, "ip_not_allowed"},
+        {&feed, "/v1/facilities", 403, "forbidden"},
+        {&scoped, dp_path("/v1/facilities/%s/units/U001", other), 404, "not_found"},
+        {&scoped, dp_path("/v1/facilities/%s", other), 404, "not_found"},
+    };
+    struct itest_resp r;
+    for (int i = 0; i < DP_AUTH_FAILURES; i++) {
+        dp_do(&(struct dp_req){.path = refusals[i].path, .cred = refusals[i].cred, .ip = ip}, &r);
+        dp_expect_error(&r, refusals[i].status, refusals[i].code);
+        itest_resp_free(&r);
+    }
+    dp_do(&(struct dp_req){.path = "/v1/facilities", .cred = &good, .ip = ip}, &r);
+    dp_expect_error(&r, 429, "rate_limited");
+    itest_resp_free(&r);
+    /* other clients are not affected, and the refusals used no quota */
+    dp_do(&(struct dp_req){.path = dp_path("/v1/facilities/%s", fac), .cred = &scoped}, &r);
+    json_decref(dp_expect_ok(&r));
+    ck_assert_int_eq(dp_header_int(&r, "RateLimit-Remaining"),
+                     dp_header_int(&r, "RateLimit-Limit") - 1);
     itest_resp_free(&r);
 }
 END_TEST
@@ -1960,8 +2028,10 @@ START_TEST(test_every_worker)
     /* both workers hold the key and the facility (a worker left out of
      * 20 connections: one chance in 2^19) */
     dp_expect_runs(&q, 200, NULL, 20);
-    /* an exclusion reaches every worker: once one answers 404, all do */
+    /* an exclusion reaches every worker: once one answers 404, all do (the
+     * refusals of each phase count toward the throttle of an address of its own) */
     dp_facility_included(fac, false);
+    q.ip = "127.0.0.91";
     ck_assert_msg(dp_poll(&q, 404, "not_found", IT->timeout_ms, 5) >= 0,
                   "an excluded facility is still served");
     dp_expect_runs(&q, 404, "not_found", 20);
@@ -1971,18 +2041,19 @@ START_TEST(test_every_worker)
     dp_expect_runs(&q, 200, NULL, 20);
     /* so does a disable */
     dp_key_action(&k, "disable");
+    q.ip = "127.0.0.92";
     ck_assert_msg(dp_poll(&q, 403, "key_disabled", IT->timeout_ms, 5) >= 0,
                   "a disabled key is still served");
     dp_expect_runs(&q, 403, "key_disabled", 20);
 
     /* failed authentications are counted per instance, not per worker:
-     * after 5 (the limit here), even the right secret from that IP gets 429 */
+     * past the limit, even the right secret from that IP gets 429 */
     struct dp_cred good, wrong;
     dp_key(&good, acct, "\"all_facilities\":true");
     wrong = good;
     ck_assert_int_eq(lg_cred_secret_new(wrong.secret), 0);
     struct dp_req bad = {.path = "/v1/facilities", .cred = &wrong, .ip = "127.0.0.90"};
-    dp_expect_runs(&bad, 401, "invalid_credentials", 5);
+    dp_expect_runs(&bad, 401, "invalid_credentials", DP_WORKER_FAILURES);
     struct dp_req right = {.path = "/v1/facilities", .cred = &good, .ip = "127.0.0.90"};
     dp_expect_runs(&right, 429, "rate_limited", 6);
 
@@ -2100,8 +2171,14 @@ int main(void)
     tcase_add_test(core, test_lock_changed);
     tcase_add_test(core, test_no_secret_in_logs);
     tcase_add_test(core, test_metrics);
-    tcase_add_test(core, test_auth_failure_throttle);
     suite_add_tcase(s, core);
+
+    TCase *throttle = tcase_create("throttle");
+    tcase_add_unchecked_fixture(throttle, throttle_setup, fixture_teardown);
+    tcase_set_timeout(throttle, 120);
+    tcase_add_test(throttle, test_auth_failure_throttle);
+    tcase_add_test(throttle, test_refusal_throttle);
+    suite_add_tcase(s, throttle);
 
     TCase *workers = tcase_create("workers");
     tcase_add_unchecked_fixture(workers, workers_setup, fixture_teardown);

@@ -602,6 +602,7 @@ static void rv_setup_with(int redis_timeout_ms)
     o.redis_timeout_ms = redis_timeout_ms;
     o.rate_per_sec = 1000; /* polling must not meet the rate limit */
     o.burst = 2000;
+    o.auth_failures_per_min = 1000000; /* nor the throttle its refusals count toward */
     itest_start(&o);
     px_start();
     int real = IT->redis_port;
