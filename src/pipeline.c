@@ -55,6 +55,11 @@ struct lg_ctx {
         int status;
         const char *code, *msg; /* static strings */
     } refusal;                  /* waiting for the rate-limit state (refuse) */
+    struct {
+        char *body; /* the upstream's answer, NUL-terminated, then its content type */
+        size_t len;
+        const char *content_type; /* inside the same allocation */
+    } held;                       /* an unlock code waiting for its audit entry to be stored */
     char hdr[2][96];            /* X-Request-Id, X-Forwarded-For; the key's lines are prebuilt */
     char target[256 + QUERY_MAX + 2]; /* path?query (a routed path is short) */
 };
@@ -112,6 +117,7 @@ static struct lg_ctx *ctx_get(struct lg_pipeline *p)
     c->stage = 0;
     c->key = NULL;
     c->up = NULL;
+    c->held.body = NULL;
     c->key_id[0] = c->secret[0] = '\0';
     c->rl.limit = -1;
     return c;
@@ -121,6 +127,8 @@ static void ctx_put(struct lg_ctx *c)
 {
     if (c->key != NULL) lg_key_unref(c->key);
     c->key = NULL;
+    free(c->held.body);
+    c->held.body = NULL;
     /* The secret does not outlive its request. */
     OPENSSL_cleanse(c->secret, sizeof(c->secret));
     atomic_fetch_sub_explicit(&c->p->inflight, 1, memory_order_relaxed);
@@ -155,15 +163,21 @@ int lg_pipeline_inflight(struct lg_pipeline *p)
 
 void lg_pipeline_detach_store(struct lg_pipeline *p) { p->d.store = NULL; }
 
+static struct lg_audit_entry audit_entry(const struct lg_ctx *c, const char *outcome)
+{
+    return (struct lg_audit_entry){"unlock_code.read", c->key->account_id,
+                                   c->key->key_id,     c->route.facility_id,
+                                   c->route.unit_id,   c->ip,
+                                   c->request_id,      outcome};
+}
+
 /* Every unlock-code request that got past authentication is audited,
- * whatever its outcome. */
+ * whatever its outcome: a served code before it leaves (release), the
+ * others here, after the fact. */
 static void audit(struct lg_ctx *c, const char *outcome)
 {
     if (c->route.kind != LG_ROUTE_UNLOCK_CODE || c->key == NULL) return;
-    struct lg_audit_entry e = {"unlock_code.read", c->key->account_id,
-                               c->key->key_id,     c->route.facility_id,
-                               c->route.unit_id,   c->ip,
-                               c->request_id,      outcome};
+    struct lg_audit_entry e = audit_entry(c, outcome);
     lg_audit_write(c->p->d.store, c->p->d.cfg, &e);
 }
 
@@ -571,6 +585,52 @@ static enum code_check check_code(int status, const char *body, size_t len)
     return r;
 }
 
+static void serve(struct lg_ctx *c, int status, const char *content_type, const char *body,
+                  size_t len)
+{
+    set_success_headers(c);
+    lg_http_reply(c->req, status, content_type ? content_type : "application/json", body, len);
+}
+
+static void on_audit_stored(struct lg_store *st, redisReply *reply, void *arg)
+{
+    struct lg_ctx *c = arg;
+    enum lg_stage_result r = LG_DONE;
+    if (lg_audit_stored(reply))
+        serve(c, 200, c->held.content_type, c->held.body, c->held.len);
+    else
+        r = fail(c, 503, "audit_unavailable", "the read could not be audited; no code is served");
+    free(c->held.body);
+    c->held.body = NULL;
+    resume(c, r);
+}
+
+/* Answers with the upstream's RES. An unlock code (the route's only 200) is
+ * written ahead: it waits, copied, until Redis has acknowledged its audit
+ * entry, and is not sent at all when that fails within [redis] timeout_ms. */
+static enum lg_stage_result release(struct lg_ctx *c, const struct lg_upstream_result *res)
+{
+    if (c->route.kind != LG_ROUTE_UNLOCK_CODE) {
+        serve(c, res->status, res->content_type, res->body, res->body_len);
+        return LG_DONE;
+    }
+    const char *ctype = res->content_type ? res->content_type : "application/json";
+    size_t clen = strlen(ctype);
+    if ((c->held.body = malloc(res->body_len + clen + 2)) == NULL)
+        return fail(c, 503, "audit_unavailable", "out of memory");
+    memcpy(c->held.body, res->body, res->body_len);
+    c->held.body[res->body_len] = '\0';
+    c->held.len = res->body_len;
+    c->held.content_type = memcpy(c->held.body + res->body_len + 1, ctype, clen + 1);
+    struct lg_audit_entry e = audit_entry(c, "served");
+    if (lg_audit_store(c->p->d.store, c->p->d.cfg, &e, on_audit_stored, c) < 0) {
+        free(c->held.body);
+        c->held.body = NULL;
+        return fail(c, 503, "audit_unavailable", "the read could not be audited; no code is served");
+    }
+    return LG_AGAIN;
+}
+
 static void on_upstream(const struct lg_upstream_result *res, void *arg)
 {
     struct lg_ctx *c = arg;
@@ -591,14 +651,8 @@ static void on_upstream(const struct lg_upstream_result *res, void *arg)
         r = code == CODE_WITHHOLD
                 ? fail(c, 403, "code_withheld", "the code of a lock in auction is withheld")
                 : fail(c, 502, "upstream_unavailable", "the upstream's answer was unreadable");
-    else {
-        audit(c, "served");
-        set_success_headers(c);
-        lg_http_reply(c->req, res->status,
-                      res->content_type ? res->content_type : "application/json", res->body,
-                      res->body_len);
-        r = LG_DONE;
-    }
+    else
+        r = release(c, res);
     resume(c, r);
 }
 

@@ -584,6 +584,12 @@ static void core_setup(void)
     itest_start(&o);
 }
 
+static void plain_setup(void)
+{
+    struct itest_opts o = {0};
+    itest_start(&o);
+}
+
 static void throttle_setup(void)
 {
     struct itest_opts o = {0};
@@ -1872,6 +1878,95 @@ START_TEST(test_audit)
 }
 END_TEST
 
+/* ---- write-ahead audit: no code without its stored entry ----
+ * Redis out of memory (maxmemory 1, noeviction: the XADD is refused), then
+ * stalled (SIGSTOP: no acknowledgement in time): the code is withheld with
+ * 503 audit_unavailable, the other routes keep working, and no entry says
+ * "served" for a code that was not sent. */
+
+static void dp_redis_config(const char *name, const char *value)
+{
+    redisContext *c = itest_redis();
+    redisReply *rep = itest_redis_cmd(c, "CONFIG SET %s %s", name, value);
+    ck_assert_msg(rep->type == REDIS_REPLY_STATUS, "CONFIG SET %s %s: %s", name, value,
+                  rep->type == REDIS_REPLY_ERROR ? rep->str : "?");
+    freeReplyObject(rep);
+    redisFree(c);
+}
+
+/* Expects Q (an unlock-code read) to be refused 503 audit_unavailable, in time
+ * and without the code anywhere in the answer. */
+static void dp_expect_withheld(const struct dp_req *q, const char *code)
+{
+    struct itest_resp r;
+    int64_t took = dp_do(q, &r);
+    dp_expect_error(&r, 503, "audit_unavailable");
+    ck_assert_msg(strstr(r.body, "unlock_code") == NULL && strstr(r.body, code) == NULL,
+                  "the refusal carries the code: %s", r.body);
+    ck_assert_msg(took < DP_BOUND_MS, "audit_unavailable took %lld ms", (long long)took);
+    itest_resp_free(&r);
+}
+
+START_TEST(test_audit_unavailable)
+{
+    char acct[64], fac[72], code[5];
+    struct dp_cred k;
+    dp_account(acct, "Write Ahead Inc");
+    dp_facility(fac, acct, NULL);
+    dp_key(&k, acct, "\"all_facilities\":true");
+    dp_expected_code(fac, "U001", code);
+    const char *read = dp_path("/v1/facilities/%s/units/U001/unlock-code", fac);
+    const char *unit = dp_path("/v1/facilities/%s/units/U001", fac);
+    char rid[3][48];
+    for (int i = 0; i < 3; i++) snprintf(rid[i], sizeof(rid[i]), "wal-%d-%d", (int)getpid(), i);
+    struct itest_resp r;
+    dp_do(&(struct dp_req){.path = read, .cred = &k}, &r);
+    json_decref(dp_expect_ok(&r));
+    itest_resp_free(&r);
+
+    dp_redis_config("maxmemory-policy", "noeviction");
+    dp_redis_config("maxmemory", "1");
+    dp_expect_withheld(&(struct dp_req){.path = read, .cred = &k, .rid = rid[0]}, code);
+    dp_do(&(struct dp_req){.path = unit, .cred = &k}, &r);
+    json_decref(dp_expect_ok(&r));
+    itest_resp_free(&r);
+    dp_redis_config("maxmemory", "0");
+    dp_do(&(struct dp_req){.path = read, .cred = &k, .rid = rid[1]}, &r);
+    json_t *doc = dp_expect_ok(&r);
+    ck_assert_str_eq(itest_json_str(doc, "unlock_code"), code);
+    json_decref(doc);
+    itest_resp_free(&r);
+
+    itest_redis_pause();
+    dp_expect_withheld(&(struct dp_req){.path = read, .cred = &k, .rid = rid[2]}, code);
+    dp_do(&(struct dp_req){.path = unit, .cred = &k}, &r);
+    itest_redis_resume();
+    json_decref(dp_expect_ok(&r));
+    itest_resp_free(&r);
+
+    /* the trail: served only where the code went out */
+    json_t *entries = NULL;
+    int64_t end = itest_mono_ms() + IT->timeout_ms;
+    for (;;) {
+        entries = dp_audit_entries(k.key);
+        if (dp_audit_find(entries, rid[1]) != NULL || itest_mono_ms() > end) break;
+        json_decref(entries);
+        itest_sleep_ms(20);
+    }
+    json_t *e = dp_audit_find(entries, rid[1]);
+    ck_assert_msg(e != NULL && strcmp(itest_json_str(e, "outcome"), "served") == 0,
+                  "the served read has no served entry");
+    size_t i;
+    json_array_foreach (json_object_get(entries, "entries"), i, e) {
+        const char *id = itest_json_str(e, "request_id");
+        ck_assert_msg(strcmp(itest_json_str(e, "outcome"), "served") != 0 ||
+                          (strcmp(id, rid[0]) != 0 && strcmp(id, rid[2]) != 0),
+                      "a withheld read (%s) is audited as served", id);
+    }
+    json_decref(entries);
+}
+END_TEST
+
 /* ---- lock.changed ---- */
 
 /* SPEC 6: the platform announces a lock change (a new code, a new status)
@@ -2179,6 +2274,12 @@ int main(void)
     tcase_add_test(throttle, test_auth_failure_throttle);
     tcase_add_test(throttle, test_refusal_throttle);
     suite_add_tcase(s, throttle);
+
+    TCase *audit = tcase_create("audit_store"); /* breaks its Redis on purpose */
+    tcase_add_unchecked_fixture(audit, plain_setup, fixture_teardown);
+    tcase_set_timeout(audit, 60);
+    tcase_add_test(audit, test_audit_unavailable);
+    suite_add_tcase(s, audit);
 
     TCase *workers = tcase_create("workers");
     tcase_add_unchecked_fixture(workers, workers_setup, fixture_teardown);
