@@ -62,8 +62,8 @@ void lg_audit_write(struct lg_store *st, const struct lg_config *cfg,
     if (send_entry(st, cfg, e, at, on_written, NULL) < 0) log_entry(e, at, "redis unavailable");
 }
 
-int lg_audit_store(struct lg_store *st, const struct lg_config *cfg,
-                   const struct lg_audit_entry *e, lg_store_cb *cb, void *arg)
+int lg_audit_store(struct lg_store *st, const struct lg_config *cfg, const struct lg_audit_entry *e,
+                   lg_store_cb *cb, void *arg)
 {
     char at[LG_TIME_LEN];
     if (st == NULL) return -1;

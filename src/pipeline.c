@@ -30,6 +30,7 @@
 
 #define REQUEST_ID_MAX 64
 #define QUERY_MAX      1024
+#define NOT_AUDITED    "the read could not be audited; no code is served"
 
 struct lg_pipeline {
     struct lg_pipeline_deps d; /* borrowed; the store may leave first */
@@ -50,7 +51,7 @@ struct lg_ctx {
     struct lg_key *key; /* one reference, once authenticated */
     struct lg_ratelimit_result rl;
     struct lg_upstream_req *up;
-    char *list; /* GET /v1/facilities read from Redis for this request, or NULL */
+    char *list;         /* GET /v1/facilities read from Redis for this request, or NULL */
     uint64_t key_epoch; /* the cache's key epoch when the key read was sent */
     struct {
         int status;
@@ -424,8 +425,8 @@ static void on_key_loaded(struct lg_store *st, redisReply *reply, void *arg)
     /* Keep the freshest read unless a key event overtook this reply (it may
      * concern this very key) or no event could have: the cache holds only
      * what was read while subscribed, since that alone may answer later. */
-    bool exact = lg_cache_key_epoch(d->cache) == c->key_epoch &&
-                 lg_cache_trust(d->cache) == LG_CACHE_EXACT;
+    bool exact =
+        lg_cache_key_epoch(d->cache) == c->key_epoch && lg_cache_trust(d->cache) == LG_CACHE_EXACT;
     if (exact)
         lg_cache_key_put(d->cache, k);
     else
@@ -446,8 +447,7 @@ static enum lg_stage_result read_facilities(struct lg_ctx *c)
     int rc;
     if (c->route.kind == LG_ROUTE_FACILITIES) {
         char set[160];
-        snprintf(set, sizeof(set), "%sacct:%s:facilities", lg_store_prefix(st),
-                 c->key->account_id);
+        snprintf(set, sizeof(set), "%sacct:%s:facilities", lg_store_prefix(st), c->key->account_id);
         rc = lg_cache_read_facilities(st, set, on_account_facilities, c);
     } else {
         rc = lg_cache_read_facility(st, c->route.facility_id, on_facility_read, c);
@@ -697,7 +697,7 @@ static void on_audit_stored(struct lg_store *st, redisReply *reply, void *arg)
     if (lg_audit_stored(reply))
         serve(c, 200, c->held.content_type, c->held.body, c->held.len);
     else
-        r = fail(c, 503, "audit_unavailable", "the read could not be audited; no code is served");
+        r = fail(c, 503, "audit_unavailable", NOT_AUDITED);
     free(c->held.body);
     c->held.body = NULL;
     resume(c, r);
@@ -724,7 +724,7 @@ static enum lg_stage_result release(struct lg_ctx *c, const struct lg_upstream_r
     if (lg_audit_store(c->p->d.store, c->p->d.cfg, &e, on_audit_stored, c) < 0) {
         free(c->held.body);
         c->held.body = NULL;
-        return fail(c, 503, "audit_unavailable", "the read could not be audited; no code is served");
+        return fail(c, 503, "audit_unavailable", NOT_AUDITED);
     }
     return LG_AGAIN;
 }

@@ -107,13 +107,12 @@ static void on_facility(struct lg_store *st, redisReply *reply, void *arg)
         free(fr);
         return;
     }
-    switch (lg_facility_from_reply(fr->id, reply, &f)) {
-    case 1: lg_cache_facility_put(w->cache, f.id, f.account_id, f.name, f.included); break;
-    case 0: lg_cache_facility_drop(w->cache, fr->id); break; /* deleted */
-    default:
-        lg_cache_facility_drop(w->cache, fr->id);
-        schedule_reload(w);
-    }
+    int found = lg_facility_from_reply(fr->id, reply, &f);
+    if (found > 0)
+        lg_cache_facility_put(w->cache, f.id, f.account_id, f.name, f.included);
+    else
+        lg_cache_facility_drop(w->cache, fr->id); /* deleted, or unreadable now */
+    if (found < 0) schedule_reload(w);
     free(fr);
 }
 

@@ -33,8 +33,8 @@ void lg_audit_write(struct lg_store *st, const struct lg_config *cfg,
  * under lg_store_argv's contract. Returns -1, with nothing logged and CB not
  * called, when the entry cannot be sent (Redis down, ST NULL). Strings are
  * copied. */
-int lg_audit_store(struct lg_store *st, const struct lg_config *cfg,
-                   const struct lg_audit_entry *e, lg_store_cb *cb, void *arg);
+int lg_audit_store(struct lg_store *st, const struct lg_config *cfg, const struct lg_audit_entry *e,
+                   lg_store_cb *cb, void *arg);
 /* True when REPLY (borrowed, may be NULL) acknowledges a stored entry. */
 bool lg_audit_stored(const redisReply *reply);
 

@@ -726,11 +726,10 @@ START_TEST(test_unauthenticated)
     snprintf(xsecret, sizeof(xsecret), "X-API-Secret: %s", k.secret);
     const char *both[][2] = {{xkey, xsecret}, {xkey, NULL}, {xsecret, NULL}};
     for (size_t i = 0; i < 3; i++) {
-        dp_do(&(struct dp_req){.path = path,
-                               .cred = &k,
-                               .ip = "127.0.0.16",
-                               .hdr = {both[i][0], both[i][1]}},
-              &r);
+        dp_do(
+            &(struct dp_req){
+                .path = path, .cred = &k, .ip = "127.0.0.16", .hdr = {both[i][0], both[i][1]}},
+            &r);
         dp_expect_error(&r, 400, "bad_request");
         itest_resp_free(&r);
     }
@@ -853,9 +852,9 @@ START_TEST(test_refusal_throttle)
     dp_feed_key(&feed);
     dp_key_action(&locked, "disable");
     /* the lock has reached the gateway (these refusals count elsewhere) */
-    ck_assert(dp_poll(&(struct dp_req){.path = "/v1/facilities", .cred = &locked,
-                                       .ip = "127.0.0.63"},
-                      403, "key_disabled", IT->timeout_ms, 5) >= 0);
+    ck_assert(
+        dp_poll(&(struct dp_req){.path = "/v1/facilities", .cred = &locked, .ip = "127.0.0.63"},
+                403, "key_disabled", IT->timeout_ms, 5) >= 0);
     const char *ip = "127.0.0.62";
     int64_t sec = (lg_now_ms() / 1000) % 60; /* one wall-clock minute, as above */
     if (sec > 50) itest_sleep_ms((int)(61 - sec) * 1000);
@@ -1216,10 +1215,10 @@ START_TEST(test_upstream_failures)
         itest_resp_free(&r);
     }
     /* slower than timeout_ms (300): 504, well before the upstream would answer (3 s) */
-    int64_t took = dp_do(
-        &(struct dp_req){.path = dp_path("/v1/facilities/%s/units/U001/unlock-code", slowf),
-                         .cred = &k},
-        &r);
+    int64_t took =
+        dp_do(&(struct dp_req){.path = dp_path("/v1/facilities/%s/units/U001/unlock-code", slowf),
+                               .cred = &k},
+              &r);
     dp_expect_error(&r, 504, "upstream_timeout");
     ck_assert_msg(took < DP_BOUND_MS, "504 took %lld ms", (long long)took);
     fprintf(stderr, "test_upstream_failures: 504 after %lld ms (timeout_ms %d)\n", (long long)took,

@@ -655,8 +655,7 @@ static bool ft_recorded(const char *rid)
  * upstream answer takes N ms) on a new connection with BASIC and request id
  * RID (and "Connection: close" when CLOSE); returns the connection once the
  * upstream holds the request. */
-static int ft_in_flight(const char *slow, int unit, const char *basic, const char *rid,
-                        bool close_)
+static int ft_in_flight(const char *slow, int unit, const char *basic, const char *rid, bool close_)
 {
     char req[1024];
     int n = snprintf(req, sizeof(req),
@@ -714,8 +713,7 @@ START_TEST(test_client_hangup)
         itest_resp_free(&r);
     }
     /* a slow request whose client stays is still answered */
-    int64_t took = ft_get(ft_path("/v1/facilities/%s/units/U001/unlock-code", quick),
-                          &k, NULL, &r);
+    int64_t took = ft_get(ft_path("/v1/facilities/%s/units/U001/unlock-code", quick), &k, NULL, &r);
     ft_expect(&r, 200, NULL);
     itest_resp_free(&r);
     ck_assert_msg(took < FT_BOUND_MS, "a 200 ms upstream took %lld ms", (long long)took);

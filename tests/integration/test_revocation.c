@@ -1010,6 +1010,18 @@ END_TEST
 
 /* ---- 6. the subscription lost while Redis answers ---- */
 
+/* A new account with a facility and a key on it, served once (so both are
+ * cached): the route of one of the facility's units. */
+static const char *rv_warm(char acct[64], char fac[72], struct rv_cred *k)
+{
+    rv_account(acct);
+    rv_facility(fac, acct);
+    rv_key(k, acct);
+    const char *unit = rv_path("/v1/facilities/%s/units/U001", fac);
+    rv_expect(unit, k, 200, NULL);
+    return unit;
+}
+
 static void rv_redis_ok(redisContext *rc, const char *fmt, const char *arg)
 {
     redisReply *r = itest_redis_cmd(rc, fmt, arg);
@@ -1055,10 +1067,7 @@ START_TEST(test_disabled_unsubscribed)
 {
     char acct[64], fac[72];
     struct rv_cred k;
-    rv_account(acct);
-    rv_facility(fac, acct);
-    rv_key(&k, acct);
-    rv_expect(RV_LIST, &k, 200, NULL);
+    rv_warm(acct, fac, &k);
     rv_expect(RV_LIST, &k, 200, NULL);
     redisContext *rc = itest_redis();
     rv_refuse_subscribe(rc);
@@ -1130,11 +1139,7 @@ START_TEST(test_dropped_facility_reloaded)
 {
     char acct[64], fac[72];
     struct rv_cred k;
-    rv_account(acct);
-    rv_facility(fac, acct);
-    rv_key(&k, acct);
-    const char *unit = rv_path("/v1/facilities/%s/units/U001", fac);
-    rv_expect(unit, &k, 200, NULL);
+    const char *unit = rv_warm(acct, fac, &k);
     redisContext *rc = itest_redis();
     int cmd = px_wait_conn(PX_ROLE_CMD, -1, "the worker's command connection");
     rv_redis_ok(rc, "CONFIG SET maxclients %s", "1");
@@ -1146,8 +1151,10 @@ START_TEST(test_dropped_facility_reloaded)
     }
     itest_sleep_ms(100); /* lockgate has seen it go */
     char ev[256];
-    snprintf(ev, sizeof(ev), "{\"type\":\"facility.updated\",\"account_id\":\"%s\","
-             "\"facility_id\":\"%s\"}", acct, fac);
+    snprintf(ev, sizeof(ev),
+             "{\"type\":\"facility.updated\",\"account_id\":\"%s\","
+             "\"facility_id\":\"%s\"}",
+             acct, fac);
     redisReply *rep = itest_redis_cmd(rc, "PUBLISH %sevents %s", RV_PREFIX, ev);
     ck_assert_msg(rep->type == REDIS_REPLY_INTEGER && rep->integer == 1,
                   "the event reached no subscriber");
@@ -1158,8 +1165,10 @@ START_TEST(test_dropped_facility_reloaded)
     itest_sleep_ms(500); /* past the reload retry, still without Redis */
     rv_redis_ok(rc, "CONFIG SET maxclients %s", "10000");
     int64_t took = rv_poll(unit, &k, 200, NULL, RV_RELOAD_BOUND_MS, &served);
-    fprintf(stderr, "test_dropped_facility_reloaded: served again %lld ms after Redis took "
-            "connections again\n", (long long)took);
+    fprintf(stderr,
+            "test_dropped_facility_reloaded: served again %lld ms after Redis took "
+            "connections again\n",
+            (long long)took);
     ck_assert_msg(took >= 0, "the facility stayed 404 after the command connection came back");
     redisFree(rc);
 }
@@ -1176,19 +1185,15 @@ START_TEST(test_load_across_edges)
 {
     char acct[64], fac[72];
     struct rv_cred k;
-    rv_account(acct);
-    rv_facility(fac, acct);
-    rv_key(&k, acct);
-    const char *unit = rv_path("/v1/facilities/%s/units/U001", fac);
-    rv_expect(unit, &k, 200, NULL);
+    const char *unit = rv_warm(acct, fac, &k);
     redisContext *rc = itest_redis();
     int cmd = px_wait_conn(PX_ROLE_CMD, -1, "the worker's command connection");
     int old = px_wait_conn(PX_ROLE_SUB, -1, "the subscriber connection");
     px_watch(RV_PREFIX "facilities", "");
     PX_STORE(PX->conn[cmd].delay_down_ms, RV_CMD_DELAY_MS);
     /* a facility event without an id: the whole table is read again */
-    redisReply *rep = itest_redis_cmd(rc, "PUBLISH %sevents {\"type\":\"facility.updated\"}",
-                                      RV_PREFIX);
+    redisReply *rep =
+        itest_redis_cmd(rc, "PUBLISH %sevents {\"type\":\"facility.updated\"}", RV_PREFIX);
     freeReplyObject(rep);
     int64_t end = itest_mono_ms() + IT->timeout_ms;
     while (PX_LOAD(PX->conn[cmd].watch_up_ms) == 0) {
@@ -1225,10 +1230,9 @@ START_TEST(test_load_across_edges)
                                 "sent before");
     PX_STORE(PX->conn[cmd].delay_down_ms, 0);
     int served = 0;
-    ck_assert_msg(rv_poll(unit, &k, 404, "not_found", RV_RELOAD_BOUND_MS, &served) >= 0 &&
-                      served == 0,
-                  "the excluded facility was served %d times after the subscription came back",
-                  served);
+    ck_assert_msg(
+        rv_poll(unit, &k, 404, "not_found", RV_RELOAD_BOUND_MS, &served) >= 0 && served == 0,
+        "the excluded facility was served %d times after the subscription came back", served);
     redisFree(rc);
 }
 END_TEST

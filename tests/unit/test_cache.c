@@ -232,7 +232,7 @@ START_TEST(facility_replies)
     ck_assert_int_eq(n, 2);
     freeReplyObject(r);
     const char *hmget[] = {"acct_1", "C", NULL}; /* account_id, name, included */
-    r = arr(3, hmget); /* not quartets: refused, the table stays */
+    r = arr(3, hmget);                           /* not quartets: refused, the table stays */
     ck_assert_int_eq(lg_cache_facilities_replace(c, r), -1);
     ck_assert_int_eq(lg_cache_facility_count(c), 2);
     ck_assert_int_eq(lg_cache_facilities_replace(c, NULL), -1);
