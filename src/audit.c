@@ -1,5 +1,7 @@
-/* Audit of unlock-code reads: one XADD per read, never waited on; the log
- * keeps what Redis could not. */
+/* Audit of unlock-code reads: one XADD per read. A served code waits for
+ * its entry's acknowledgement (write-ahead); every other outcome is
+ * recorded after the fact, never waited on, and the log keeps what Redis
+ * could not. */
 #include <stdio.h>
 #include <string.h>
 
@@ -19,20 +21,17 @@ static void log_entry(const struct lg_audit_entry *e, const char *at, const char
 
 static void on_written(struct lg_store *st, redisReply *reply, void *arg)
 {
-    if (reply == NULL || reply->type == REDIS_REPLY_ERROR)
+    if (!lg_audit_stored(reply))
         lg_warn("audit: an entry may not have been stored in Redis (%s)",
-                reply ? reply->str : "no reply in time");
+                reply && reply->type == REDIS_REPLY_ERROR ? reply->str : "no reply in time");
 }
 
-void lg_audit_write(struct lg_store *st, const struct lg_config *cfg,
-                    const struct lg_audit_entry *e)
+/* Sends E's XADD (AT, LG_TIME_LEN bytes, receives its time). 0 or -1 as
+ * lg_store_argv. */
+static int send_entry(struct lg_store *st, const struct lg_config *cfg,
+                      const struct lg_audit_entry *e, char *at, lg_store_cb *cb, void *arg)
 {
-    char key[96], maxlen[24], at[LG_TIME_LEN];
-    if (st == NULL) { /* the gateway is stopping: the log keeps the entry */
-        lg_time_format(lg_now_ms(), at);
-        log_entry(e, at, "gateway stopping");
-        return;
-    }
+    char key[96], maxlen[24];
     snprintf(key, sizeof(key), "%saudit", lg_store_prefix(st));
     snprintf(maxlen, sizeof(maxlen), "%d", cfg->audit_maxlen);
     lg_time_format(lg_now_ms(), at);
@@ -48,6 +47,30 @@ void lg_audit_write(struct lg_store *st, const struct lg_config *cfg,
                           "request_id",  e->request_id,
                           "outcome",     e->outcome,
                           "at",          at};
-    if (lg_store_argv(st, on_written, NULL, (int)(sizeof(argv) / sizeof(argv[0])), argv, NULL) < 0)
-        log_entry(e, at, "redis unavailable");
+    return lg_store_argv(st, cb, arg, (int)(sizeof(argv) / sizeof(argv[0])), argv, NULL);
+}
+
+void lg_audit_write(struct lg_store *st, const struct lg_config *cfg,
+                    const struct lg_audit_entry *e)
+{
+    char at[LG_TIME_LEN];
+    if (st == NULL) { /* the gateway is stopping: the log keeps the entry */
+        lg_time_format(lg_now_ms(), at);
+        log_entry(e, at, "gateway stopping");
+        return;
+    }
+    if (send_entry(st, cfg, e, at, on_written, NULL) < 0) log_entry(e, at, "redis unavailable");
+}
+
+int lg_audit_store(struct lg_store *st, const struct lg_config *cfg, const struct lg_audit_entry *e,
+                   lg_store_cb *cb, void *arg)
+{
+    char at[LG_TIME_LEN];
+    if (st == NULL) return -1;
+    return send_entry(st, cfg, e, at, cb, arg);
+}
+
+bool lg_audit_stored(const redisReply *reply)
+{
+    return reply != NULL && reply->type == REDIS_REPLY_STRING; /* the new entry's id */
 }

@@ -35,6 +35,7 @@ static enum lg_auth_parse_result take(const char *k, size_t klen, const char *s,
 enum lg_auth_parse_result lg_auth_parse(const char *authorization, const char *x_key,
                                         const char *x_secret, char *key, char *secret)
 {
+    if (authorization != NULL && (x_key != NULL || x_secret != NULL)) return LG_AUTH_BOTH;
     if (authorization != NULL) {
         if (strncasecmp(authorization, "Basic ", 6) != 0) return LG_AUTH_INVALID;
         const char *b64 = authorization + 6;

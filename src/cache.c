@@ -1,6 +1,7 @@
 /* The per-worker caches of keys and facilities: two string-keyed hash tables,
- * the scope and allowlist decisions made on their entries, and the epoch and
- * flags that say how far the cache may be trusted. */
+ * the scope and allowlist decisions made on their entries, the epochs and
+ * flags that say how far the cache may be trusted, and the two reads of
+ * facilities from Redis with their parsers. */
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,8 +39,9 @@ struct lg_cache {
     struct map facilities;
     struct map accounts; /* account id -> struct account_facilities */
     uint64_t key_epoch;
+    uint64_t facilities_epoch;
     uint64_t facilities_version; /* moves with every change of the facility table */
-    bool exact;
+    enum lg_cache_trust trust;
     bool facilities_loaded;
 };
 
@@ -328,13 +330,21 @@ void lg_cache_keys_flush(struct lg_cache *c)
 
 uint64_t lg_cache_key_epoch(const struct lg_cache *c) { return c->key_epoch; }
 
-void lg_cache_set_exact(struct lg_cache *c, bool exact)
+void lg_cache_set_trust(struct lg_cache *c, enum lg_cache_trust trust)
 {
     c->key_epoch++;
-    c->exact = exact;
+    c->facilities_epoch++;
+    c->trust = trust;
 }
 
-bool lg_cache_exact(const struct lg_cache *c) { return c->exact; }
+enum lg_cache_trust lg_cache_trust(const struct lg_cache *c) { return c->trust; }
+
+bool lg_cache_answers(const struct lg_cache *c, bool redis_up)
+{
+    return c->trust == LG_CACHE_EXACT || (c->trust == LG_CACHE_FALLBACK && !redis_up);
+}
+
+uint64_t lg_cache_facilities_epoch(const struct lg_cache *c) { return c->facilities_epoch; }
 
 void lg_cache_set_facilities_loaded(struct lg_cache *c, bool loaded)
 {
@@ -389,6 +399,89 @@ void lg_cache_facilities_flush(struct lg_cache *c)
     map_clear(&c->facilities, facility_free);
 }
 int lg_cache_facility_count(const struct lg_cache *c) { return (int)c->facilities.count; }
+
+static void put_loaded(const struct lg_facility *f, void *arg)
+{
+    lg_cache_facility_put(arg, f->id, f->account_id, f->name, f->included);
+}
+
+int lg_cache_facilities_replace(struct lg_cache *c, const redisReply *reply)
+{
+    if (lg_facilities_each(reply, NULL, NULL) < 0) return -1;
+    lg_cache_facilities_flush(c);
+    lg_facilities_each(reply, put_loaded, c);
+    return 0;
+}
+
+/* ---- reading facilities from Redis ---- */
+
+static struct lg_script facilities_load = {
+    .name = "facilities_load",
+    .source =
+        "local ids = redis.call('SMEMBERS', KEYS[1])\n"
+        "local out = {}\n"
+        "for _, id in ipairs(ids) do\n"
+        "  local f = redis.call('HMGET', ARGV[1] .. 'fac:' .. id, 'account_id', 'name', "
+        "'included')\n"
+        "  if f[1] then\n"
+        "    out[#out+1] = id; out[#out+1] = f[1]; out[#out+1] = f[2] or ''; out[#out+1] = f[3] or "
+        "'1'\n"
+        "  end\n"
+        "end\n"
+        "return out\n",
+};
+
+int lg_cache_read_facilities(struct lg_store *st, const char *set, lg_store_cb *cb, void *arg)
+{
+    const char *argv[] = {set, lg_store_prefix(st)};
+    return lg_store_script(st, &facilities_load, cb, arg, 1, 2, argv, NULL);
+}
+
+int lg_cache_read_facility(struct lg_store *st, const char *id, lg_store_cb *cb, void *arg)
+{
+    char key[128];
+    snprintf(key, sizeof(key), "%sfac:%s", lg_store_prefix(st), id);
+    const char *argv[] = {"HMGET", key, "account_id", "name", "included"};
+    return lg_store_argv(st, cb, arg, 5, argv, NULL);
+}
+
+static bool str_reply(const redisReply *r) { return r != NULL && r->type == REDIS_REPLY_STRING; }
+
+/* F from its fields, NAME borrowed (a facility handed out by a read is never
+ * written through); false when an id does not fit (such an entry is skipped). */
+static bool facility_set(struct lg_facility *f, const char *id, const char *account_id,
+                         const char *name, bool included)
+{
+    if (strlen(id) >= sizeof(f->id) || strlen(account_id) >= sizeof(f->account_id)) return false;
+    memcpy(f->id, id, strlen(id) + 1);
+    memcpy(f->account_id, account_id, strlen(account_id) + 1);
+    f->name = (char *)name;
+    f->included = included;
+    return true;
+}
+
+int lg_facilities_each(const redisReply *reply, lg_facility_fn *fn, void *arg)
+{
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements % 4 != 0) return -1;
+    for (size_t i = 0; fn != NULL && i + 3 < reply->elements; i += 4) {
+        redisReply **e = reply->element + i;
+        struct lg_facility f;
+        if (str_reply(e[0]) && str_reply(e[1]) && str_reply(e[2]) && str_reply(e[3]) &&
+            facility_set(&f, e[0]->str, e[1]->str, e[2]->str, strcmp(e[3]->str, "1") == 0))
+            fn(&f, arg);
+    }
+    return 0;
+}
+
+int lg_facility_from_reply(const char *id, const redisReply *reply, struct lg_facility *out)
+{
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3) return -1;
+    redisReply **e = reply->element;
+    if (!str_reply(e[0])) return 0; /* no such facility (deleted) */
+    bool included = !str_reply(e[2]) || strcmp(e[2]->str, "1") == 0;
+    if (!facility_set(out, id, e[0]->str, str_reply(e[1]) ? e[1]->str : "", included)) return -1;
+    return 1;
+}
 
 size_t lg_cache_account_facilities(struct lg_cache *c, const char *account_id,
                                    const struct lg_facility *const **out)

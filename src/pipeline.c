@@ -30,6 +30,7 @@
 
 #define REQUEST_ID_MAX 64
 #define QUERY_MAX      1024
+#define NOT_AUDITED    "the read could not be audited; no code is served"
 
 struct lg_pipeline {
     struct lg_pipeline_deps d; /* borrowed; the store may leave first */
@@ -50,11 +51,17 @@ struct lg_ctx {
     struct lg_key *key; /* one reference, once authenticated */
     struct lg_ratelimit_result rl;
     struct lg_upstream_req *up;
+    char *list;         /* GET /v1/facilities read from Redis for this request, or NULL */
     uint64_t key_epoch; /* the cache's key epoch when the key read was sent */
     struct {
         int status;
         const char *code, *msg; /* static strings */
     } refusal;                  /* waiting for the rate-limit state (refuse) */
+    struct {
+        char *body; /* the upstream's answer, NUL-terminated, then its content type */
+        size_t len;
+        const char *content_type; /* inside the same allocation */
+    } held;                       /* an unlock code waiting for its audit entry to be stored */
     char hdr[2][96];            /* X-Request-Id, X-Forwarded-For; the key's lines are prebuilt */
     char target[256 + QUERY_MAX + 2]; /* path?query (a routed path is short) */
 };
@@ -112,6 +119,8 @@ static struct lg_ctx *ctx_get(struct lg_pipeline *p)
     c->stage = 0;
     c->key = NULL;
     c->up = NULL;
+    c->held.body = NULL;
+    c->list = NULL;
     c->key_id[0] = c->secret[0] = '\0';
     c->rl.limit = -1;
     return c;
@@ -121,6 +130,10 @@ static void ctx_put(struct lg_ctx *c)
 {
     if (c->key != NULL) lg_key_unref(c->key);
     c->key = NULL;
+    free(c->held.body);
+    c->held.body = NULL;
+    free(c->list);
+    c->list = NULL;
     /* The secret does not outlive its request. */
     OPENSSL_cleanse(c->secret, sizeof(c->secret));
     atomic_fetch_sub_explicit(&c->p->inflight, 1, memory_order_relaxed);
@@ -155,15 +168,21 @@ int lg_pipeline_inflight(struct lg_pipeline *p)
 
 void lg_pipeline_detach_store(struct lg_pipeline *p) { p->d.store = NULL; }
 
+static struct lg_audit_entry audit_entry(const struct lg_ctx *c, const char *outcome)
+{
+    return (struct lg_audit_entry){"unlock_code.read", c->key->account_id,
+                                   c->key->key_id,     c->route.facility_id,
+                                   c->route.unit_id,   c->ip,
+                                   c->request_id,      outcome};
+}
+
 /* Every unlock-code request that got past authentication is audited,
- * whatever its outcome. */
+ * whatever its outcome: a served code before it leaves (release), the
+ * others here, after the fact. */
 static void audit(struct lg_ctx *c, const char *outcome)
 {
     if (c->route.kind != LG_ROUTE_UNLOCK_CODE || c->key == NULL) return;
-    struct lg_audit_entry e = {"unlock_code.read", c->key->account_id,
-                               c->key->key_id,     c->route.facility_id,
-                               c->route.unit_id,   c->ip,
-                               c->request_id,      outcome};
+    struct lg_audit_entry e = audit_entry(c, outcome);
     lg_audit_write(c->p->d.store, c->p->d.cfg, &e);
 }
 
@@ -208,9 +227,13 @@ static void on_peek(const struct lg_ratelimit_result *res, void *arg)
 
 /* An authenticated request refused before the rate-limit stage uses no
  * quota, yet its answer still tells the client where its allowance stands:
- * the rate limit is read, not consumed, then the refusal is sent. */
+ * the rate limit is read, not consumed, then the refusal is sent. Such a
+ * refusal (a locked key, an address outside the allowlist, the wrong role, a
+ * facility the key may not see) counts toward the client's failure throttle
+ * like a failed authentication: probing with a known key is guessing too. */
 static enum lg_stage_result refuse(struct lg_ctx *c, int status, const char *code, const char *msg)
 {
+    lg_auth_failed(c->ip);
     if (c->key == NULL || c->rl.limit >= 0) return fail(c, status, code, msg);
     c->refusal.status = status;
     c->refusal.code = code;
@@ -330,30 +353,31 @@ static enum lg_stage_result stage_authenticate(struct lg_ctx *c)
     int retry;
     if (lg_auth_throttled(c->ip, &retry))
         return fail_retry(c, 429, "rate_limited", "too many failed authentications", retry);
-    /* the header pair counts only without an Authorization header */
     const char *authz = lg_http_hdr(c->req, LG_HDR_AUTHORIZATION);
-    const char *xkey = authz ? NULL : lg_http_hdr(c->req, LG_HDR_X_API_KEY);
-    const char *xsecret = authz ? NULL : lg_http_hdr(c->req, LG_HDR_X_API_SECRET);
+    const char *xkey = lg_http_hdr(c->req, LG_HDR_X_API_KEY);
+    const char *xsecret = lg_http_hdr(c->req, LG_HDR_X_API_SECRET);
     switch (lg_auth_parse(authz, xkey, xsecret, c->key_id, c->secret)) {
     case LG_AUTH_MISSING: return fail(c, 401, "missing_credentials", "credentials required");
     case LG_AUTH_INVALID:
         lg_auth_failed(c->ip);
         return fail(c, 401, "invalid_credentials", "malformed credentials");
+    case LG_AUTH_BOTH: /* malformed credentials too: they count as a failure */
+        lg_auth_failed(c->ip);
+        return fail(c, 400, "bad_request",
+                    "Authorization and X-API-Key/X-API-Secret may not be sent together");
     case LG_AUTH_OK: break;
     }
     const struct lg_pipeline_deps *d = &c->p->d;
     struct lg_key *k = lg_cache_key_get(d->cache, c->key_id);
-    if (k != NULL && (lg_cache_exact(d->cache) || !lg_store_up(d->store))) return check_key(c, k);
+    if (k != NULL && lg_cache_answers(d->cache, lg_store_up(d->store))) return check_key(c, k);
     const char *p = lg_store_prefix(d->store);
     char hkey[128], skey[128];
     snprintf(hkey, sizeof(hkey), "%skey:%s", p, c->key_id);
     snprintf(skey, sizeof(skey), "%skey:%s:facilities", p, c->key_id);
     const char *argv[] = {hkey, skey};
     c->key_epoch = lg_cache_key_epoch(d->cache);
-    if (lg_store_script(d->store, &key_load, on_key_loaded, c, 2, 2, argv, NULL) < 0) {
-        if (k != NULL) return check_key(c, k);
+    if (lg_store_script(d->store, &key_load, on_key_loaded, c, 2, 2, argv, NULL) < 0)
         return fail(c, 503, "store_unavailable", "the key store is unreachable");
-    }
     return LG_AGAIN;
 }
 
@@ -362,9 +386,10 @@ static void on_key_loaded(struct lg_store *st, redisReply *reply, void *arg)
     struct lg_ctx *c = arg;
     const struct lg_pipeline_deps *d = &c->p->d;
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
-        /* Deadline passed or Redis gone: a key verified before may still serve. */
+        /* Deadline passed or Redis gone: a key verified while subscribed may
+         * still serve, unless the cache may not answer at all. */
         struct lg_key *k = lg_cache_key_get(d->cache, c->key_id);
-        if (k != NULL) {
+        if (k != NULL && lg_cache_trust(d->cache) != LG_CACHE_NONE) {
             resume(c, check_key(c, k));
             return;
         }
@@ -398,9 +423,10 @@ static void on_key_loaded(struct lg_store *st, redisReply *reply, void *arg)
         k->last_used_written_ms = old->last_used_written_ms;
     }
     /* Keep the freshest read unless a key event overtook this reply (it may
-     * concern this very key). The cache answers on its own only while events
-     * keep it exact, or while Redis is unreachable. */
-    bool exact = lg_cache_key_epoch(d->cache) == c->key_epoch;
+     * concern this very key) or no event could have: the cache holds only
+     * what was read while subscribed, since that alone may answer later. */
+    bool exact =
+        lg_cache_key_epoch(d->cache) == c->key_epoch && lg_cache_trust(d->cache) == LG_CACHE_EXACT;
     if (exact)
         lg_cache_key_put(d->cache, k);
     else
@@ -409,20 +435,60 @@ static void on_key_loaded(struct lg_store *st, redisReply *reply, void *arg)
     if (!exact) lg_key_unref(k);
 }
 
+static void on_facility_read(struct lg_store *st, redisReply *reply, void *arg);
+static void on_account_facilities(struct lg_store *st, redisReply *reply, void *arg);
+
+/* Without a trusted facility table (the subscription is down, SPEC section
+ * 10) the facility, or for the list the key's account's facilities, is read
+ * from Redis for this request. */
+static enum lg_stage_result read_facilities(struct lg_ctx *c)
+{
+    struct lg_store *st = c->p->d.store;
+    int rc;
+    if (c->route.kind == LG_ROUTE_FACILITIES) {
+        char set[160];
+        snprintf(set, sizeof(set), "%sacct:%s:facilities", lg_store_prefix(st), c->key->account_id);
+        rc = lg_cache_read_facilities(st, set, on_account_facilities, c);
+    } else {
+        rc = lg_cache_read_facility(st, c->route.facility_id, on_facility_read, c);
+    }
+    if (rc < 0) return fail(c, 503, "store_unavailable", "the facility store is unreachable");
+    return LG_AGAIN;
+}
+
+/* A facility the key may not see answers like one that does not exist. */
+static enum lg_stage_result authorize_facility(struct lg_ctx *c, const struct lg_facility *f)
+{
+    if (!lg_key_sees(c->key, f)) return refuse(c, 404, "not_found", "no such resource");
+    return LG_OK;
+}
+
 /* authorize: the role fits the route, the facility is visible to the key. */
 static enum lg_stage_result stage_authorize(struct lg_ctx *c)
 {
+    const struct lg_pipeline_deps *d = &c->p->d;
     bool feed_route = lg_route_is_feed(c->route.kind);
     if (feed_route != c->key->feed)
         return refuse(c, 403, "forbidden",
                       feed_route ? "this route is for feed keys"
                                  : "feed keys may only read the feed");
-    if (!feed_route && !lg_cache_facilities_loaded(c->p->d.cache))
+    if (feed_route) return LG_OK;
+    if (!lg_cache_answers(d->cache, lg_store_up(d->store))) return read_facilities(c);
+    if (!lg_cache_facilities_loaded(d->cache))
         return fail(c, 503, "store_unavailable", "facilities are being loaded");
-    if (feed_route || c->route.kind == LG_ROUTE_FACILITIES) return LG_OK;
-    const struct lg_facility *f = lg_cache_facility_get(c->p->d.cache, c->route.facility_id);
-    if (!lg_key_sees(c->key, f)) return refuse(c, 404, "not_found", "no such resource");
-    return LG_OK;
+    if (c->route.kind == LG_ROUTE_FACILITIES) return LG_OK;
+    return authorize_facility(c, lg_cache_facility_get(d->cache, c->route.facility_id));
+}
+
+static void on_facility_read(struct lg_store *st, redisReply *reply, void *arg)
+{
+    struct lg_ctx *c = arg;
+    struct lg_facility f;
+    int found = lg_facility_from_reply(c->route.facility_id, reply, &f);
+    if (found < 0)
+        resume(c, fail(c, 503, "store_unavailable", "the facility store is unreachable"));
+    else
+        resume(c, authorize_facility(c, found ? &f : NULL));
 }
 
 static void on_ratelimit(const struct lg_ratelimit_result *res, void *arg);
@@ -454,12 +520,11 @@ static int by_id(const void *a, const void *b)
     return strcmp((*x)->id, (*y)->id);
 }
 
-/* The JSON of the facilities KEY may see, sorted by id: a new string
- * (the caller frees it), or NULL when out of memory. */
-static char *facilities_json(struct lg_cache *cache, const struct lg_key *key)
+/* The JSON of those of the N facilities ALL that KEY may see, sorted by id:
+ * a new string (the caller frees it), or NULL when out of memory. */
+static char *facilities_json(const struct lg_facility *const *all, size_t n,
+                             const struct lg_key *key)
 {
-    const struct lg_facility *const *all;
-    size_t n = lg_cache_account_facilities(cache, key->account_id, &all);
     const struct lg_facility **seen = malloc((n ? n : 1) * sizeof(*seen));
     json_t *items = json_array();
     char *text = NULL;
@@ -480,16 +545,70 @@ static char *facilities_json(struct lg_cache *cache, const struct lg_key *key)
     return text;
 }
 
+/* The facilities read from Redis for one request (read_facilities). */
+struct fac_list {
+    struct lg_facility *items;
+    const struct lg_facility **ptrs;
+    size_t n;
+    bool failed;
+};
+
+static void collect(const struct lg_facility *f, void *arg)
+{
+    struct fac_list *l = arg;
+    if (l->failed) return;
+    if ((l->n & (l->n - 1)) == 0) { /* 0, 1, 2, 4...: grow to double */
+        size_t cap = l->n ? 2 * l->n : 1;
+        struct lg_facility *items = realloc(l->items, cap * sizeof(*items));
+        if (items == NULL) {
+            l->failed = true;
+            return;
+        }
+        l->items = items;
+    }
+    l->items[l->n++] = *f; /* the name stays borrowed from the reply */
+}
+
+/* The answer is built here, while the reply lives; forward sends it. */
+static void on_account_facilities(struct lg_store *st, redisReply *reply, void *arg)
+{
+    struct lg_ctx *c = arg;
+    struct fac_list l = {0};
+    if (lg_facilities_each(reply, collect, &l) < 0) {
+        resume(c, fail(c, 503, "store_unavailable", "the facility store is unreachable"));
+        return;
+    }
+    if (!l.failed && (l.ptrs = malloc((l.n ? l.n : 1) * sizeof(*l.ptrs))) != NULL) {
+        for (size_t i = 0; i < l.n; i++) l.ptrs[i] = &l.items[i];
+        c->list = facilities_json(l.ptrs, l.n, c->key);
+    }
+    free(l.ptrs);
+    free(l.items);
+    if (c->list == NULL) {
+        resume(c, fail(c, 503, "store_unavailable", "out of memory"));
+        return;
+    }
+    resume(c, LG_OK);
+}
+
 /* GET /v1/facilities is answered from this worker's own facility table,
- * looking only at the key's account. The answer is kept with the key until
+ * looking only at the key's account, or from what this request read when
+ * the table may not answer. The table's answer is kept with the key until
  * the table changes (a new scope is a new key object). */
 static enum lg_stage_result list_facilities(struct lg_ctx *c)
 {
     struct lg_cache *cache = c->p->d.cache;
     struct lg_key *k = c->key;
+    if (c->list != NULL) {
+        set_success_headers(c);
+        lg_http_reply(c->req, 200, "application/json", c->list, strlen(c->list));
+        return LG_DONE;
+    }
     uint64_t version = lg_cache_facilities_version(cache);
     if (k->list_body == NULL || k->list_version != version) {
-        char *text = facilities_json(cache, k);
+        const struct lg_facility *const *all;
+        size_t n = lg_cache_account_facilities(cache, k->account_id, &all);
+        char *text = facilities_json(all, n, k);
         if (text == NULL) return fail(c, 503, "store_unavailable", "out of memory");
         free(k->list_body);
         k->list_body = text;
@@ -521,9 +640,10 @@ static enum lg_stage_result stage_forward(struct lg_ctx *c)
     const char *headers[] = {
         c->hdr[0], c->hdr[1], c->key->hdr_account, c->key->hdr_key, "Accept: application/json",
         NULL};
-    /* the path and query as the client sent them, both checked by parse */
+    /* the path as the client sent it, checked by parse; the query (checked
+     * too) only with the unit list, the one route that takes parameters */
     const char *target = lg_http_path(c->req), *q = lg_http_query(c->req);
-    if (q != NULL) {
+    if (q != NULL && c->route.kind == LG_ROUTE_UNITS) {
         snprintf(c->target, sizeof(c->target), "%s?%s", target, q);
         target = c->target;
     }
@@ -563,6 +683,52 @@ static enum code_check check_code(int status, const char *body, size_t len)
     return r;
 }
 
+static void serve(struct lg_ctx *c, int status, const char *content_type, const char *body,
+                  size_t len)
+{
+    set_success_headers(c);
+    lg_http_reply(c->req, status, content_type ? content_type : "application/json", body, len);
+}
+
+static void on_audit_stored(struct lg_store *st, redisReply *reply, void *arg)
+{
+    struct lg_ctx *c = arg;
+    enum lg_stage_result r = LG_DONE;
+    if (lg_audit_stored(reply))
+        serve(c, 200, c->held.content_type, c->held.body, c->held.len);
+    else
+        r = fail(c, 503, "audit_unavailable", NOT_AUDITED);
+    free(c->held.body);
+    c->held.body = NULL;
+    resume(c, r);
+}
+
+/* Answers with the upstream's RES. An unlock code (the route's only 200) is
+ * written ahead: it waits, copied, until Redis has acknowledged its audit
+ * entry, and is not sent at all when that fails within [redis] timeout_ms. */
+static enum lg_stage_result release(struct lg_ctx *c, const struct lg_upstream_result *res)
+{
+    if (c->route.kind != LG_ROUTE_UNLOCK_CODE) {
+        serve(c, res->status, res->content_type, res->body, res->body_len);
+        return LG_DONE;
+    }
+    const char *ctype = res->content_type ? res->content_type : "application/json";
+    size_t clen = strlen(ctype);
+    if ((c->held.body = malloc(res->body_len + clen + 2)) == NULL)
+        return fail(c, 503, "audit_unavailable", "out of memory");
+    memcpy(c->held.body, res->body, res->body_len);
+    c->held.body[res->body_len] = '\0';
+    c->held.len = res->body_len;
+    c->held.content_type = memcpy(c->held.body + res->body_len + 1, ctype, clen + 1);
+    struct lg_audit_entry e = audit_entry(c, "served");
+    if (lg_audit_store(c->p->d.store, c->p->d.cfg, &e, on_audit_stored, c) < 0) {
+        free(c->held.body);
+        c->held.body = NULL;
+        return fail(c, 503, "audit_unavailable", NOT_AUDITED);
+    }
+    return LG_AGAIN;
+}
+
 static void on_upstream(const struct lg_upstream_result *res, void *arg)
 {
     struct lg_ctx *c = arg;
@@ -583,14 +749,8 @@ static void on_upstream(const struct lg_upstream_result *res, void *arg)
         r = code == CODE_WITHHOLD
                 ? fail(c, 403, "code_withheld", "the code of a lock in auction is withheld")
                 : fail(c, 502, "upstream_unavailable", "the upstream's answer was unreadable");
-    else {
-        audit(c, "served");
-        set_success_headers(c);
-        lg_http_reply(c->req, res->status,
-                      res->content_type ? res->content_type : "application/json", res->body,
-                      res->body_len);
-        r = LG_DONE;
-    }
+    else
+        r = release(c, res);
     resume(c, r);
 }
 

@@ -24,52 +24,55 @@
 
 /* The public API takes no bodies, but one up to this size is read (and
  * dropped) so that a POST still gets its JSON 405; past it, a JSON 413. */
-#define PUBLIC_MAX_BODY        (64 * 1024)
-#define RELOAD_RETRY_MS        200
-#define RELOAD_UNSUBSCRIBED_MS 1000 /* facility reloads while events cannot arrive */
-#define HEARTBEAT_MS           1000
-#define HEARTBEAT_SILENCE_MS   3000 /* this long without hearing a beat: resubscribe */
+#define PUBLIC_MAX_BODY      (64 * 1024)
+#define RELOAD_RETRY_MS      200
+#define HEARTBEAT_MS         1000
+#define HEARTBEAT_SILENCE_MS 3000 /* this long without hearing a beat: resubscribe */
 
-static struct lg_script facilities_load = {
-    .name = "facilities_load",
-    .source =
-        "local ids = redis.call('SMEMBERS', KEYS[1])\n"
-        "local out = {}\n"
-        "for _, id in ipairs(ids) do\n"
-        "  local f = redis.call('HMGET', ARGV[1] .. 'fac:' .. id, 'account_id', 'name', "
-        "'included')\n"
-        "  if f[1] then\n"
-        "    out[#out+1] = id; out[#out+1] = f[1]; out[#out+1] = f[2] or ''; out[#out+1] = f[3] or "
-        "'1'\n"
-        "  end\n"
-        "end\n"
-        "return out\n",
+/* A facility read in flight: the whole table (ID "") or one facility. */
+struct facility_read {
+    struct lg_worker *w;
+    uint64_t epoch; /* the cache's facilities epoch when it was sent */
+    uint64_t asked; /* reload_asked when it was sent (whole table) */
+    char id[72];
 };
 
-static bool str_reply(const redisReply *r) { return r != NULL && r->type == REDIS_REPLY_STRING; }
+static struct facility_read *facility_read_new(struct lg_worker *w, const char *id)
+{
+    struct facility_read *fr = calloc(1, sizeof(*fr));
+    if (fr == NULL) return NULL;
+    fr->w = w;
+    fr->epoch = lg_cache_facilities_epoch(w->cache);
+    fr->asked = w->reload_asked;
+    snprintf(fr->id, sizeof(fr->id), "%s", id);
+    return fr;
+}
 
+/* The table needs a full load (it lacks what an event changed, or is not
+ * loaded): shortly, or as soon as the command connection is back. */
 static void schedule_reload(struct lg_worker *w)
 {
+    w->reload_asked++;
     struct timeval tv = {0, RELOAD_RETRY_MS * 1000};
     evtimer_add(w->reload_timer, &tv);
 }
 
+/* A load sent before the subscription's last edge is dropped: its reads may
+ * predate a change no event announced, and the edge asked for a new one. */
 static void on_facilities(struct lg_store *st, redisReply *reply, void *arg)
 {
-    struct lg_worker *w = arg;
-    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements % 4 != 0) {
+    struct facility_read *fr = arg;
+    struct lg_worker *w = fr->w;
+    uint64_t epoch = fr->epoch, asked = fr->asked;
+    free(fr);
+    if (w->stopping || epoch != lg_cache_facilities_epoch(w->cache)) return;
+    if (lg_cache_facilities_replace(w->cache, reply) < 0) {
         lg_warn("worker %d: facilities could not be loaded; retrying", w->id);
         schedule_reload(w);
         return;
     }
-    lg_cache_facilities_flush(w->cache);
-    for (size_t i = 0; i + 3 < reply->elements; i += 4) {
-        redisReply **e = reply->element + i;
-        if (!str_reply(e[0]) || !str_reply(e[1]) || !str_reply(e[2]) || !str_reply(e[3])) continue;
-        lg_cache_facility_put(w->cache, e[0]->str, e[1]->str, e[2]->str,
-                              strcmp(e[3]->str, "1") == 0);
-    }
     lg_cache_set_facilities_loaded(w->cache, true);
+    if (asked > w->reload_done) w->reload_done = asked;
     lg_debug("worker %d: %d facilities loaded", w->id, lg_cache_facility_count(w->cache));
 }
 
@@ -77,60 +80,47 @@ static void reload_facilities(struct lg_worker *w)
 {
     char set[96];
     snprintf(set, sizeof(set), "%sfacilities", lg_store_prefix(w->store));
-    const char *argv[] = {set, lg_store_prefix(w->store)};
-    if (lg_store_script(w->store, &facilities_load, on_facilities, w, 1, 2, argv, NULL) < 0)
-        schedule_reload(w);
+    struct facility_read *fr = facility_read_new(w, "");
+    if (fr != NULL && lg_cache_read_facilities(w->store, set, on_facilities, fr) == 0) return;
+    free(fr);
+    schedule_reload(w);
 }
 
-/* Reloads the facility table. Without a live subscription exclusions
- * cannot arrive as events, so the table is reloaded every second until the
- * subscription is back (which reloads it once more). */
+/* The table is kept only while subscribed (without events, requests read
+ * facilities from Redis); a load waits for the command connection. */
 static void on_reload_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct lg_worker *w = arg;
-    if (lg_store_up(w->store)) reload_facilities(w);
-    if (!lg_cache_exact(w->cache)) {
-        struct timeval tv = {RELOAD_UNSUBSCRIBED_MS / 1000, 0};
-        evtimer_add(w->reload_timer, &tv);
-    }
+    if (w->reload_done < w->reload_asked && lg_cache_trust(w->cache) == LG_CACHE_EXACT &&
+        lg_store_up(w->store))
+        reload_facilities(w);
 }
 
 /* One facility changed: read it again. If that read fails, forget the
- * facility (it answers 404) and reload everything shortly. */
-struct facility_read {
-    struct lg_worker *w;
-    char id[72];
-};
-
+ * facility (it answers 404) and reload everything once Redis answers. */
 static void on_facility(struct lg_store *st, redisReply *reply, void *arg)
 {
     struct facility_read *fr = arg;
     struct lg_worker *w = fr->w;
-    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3) {
-        lg_cache_facility_drop(w->cache, fr->id);
-        schedule_reload(w);
-    } else if (!str_reply(reply->element[0])) {
-        lg_cache_facility_drop(w->cache, fr->id); /* deleted */
-    } else {
-        redisReply **e = reply->element;
-        lg_cache_facility_put(w->cache, fr->id, e[0]->str, str_reply(e[1]) ? e[1]->str : "",
-                              !str_reply(e[2]) || strcmp(e[2]->str, "1") == 0);
+    struct lg_facility f;
+    if (w->stopping || fr->epoch != lg_cache_facilities_epoch(w->cache)) {
+        free(fr);
+        return;
     }
+    int found = lg_facility_from_reply(fr->id, reply, &f);
+    if (found > 0)
+        lg_cache_facility_put(w->cache, f.id, f.account_id, f.name, f.included);
+    else
+        lg_cache_facility_drop(w->cache, fr->id); /* deleted, or unreadable now */
+    if (found < 0) schedule_reload(w);
     free(fr);
 }
 
 static void refresh_facility(struct lg_worker *w, const char *id)
 {
-    struct facility_read *fr = calloc(1, sizeof(*fr));
-    char key[128];
-    if (fr == NULL) goto fail;
-    fr->w = w;
-    snprintf(fr->id, sizeof(fr->id), "%s", id);
-    snprintf(key, sizeof(key), "%sfac:%s", lg_store_prefix(w->store), id);
-    const char *argv[] = {"HMGET", key, "account_id", "name", "included"};
-    if (lg_store_argv(w->store, on_facility, fr, 5, argv, NULL) == 0) return;
+    struct facility_read *fr = facility_read_new(w, id);
+    if (fr != NULL && lg_cache_read_facility(w->store, id, on_facility, fr) == 0) return;
     free(fr);
-fail:
     lg_cache_facility_drop(w->cache, id);
     schedule_reload(w);
 }
@@ -173,31 +163,103 @@ static void on_event(struct lg_store *st, const char *channel, const char *msg, 
     lg_feed_on_event(w->feed, &ev);
 }
 
-/* The subscription's edges. Down: the cache can no longer be kept exact, so
- * it only serves while Redis is unreachable. Up: forget everything first. */
+/* The subscription's edges (SPEC section 10). A missed event could be a
+ * revocation, so the cache answers on its own only while subscribed.
+ *
+ * Lost while the command connection still answers: a revocation may be
+ * written that this worker will not hear, so every cached key and facility
+ * decision is dropped and requests read Redis until the subscription is
+ * confirmed again. Lost together with the command connection, Redis is
+ * unreachable and nobody can write one: what was verified while subscribed
+ * goes on answering until Redis is back. "Together" is decided by a PING
+ * sent on the command connection when the subscription drops: the
+ * connection is lost before answering it (at the latest when its deadline,
+ * [redis] timeout_ms, drops the connection). Until then nothing cached
+ * answers; any answer, or a deadline that leaves the connection open, means
+ * Redis was there: the cache is dropped. A command connection lost first
+ * leaves the cache exact (events still arrive); losing the subscription
+ * after it is "together". */
+
+static void forget(struct lg_worker *w)
+{
+    w->suspect = false;
+    lg_cache_keys_flush(w->cache);
+    lg_cache_facilities_flush(w->cache);
+    lg_cache_set_facilities_loaded(w->cache, false);
+    lg_cache_set_trust(w->cache, LG_CACHE_NONE);
+}
+
+static void on_probe(struct lg_store *st, redisReply *reply, void *arg)
+{
+    struct lg_worker *w = arg;
+    uint64_t n = ++w->probe_done; /* replies come in the order of the PINGs */
+    if (w->stopping || !w->suspect || n != w->probe_seq) return;
+    if (reply != NULL) {
+        lg_warn("worker %d: events subscription lost while Redis answers: cache dropped, "
+                "reading Redis per request until it is back",
+                w->id);
+        forget(w);
+        return;
+    }
+    /* Failed: if the connection is going, its "down" edge comes at once
+     * and decides; if not, the deadline passed on a live connection. */
+    struct timeval zero = {0, 0};
+    evtimer_add(w->probe_timer, &zero);
+}
+
+static void on_probe_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct lg_worker *w = arg;
+    if (!w->suspect) return;
+    lg_warn("worker %d: events subscription lost and Redis slow: cache dropped", w->id);
+    forget(w);
+}
+
 static void on_sub_state(struct lg_store *st, bool up, void *arg)
 {
     struct lg_worker *w = arg;
     lg_feed_close_all(w->feed); /* a key.disabled may be missed, or was */
-    if (!up) {
-        lg_cache_set_exact(w->cache, false);
-        schedule_reload(w); /* and every second while unsubscribed */
+    if (up) {
+        w->suspect = false;
+        w->hb_heard_ms = lg_mono_ms();
+        lg_cache_keys_flush(w->cache);
+        lg_cache_set_facilities_loaded(w->cache, false);
+        lg_cache_set_trust(w->cache, LG_CACHE_EXACT);
+        w->reload_asked++;
+        if (lg_store_up(w->store)) reload_facilities(w); /* else when it is up */
         return;
     }
-    w->hb_heard_ms = lg_mono_ms();
-    lg_cache_keys_flush(w->cache);
-    lg_cache_set_facilities_loaded(w->cache, false);
-    lg_cache_set_exact(w->cache, true);
-    if (lg_store_up(w->store))
-        reload_facilities(w);
-    else
-        schedule_reload(w);
+    if (!lg_store_up(w->store)) { /* both gone: Redis is unreachable */
+        lg_cache_set_trust(w->cache, LG_CACHE_FALLBACK);
+        return;
+    }
+    lg_cache_set_trust(w->cache, LG_CACHE_NONE);
+    w->suspect = true;
+    const char *argv[] = {"PING"};
+    w->probe_seq++;
+    if (lg_store_argv(w->store, on_probe, w, 1, argv, NULL) < 0) {
+        w->probe_seq--;
+        forget(w);
+    }
 }
 
 static void on_cmd_state(struct lg_store *st, bool up, void *arg)
 {
     struct lg_worker *w = arg;
-    if (up && lg_cache_exact(w->cache) && !lg_cache_facilities_loaded(w->cache))
+    if (!up) {
+        if (w->suspect) { /* lost before answering the PING: together */
+            w->suspect = false;
+            lg_warn("worker %d: Redis unreachable: keys verified while subscribed go on "
+                    "answering until it is back",
+                    w->id);
+            lg_cache_set_trust(w->cache, LG_CACHE_FALLBACK);
+        }
+        return;
+    }
+    /* Redis answers again but events do not: nothing cached may answer. */
+    if (lg_cache_trust(w->cache) != LG_CACHE_EXACT)
+        forget(w);
+    else if (w->reload_done < w->reload_asked)
         reload_facilities(w);
 }
 
@@ -218,7 +280,7 @@ int lg_worker_inflight(struct lg_worker *w) { return lg_pipeline_inflight(w->pip
 static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
 {
     struct lg_worker *w = arg;
-    if (!lg_cache_exact(w->cache) || !lg_store_up(w->store)) return;
+    if (lg_cache_trust(w->cache) != LG_CACHE_EXACT || !lg_store_up(w->store)) return;
     if (lg_mono_ms() - w->hb_heard_ms > HEARTBEAT_SILENCE_MS) {
         lg_warn("worker %d: the events subscription went silent; reconnecting it", w->id);
         lg_store_reset(w->sub, "no heartbeat");
@@ -246,6 +308,7 @@ struct lg_worker *lg_worker_new(int id, const struct lg_config *cfg,
     if (w->base == NULL) goto err;
     if ((w->cache = lg_cache_new()) == NULL) goto err;
     if ((w->reload_timer = evtimer_new(w->base, on_reload_timer, w)) == NULL) goto err;
+    if ((w->probe_timer = evtimer_new(w->base, on_probe_timer, w)) == NULL) goto err;
     if ((w->upstream = lg_upstream_new(w->base, cfg)) == NULL) goto err;
     if ((w->store = lg_store_new(w->base, cfg)) == NULL) goto err;
     if ((w->sub = lg_store_new(w->base, cfg)) == NULL) goto err;
@@ -330,6 +393,7 @@ void lg_worker_stop(struct lg_worker *w)
     if (w->upstream) lg_upstream_free(w->upstream);
     if (w->ratelimit) lg_ratelimit_free(w->ratelimit);
     if (w->reload_timer) event_free(w->reload_timer);
+    if (w->probe_timer) event_free(w->probe_timer);
     if (w->hb_timer) event_free(w->hb_timer);
     if (w->drain_ev) event_free(w->drain_ev);
     lg_pipeline_free(w->pipeline);

@@ -3,8 +3,11 @@
 #ifndef LG_AUDIT_H
 #define LG_AUDIT_H
 
+#include <stdbool.h>
+
+#include "lockgate/store.h"
+
 struct lg_config;
-struct lg_store;
 
 struct lg_audit_entry {
     const char *action; /* "unlock_code.read" */
@@ -18,10 +21,21 @@ struct lg_audit_entry {
 };
 
 /* Appends E to {prefix}audit (MAXLEN ~ cfg->audit_maxlen), pipelined, without
- * waiting. When Redis cannot take it, the entry goes to the log instead so
- * that no read goes unrecorded (also when ST is NULL: the gateway is
- * stopping). Strings are copied. */
+ * waiting: for what is recorded after the fact. When Redis cannot take it,
+ * the entry goes to the log instead so that no read goes unrecorded (also
+ * when ST is NULL: the gateway is stopping). Strings are copied. */
 void lg_audit_write(struct lg_store *st, const struct lg_config *cfg,
                     const struct lg_audit_entry *e);
+
+/* Appends E like lg_audit_write, for an entry that must be stored before
+ * what it records may happen: CB gets the XADD's reply (lg_audit_stored
+ * tells whether Redis acknowledged it) or NULL past [redis] timeout_ms,
+ * under lg_store_argv's contract. Returns -1, with nothing logged and CB not
+ * called, when the entry cannot be sent (Redis down, ST NULL). Strings are
+ * copied. */
+int lg_audit_store(struct lg_store *st, const struct lg_config *cfg, const struct lg_audit_entry *e,
+                   lg_store_cb *cb, void *arg);
+/* True when REPLY (borrowed, may be NULL) acknowledges a stored entry. */
+bool lg_audit_stored(const redisReply *reply);
 
 #endif

@@ -15,11 +15,13 @@ struct lg_secrets;
 enum lg_auth_parse_result {
     LG_AUTH_OK,
     LG_AUTH_MISSING, /* no credentials at all: 401 missing_credentials */
-    LG_AUTH_INVALID  /* present but malformed, bad checksum: 401 invalid_credentials */
+    LG_AUTH_INVALID, /* present but malformed, bad checksum: 401 invalid_credentials */
+    LG_AUTH_BOTH     /* Authorization and an X-API-Key/X-API-Secret header: 400 bad_request */
 };
 
 /* Reads credentials from AUTHORIZATION ("Basic base64(KEY:SECRET)") or the
- * X_KEY/X_SECRET header pair (any may be NULL). On LG_AUTH_OK, KEY
+ * X_KEY/X_SECRET header pair (any may be NULL), never from both: one request
+ * has one way of saying who it is (LG_AUTH_BOTH otherwise). On LG_AUTH_OK, KEY
  * (LG_KEY_LEN+1 bytes) and SECRET (LG_SECRET_LEN+1 bytes) hold well-formed
  * credentials whose checksums are right. No I/O. */
 enum lg_auth_parse_result lg_auth_parse(const char *authorization, const char *x_key,

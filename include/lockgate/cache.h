@@ -1,6 +1,9 @@
 /* The per-worker caches: verified API keys (by key id) and every facility
  * (by Facility API ID), plus the scope and allowlist decisions made on them.
- * Kept exact by events (worker.c); nothing here does I/O. */
+ * Kept exact by events (worker.c). The reads of facilities from Redis are
+ * defined here, so that the worker (its table) and the pipeline (a request
+ * that may not trust the table) read and parse them alike; nothing else
+ * here does I/O. */
 #ifndef LG_CACHE_H
 #define LG_CACHE_H
 
@@ -10,9 +13,11 @@
 #include <hiredis/hiredis.h>
 
 #include "lockgate/cred.h"
+#include "lockgate/store.h"
 
 struct lg_config;
 struct lg_cache;
+struct lg_store;
 
 #define LG_MAX_CIDRS 32
 
@@ -78,19 +83,38 @@ void lg_cache_key_put(struct lg_cache *c, struct lg_key *k);
 void lg_cache_key_drop(struct lg_cache *c, const char *key_id);
 void lg_cache_keys_flush(struct lg_cache *c);
 
-/* Moves with every key drop, key flush and lg_cache_set_exact call. A key
+/* Moves with every key drop, key flush and lg_cache_set_trust call. A key
  * read from Redis is cached only if the epoch is the same when the reply
  * comes as when the read was sent: the event that dropped the key comes on
  * the pub/sub connection and may overtake the reply. */
 uint64_t lg_cache_key_epoch(const struct lg_cache *c);
 
-/* Exact: the cache may answer for keys on its own. Only while the events
- * subscription is live, since a missed event could be a revocation. Without
- * it and with Redis up, keys are read from Redis on every request; with
- * Redis down, the cache serves. Set by the worker on the subscription's
- * edges; false at first. Every call moves the key epoch. */
-void lg_cache_set_exact(struct lg_cache *c, bool exact);
-bool lg_cache_exact(const struct lg_cache *c);
+/* How far the cache may answer on its own (SPEC section 10). The worker sets
+ * it on the edges of its two Redis connections; LG_CACHE_NONE at first. */
+enum lg_cache_trust {
+    /* Nothing cached answers: keys and facility decisions are read from
+     * Redis per request, and a failed read is refused. */
+    LG_CACHE_NONE,
+    /* Redis is unreachable as a whole (no revocation can be written): what
+     * was verified while subscribed answers, only while Redis stays so. */
+    LG_CACHE_FALLBACK,
+    /* The events subscription is confirmed and live: the cache answers. */
+    LG_CACHE_EXACT
+};
+
+/* Every call moves the key epoch and the facilities epoch. Keys read from
+ * Redis are cached only while LG_CACHE_EXACT. */
+void lg_cache_set_trust(struct lg_cache *c, enum lg_cache_trust trust);
+enum lg_cache_trust lg_cache_trust(const struct lg_cache *c);
+/* True when cached keys and facilities answer now: LG_CACHE_EXACT, or
+ * LG_CACHE_FALLBACK while the command connection is down (REDIS_UP false). */
+bool lg_cache_answers(const struct lg_cache *c, bool redis_up);
+
+/* Moves with every lg_cache_set_trust call. A facility read (the whole table
+ * or one facility) is applied only if the epoch is the same when its reply
+ * comes as when it was sent: a read sent before the subscription's last edge
+ * may predate a change that no event announced. */
+uint64_t lg_cache_facilities_epoch(const struct lg_cache *c);
 
 /* The facility table holds a complete load. False at first; the worker sets
  * it after each full load and clears it when the subscription comes up. */
@@ -107,11 +131,31 @@ void lg_cache_facility_drop(struct lg_cache *c, const char *id);
  * anything derived from the facility table is current while it stays. */
 uint64_t lg_cache_facilities_version(const struct lg_cache *c);
 void lg_cache_facilities_flush(struct lg_cache *c);
+/* Replaces the whole table by REPLY, the answer of lg_cache_read_facilities.
+ * -1, with the table untouched, when REPLY (borrowed, may be NULL) is not one. */
+int lg_cache_facilities_replace(struct lg_cache *c, const redisReply *reply);
 int lg_cache_facility_count(const struct lg_cache *c);
 /* The facilities of ACCOUNT_ID, in no particular order: *OUT (borrowed,
  * valid until the next facility change on this worker) and their count. */
 size_t lg_cache_account_facilities(struct lg_cache *c, const char *account_id,
                                    const struct lg_facility *const **out);
+
+/* Reads every facility whose id is in the Redis set SET (the deployment's
+ * {prefix}facilities, or an account's {prefix}acct:{id}:facilities) in one
+ * script; CB gets its answer under lg_store_script's contract. 0 or -1. */
+int lg_cache_read_facilities(struct lg_store *st, const char *set, lg_store_cb *cb, void *arg);
+/* Reads facility ID (HMGET); CB under lg_store_argv's contract. 0 or -1. */
+int lg_cache_read_facility(struct lg_store *st, const char *id, lg_store_cb *cb, void *arg);
+
+/* Calls FN for each facility in REPLY, an answer of lg_cache_read_facilities
+ * (F and what it points to are borrowed for the call). -1, calling nothing,
+ * when REPLY (may be NULL) is not such an answer. */
+typedef void lg_facility_fn(const struct lg_facility *f, void *arg);
+int lg_facilities_each(const redisReply *reply, lg_facility_fn *fn, void *arg);
+/* Reads facility ID from REPLY, an answer of lg_cache_read_facility, into
+ * *OUT (its name borrowed from REPLY). 1: it exists; 0: it does not; -1: the
+ * read failed (REPLY NULL, an error, or not such an answer). */
+int lg_facility_from_reply(const char *id, const redisReply *reply, struct lg_facility *out);
 
 /* Authorization: may K see facility F? Same account, included, and in scope
  * (all facilities, or F is in the key's list). F may be NULL (unknown). */

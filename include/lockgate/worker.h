@@ -35,6 +35,14 @@ struct lg_worker {
     struct lg_feed *feed;
     struct lg_pipeline *pipeline; /* the listeners' handler */
     struct event *reload_timer;
+    /* Full facility loads asked for, and the newest request a load answered:
+     * one is due while reload_done < reload_asked. */
+    uint64_t reload_asked, reload_done;
+    /* The subscription dropped while the command connection was up: is Redis
+     * gone as a whole? Decided by the PING number probe_seq (worker.c). */
+    bool suspect;
+    uint64_t probe_seq, probe_done;
+    struct event *probe_timer;
     /* The subscription's heartbeat: the worker publishes to a channel of its
      * own once a second and expects to hear it back; silence means the
      * subscriber is dead even if its TCP connection looks alive. */

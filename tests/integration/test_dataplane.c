@@ -4,9 +4,10 @@
  * by two instances, what the upstream receives, the audit of unlock-code
  * reads, lock-change events and TLS.
  *
- * Failed authentications are throttled per client IP, so tests that fail
- * authentication on purpose connect from addresses of their own in
- * 127.0.0.0/8 (the whole block is loopback on Linux). */
+ * Failed authentications and refusals after authentication are throttled
+ * per client IP: the tests of the throttle have an instance of their own,
+ * and the tests that fail on purpose connect from addresses of their own
+ * in 127.0.0.0/8 (the whole block is loopback on Linux). */
 #include "itest.h"
 
 #include <arpa/inet.h>
@@ -19,7 +20,9 @@
 #include "lockgate/util.h"
 
 #define DP_UPSTREAM_TIMEOUT_MS 300
-#define DP_AUTH_FAILURES       5
+#define DP_AUTH_FAILURES       5  /* the throttle's limit where it is under test */
+#define DP_WORKER_FAILURES     40 /* several workers: the refusals below stay under it */
+#define DP_FAILURES_UNLIMITED  1000000
 #define DP_BOUND_MS            2000 /* "nothing hangs": far above every configured timeout */
 #define DP_PROPAGATE_MS        100  /* SPEC: revocations reach every instance within ms */
 
@@ -591,11 +594,26 @@ END_TEST
 
 /* ---- fixtures ---- */
 
+/* The core tests refuse many requests on purpose; the throttle has a TCase
+ * of its own. */
 static void core_setup(void)
 {
     struct itest_opts o = {0};
     o.upstream_timeout_ms = DP_UPSTREAM_TIMEOUT_MS;
     o.upstream_connect_timeout_ms = DP_UPSTREAM_TIMEOUT_MS / 2;
+    o.auth_failures_per_min = DP_FAILURES_UNLIMITED;
+    itest_start(&o);
+}
+
+static void plain_setup(void)
+{
+    struct itest_opts o = {0};
+    itest_start(&o);
+}
+
+static void throttle_setup(void)
+{
+    struct itest_opts o = {0};
     o.auth_failures_per_min = DP_AUTH_FAILURES;
     itest_start(&o);
 }
@@ -611,7 +629,7 @@ static void workers_setup(void)
 {
     struct itest_opts o = {0};
     o.workers = 2;
-    o.auth_failures_per_min = 5;
+    o.auth_failures_per_min = DP_WORKER_FAILURES;
     o.rate_per_sec = 3; /* [limits] defaults, for keys without their own */
     o.burst = 7;
     itest_start(&o);
@@ -723,6 +741,20 @@ START_TEST(test_unauthenticated)
     dp_expect_error(&r, 401, "invalid_credentials");
     itest_resp_free(&r);
 
+    /* both styles on one request, even with the right credentials: 400 */
+    char xkey[128], xsecret[128];
+    snprintf(xkey, sizeof(xkey), "X-API-Key: %s", k.key);
+    snprintf(xsecret, sizeof(xsecret), "X-API-Secret: %s", k.secret);
+    const char *both[][2] = {{xkey, xsecret}, {xkey, NULL}, {xsecret, NULL}};
+    for (size_t i = 0; i < 3; i++) {
+        dp_do(
+            &(struct dp_req){
+                .path = path, .cred = &k, .ip = "127.0.0.16", .hdr = {both[i][0], both[i][1]}},
+            &r);
+        dp_expect_error(&r, 400, "bad_request");
+        itest_resp_free(&r);
+    }
+
     /* bad checksum: the last checksum character of the key, and of the secret, changed */
     struct dp_cred bad = k;
     size_t kl = strlen(bad.key), sl = strlen(bad.secret);
@@ -817,6 +849,62 @@ START_TEST(test_auth_failure_throttle)
     itest_sleep_ms((int)retry * 1000 + 300);
     dp_do(&(struct dp_req){.path = "/v1/facilities", .cred = &k, .ip = ip}, &r);
     json_decref(dp_expect_ok(&r));
+    itest_resp_free(&r);
+}
+END_TEST
+
+/* ---- refusals after authentication count toward the same throttle ----
+ * A key that is locked, used from outside its allowlist, on a route of the
+ * other role or on a facility it may not see: each of the four counts, so
+ * the DP_AUTH_FAILURES-th refusal (one kind twice) leaves that IP with 429,
+ * and none of them used quota. */
+
+START_TEST(test_refusal_throttle)
+{
+    char acct[64], fac[72], other[72];
+    struct dp_cred good, locked, only10, scoped, feed;
+    dp_account(acct, "Refusals Inc");
+    dp_facility(fac, acct, NULL);
+    dp_facility(other, acct, NULL);
+    dp_key(&good, acct, "\"all_facilities\":true");
+    dp_key(&locked, acct, "\"all_facilities\":true");
+    dp_key(&only10, acct, "\"all_facilities\":true,\"allowed_cidrs\":[\"10.0.0.0/8\"]");
+    dp_key(&scoped, acct, "\"all_facilities\":false,\"facilities\":[\"%s\"]", fac);
+    dp_feed_key(&feed);
+    dp_key_action(&locked, "disable");
+    /* the lock has reached the gateway (these refusals count elsewhere) */
+    ck_assert(
+        dp_poll(&(struct dp_req){.path = "/v1/facilities", .cred = &locked, .ip = "127.0.0.63"},
+                403, "key_disabled", IT->timeout_ms, 5) >= 0);
+    const char *ip = "127.0.0.62";
+    int64_t sec = (lg_now_ms() / 1000) % 60; /* one wall-clock minute, as above */
+    if (sec > 50) itest_sleep_ms((int)(61 - sec) * 1000);
+    struct {
+        const struct dp_cred *cred;
+        const char *path;
+        long status;
+        const char *code;
+    } refusals[DP_AUTH_FAILURES] = {
+        {&locked, "/v1/facilities", 403, "key_disabled"},
+        {&only10, "/v1/facilities", 403, "ip_not_allowed"},
+        {&feed, "/v1/facilities", 403, "forbidden"},
+        {&scoped, dp_path("/v1/facilities/%s/units/U001", other), 404, "not_found"},
+        {&scoped, dp_path("/v1/facilities/%s", other), 404, "not_found"},
+    };
+    struct itest_resp r;
+    for (int i = 0; i < DP_AUTH_FAILURES; i++) {
+        dp_do(&(struct dp_req){.path = refusals[i].path, .cred = refusals[i].cred, .ip = ip}, &r);
+        dp_expect_error(&r, refusals[i].status, refusals[i].code);
+        itest_resp_free(&r);
+    }
+    dp_do(&(struct dp_req){.path = "/v1/facilities", .cred = &good, .ip = ip}, &r);
+    dp_expect_error(&r, 429, "rate_limited");
+    itest_resp_free(&r);
+    /* other clients are not affected, and the refusals used no quota */
+    dp_do(&(struct dp_req){.path = dp_path("/v1/facilities/%s", fac), .cred = &scoped}, &r);
+    json_decref(dp_expect_ok(&r));
+    ck_assert_int_eq(dp_header_int(&r, "RateLimit-Remaining"),
+                     dp_header_int(&r, "RateLimit-Limit") - 1);
     itest_resp_free(&r);
 }
 END_TEST
@@ -1147,12 +1235,11 @@ START_TEST(test_upstream_failures)
         dp_expect_error(&r, 502, "upstream_unavailable");
         itest_resp_free(&r);
     }
-    /* slower than timeout_ms (300): 504, well before the upstream would answer */
-    int64_t took = dp_do(&(struct dp_req){.path = dp_path("/v1/facilities/%s/units/U001/unlock-code"
-                                                          "?delay_ms=5000",
-                                                          slowf),
-                                          .cred = &k},
-                         &r);
+    /* slower than timeout_ms (300): 504, well before the upstream would answer (3 s) */
+    int64_t took =
+        dp_do(&(struct dp_req){.path = dp_path("/v1/facilities/%s/units/U001/unlock-code", slowf),
+                               .cred = &k},
+              &r);
     dp_expect_error(&r, 504, "upstream_timeout");
     ck_assert_msg(took < DP_BOUND_MS, "504 took %lld ms", (long long)took);
     fprintf(stderr, "test_upstream_failures: 504 after %lld ms (timeout_ms %d)\n", (long long)took,
@@ -1639,6 +1726,29 @@ START_TEST(test_upstream_sees)
         }
         free(line);
     }
+    /* the query string goes on only with the unit list (above); elsewhere
+     * the upstream sees the path alone */
+    const char *plain[3] = {dp_path("/v1/facilities/%s", fac),
+                            dp_path("/v1/facilities/%s/units/U003", fac),
+                            dp_path("/v1/facilities/%s/units/U003/unlock-code", fac)};
+    for (int i = 0; i < 3; i++) {
+        char qrid[48];
+        snprintf(qrid, sizeof(qrid), "sees-%d-q%d", (int)getpid(), i);
+        struct itest_resp r;
+        dp_do(&(struct dp_req){.path = dp_path("%s?status=vacant&page=2", plain[i]),
+                               .cred = &k,
+                               .rid = qrid},
+              &r);
+        json_decref(dp_expect_ok(&r));
+        itest_resp_free(&r);
+        char *line = dp_record_line(qrid);
+        ck_assert_msg(line != NULL, "the upstream did not record request %s", qrid);
+        const char *uri = strchr(line, ' ');
+        ck_assert_msg(uri && strncmp(uri + 1, plain[i], strlen(plain[i])) == 0 &&
+                          uri[1 + strlen(plain[i])] == '\t',
+                      "the upstream saw %s", line);
+        free(line);
+    }
     /* and nowhere in anything the upstream ever received */
     char *all = itest_file_read(IT->upstream_record);
     ck_assert_msg(strstr(all, k.secret) == NULL, "the secret reached the upstream");
@@ -1785,6 +1895,95 @@ START_TEST(test_audit)
     json_decref(doc);
     free(out);
     free(err);
+}
+END_TEST
+
+/* ---- write-ahead audit: no code without its stored entry ----
+ * Redis out of memory (maxmemory 1, noeviction: the XADD is refused), then
+ * stalled (SIGSTOP: no acknowledgement in time): the code is withheld with
+ * 503 audit_unavailable, the other routes keep working, and no entry says
+ * "served" for a code that was not sent. */
+
+static void dp_redis_config(const char *name, const char *value)
+{
+    redisContext *c = itest_redis();
+    redisReply *rep = itest_redis_cmd(c, "CONFIG SET %s %s", name, value);
+    ck_assert_msg(rep->type == REDIS_REPLY_STATUS, "CONFIG SET %s %s: %s", name, value,
+                  rep->type == REDIS_REPLY_ERROR ? rep->str : "?");
+    freeReplyObject(rep);
+    redisFree(c);
+}
+
+/* Expects Q (an unlock-code read) to be refused 503 audit_unavailable, in time
+ * and without the code anywhere in the answer. */
+static void dp_expect_withheld(const struct dp_req *q, const char *code)
+{
+    struct itest_resp r;
+    int64_t took = dp_do(q, &r);
+    dp_expect_error(&r, 503, "audit_unavailable");
+    ck_assert_msg(strstr(r.body, "unlock_code") == NULL && strstr(r.body, code) == NULL,
+                  "the refusal carries the code: %s", r.body);
+    ck_assert_msg(took < DP_BOUND_MS, "audit_unavailable took %lld ms", (long long)took);
+    itest_resp_free(&r);
+}
+
+START_TEST(test_audit_unavailable)
+{
+    char acct[64], fac[72], code[5];
+    struct dp_cred k;
+    dp_account(acct, "Write Ahead Inc");
+    dp_facility(fac, acct, NULL);
+    dp_key(&k, acct, "\"all_facilities\":true");
+    dp_expected_code(fac, "U001", code);
+    const char *read = dp_path("/v1/facilities/%s/units/U001/unlock-code", fac);
+    const char *unit = dp_path("/v1/facilities/%s/units/U001", fac);
+    char rid[3][48];
+    for (int i = 0; i < 3; i++) snprintf(rid[i], sizeof(rid[i]), "wal-%d-%d", (int)getpid(), i);
+    struct itest_resp r;
+    dp_do(&(struct dp_req){.path = read, .cred = &k}, &r);
+    json_decref(dp_expect_ok(&r));
+    itest_resp_free(&r);
+
+    dp_redis_config("maxmemory-policy", "noeviction");
+    dp_redis_config("maxmemory", "1");
+    dp_expect_withheld(&(struct dp_req){.path = read, .cred = &k, .rid = rid[0]}, code);
+    dp_do(&(struct dp_req){.path = unit, .cred = &k}, &r);
+    json_decref(dp_expect_ok(&r));
+    itest_resp_free(&r);
+    dp_redis_config("maxmemory", "0");
+    dp_do(&(struct dp_req){.path = read, .cred = &k, .rid = rid[1]}, &r);
+    json_t *doc = dp_expect_ok(&r);
+    ck_assert_str_eq(itest_json_str(doc, "unlock_code"), code);
+    json_decref(doc);
+    itest_resp_free(&r);
+
+    itest_redis_pause();
+    dp_expect_withheld(&(struct dp_req){.path = read, .cred = &k, .rid = rid[2]}, code);
+    dp_do(&(struct dp_req){.path = unit, .cred = &k}, &r);
+    itest_redis_resume();
+    json_decref(dp_expect_ok(&r));
+    itest_resp_free(&r);
+
+    /* the trail: served only where the code went out */
+    json_t *entries = NULL;
+    int64_t end = itest_mono_ms() + IT->timeout_ms;
+    for (;;) {
+        entries = dp_audit_entries(k.key);
+        if (dp_audit_find(entries, rid[1]) != NULL || itest_mono_ms() > end) break;
+        json_decref(entries);
+        itest_sleep_ms(20);
+    }
+    json_t *e = dp_audit_find(entries, rid[1]);
+    ck_assert_msg(e != NULL && strcmp(itest_json_str(e, "outcome"), "served") == 0,
+                  "the served read has no served entry");
+    size_t i;
+    json_array_foreach (json_object_get(entries, "entries"), i, e) {
+        const char *id = itest_json_str(e, "request_id");
+        ck_assert_msg(strcmp(itest_json_str(e, "outcome"), "served") != 0 ||
+                          (strcmp(id, rid[0]) != 0 && strcmp(id, rid[2]) != 0),
+                      "a withheld read (%s) is audited as served", id);
+    }
+    json_decref(entries);
 }
 END_TEST
 
@@ -1944,8 +2143,10 @@ START_TEST(test_every_worker)
     /* both workers hold the key and the facility (a worker left out of
      * 20 connections: one chance in 2^19) */
     dp_expect_runs(&q, 200, NULL, 20);
-    /* an exclusion reaches every worker: once one answers 404, all do */
+    /* an exclusion reaches every worker: once one answers 404, all do (the
+     * refusals of each phase count toward the throttle of an address of its own) */
     dp_facility_included(fac, false);
+    q.ip = "127.0.0.91";
     ck_assert_msg(dp_poll(&q, 404, "not_found", IT->timeout_ms, 5) >= 0,
                   "an excluded facility is still served");
     dp_expect_runs(&q, 404, "not_found", 20);
@@ -1955,18 +2156,19 @@ START_TEST(test_every_worker)
     dp_expect_runs(&q, 200, NULL, 20);
     /* so does a disable */
     dp_key_action(&k, "disable");
+    q.ip = "127.0.0.92";
     ck_assert_msg(dp_poll(&q, 403, "key_disabled", IT->timeout_ms, 5) >= 0,
                   "a disabled key is still served");
     dp_expect_runs(&q, 403, "key_disabled", 20);
 
     /* failed authentications are counted per instance, not per worker:
-     * after 5 (the limit here), even the right secret from that IP gets 429 */
+     * past the limit, even the right secret from that IP gets 429 */
     struct dp_cred good, wrong;
     dp_key(&good, acct, "\"all_facilities\":true");
     wrong = good;
     ck_assert_int_eq(lg_cred_secret_new(wrong.secret), 0);
     struct dp_req bad = {.path = "/v1/facilities", .cred = &wrong, .ip = "127.0.0.90"};
-    dp_expect_runs(&bad, 401, "invalid_credentials", 5);
+    dp_expect_runs(&bad, 401, "invalid_credentials", DP_WORKER_FAILURES);
     struct dp_req right = {.path = "/v1/facilities", .cred = &good, .ip = "127.0.0.90"};
     dp_expect_runs(&right, 429, "rate_limited", 6);
 
@@ -2084,8 +2286,20 @@ int main(void)
     tcase_add_test(core, test_lock_changed);
     tcase_add_test(core, test_no_secret_in_logs);
     tcase_add_test(core, test_metrics);
-    tcase_add_test(core, test_auth_failure_throttle);
     suite_add_tcase(s, core);
+
+    TCase *throttle = tcase_create("throttle");
+    tcase_add_unchecked_fixture(throttle, throttle_setup, fixture_teardown);
+    tcase_set_timeout(throttle, 120);
+    tcase_add_test(throttle, test_auth_failure_throttle);
+    tcase_add_test(throttle, test_refusal_throttle);
+    suite_add_tcase(s, throttle);
+
+    TCase *audit = tcase_create("audit_store"); /* breaks its Redis on purpose */
+    tcase_add_unchecked_fixture(audit, plain_setup, fixture_teardown);
+    tcase_set_timeout(audit, 60);
+    tcase_add_test(audit, test_audit_unavailable);
+    suite_add_tcase(s, audit);
 
     TCase *workers = tcase_create("workers");
     tcase_add_unchecked_fixture(workers, workers_setup, fixture_teardown);

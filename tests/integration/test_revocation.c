@@ -602,6 +602,7 @@ static void rv_setup_with(int redis_timeout_ms)
     o.redis_timeout_ms = redis_timeout_ms;
     o.rate_per_sec = 1000; /* polling must not meet the rate limit */
     o.burst = 2000;
+    o.auth_failures_per_min = 1000000; /* nor the throttle its refusals count toward */
     itest_start(&o);
     px_start();
     int real = IT->redis_port;
@@ -1007,6 +1008,235 @@ START_TEST(test_exclusion_unsubscribed)
 }
 END_TEST
 
+/* ---- 6. the subscription lost while Redis answers ---- */
+
+/* A new account with a facility and a key on it, served once (so both are
+ * cached): the route of one of the facility's units. */
+static const char *rv_warm(char acct[64], char fac[72], struct rv_cred *k)
+{
+    rv_account(acct);
+    rv_facility(fac, acct);
+    rv_key(k, acct);
+    const char *unit = rv_path("/v1/facilities/%s/units/U001", fac);
+    rv_expect(unit, k, 200, NULL);
+    return unit;
+}
+
+static void rv_redis_ok(redisContext *rc, const char *fmt, const char *arg)
+{
+    redisReply *r = itest_redis_cmd(rc, fmt, arg);
+    ck_assert_msg(r->type != REDIS_REPLY_ERROR, "%s: %s", fmt, r->str);
+    freeReplyObject(r);
+}
+
+static int rv_count(const char *hay, const char *needle)
+{
+    int n = 0;
+    for (const char *p = strstr(hay, needle); p != NULL; p = strstr(p + 1, needle)) n++;
+    return n;
+}
+
+static int rv_refusals(void)
+{
+    char *log = itest_lg_log(0);
+    int n = rv_count(log, "NOPERM");
+    free(log);
+    return n;
+}
+
+/* Lockgate's subscriber is killed and Redis refuses SUBSCRIBE to its user
+ * from now on (an ACL change), while every other command goes on. Returns
+ * once lockgate has been refused at least once. */
+static void rv_refuse_subscribe(redisContext *rc)
+{
+    int before = rv_refusals();
+    rv_redis_ok(rc, "ACL SETUSER %s -subscribe", "default");
+    rv_kill_subscriber(rc);
+    rv_wait_numsub(rc, 0);
+    int64_t end = itest_mono_ms() + IT->timeout_ms;
+    while (rv_refusals() == before) {
+        ck_assert_msg(itest_mono_ms() < end, "lockgate never tried to subscribe again");
+        itest_sleep_ms(10);
+    }
+}
+
+/* K is cached; the subscription is lost for good while Redis answers; K is
+ * disabled (unheard); then Redis stalls. K must not be served from cache:
+ * it was verified while subscribed, but Redis answered after the loss. */
+START_TEST(test_disabled_unsubscribed)
+{
+    char acct[64], fac[72];
+    struct rv_cred k;
+    rv_warm(acct, fac, &k);
+    rv_expect(RV_LIST, &k, 200, NULL);
+    redisContext *rc = itest_redis();
+    rv_refuse_subscribe(rc);
+    rv_disable(&k); /* its event reaches no gateway */
+    itest_redis_pause();
+    for (int i = 0; i < 3; i++) rv_expect(RV_LIST, &k, 503, "store_unavailable");
+    itest_redis_resume();
+    int served = 0; /* once the command connection is back, from Redis */
+    ck_assert_msg(rv_poll(RV_LIST, &k, 403, "key_disabled", RV_RELOAD_BOUND_MS, &served) >= 0 &&
+                      served == 0,
+                  "the key disabled while unsubscribed was served %d times", served);
+    rv_redis_ok(rc, "ACL SETUSER %s +subscribe", "default");
+    rv_wait_numsub(rc, 1);
+    rv_expect(RV_LIST, &k, 403, "key_disabled");
+    redisFree(rc);
+}
+END_TEST
+
+/* The same for facilities: an exclusion written while unsubscribed is
+ * never missed, in the list or on the facility's routes, and a facility
+ * decision is not taken from the table once Redis stalls. */
+START_TEST(test_excluded_unsubscribed)
+{
+    char acct[64], fac[72], other[72];
+    struct rv_cred k;
+    rv_account(acct);
+    rv_facility(fac, acct);
+    rv_facility(other, acct);
+    rv_key(&k, acct);
+    const char *unit = rv_path("/v1/facilities/%s/units/U001", fac);
+    const char *other_unit = rv_path("/v1/facilities/%s/units/U001", other);
+    rv_expect(unit, &k, 200, NULL);
+    rv_expect(other_unit, &k, 200, NULL);
+    redisContext *rc = itest_redis();
+    rv_refuse_subscribe(rc);
+    rv_include(fac, false); /* unheard */
+    rv_expect(unit, &k, 404, "not_found");
+    struct itest_resp r;
+    rv_get(RV_LIST, &k, &r);
+    ck_assert_msg(r.status == 200 && strstr(r.body, other) != NULL && strstr(r.body, fac) == NULL,
+                  "the list after an unheard exclusion: %ld %s", r.status, r.body);
+    itest_resp_free(&r);
+    rv_expect(other_unit, &k, 200, NULL);
+    rv_include(other, false);
+    itest_redis_pause();
+    rv_expect(other_unit, &k, 503, "store_unavailable");
+    itest_redis_resume();
+    int served = 0;
+    ck_assert_msg(rv_poll(other_unit, &k, 404, "not_found", RV_RELOAD_BOUND_MS, &served) >= 0 &&
+                      served == 0,
+                  "the facility excluded while unsubscribed was served %d times", served);
+    rv_redis_ok(rc, "ACL SETUSER %s +subscribe", "default");
+    rv_wait_numsub(rc, 1);
+    rv_expect(unit, &k, 404, "not_found");
+    rv_include(fac, true);
+    ck_assert_msg(rv_poll(unit, &k, 200, NULL, RV_RELOAD_BOUND_MS, &served) >= 0,
+                  "a facility included again was not served");
+    redisFree(rc);
+}
+END_TEST
+
+/* ---- 7. a facility dropped while the command connection is down ---- */
+
+/* The subscription stays, the command connection is cut and cannot come
+ * back (Redis at maxclients), and an event says the facility changed: it
+ * cannot be read, so it answers 404. Once the command connection is back the
+ * table is reloaded and the facility served again. */
+START_TEST(test_dropped_facility_reloaded)
+{
+    char acct[64], fac[72];
+    struct rv_cred k;
+    const char *unit = rv_warm(acct, fac, &k);
+    redisContext *rc = itest_redis();
+    int cmd = px_wait_conn(PX_ROLE_CMD, -1, "the worker's command connection");
+    rv_redis_ok(rc, "CONFIG SET maxclients %s", "1");
+    PX_STORE(PX->conn[cmd].kill, 1);
+    int64_t end = itest_mono_ms() + IT->timeout_ms;
+    while (PX_LOAD(PX->conn[cmd].closed_by) == PX_OPEN) {
+        ck_assert_msg(itest_mono_ms() < end, "the command connection was not cut");
+        itest_sleep_ms(5);
+    }
+    itest_sleep_ms(100); /* lockgate has seen it go */
+    char ev[256];
+    snprintf(ev, sizeof(ev),
+             "{\"type\":\"facility.updated\",\"account_id\":\"%s\","
+             "\"facility_id\":\"%s\"}",
+             acct, fac);
+    redisReply *rep = itest_redis_cmd(rc, "PUBLISH %sevents %s", RV_PREFIX, ev);
+    ck_assert_msg(rep->type == REDIS_REPLY_INTEGER && rep->integer == 1,
+                  "the event reached no subscriber");
+    freeReplyObject(rep);
+    int served = 0;
+    ck_assert_msg(rv_poll(unit, &k, 404, "not_found", 1000, &served) >= 0,
+                  "a facility that could not be re-read is still served");
+    itest_sleep_ms(500); /* past the reload retry, still without Redis */
+    rv_redis_ok(rc, "CONFIG SET maxclients %s", "10000");
+    int64_t took = rv_poll(unit, &k, 200, NULL, RV_RELOAD_BOUND_MS, &served);
+    fprintf(stderr,
+            "test_dropped_facility_reloaded: served again %lld ms after Redis took "
+            "connections again\n",
+            (long long)took);
+    ck_assert_msg(took >= 0, "the facility stayed 404 after the command connection came back");
+    redisFree(rc);
+}
+END_TEST
+
+/* ---- 8. a facility load answered across the subscription's edges ---- */
+
+/* A full load of the table is sent while subscribed and its reply held
+ * RV_CMD_DELAY_MS; meanwhile the subscription drops, the facility is
+ * excluded unheard, a request reads its key, and the subscription comes back
+ * before the load's reply. That reply predates the exclusion: it must not
+ * become the table, so the request is not served. */
+START_TEST(test_load_across_edges)
+{
+    char acct[64], fac[72];
+    struct rv_cred k;
+    const char *unit = rv_warm(acct, fac, &k);
+    redisContext *rc = itest_redis();
+    int cmd = px_wait_conn(PX_ROLE_CMD, -1, "the worker's command connection");
+    int old = px_wait_conn(PX_ROLE_SUB, -1, "the subscriber connection");
+    px_watch(RV_PREFIX "facilities", "");
+    PX_STORE(PX->conn[cmd].delay_down_ms, RV_CMD_DELAY_MS);
+    /* a facility event without an id: the whole table is read again */
+    redisReply *rep =
+        itest_redis_cmd(rc, "PUBLISH %sevents {\"type\":\"facility.updated\"}", RV_PREFIX);
+    freeReplyObject(rep);
+    int64_t end = itest_mono_ms() + IT->timeout_ms;
+    while (PX_LOAD(PX->conn[cmd].watch_up_ms) == 0) {
+        ck_assert_msg(itest_mono_ms() < end, "lockgate never reloaded its facilities");
+        itest_sleep_ms(1);
+    }
+    int64_t t_load = PX_LOAD(PX->conn[cmd].watch_up_ms);
+    PX_STORE(PX->sub_hold_up, 1);
+    rv_kill_subscriber(rc);
+    int sub = px_wait_conn(PX_ROLE_SUB, old, "lockgate's new subscriber connection");
+    rv_wait_numsub(rc, 0);
+    rv_include(fac, false); /* unheard */
+    PX_STORE(PX->conn[cmd].watch_up_ms, 0);
+    px_watch(k.key, "");
+    struct rv_async a = {.path = unit, .k = &k};
+    ck_assert_int_eq(pthread_create(&a.thread, NULL, rv_async_run, &a), 0);
+    while (PX_LOAD(PX->conn[cmd].watch_up_ms) == 0 && itest_mono_ms() < end) itest_sleep_ms(1);
+    PX_STORE(PX->sub_hold_up, 0);
+    PX_STORE(PX->conn[sub].hold_up, 0);
+    while (PX_LOAD(PX->conn[sub].down_fwd) == 0 && itest_mono_ms() < end) itest_sleep_ms(1);
+    int64_t t_up = itest_mono_ms();
+    pthread_join(a.thread, NULL);
+    long first = a.resp.status;
+    char first_code[64];
+    snprintf(first_code, sizeof(first_code), "%s", rv_code(&a.resp));
+    itest_resp_free(&a.resp);
+    fprintf(stderr,
+            "test_load_across_edges: load sent at 0, subscribed again at %lld ms, its reply due "
+            "at %d ms; the request in between answered %ld %s\n",
+            (long long)(t_up - t_load), RV_CMD_DELAY_MS, first, first_code[0] ? first_code : "-");
+    ck_assert_msg(PX_LOAD(PX->conn[cmd].watch_up_ms) != 0 && t_up - t_load < RV_CMD_DELAY_MS,
+                  "the subscription did not come back before the load's reply");
+    ck_assert_msg(first != 200, "a facility excluded while unsubscribed was served from a load "
+                                "sent before");
+    PX_STORE(PX->conn[cmd].delay_down_ms, 0);
+    int served = 0;
+    ck_assert_msg(
+        rv_poll(unit, &k, 404, "not_found", RV_RELOAD_BOUND_MS, &served) >= 0 && served == 0,
+        "the excluded facility was served %d times after the subscription came back", served);
+    redisFree(rc);
+}
+END_TEST
+
 int main(void)
 {
     const struct itest_case cases[] = {
@@ -1015,6 +1245,10 @@ int main(void)
         {"key_load_overtaken", rv_setup_slow_replies, test_key_load_overtaken},
         {"malformed_event", rv_setup, test_malformed_event},
         {"exclusion_unsubscribed", rv_setup, test_exclusion_unsubscribed},
+        {"disabled_unsubscribed", rv_setup, test_disabled_unsubscribed},
+        {"excluded_unsubscribed", rv_setup, test_excluded_unsubscribed},
+        {"dropped_facility_reloaded", rv_setup, test_dropped_facility_reloaded},
+        {"load_across_edges", rv_setup_slow_replies, test_load_across_edges},
     };
     return itest_run_cases("revocation", cases, sizeof(cases) / sizeof(cases[0]), rv_teardown);
 }

@@ -22,7 +22,9 @@
  *   2 assigned_overlock, 3 assigned_vacant, 4 returned_to_dropbox.
  *
  * Behaviour chosen by the facility id's prefix:
- *   slow...  answers normally after ?delay_ms= ms (default 3000, at most 60000)
+ *   slow...  answers normally after ?delay_ms= ms, else after N ms for an id
+ *            "slowNms..." (lockgate passes a query on only with the unit
+ *            list), else after 3000 ms; at most 60000
  *   fail...  500 {"error":{"code":"internal",...}}
  *   reset... closes the connection without answering (SO_LINGER 0)
  *   big...   the facility object gets a "padding" string of ?bytes= bytes
@@ -352,6 +354,17 @@ static void reply_route(struct evhttp_request *req, const struct route *r, const
     }
 }
 
+/* The delay a slow facility's id asks for: N of "slowNms...", else the default. */
+static long id_delay_ms(const char *fac)
+{
+    const char *digits = fac + 4;
+    char *end;
+    long ms = strtol(digits, &end, 10);
+    if (end == digits || strncmp(end, "ms", 2) != 0 || ms < 0 || ms > DELAY_MAX_MS)
+        return DELAY_DEFAULT_MS;
+    return ms;
+}
+
 static void on_delay(evutil_socket_t fd, short what, void *arg)
 {
     struct pending *p = arg;
@@ -612,7 +625,7 @@ static void on_request(struct evhttp_request *req, void *arg)
         return;
     }
     if (strncmp(r.fac, "slow", 4) == 0) {
-        long ms = query_long(query, "delay_ms", DELAY_DEFAULT_MS, DELAY_MAX_MS);
+        long ms = query_long(query, "delay_ms", id_delay_ms(r.fac), DELAY_MAX_MS);
         struct pending *p = calloc(1, sizeof(*p));
         if (p == NULL) {
             reply_error(req, 500, "Internal Server Error", "internal", "out of memory");

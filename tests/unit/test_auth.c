@@ -61,6 +61,12 @@ START_TEST(parse_refusals)
     ck_assert_int_eq(lg_auth_parse(NULL, key, bad, k, s), LG_AUTH_INVALID);
     basic(hdr, key, bad);
     ck_assert_int_eq(lg_auth_parse(hdr, NULL, NULL, k, s), LG_AUTH_INVALID);
+    /* Both styles at once, even each well-formed. */
+    basic(hdr, key, secret);
+    ck_assert_int_eq(lg_auth_parse(hdr, key, secret, k, s), LG_AUTH_BOTH);
+    ck_assert_int_eq(lg_auth_parse(hdr, key, NULL, k, s), LG_AUTH_BOTH);
+    ck_assert_int_eq(lg_auth_parse(hdr, NULL, secret, k, s), LG_AUTH_BOTH);
+    ck_assert_int_eq(lg_auth_parse("Bearer abc", key, NULL, k, s), LG_AUTH_BOTH);
     /* Key and secret swapped. */
     ck_assert_int_eq(lg_auth_parse(NULL, secret, key, k, s), LG_AUTH_INVALID);
     /* Overlong header. */

@@ -147,11 +147,106 @@ START_TEST(key_epoch)
     ck_assert_uint_gt(lg_cache_key_epoch(c), e);
     /* the subscription's edges too: a read across one is not cached */
     e = lg_cache_key_epoch(c);
-    lg_cache_set_exact(c, true);
+    lg_cache_set_trust(c, LG_CACHE_EXACT);
     ck_assert_uint_gt(lg_cache_key_epoch(c), e);
     e = lg_cache_key_epoch(c);
-    lg_cache_set_exact(c, false);
+    lg_cache_set_trust(c, LG_CACHE_NONE);
     ck_assert_uint_gt(lg_cache_key_epoch(c), e);
+    lg_cache_free(c);
+}
+END_TEST
+
+/* A facility read sent before an edge of the subscription is not applied
+ * after it: the epoch moves with every trust change, and only with those. */
+START_TEST(facilities_epoch)
+{
+    struct lg_cache *c = lg_cache_new();
+    uint64_t e = lg_cache_facilities_epoch(c);
+    ck_assert_int_eq(lg_cache_facility_put(c, "fac_A", "acct_1", "A", true), 0);
+    lg_cache_facility_drop(c, "fac_A");
+    lg_cache_facilities_flush(c);
+    lg_cache_keys_flush(c);
+    ck_assert_uint_eq(lg_cache_facilities_epoch(c), e);
+    const enum lg_cache_trust edges[] = {LG_CACHE_EXACT, LG_CACHE_NONE, LG_CACHE_EXACT,
+                                         LG_CACHE_FALLBACK, LG_CACHE_NONE};
+    for (size_t i = 0; i < sizeof(edges) / sizeof(edges[0]); i++) {
+        lg_cache_set_trust(c, edges[i]);
+        ck_assert_uint_gt(lg_cache_facilities_epoch(c), e);
+        e = lg_cache_facilities_epoch(c);
+    }
+    lg_cache_free(c);
+}
+END_TEST
+
+/* Which trust answers when: exact always, fallback only without Redis. */
+START_TEST(trust)
+{
+    struct lg_cache *c = lg_cache_new();
+    ck_assert_int_eq(lg_cache_trust(c), LG_CACHE_NONE);
+    ck_assert(!lg_cache_answers(c, true));
+    ck_assert(!lg_cache_answers(c, false));
+    lg_cache_set_trust(c, LG_CACHE_FALLBACK);
+    ck_assert(!lg_cache_answers(c, true));
+    ck_assert(lg_cache_answers(c, false));
+    lg_cache_set_trust(c, LG_CACHE_EXACT);
+    ck_assert(lg_cache_answers(c, true));
+    ck_assert(lg_cache_answers(c, false));
+    lg_cache_free(c);
+}
+END_TEST
+
+/* The two facility reads' answers, as Redis gives them. */
+static redisReply *str(const char *s)
+{
+    redisReply *r = calloc(1, sizeof(*r));
+    r->type = s ? REDIS_REPLY_STRING : REDIS_REPLY_NIL;
+    r->str = s ? strdup(s) : NULL;
+    r->len = s ? strlen(s) : 0;
+    return r;
+}
+
+static redisReply *arr(size_t n, const char *const *v)
+{
+    redisReply *r = calloc(1, sizeof(*r));
+    r->type = REDIS_REPLY_ARRAY;
+    r->elements = n;
+    r->element = calloc(n ? n : 1, sizeof(*r->element));
+    for (size_t i = 0; i < n; i++) r->element[i] = str(v[i]);
+    return r;
+}
+
+static void count_one(const struct lg_facility *f, void *arg) { ++*(int *)arg; }
+
+START_TEST(facility_replies)
+{
+    struct lg_cache *c = lg_cache_new();
+    const char *table[] = {"fac_A", "acct_1", "A", "1", "fac_B", "acct_1", "B", "0"};
+    redisReply *r = arr(8, table);
+    ck_assert_int_eq(lg_cache_facilities_replace(c, r), 0);
+    ck_assert(lg_cache_facilities_loaded(c) == false); /* the worker says when it is complete */
+    ck_assert_int_eq(lg_cache_facility_count(c), 2);
+    ck_assert(lg_cache_facility_get(c, "fac_A")->included);
+    ck_assert(!lg_cache_facility_get(c, "fac_B")->included);
+    int n = 0;
+    ck_assert_int_eq(lg_facilities_each(r, count_one, &n), 0);
+    ck_assert_int_eq(n, 2);
+    freeReplyObject(r);
+    const char *hmget[] = {"acct_1", "C", NULL}; /* account_id, name, included */
+    r = arr(3, hmget);                           /* not quartets: refused, the table stays */
+    ck_assert_int_eq(lg_cache_facilities_replace(c, r), -1);
+    ck_assert_int_eq(lg_cache_facility_count(c), 2);
+    ck_assert_int_eq(lg_cache_facilities_replace(c, NULL), -1);
+    struct lg_facility f;
+    ck_assert_int_eq(lg_facility_from_reply("fac_C", r, &f), 1);
+    ck_assert_str_eq(f.account_id, "acct_1");
+    ck_assert_str_eq(f.name, "C");
+    ck_assert(f.included); /* no "included" field: included */
+    freeReplyObject(r);
+    const char *gone[] = {NULL, NULL, NULL};
+    r = arr(3, gone);
+    ck_assert_int_eq(lg_facility_from_reply("fac_C", r, &f), 0);
+    freeReplyObject(r);
+    ck_assert_int_eq(lg_facility_from_reply("fac_C", NULL, &f), -1);
     lg_cache_free(c);
 }
 END_TEST
@@ -181,17 +276,17 @@ END_TEST
 START_TEST(flags)
 {
     struct lg_cache *c = lg_cache_new();
-    ck_assert(!lg_cache_exact(c));
+    ck_assert_int_eq(lg_cache_trust(c), LG_CACHE_NONE);
     ck_assert(!lg_cache_facilities_loaded(c));
-    lg_cache_set_exact(c, true);
-    ck_assert(lg_cache_exact(c));
+    lg_cache_set_trust(c, LG_CACHE_EXACT);
+    ck_assert_int_eq(lg_cache_trust(c), LG_CACHE_EXACT);
     ck_assert(!lg_cache_facilities_loaded(c));
     lg_cache_set_facilities_loaded(c, true);
     ck_assert(lg_cache_facilities_loaded(c));
     lg_cache_keys_flush(c);
-    ck_assert(lg_cache_exact(c));
-    lg_cache_set_exact(c, false);
-    ck_assert(!lg_cache_exact(c));
+    ck_assert_int_eq(lg_cache_trust(c), LG_CACHE_EXACT);
+    lg_cache_set_trust(c, LG_CACHE_NONE);
+    ck_assert_int_eq(lg_cache_trust(c), LG_CACHE_NONE);
     ck_assert(lg_cache_facilities_loaded(c));
     lg_cache_set_facilities_loaded(c, false);
     ck_assert(!lg_cache_facilities_loaded(c));
@@ -209,6 +304,9 @@ int main(void)
     tcase_add_test(tc, key_epoch);
     tcase_add_test(tc, flags);
     tcase_add_test(tc, facilities_version);
+    tcase_add_test(tc, facilities_epoch);
+    tcase_add_test(tc, trust);
+    tcase_add_test(tc, facility_replies);
     suite_add_tcase(s, tc);
     return check_run(s) ? EXIT_FAILURE : EXIT_SUCCESS;
 }
