@@ -153,7 +153,7 @@ struct itest_opts {
     int admin_tls;        /* the admin listener speaks TLS (same cert); admin_url is https */
     int workers;          /* default 1 */
     const char *prefix;   /* default "lg:" */
-    int redis_timeout_ms; /* default 250 */
+    int redis_timeout_ms; /* default 250 (times $ITEST_SLOW_FACTOR) */
     const char *upstream_url; /* default: the test upstream (or a closed port) */
     int upstream_timeout_ms, upstream_connect_timeout_ms, upstream_max_connections;
     int rate_per_sec, burst, auth_failures_per_min;
@@ -953,7 +953,10 @@ ITEST_FN int itest_config_write(const char *path, const struct itest_opts *o,
     fprintf(f, "\n[admin]\nlisten = 127.0.0.1:%d\ntoken_file = %s\ntls = %s\n", lg->admin_port,
             IT->token_file, o->admin_tls ? "on" : "off");
     fprintf(f, "\n[redis]\nhost = 127.0.0.1\nport = %d\nprefix = %s\ntimeout_ms = %d\n",
-            IT->redis_port, ITEST_OR(o->prefix, "lg:"), ITEST_OR(o->redis_timeout_ms, 250));
+            IT->redis_port, ITEST_OR(o->prefix, "lg:"),
+            /* the default deadline stretches with a slow wrapper; a test that
+             * sets its own means that figure */
+            o->redis_timeout_ms ? o->redis_timeout_ms : itest_scaled_ms(250));
     if (o->events_maxlen) fprintf(f, "events_maxlen = %d\n", o->events_maxlen);
     if (o->audit_maxlen) fprintf(f, "audit_maxlen = %d\n", o->audit_maxlen);
     fprintf(f, "\n[upstream]\nurl = %s\n", ITEST_OR(o->upstream_url, IT->upstream_url));

@@ -2211,7 +2211,7 @@ START_TEST(test_no_over_admission)
         curl_easy_setopt(easy[i], CURLOPT_HTTPHEADER, hdrs);
         curl_easy_setopt(easy[i], CURLOPT_WRITEFUNCTION, dp_discard);
         curl_easy_setopt(easy[i], CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(easy[i], CURLOPT_TIMEOUT_MS, 5000L);
+        curl_easy_setopt(easy[i], CURLOPT_TIMEOUT_MS, (long)itest_scaled_ms(5000));
         curl_multi_add_handle(multi, easy[i]);
     }
     long allowed = 0, limited = 0, other = 0;

@@ -14,7 +14,7 @@
 #include "lockgate/cred.h"
 #include "lockgate/util.h"
 
-#define FT_BOUND_MS 2000 /* "nothing hangs": far above every configured timeout */
+#define FT_BOUND_MS itest_scaled_ms(2000) /* "nothing hangs": far above every configured timeout */
 
 /* ---- requests ---- */
 
