@@ -97,11 +97,3 @@ void lg_conn_limit_release(uint64_t slot)
     }
     pthread_mutex_unlock(&lock);
 }
-
-int lg_conn_limit_open(void)
-{
-    pthread_mutex_lock(&lock);
-    int n = total;
-    pthread_mutex_unlock(&lock);
-    return n;
-}

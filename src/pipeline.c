@@ -60,6 +60,7 @@ struct lg_ctx {
     struct {
         char *body; /* the upstream's answer, NUL-terminated, then its content type */
         size_t len;
+        size_t cap;               /* BODY's room, kept with the pooled context */
         const char *content_type; /* inside the same allocation */
     } held;                       /* an unlock code waiting for its audit entry to be stored */
     char hdr[2][96];            /* X-Request-Id, X-Forwarded-For; the key's lines are prebuilt */
@@ -109,17 +110,19 @@ static void touch_key(struct lg_ctx *c, struct lg_key *k)
 static struct lg_ctx *ctx_get(struct lg_pipeline *p)
 {
     struct lg_ctx *c = p->pool;
-    if (c != NULL)
+    if (c != NULL) {
         p->pool = c->next;
-    else if ((c = malloc(sizeof(*c))) == NULL)
-        return NULL;
+    } else {
+        if ((c = malloc(sizeof(*c))) == NULL) return NULL;
+        c->held.body = NULL; /* kept from request to request, like the context */
+        c->held.cap = 0;
+    }
     c->next = NULL;
     c->p = p;
     atomic_fetch_add_explicit(&p->inflight, 1, memory_order_relaxed);
     c->stage = 0;
     c->key = NULL;
     c->up = NULL;
-    c->held.body = NULL;
     c->list = NULL;
     c->key_id[0] = c->secret[0] = '\0';
     c->rl.limit = -1;
@@ -130,8 +133,6 @@ static void ctx_put(struct lg_ctx *c)
 {
     if (c->key != NULL) lg_key_unref(c->key);
     c->key = NULL;
-    free(c->held.body);
-    c->held.body = NULL;
     free(c->list);
     c->list = NULL;
     /* The secret does not outlive its request. */
@@ -156,6 +157,7 @@ void lg_pipeline_free(struct lg_pipeline *p)
     while (p->pool != NULL) {
         struct lg_ctx *c = p->pool;
         p->pool = c->next;
+        free(c->held.body);
         free(c);
     }
     free(p);
@@ -698,8 +700,7 @@ static void on_audit_stored(struct lg_store *st, redisReply *reply, void *arg)
         serve(c, 200, c->held.content_type, c->held.body, c->held.len);
     else
         r = fail(c, 503, "audit_unavailable", NOT_AUDITED);
-    free(c->held.body);
-    c->held.body = NULL;
+    OPENSSL_cleanse(c->held.body, c->held.len); /* the code does not outlive its answer */
     resume(c, r);
 }
 
@@ -714,16 +715,20 @@ static enum lg_stage_result release(struct lg_ctx *c, const struct lg_upstream_r
     }
     const char *ctype = res->content_type ? res->content_type : "application/json";
     size_t clen = strlen(ctype);
-    if ((c->held.body = malloc(res->body_len + clen + 2)) == NULL)
-        return fail(c, 503, "audit_unavailable", "out of memory");
+    size_t need = res->body_len + clen + 2;
+    if (need > c->held.cap) {
+        char *nb = realloc(c->held.body, need);
+        if (nb == NULL) return fail(c, 503, "audit_unavailable", "out of memory");
+        c->held.body = nb;
+        c->held.cap = need;
+    }
     memcpy(c->held.body, res->body, res->body_len);
     c->held.body[res->body_len] = '\0';
     c->held.len = res->body_len;
     c->held.content_type = memcpy(c->held.body + res->body_len + 1, ctype, clen + 1);
     struct lg_audit_entry e = audit_entry(c, "served");
     if (lg_audit_store(c->p->d.store, c->p->d.cfg, &e, on_audit_stored, c) < 0) {
-        free(c->held.body);
-        c->held.body = NULL;
+        OPENSSL_cleanse(c->held.body, c->held.len);
         return fail(c, 503, "audit_unavailable", NOT_AUDITED);
     }
     return LG_AGAIN;

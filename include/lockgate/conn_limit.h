@@ -15,7 +15,5 @@ void lg_conn_limit_configure(int max_total, int max_per_ip);
  * reached. *SLOT is what lg_conn_limit_release needs to undo it. */
 bool lg_conn_limit_acquire(const struct sockaddr *sa, uint64_t *slot);
 void lg_conn_limit_release(uint64_t slot);
-/* Open connections counted now, in all (for tests and metrics). */
-int lg_conn_limit_open(void);
 
 #endif
