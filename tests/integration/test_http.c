@@ -805,6 +805,59 @@ START_TEST(test_connections_per_ip)
 }
 END_TEST
 
+/* [server] max_connections: past it a new connection is closed at once,
+ * whatever its address; once some close, new ones are taken again. */
+START_TEST(test_connections_per_instance)
+{
+    enum { CAP = 20, HELD = 40 };
+    struct itest_opts o = IT->lg[0].opts;
+    o.extra = "[server]\nmax_connections = 20\n";
+    int inst = itest_lg_start(&o);
+    static struct raw_conn held[HELD];
+    char err[256] = "", src[32];
+    for (int i = 0; i < HELD; i++) {
+        ht_fmt(src, sizeof(src), "127.0.0.%d", 10 + i % 4); /* 10 from each of 4 addresses */
+        if (raw_connect(&held[i], IT->lg[inst].port, NULL, src, err, sizeof(err)) < 0)
+            held[i].fd = -1;
+    }
+    int open_ = 0;
+    int64_t end = itest_mono_ms() + 2000;
+    struct raw_buf scratch = {0};
+    for (;;) {
+        open_ = 0;
+        for (int i = 0; i < HELD; i++) {
+            if (held[i].fd < 0) continue;
+            if (raw_read(&held[i], &scratch) != RAW_OPEN)
+                raw_close(&held[i]);
+            else
+                open_++;
+        }
+        if (open_ <= CAP || itest_mono_ms() > end) break;
+        itest_sleep_ms(50);
+    }
+    raw_buf_free(&scratch);
+    ck_assert_msg(open_ == CAP, "%d of %d connections kept open, max_connections = %d", open_,
+                  HELD, CAP);
+    for (int i = 0; i < HELD; i++)
+        if (held[i].fd >= 0) raw_close(&held[i]);
+    /* the slots come back with their connections */
+    char url[256];
+    ht_fmt(url, sizeof(url), "%s/v1/facilities", IT->lg[inst].url);
+    const char *h[] = {ht_basic, NULL};
+    long status = 0;
+    end = itest_mono_ms() + IT->timeout_ms;
+    while (status != 200 && itest_mono_ms() < end) {
+        struct itest_resp r;
+        itest_http("GET", url, h, NULL, 0, NULL, &r);
+        status = r.status;
+        itest_resp_free(&r);
+        if (status != 200) itest_sleep_ms(50);
+    }
+    ck_assert_msg(status == 200, "after the held connections closed: %ld", status);
+    itest_lg_stop(inst);
+}
+END_TEST
+
 /* ---- half-close ---- */
 
 static void ht_expected_code(const char *fac, const char *unit, char code[5])
@@ -1092,6 +1145,7 @@ int main(void)
     tcase_add_unchecked_fixture(per_ip, per_ip_setup, fixture_teardown);
     tcase_set_timeout(per_ip, 60);
     tcase_add_test(per_ip, test_connections_per_ip);
+    tcase_add_test(per_ip, test_connections_per_instance);
     suite_add_tcase(s, per_ip);
 
     TCase *half = tcase_create("half_close");
