@@ -3,7 +3,7 @@
 # As root it runs apt-get; otherwise it prints the exact command and exits 1.
 set -eu
 pkgs="build-essential pkg-config libevent-dev libcurl4-openssl-dev libjansson-dev
-libhiredis-dev libssl-dev libinih-dev zlib1g-dev libhttp-parser-dev check libsubunit-dev redis-server
+libhiredis-dev libssl-dev libinih-dev zlib1g-dev libhttp-parser-dev check libsubunit-dev redis-server redis-sentinel
 nginx haproxy wrk curl openssl clang libclang-rt-14-dev valgrind"
 missing=""
 for p in $pkgs; do
@@ -20,7 +20,7 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq || true
 $cmd
 # Debian starts the packaged services on install; lockgate runs its own.
-for s in redis-server nginx haproxy; do
+for s in redis-server redis-sentinel nginx haproxy; do
     (command -v systemctl >/dev/null && systemctl disable --now "$s" >/dev/null 2>&1) || true
     (command -v service >/dev/null && service "$s" stop >/dev/null 2>&1) || true
 done

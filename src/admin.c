@@ -75,6 +75,7 @@ struct lg_admin_call *lg_admin_call_new(struct lg_admin *adm, struct lg_http_req
     }
     c->adm = adm;
     c->req = req;
+    c->replicas = -1;
     snprintf(c->rid, sizeof(c->rid), "%s", rid);
     snprintf(c->peer, sizeof(c->peer), "%s", lg_http_peer(req));
     c->now_ms = lg_now_ms();
@@ -108,6 +109,7 @@ static void call_free(struct lg_admin_call *c)
         free(c->secret);
     }
     json_decref(c->entries);
+    json_decref(c->held_body);
     free(c);
 }
 
@@ -192,12 +194,38 @@ void lg_admin_call_common(struct lg_admin_call *c)
     lg_admin_call_arg(c, c->peer, strlen(c->peer));
 }
 
+/* A write's answer says whether enough replicas confirmed it (SPEC section
+ * 12): "replicated" in a JSON object, a Warning header when they did not. */
+static void replication_mark(struct lg_admin_call *c, json_t *body)
+{
+    int want = c->adm->cfg->replicas_to_wait;
+    if (want <= 0 || c->replicas < 0) return;
+    bool ok = c->replicas >= want;
+    if (json_is_object(body)) json_object_set_new(body, "replicated", json_boolean(ok));
+    if (ok) return;
+    c->adm->unreplicated++;
+    char warn[128];
+    snprintf(warn, sizeof(warn), "199 lockgate \"written, but %d of %d replicas confirmed\"",
+             c->replicas, want);
+    lg_http_set_header(c->req, "Warning", warn);
+    lg_warn("admin: request %s: written, but %d of %d replicas confirmed within %d ms", c->rid,
+            c->replicas, want, c->adm->cfg->wait_timeout_ms);
+}
+
 void lg_admin_call_json(struct lg_admin_call *c, int status, json_t *body)
 {
-    if (c->adm != NULL)
+    if (c->waits > 0) { /* the WAIT's answer completes it */
+        c->held = true;
+        c->held_status = status;
+        c->held_body = body;
+        return;
+    }
+    if (c->adm != NULL) {
+        replication_mark(c, body);
         lg_admin_reply_json(c->adm, c->req, c->rid, status, body);
-    else
+    } else {
         json_decref(body);
+    }
     call_free(c);
 }
 
@@ -218,7 +246,10 @@ void lg_admin_call_error(struct lg_admin_call *c, int status, const char *code, 
         reply_verror(c->adm, c->req, c->rid, status, code, fmt, ap);
         va_end(ap);
     }
-    call_free(c);
+    if (c->waits > 0)
+        c->answered = true; /* its WAIT still holds the call */
+    else
+        call_free(c);
 }
 
 static void store_unavailable(struct lg_admin_call *c)
@@ -284,13 +315,57 @@ static int call_check(struct lg_admin_call *c)
     return 0;
 }
 
+/* Scripts that only read; every other one writes. */
+static bool script_writes(const struct lg_script *script)
+{
+    const struct lg_script *const reads[] = {
+        &lg_admin_script_account_get,  &lg_admin_script_account_list,
+        &lg_admin_script_facility_get, &lg_admin_script_facility_list,
+        &lg_admin_script_key_get,      &lg_admin_script_key_list};
+    for (size_t i = 0; i < sizeof(reads) / sizeof(reads[0]); i++)
+        if (script == reads[i]) return false;
+    return true;
+}
+
+/* WAIT's answer (replies come in order: the write's answer came first). A
+ * WAIT that failed counts as no replica. */
+static void on_wait_reply(struct lg_store *st, redisReply *reply, void *arg)
+{
+    struct lg_admin_call *c = arg;
+    int n = reply != NULL && reply->type == REDIS_REPLY_INTEGER ? (int)reply->integer : 0;
+    if (c->replicas < 0 || n < c->replicas) c->replicas = n;
+    if (--c->waits > 0) return;
+    if (c->held) {
+        c->held = false;
+        json_t *body = c->held_body;
+        c->held_body = NULL;
+        lg_admin_call_json(c, c->held_status, body);
+    } else if (c->answered) {
+        call_free(c);
+    }
+}
+
 void lg_admin_call_run(struct lg_admin_call *c, struct lg_script *script, lg_admin_done_fn *done)
 {
     if (call_check(c) < 0) return;
     c->done = done;
     if (lg_store_script(c->adm->store, script, on_store_reply, c, c->nkeys, c->argc,
-                        (const char **)c->argv, c->argvlen) < 0)
+                        (const char **)c->argv, c->argvlen) < 0) {
         store_unavailable(c);
+        return;
+    }
+    int want = c->adm->cfg->replicas_to_wait;
+    if (want <= 0 || !script_writes(script)) return;
+    /* Pipelined behind the write on the same connection: it waits for the
+     * replication offset of everything written before it. */
+    char n[16], ms[16];
+    snprintf(n, sizeof(n), "%d", want);
+    snprintf(ms, sizeof(ms), "%d", c->adm->cfg->wait_timeout_ms);
+    const char *argv[] = {"WAIT", n, ms};
+    if (lg_store_argv(c->adm->store, on_wait_reply, c, 3, argv, NULL) == 0)
+        c->waits++;
+    else
+        c->replicas = 0;
 }
 
 void lg_admin_call_cmd(struct lg_admin_call *c, lg_admin_done_fn *done)
@@ -343,10 +418,15 @@ static void serve_metrics(struct lg_admin *adm, struct lg_http_req *req, const c
             "Redis was unavailable or too slow.\n"
             "# TYPE lockgate_admin_store_failures_total counter\n"
             "lockgate_admin_store_failures_total %llu\n"
+            "# HELP lockgate_admin_unreplicated_writes_total Admin writes answered with "
+            "fewer replicas confirming than [redis] replicas_to_wait.\n"
+            "# TYPE lockgate_admin_unreplicated_writes_total counter\n"
+            "lockgate_admin_unreplicated_writes_total %llu\n"
             "# HELP lockgate_redis_up Whether the admin API's Redis connection is up.\n"
             "# TYPE lockgate_redis_up gauge\n"
             "lockgate_redis_up %d\n",
-            (unsigned long long)adm->store_failures, lg_store_up(adm->store) ? 1 : 0);
+            (unsigned long long)adm->store_failures, (unsigned long long)adm->unreplicated,
+            lg_store_up(adm->store) ? 1 : 0);
     lg_metrics_write(out);
     fclose(out);
     lg_http_set_header(req, "X-Request-Id", rid);

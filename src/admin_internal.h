@@ -50,7 +50,8 @@ struct lg_admin {
     struct lg_admin_call *calls; /* in flight; orphaned when the admin is freed */
     uint64_t by_status[ADMIN_STATUS_MAX];
     uint64_t store_failures;
-    bool draining; /* stopping: /readyz says so, so balancers move traffic away */
+    uint64_t unreplicated; /* writes answered with fewer replicas than replicas_to_wait */
+    bool draining;         /* stopping: /readyz says so, so balancers move traffic away */
 };
 
 /* What a call does with its successful store reply (borrowed, freed when it
@@ -69,6 +70,14 @@ struct lg_admin_call {
     int64_t now_ms;
     lg_admin_done_fn *done;
     int nkeys, argc, arg_failed;
+    /* [redis] replicas_to_wait: a WAIT follows each write; the answer is
+     * held until every WAIT is back (or, for an error, the call outlives it) */
+    int waits;    /* WAITs in flight */
+    int replicas; /* fewest replicas a WAIT confirmed; -1 before any */
+    int held_status;
+    json_t *held_body;
+    bool held;     /* an answer waits for the WAITs */
+    bool answered; /* an error went out: the call ends with its last WAIT */
     char *argv[ADMIN_CALL_MAX_ARGS];
     size_t argvlen[ADMIN_CALL_MAX_ARGS];
     /* per operation */

@@ -48,7 +48,7 @@ struct opt {
     opt_check_fn *check;
 };
 
-static opt_check_fn check_addr, check_host, check_urls, check_prefix;
+static opt_check_fn check_addr, check_addrs, check_host, check_urls, check_prefix, check_name;
 
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
 
@@ -71,6 +71,7 @@ static const struct opt options[] = {
     INT("server", "header_timeout_s", header_timeout_s, "10", 1, 3600, 0),
     INT("server", "max_connections", max_connections, "10000", 1, 10000000, 0),
     INT("server", "max_connections_per_ip", max_connections_per_ip, "256", 1, 10000000, 0),
+    BOOL("server", "proxy_protocol", proxy_protocol, "off"),
     BOOL("server", "access_log", access_log, "off"),
     ENUM("server", "log_level", log_level, "info", log_levels),
 
@@ -89,6 +90,12 @@ static const struct opt options[] = {
     STR("redis", "password_file", redis_password_file, "", OPT_PATH | OPT_EMPTY_OK, NULL),
     INT("redis", "events_maxlen", events_maxlen, "100000", 100, 1000000000, 0),
     INT("redis", "audit_maxlen", audit_maxlen, "1000000", 100, 1000000000, 0),
+    STR("redis", "sentinels", redis_sentinels, "", OPT_EMPTY_OK, check_addrs),
+    STR("redis", "master_name", redis_master_name, "", OPT_EMPTY_OK, check_name),
+    STR("redis", "sentinel_password_file", redis_sentinel_password_file, "",
+        OPT_PATH | OPT_EMPTY_OK, NULL),
+    INT("redis", "replicas_to_wait", replicas_to_wait, "0", 0, 100, 0),
+    INT("redis", "wait_timeout_ms", wait_timeout_ms, "100", 1, 60000, 0),
 
     STR("upstream", "url", upstream_url, "http://127.0.0.1:8081", 0, check_urls),
     INT("upstream", "timeout_ms", upstream_timeout_ms, "2000", 1, 600000, 0),
@@ -171,6 +178,49 @@ static int check_addr(char *value, char *why, size_t whylen)
     }
     if (ok && port_valid(port)) return 0;
     snprintf(why, whylen, "expected host:port or [ipv6]:port with a port from 1 to 65535");
+    return -1;
+}
+
+/* Comma-separated host:port list (the Sentinels), stored without blanks. */
+static int check_addrs(char *value, char *why, size_t whylen)
+{
+    char *out = value, one[LG_ADDR_MAX];
+    const char *p = value;
+    int n = 0;
+
+    for (;;) {
+        while (*p == ' ' || *p == '\t') p++;
+        const char *start = p;
+        while (*p && *p != ',') p++;
+        const char *end = p;
+        while (end > start && (end[-1] == ' ' || end[-1] == '\t')) end--;
+        size_t len = (size_t)(end - start);
+        if (len == 0 || len >= sizeof(one) || ++n > LG_SENTINELS_MAX) goto bad;
+        memcpy(one, start, len);
+        one[len] = '\0';
+        if (check_addr(one, why, whylen) < 0) goto bad;
+        if (out != value) *out++ = ',';
+        memmove(out, start, len);
+        out += len;
+        if (*p == '\0') break;
+        p++;
+    }
+    *out = '\0';
+    return 0;
+
+bad:
+    snprintf(why, whylen, "expected 1 to %d comma-separated host:port addresses", LG_SENTINELS_MAX);
+    return -1;
+}
+
+/* A name Redis Sentinel monitors: printable, no blanks (it travels in commands). */
+static int check_name(char *value, char *why, size_t whylen)
+{
+    size_t len = strlen(value);
+    bool ok = len >= 1 && len <= 100;
+    for (size_t i = 0; ok && i < len; i++) ok = isgraph((unsigned char)value[i]);
+    if (ok) return 0;
+    snprintf(why, whylen, "expected 1 to 100 printable characters without blanks");
     return -1;
 }
 
@@ -635,6 +685,15 @@ int lg_config_check(const struct lg_config *cfg, char *err, size_t errlen)
     }
     if (cfg->admin_listen[0] == '\0') {
         snprintf(err, errlen, "[admin] listen is empty");
+        return -1;
+    }
+    if ((cfg->redis_sentinels[0] == '\0') != (cfg->redis_master_name[0] == '\0')) {
+        snprintf(err, errlen, "[redis] sentinels and master_name go together: %s is empty",
+                 cfg->redis_sentinels[0] ? "master_name" : "sentinels");
+        return -1;
+    }
+    if (cfg->redis_sentinel_password_file[0] != '\0' && cfg->redis_sentinels[0] == '\0') {
+        snprintf(err, errlen, "[redis] sentinel_password_file is set but sentinels is empty");
         return -1;
     }
     return 0;

@@ -142,8 +142,7 @@ int main(int argc, char **argv)
     if (base == NULL) goto out;
 
     bool admin_tls = strcmp(cfg.admin_tls, "on") == 0;
-    if ((cfg.listen_tls[0] != '\0' || admin_tls) && (tls = lg_tls_new(&cfg)) == NULL)
-        goto out;
+    if ((cfg.listen_tls[0] != '\0' || admin_tls) && (tls = lg_tls_new(&cfg)) == NULL) goto out;
     if (!admin_tls && !lg_config_addr_loopback(cfg.admin_listen))
         lg_warn("admin API on %s without TLS: its token and the secrets it returns cross the "
                 "network in clear (set [admin] tls = on)",
@@ -153,7 +152,13 @@ int main(int argc, char **argv)
         if ((workers[i] = lg_worker_new(i, &cfg, &secrets, tls)) == NULL) goto out;
         nworkers++;
     }
-    if ((store = lg_store_new(base, &cfg)) == NULL) goto out;
+    /* An admin write may wait up to wait_timeout_ms for replicas (WAIT) on
+     * this connection, and what follows it waits behind it: its deadline
+     * covers that. */
+    static struct lg_config admin_cfg;
+    admin_cfg = cfg;
+    if (cfg.replicas_to_wait > 0) admin_cfg.redis_timeout_ms += cfg.wait_timeout_ms;
+    if ((store = lg_store_new(base, &admin_cfg)) == NULL) goto out;
     if ((admin = lg_admin_new(base, &cfg, &secrets, store, admin_tls ? tls : NULL)) == NULL)
         goto out;
     static struct shutdown sd;

@@ -23,6 +23,20 @@ static int ensure_folder(const char *path, char *err, size_t errlen)
     return 0;
 }
 
+/* A password from FILE ("" = none) into OUT (256 bytes). Read-only: a
+ * missing password file is an error, never invented. */
+static int password_load(const char *file, char *out, char *err, size_t errlen)
+{
+    if (file[0] == '\0') return 0;
+    unsigned char pw[256];
+    size_t pwlen = 0;
+    if (lg_secret_file_load(file, 0, true, pw, sizeof(pw) - 1, &pwlen, err, errlen) < 0) return -1;
+    memcpy(out, pw, pwlen);
+    out[pwlen] = '\0';
+    OPENSSL_cleanse(pw, sizeof(pw));
+    return 0;
+}
+
 int lg_secrets_load(struct lg_config *cfg, struct lg_secrets *s, char *err, size_t errlen)
 {
     memset(s, 0, sizeof(*s));
@@ -50,17 +64,10 @@ int lg_secrets_load(struct lg_config *cfg, struct lg_secrets *s, char *err, size
                             sizeof(s->admin_token) - 1, &s->admin_token_len, err, errlen) < 0)
         return -1;
     s->admin_token[s->admin_token_len] = '\0';
-    if (cfg->redis_password_file[0] != '\0') {
-        /* Read-only: a missing Redis password is an error, never invented. */
-        unsigned char pw[sizeof(cfg->redis_password)];
-        size_t pwlen = 0;
-        if (lg_secret_file_load(cfg->redis_password_file, 0, true, pw, sizeof(pw) - 1, &pwlen, err,
-                                errlen) < 0)
-            return -1;
-        memcpy(cfg->redis_password, pw, pwlen);
-        cfg->redis_password[pwlen] = '\0';
-        OPENSSL_cleanse(pw, sizeof(pw));
-    }
+    if (password_load(cfg->redis_password_file, cfg->redis_password, err, errlen) < 0 ||
+        password_load(cfg->redis_sentinel_password_file, cfg->redis_sentinel_password, err,
+                      errlen) < 0)
+        return -1;
     if (s->admin_token_len < 16) {
         snprintf(err, errlen, "%s: admin token must be at least 16 characters",
                  cfg->admin_token_file);

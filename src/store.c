@@ -2,7 +2,9 @@
  * every command carries its own deadline (kept in send order, watched by one
  * timer for the oldest); a connection that stops
  * answering is dropped and re-opened with backoff, and users hear about both
- * edges so they can flush what they cached. */
+ * edges so they can flush what they cached. With Sentinels the address is
+ * asked of them before each connect, the server must say ROLE "master"
+ * before the connection counts as up, and +switch-master moves it at once. */
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -17,6 +19,7 @@
 
 #include "lockgate/config.h"
 #include "lockgate/log.h"
+#include "lockgate/sentinel.h"
 #include "lockgate/store.h"
 #include "lockgate/util.h"
 
@@ -26,7 +29,7 @@
 
 /* One command in flight. Pooled: the hot path allocates nothing. */
 struct pending {
-    struct pending *next;  /* free list */
+    struct pending *next;          /* free list */
     struct pending *older, *newer; /* the deadline queue, while not delivered */
     struct lg_store *st;
     lg_store_cb *cb;
@@ -73,9 +76,15 @@ struct lg_store {
     lg_store_message_cb *message_cb;
     void *message_arg;
     int freeing;
+    /* Sentinel discovery ([redis] sentinels); NULL: host and port as given */
+    struct lg_sentinel *sentinel;
+    int asking;         /* a question to the Sentinels is in flight */
+    int switched;       /* host and port come from +switch-master: connect without asking */
+    uint64_t failovers; /* the primary moved (another address after a Sentinel answer) */
 };
 
 static void store_connect(struct lg_store *st);
+static void store_connect_to(struct lg_store *st);
 
 static void notify_state(struct lg_store *st, bool up)
 {
@@ -205,15 +214,49 @@ static void on_auth(redisAsyncContext *ac, void *r, void *privdata)
     }
 }
 
-static void on_ready_timer(evutil_socket_t fd, short what, void *arg)
+/* The connection is usable: commands flow, or the subscription starts. */
+static void store_ready(struct lg_store *st)
 {
-    struct lg_store *st = arg;
-    if (st->ac == NULL) return;
     st->up = 1;
     /* The backoff restarts only once the connection proved usable: at once
      * for commands, at the confirmation of SUBSCRIBE for a subscriber. */
     if (st->nchannels == 0) st->backoff_ms = BACKOFF_MIN_MS;
     st->last_reply_ms = lg_mono_ms();
+    lg_info("redis %s:%d: connected%s", st->host, st->port, st->nchannels ? " (subscriber)" : "");
+    if (st->nchannels > 0)
+        send_subscribe(st); /* "up" when Redis confirms (on_message) */
+    else
+        notify_state(st, true);
+}
+
+/* A Sentinel's answer may be stale (a demoted primary, back as a replica):
+ * only a server that says it is the primary is used. */
+static void on_role(redisAsyncContext *ac, void *r, void *privdata)
+{
+    struct lg_store *st = privdata;
+    redisReply *reply = r;
+    if (reply == NULL || st->freeing || st->ac != ac) return;
+    evtimer_del(st->connect_timer);
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
+        reply->element[0]->type == REDIS_REPLY_STRING &&
+        strcmp(reply->element[0]->str, "master") == 0) {
+        store_ready(st);
+        return;
+    }
+    lg_warn("redis %s:%d: not the primary (ROLE %s); asking the Sentinels again", st->host,
+            st->port,
+            reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
+                    reply->element[0]->type == REDIS_REPLY_STRING
+                ? reply->element[0]->str
+                : "refused");
+    struct timeval zero = {0, 0};
+    evtimer_add(st->drop_timer, &zero);
+}
+
+static void on_ready_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct lg_store *st = arg;
+    if (st->ac == NULL) return;
     /* A peer that vanished without a FIN is noticed by TCP keepalive. */
     redisEnableKeepAlive(&st->ac->c);
     if (st->password[0] != '\0') {
@@ -227,11 +270,15 @@ static void on_ready_timer(evutil_socket_t fd, short what, void *arg)
             redisAsyncCommandArgv(st->ac, on_auth, st, 2, argv, NULL);
         }
     }
-    lg_info("redis %s:%d: connected%s", st->host, st->port, st->nchannels ? " (subscriber)" : "");
-    if (st->nchannels > 0)
-        send_subscribe(st); /* "up" when Redis confirms (on_message) */
-    else
-        notify_state(st, true);
+    if (st->sentinel != NULL) {
+        const char *argv[] = {"ROLE"};
+        redisAsyncCommandArgv(st->ac, on_role, st, 1, argv, NULL);
+        /* the same bound as the connect: a server that never answers is dropped */
+        struct timeval tv = {CONNECT_TIMEOUT_MS / 1000, (CONNECT_TIMEOUT_MS % 1000) * 1000};
+        evtimer_add(st->connect_timer, &tv);
+        return;
+    }
+    store_ready(st);
 }
 
 static void on_connect_timeout(evutil_socket_t fd, short what, void *arg)
@@ -239,9 +286,60 @@ static void on_connect_timeout(evutil_socket_t fd, short what, void *arg)
     store_drop(arg, "connect timed out");
 }
 
+/* The Sentinels' answer: connect there, or count it as Redis down. */
+static void on_primary(const char *host, int port, void *arg)
+{
+    struct lg_store *st = arg;
+    st->asking = 0;
+    if (st->freeing || st->ac != NULL) return;
+    if (st->switched) { /* +switch-master came meanwhile: newer than this answer */
+        st->switched = 0;
+        store_connect_to(st);
+        return;
+    }
+    if (host == NULL) {
+        schedule_reconnect(st);
+        return;
+    }
+    if (st->port != 0 && (strcmp(st->host, host) != 0 || st->port != port)) st->failovers++;
+    snprintf(st->host, sizeof(st->host), "%s", host);
+    st->port = port;
+    store_connect_to(st);
+}
+
 static void store_connect(struct lg_store *st)
 {
-    if (st->ac != NULL || st->freeing) return;
+    if (st->ac != NULL || st->freeing || st->asking) return;
+    if (st->sentinel != NULL && !st->switched) {
+        st->asking = 1;
+        if (lg_sentinel_ask(st->sentinel, on_primary, st) < 0) st->asking = 0;
+        return;
+    }
+    st->switched = 0;
+    store_connect_to(st);
+}
+
+/* +switch-master for our master: leave the old primary now and go to the
+ * new one without waiting for the backoff. */
+static void on_switch(const char *host, int port, void *arg)
+{
+    struct lg_store *st = arg;
+    if (st->freeing) return;
+    bool same = strcmp(st->host, host) == 0 && st->port == port;
+    if (same && st->ac != NULL) return;
+    if (!same) st->failovers++;
+    snprintf(st->host, sizeof(st->host), "%s", host);
+    st->port = port;
+    st->switched = 1;
+    if (st->asking) return; /* its answer connects here (on_primary) */
+    if (st->ac != NULL) store_drop(st, "the Sentinels moved the primary");
+    evtimer_del(st->reconnect_timer);
+    st->backoff_ms = BACKOFF_MIN_MS;
+    store_connect(st);
+}
+
+static void store_connect_to(struct lg_store *st)
+{
     redisAsyncContext *ac = redisAsyncConnect(st->host, st->port);
     if (ac == NULL || ac->err) {
         lg_debug("redis %s:%d: %s", st->host, st->port, ac ? ac->errstr : "out of memory");
@@ -280,6 +378,11 @@ struct lg_store *lg_store_new(struct event_base *base, const struct lg_config *c
     if (st->reconnect_timer == NULL || st->ready_timer == NULL || st->connect_timer == NULL ||
         st->drop_timer == NULL || st->deadline_timer == NULL)
         goto err;
+    if (cfg->redis_sentinels[0] != '\0') {
+        st->host[0] = '\0';
+        st->port = 0; /* not known until a Sentinel answers */
+        if ((st->sentinel = lg_sentinel_new(base, cfg, on_switch, st)) == NULL) goto err;
+    }
     store_connect(st);
     return st;
 err:
@@ -305,6 +408,7 @@ void lg_store_free(struct lg_store *st)
         st->up = 0;
         redisAsyncFree(ac); /* pending callbacks run with NULL and return to the pool */
     }
+    lg_sentinel_free(st->sentinel);
     if (st->reconnect_timer) event_free(st->reconnect_timer);
     if (st->ready_timer) event_free(st->ready_timer);
     if (st->connect_timer) event_free(st->connect_timer);
@@ -327,6 +431,7 @@ void lg_store_on_state(struct lg_store *st, lg_store_state_cb *cb, void *arg)
 }
 
 bool lg_store_up(const struct lg_store *st) { return st->up; }
+uint64_t lg_store_failovers(const struct lg_store *st) { return st->failovers; }
 const char *lg_store_prefix(const struct lg_store *st) { return st->prefix; }
 
 static struct pending *pending_get(struct lg_store *st)
@@ -559,10 +664,9 @@ static int script_send(struct lg_store *st, struct lg_script *script, const char
     p->argv[2] = p->nkeys;
     p->argvlen[2] = (size_t)nklen;
     arm(p, cb, arg);
-    int rc = cmd != NULL ? (redisAsyncFormattedCommand(st->ac, on_reply, p, cmd, len) == REDIS_OK
-                                ? 0
-                                : -1)
-                         : send_argv(st, p, argc + 3, p->argv, p->argvlen);
+    int rc = cmd != NULL
+                 ? (redisAsyncFormattedCommand(st->ac, on_reply, p, cmd, len) == REDIS_OK ? 0 : -1)
+                 : send_argv(st, p, argc + 3, p->argv, p->argvlen);
     if (rc < 0) {
         p->delivered = 1;
         deadline_unlink(p);

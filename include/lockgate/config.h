@@ -5,8 +5,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define LG_PATH_MAX 1024
-#define LG_ADDR_MAX 128
+#define LG_PATH_MAX      1024
+#define LG_ADDR_MAX      128
+#define LG_SENTINELS_MAX 16 /* addresses in [redis] sentinels */
 
 struct lg_config {
     char dir[LG_PATH_MAX]; /* folder of the config file; relative paths resolve here */
@@ -20,6 +21,7 @@ struct lg_config {
     int header_timeout_s;         /* the whole request head must arrive within it */
     int max_connections;          /* open public connections per instance */
     int max_connections_per_ip;   /* ... per client address (IPv6: per /64) */
+    char proxy_protocol[8];       /* "on": public connections start with a PROXY v1/v2 header */
     char access_log[8];           /* "on" or "off": one JSON line per request on stdout */
     char log_level[8];            /* debug, info, warn, error */
 
@@ -42,6 +44,12 @@ struct lg_config {
     char redis_password[256];              /* read from the file at start, not an option */
     int events_maxlen;                     /* events stream trimmed to about this many entries */
     int audit_maxlen;                      /* audit stream trimmed to about this many entries */
+    char redis_sentinels[1024];            /* "host:port,..." ("" = host and port, no Sentinel) */
+    char redis_master_name[128];           /* the name the Sentinels monitor */
+    char redis_sentinel_password_file[LG_PATH_MAX]; /* "" = no AUTH to the Sentinels */
+    char redis_sentinel_password[256];              /* read from the file at start, not an option */
+    int replicas_to_wait;                           /* admin writes WAIT for this many replicas */
+    int wait_timeout_ms;                            /* ... at most this long */
 
     /* [upstream] */
     char upstream_url[2048]; /* comma-separated base URLs */

@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <hiredis/hiredis.h>
 
 struct event_base;
@@ -45,6 +46,9 @@ void lg_store_free(struct lg_store *st);
 
 void lg_store_on_state(struct lg_store *st, lg_store_state_cb *cb, void *arg);
 bool lg_store_up(const struct lg_store *st);
+/* How often the primary moved under this connection ([redis] sentinels:
+ * a Sentinel named another address, or announced +switch-master). */
+uint64_t lg_store_failovers(const struct lg_store *st);
 /* The configured key prefix, e.g. "lg:". */
 const char *lg_store_prefix(const struct lg_store *st);
 

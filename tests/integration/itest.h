@@ -83,6 +83,8 @@
  *                            the token; returns the parsed JSON answer (new
  *                            reference) or NULL (204, empty, not JSON).
  *   itest_admin_at(i, ...)   the same on instance I.
+ *   itest_admin_resp(i, method, path, body, resp)  the same, the whole answer
+ *                            (status, headers, body) into RESP; itest_http's return.
  *   itest_adminf(&status, method, path, fmt, ...)  body from a printf format.
  *   itest_cli(&out, &err, arg, ..., NULL)   runs $LG_BUILD/lockgate-admin with
  *                            LOCKGATE_ADMIN_URL / _TOKEN_FILE set for instance 0
@@ -245,9 +247,9 @@ ITEST_FN bool itest_wrapped(void)
 
 /* Under the wrapper, says why the calling test does not run and returns
  * true: the test then returns at once. */
-#define itest_skip_wrapped(why)                                                               \
+#define itest_skip_wrapped(why)                                                              \
     (itest_wrapped() ? (printf("%s: skipped under ITEST_LG_WRAPPER: %s\n", __func__, (why)), \
-                        fflush(stdout), true)                                                 \
+                        fflush(stdout), true)                                                \
                      : false)
 
 /* Reads $ITEST_LG_WRAPPER into IT. */
@@ -670,15 +672,21 @@ ITEST_FN void itest_resp_free(struct itest_resp *resp)
     resp->headers = resp->body = NULL;
 }
 
-ITEST_FN json_t *itest_admin_at(int i, const char *method, const char *path, const char *body,
-                                long *status)
+ITEST_FN int itest_admin_resp(int i, const char *method, const char *path, const char *body,
+                              struct itest_resp *r)
 {
     char url[512], auth[128];
     snprintf(url, sizeof(url), "%s%s", IT->lg[i].admin_url, path);
     snprintf(auth, sizeof(auth), "Authorization: Bearer %s", IT->token);
     const char *headers[] = {auth, "Content-Type: application/json", NULL};
+    return itest_http(method, url, headers, body, body ? strlen(body) : 0, NULL, r);
+}
+
+ITEST_FN json_t *itest_admin_at(int i, const char *method, const char *path, const char *body,
+                                long *status)
+{
     struct itest_resp r;
-    itest_http(method, url, headers, body, body ? strlen(body) : 0, NULL, &r);
+    itest_admin_resp(i, method, path, body, &r);
     if (status != NULL) *status = r.status;
     json_t *j = r.body_len ? json_loads(r.body, 0, NULL) : NULL;
     itest_resp_free(&r);
@@ -800,16 +808,22 @@ ITEST_FN void itest_key(char *key, char *secret, const char *acct, const char *e
 
 /* ---- Redis ---- */
 
-ITEST_FN redisContext *itest_redis_try(int timeout_ms)
+/* A connection to the Redis on loopback PORT, or NULL. */
+ITEST_FN redisContext *itest_redis_try_port(int port, int timeout_ms)
 {
     struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-    redisContext *c = redisConnectWithTimeout("127.0.0.1", IT->redis_port, tv);
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
     if (c == NULL || c->err) {
         if (c) redisFree(c);
         return NULL;
     }
     redisSetTimeout(c, tv);
     return c;
+}
+
+ITEST_FN redisContext *itest_redis_try(int timeout_ms)
+{
+    return itest_redis_try_port(IT->redis_port, timeout_ms);
 }
 
 ITEST_FN redisContext *itest_redis(void)
@@ -1025,8 +1039,8 @@ static int itest_lg_sanitizer_check(int i)
 {
     char *log = itest_lg_log(i);
     int bad = strstr(log, "ERROR: AddressSanitizer") != NULL ||
-              strstr(log, "ERROR: LeakSanitizer") != NULL || strstr(log, "runtime error:") != NULL ||
-              itest_error_summary(log);
+              strstr(log, "ERROR: LeakSanitizer") != NULL ||
+              strstr(log, "runtime error:") != NULL || itest_error_summary(log);
     if (bad) fprintf(stderr, "itest: lockgate instance %d log:\n%s\n", i, log);
     free(log);
     if (bad) itest_report("sanitizer report from lockgate instance %d", i);
@@ -1057,8 +1071,8 @@ static int itest_wrap_check(pid_t pid, int code, const char *what)
         path[n] = '\0';
         text = itest_file_read(path);
     }
-    int bad = (IT->wrap_exit > 0 && code == IT->wrap_exit) ||
-              (text != NULL && itest_error_summary(text));
+    int bad =
+        (IT->wrap_exit > 0 && code == IT->wrap_exit) || (text != NULL && itest_error_summary(text));
     if (bad) {
         if (text != NULL && text[0] != '\0')
             fprintf(stderr, "itest: %s (pid %d), %s:\n%.65536s\n", what, (int)pid, path, text);

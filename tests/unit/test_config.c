@@ -563,6 +563,48 @@ START_TEST(test_check)
 }
 END_TEST
 
+START_TEST(test_sentinels)
+{
+    struct lg_config c;
+
+    expect_ok(&c, "[redis]\nsentinels = 10.0.0.1:26379, sentinel-b:26379 ,[::1]:26380\n"
+                  "master_name = lg-main\nreplicas_to_wait = 1\nwait_timeout_ms = 250\n"
+                  "[server]\nproxy_protocol = on\n");
+    ck_assert_str_eq(c.redis_sentinels, "10.0.0.1:26379,sentinel-b:26379,[::1]:26380");
+    ck_assert_str_eq(c.redis_master_name, "lg-main");
+    ck_assert_int_eq(c.replicas_to_wait, 1);
+    ck_assert_int_eq(c.wait_timeout_ms, 250);
+    ck_assert_str_eq(c.proxy_protocol, "on");
+    ck_assert_int_eq(lg_config_check(&c, err, sizeof(err)), 0);
+
+    lg_config_defaults(&c);
+    ck_assert_str_eq(c.redis_sentinels, "");
+    ck_assert_int_eq(c.replicas_to_wait, 0);
+    ck_assert_int_eq(c.wait_timeout_ms, 100);
+    ck_assert_str_eq(c.proxy_protocol, "off");
+
+    expect_error("[redis]\nsentinels = 10.0.0.1\n", 2,
+                 "bad value '10.0.0.1' for sentinels: expected 1 to 16 comma-separated "
+                 "host:port addresses");
+    expect_error("[redis]\nsentinels = a:1,,b:2\n", 2,
+                 "bad value 'a:1,,b:2' for sentinels: expected 1 to 16 comma-separated "
+                 "host:port addresses");
+    expect_error("[redis]\nmaster_name = two words\n", 2,
+                 "bad value 'two words' for master_name: expected 1 to 100 printable "
+                 "characters without blanks");
+
+    expect_ok(&c, "[redis]\nsentinels = a:1\n");
+    ck_assert_int_eq(lg_config_check(&c, err, sizeof(err)), -1);
+    ck_assert_str_eq(err, "[redis] sentinels and master_name go together: master_name is empty");
+    expect_ok(&c, "[redis]\nmaster_name = m\n");
+    ck_assert_int_eq(lg_config_check(&c, err, sizeof(err)), -1);
+    ck_assert_str_eq(err, "[redis] sentinels and master_name go together: sentinels is empty");
+    expect_ok(&c, "[redis]\nsentinel_password_file = pw\n");
+    ck_assert_int_eq(lg_config_check(&c, err, sizeof(err)), -1);
+    ck_assert_str_eq(err, "[redis] sentinel_password_file is set but sentinels is empty");
+}
+END_TEST
+
 START_TEST(test_shipped_config)
 {
     struct lg_config c;
@@ -639,6 +681,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_workers_auto);
     tcase_add_test(tc, test_failed_load_keeps_config);
     tcase_add_test(tc, test_check);
+    tcase_add_test(tc, test_sentinels);
     tcase_add_test(tc, test_shipped_config);
     tcase_add_test(tc, test_addr_loopback);
     suite_add_tcase(s, tc);
