@@ -247,6 +247,7 @@ static void on_cmd_state(struct lg_store *st, bool up, void *arg)
 {
     struct lg_worker *w = arg;
     if (!up) {
+        w->cmd_lost = true;
         if (w->suspect) { /* lost before answering the PING: together */
             w->suspect = false;
             lg_warn("worker %d: Redis unreachable: keys verified while subscribed go on "
@@ -257,9 +258,19 @@ static void on_cmd_state(struct lg_store *st, bool up, void *arg)
         return;
     }
     /* Redis answers again but events do not: nothing cached may answer. */
-    if (lg_cache_trust(w->cache) != LG_CACHE_EXACT)
+    bool lost = w->cmd_lost;
+    w->cmd_lost = false;
+    if (lg_cache_trust(w->cache) != LG_CACHE_EXACT) {
         forget(w);
-    else if (w->reload_done < w->reload_asked)
+    } else if (lost) {
+        /* The subscription outlived the command connection, but whatever cut
+         * one (a partition) may hold the other's events back in TCP for
+         * seconds more, and the heartbeat was not checked meanwhile: it
+         * starts again, and requests read Redis until it is confirmed. */
+        lg_warn("worker %d: Redis answers again; renewing the events subscription", w->id);
+        forget(w);
+        lg_store_reset(w->sub, "renewed after the command connection came back");
+    } else if (w->reload_done < w->reload_asked)
         reload_facilities(w);
 }
 

@@ -41,6 +41,7 @@ struct lg_worker {
     /* The subscription dropped while the command connection was up: is Redis
      * gone as a whole? Decided by the PING number probe_seq (worker.c). */
     bool suspect;
+    bool cmd_lost; /* the command connection was lost since it was last up */
     uint64_t probe_seq, probe_done;
     struct event *probe_timer;
     /* The subscription's heartbeat: the worker publishes to a channel of its

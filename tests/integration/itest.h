@@ -166,6 +166,8 @@ struct itest_opts {
     const char *log_level;  /* default "info" */
     const char *extra;      /* raw INI text appended, e.g. "[feed]\nnew_option = 1\n" */
     int nofile;             /* lockgate's descriptor limit, soft and hard (prlimit); 0: inherited */
+    const char *redis_host; /* default 127.0.0.1 */
+    int redis_port;         /* default the harness's Redis */
 };
 
 struct itest_lg {
@@ -966,8 +968,9 @@ ITEST_FN int itest_config_write(const char *path, const struct itest_opts *o,
             IT->key[0] ? IT->key : "key.pem");
     fprintf(f, "\n[admin]\nlisten = 127.0.0.1:%d\ntoken_file = %s\ntls = %s\n", lg->admin_port,
             IT->token_file, o->admin_tls ? "on" : "off");
-    fprintf(f, "\n[redis]\nhost = 127.0.0.1\nport = %d\nprefix = %s\ntimeout_ms = %d\n",
-            IT->redis_port, ITEST_OR(o->prefix, "lg:"),
+    fprintf(f, "\n[redis]\nhost = %s\nport = %d\nprefix = %s\ntimeout_ms = %d\n",
+            ITEST_OR(o->redis_host, "127.0.0.1"), ITEST_OR(o->redis_port, IT->redis_port),
+            ITEST_OR(o->prefix, "lg:"),
             /* the default deadline stretches with a slow wrapper; a test that
              * sets its own means that figure */
             o->redis_timeout_ms ? o->redis_timeout_ms : itest_scaled_ms(250));
