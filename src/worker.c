@@ -131,6 +131,11 @@ static void on_event(struct lg_store *st, const char *channel, const char *msg, 
     struct lg_worker *w = arg;
     if (strcmp(channel, w->hb_channel) == 0) {
         w->hb_heard_ms = lg_mono_ms();
+        if (w->sub_check) { /* the subscription caught up with the commands */
+            w->sub_check = false;
+            lg_cache_set_trust(w->cache, LG_CACHE_EXACT);
+            if (w->reload_done < w->reload_asked) reload_facilities(w);
+        }
         return;
     }
     struct lg_event ev;
@@ -180,6 +185,8 @@ static void on_event(struct lg_store *st, const char *channel, const char *msg, 
  * leaves the cache exact (events still arrive); losing the subscription
  * after it is "together". */
 
+static void on_published(struct lg_store *st, redisReply *reply, void *arg) {}
+
 static void forget(struct lg_worker *w)
 {
     w->suspect = false;
@@ -218,6 +225,7 @@ static void on_probe_timer(evutil_socket_t fd, short what, void *arg)
 static void on_sub_state(struct lg_store *st, bool up, void *arg)
 {
     struct lg_worker *w = arg;
+    w->sub_check = false;
     lg_feed_close_all(w->feed); /* a key.disabled may be missed, or was */
     if (up) {
         w->suspect = false;
@@ -248,6 +256,10 @@ static void on_cmd_state(struct lg_store *st, bool up, void *arg)
     struct lg_worker *w = arg;
     if (!up) {
         w->cmd_lost = true;
+        if (w->sub_check) { /* back to the state before: events still come */
+            w->sub_check = false;
+            lg_cache_set_trust(w->cache, LG_CACHE_EXACT);
+        }
         if (w->suspect) { /* lost before answering the PING: together */
             w->suspect = false;
             lg_warn("worker %d: Redis unreachable: keys verified while subscribed go on "
@@ -265,16 +277,17 @@ static void on_cmd_state(struct lg_store *st, bool up, void *arg)
     } else if (lost) {
         /* The subscription outlived the command connection, but whatever cut
          * one (a partition) may hold the other's events back in TCP for
-         * seconds more, and the heartbeat was not checked meanwhile: it
-         * starts again, and requests read Redis until it is confirmed. */
-        lg_warn("worker %d: Redis answers again; renewing the events subscription", w->id);
-        forget(w);
-        lg_store_reset(w->sub, "renewed after the command connection came back");
+         * seconds more, and no heartbeat could be sent meanwhile. Requests
+         * read Redis until a beat sent now comes back on the subscription:
+         * every event published before it has then arrived. */
+        w->sub_check = true;
+        w->sub_check_ms = lg_mono_ms();
+        lg_cache_set_trust(w->cache, LG_CACHE_NONE);
+        const char *argv[] = {"PUBLISH", w->hb_channel, "1"};
+        lg_store_argv(w->store, on_published, NULL, 3, argv, NULL);
     } else if (w->reload_done < w->reload_asked)
         reload_facilities(w);
 }
-
-static void on_published(struct lg_store *st, redisReply *reply, void *arg) {}
 
 static void on_drain(evutil_socket_t fd, short what, void *arg)
 {
@@ -291,8 +304,10 @@ int lg_worker_inflight(struct lg_worker *w) { return lg_pipeline_inflight(w->pip
 static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
 {
     struct lg_worker *w = arg;
-    if (lg_cache_trust(w->cache) != LG_CACHE_EXACT || !lg_store_up(w->store)) return;
-    if (lg_mono_ms() - w->hb_heard_ms > HEARTBEAT_SILENCE_MS) {
+    if ((lg_cache_trust(w->cache) != LG_CACHE_EXACT && !w->sub_check) || !lg_store_up(w->store))
+        return;
+    int64_t since = w->sub_check ? w->sub_check_ms : w->hb_heard_ms;
+    if (lg_mono_ms() - since > HEARTBEAT_SILENCE_MS) {
         lg_warn("worker %d: the events subscription went silent; reconnecting it", w->id);
         lg_store_reset(w->sub, "no heartbeat");
         return;

@@ -42,6 +42,10 @@ struct lg_worker {
      * gone as a whole? Decided by the PING number probe_seq (worker.c). */
     bool suspect;
     bool cmd_lost; /* the command connection was lost since it was last up */
+    /* It came back while the subscription stayed: nothing cached answers
+     * until a beat published since then is heard (worker.c). */
+    bool sub_check;
+    int64_t sub_check_ms;
     uint64_t probe_seq, probe_done;
     struct event *probe_timer;
     /* The subscription's heartbeat: the worker publishes to a channel of its
