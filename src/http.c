@@ -40,6 +40,7 @@
 #include "lockgate/access_log.h"
 #include "lockgate/config.h"
 #include "lockgate/conn_limit.h"
+#include "lockgate/proxy_proto.h"
 #include "lockgate/http.h"
 #include "lockgate/http_parse.h"
 #include "lockgate/log.h"
@@ -515,10 +516,10 @@ static void format_peer(const struct sockaddr *sa, char *out, size_t cap)
     }
 }
 
-static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
-                      int socklen, void *arg)
+/* A new connection from SA (the socket's peer, or the client a PROXY
+ * header named): counted against the caps, then read. */
+static void conn_accept(struct lg_http_server *srv, evutil_socket_t fd, const struct sockaddr *sa)
 {
-    struct lg_http_server *srv = arg;
     uint64_t slot = 0;
     if (srv->public_api && !lg_conn_limit_acquire(sa, &slot)) {
         static _Thread_local int64_t logged_ms;
@@ -579,6 +580,21 @@ err:
         evutil_closesocket(fd);
     }
     if (srv->public_api) lg_conn_limit_release(slot);
+}
+
+static void on_proxied(evutil_socket_t fd, const struct sockaddr *client, socklen_t len, void *arg)
+{
+    conn_accept(arg, fd, client);
+}
+
+static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
+                      int socklen, void *arg)
+{
+    struct lg_http_server *srv = arg;
+    if (srv->proxy != NULL) /* the client's address comes first, in a PROXY header */
+        lg_proxy_waiter_add(srv->proxy, fd, sa, (socklen_t)socklen);
+    else
+        conn_accept(srv, fd, sa);
 }
 
 /* Out of file descriptors, accept() fails at once and forever while the
@@ -683,6 +699,13 @@ err:
 
 void lg_http_server_count_metrics(struct lg_http_server *srv) { srv->public_api = true; }
 
+int lg_http_server_require_proxy(struct lg_http_server *srv, int max_pending)
+{
+    srv->proxy =
+        lg_proxy_waiter_new(srv->base, srv->header_timeout_s * 1000, max_pending, on_proxied, srv);
+    return srv->proxy != NULL ? 0 : -1;
+}
+
 void lg_http_server_stop_listening(struct lg_http_server *srv)
 {
     if (srv == NULL || srv->listener == NULL) return;
@@ -702,6 +725,7 @@ void lg_http_server_free(struct lg_http_server *srv)
         if (srv->conns == c) conn_destroy(c);
     }
     if (srv->accept_pause != NULL) event_free(srv->accept_pause);
+    lg_proxy_waiter_free(srv->proxy);
     while (srv->free_bufs != NULL) {
         void *b = srv->free_bufs;
         memcpy(&srv->free_bufs, b, sizeof(void *));

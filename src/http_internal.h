@@ -76,7 +76,8 @@ struct lg_http_server {
     size_t max_head, max_body, buf_cap;
     int header_timeout_s, client_timeout_s;
     struct lg_http_conn *conns;
-    void *free_bufs; /* pooled read buffers, linked through their first bytes */
+    struct lg_proxy_waiter *proxy; /* [server] proxy_protocol: headers being read */
+    void *free_bufs;               /* pooled read buffers, linked through their first bytes */
     int nfree_bufs;
 };
 

@@ -374,6 +374,10 @@ struct lg_worker *lg_worker_new(int id, const struct lg_config *cfg,
         goto err;
     if (w->http) lg_http_server_count_metrics(w->http);
     if (w->https) lg_http_server_count_metrics(w->https);
+    if (strcmp(cfg->proxy_protocol, "on") == 0 &&
+        ((w->http && lg_http_server_require_proxy(w->http, cfg->max_connections) < 0) ||
+         (w->https && lg_http_server_require_proxy(w->https, cfg->max_connections) < 0)))
+        goto err;
     return w;
 err:
     lg_error("worker %d: could not start", id);

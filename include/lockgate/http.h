@@ -68,14 +68,20 @@ void lg_http_thread_done(void);
  * (metrics.h), carry Cache-Control: no-store, and its connections count
  * toward [server] max_connections and max_connections_per_ip (conn_limit.h). */
 void lg_http_server_count_metrics(struct lg_http_server *srv);
+/* [server] proxy_protocol = on: every connection of SRV must start with a
+ * PROXY v1 or v2 header within header_timeout_s (else it is closed), and its
+ * address is the client's from then on (caps, allowlists, throttles,
+ * X-Forwarded-For, the audit). At most MAX_PENDING wait for theirs at once.
+ * 0, or -1 when out of memory. */
+int lg_http_server_require_proxy(struct lg_http_server *srv, int max_pending);
 
 /* "GET", "HEAD", ... ("OTHER" for the rest); a static string. */
 const char *lg_http_method_name(enum lg_http_method m);
 
 /* Request accessors: all borrowed for the life of the request. */
 enum lg_http_method lg_http_method(const struct lg_http_req *req);
-const char *lg_http_path(const struct lg_http_req *req);   /* raw, undecoded, no query */
-const char *lg_http_query(const struct lg_http_req *req);  /* raw or NULL */
+const char *lg_http_path(const struct lg_http_req *req);  /* raw, undecoded, no query */
+const char *lg_http_query(const struct lg_http_req *req); /* raw or NULL */
 /* A header's value (surrounding whitespace removed), or NULL when absent. */
 const char *lg_http_header(const struct lg_http_req *req, const char *name);
 const char *lg_http_hdr(const struct lg_http_req *req, enum lg_http_hdr h);
