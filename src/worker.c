@@ -28,6 +28,8 @@
 #define RELOAD_RETRY_MS      200
 #define HEARTBEAT_MS         1000
 #define HEARTBEAT_SILENCE_MS 3000 /* this long without hearing a beat: resubscribe */
+#define REPLAY_PAGE          256  /* events read at once when catching up */
+#define REPLAY_MAX_PAGES     64   /* past that, the flush at the edge stands alone */
 
 /* A facility read in flight: the whole table (ID "") or one facility. */
 struct facility_read {
@@ -125,6 +127,8 @@ static void refresh_facility(struct lg_worker *w, const char *id)
     schedule_reload(w);
 }
 
+static void apply_event(struct lg_worker *w, const struct lg_event *ev);
+
 static void on_event(struct lg_store *st, const char *channel, const char *msg, size_t len,
                      void *arg)
 {
@@ -147,25 +151,31 @@ static void on_event(struct lg_store *st, const char *channel, const char *msg, 
         schedule_reload(w);
         return;
     }
+    apply_event(w, &ev);
+}
+
+static void apply_event(struct lg_worker *w, const struct lg_event *ev)
+{
+    if (ev->id[0] != '\0') snprintf(w->last_event, sizeof(w->last_event), "%s", ev->id);
     /* Every drop and flush also moves the cache's key epoch: a read of the
      * key in flight now is not cached when its reply comes. */
-    if (strncmp(ev.type, "key.", 4) == 0) {
-        if (ev.key_id[0])
-            lg_cache_key_drop(w->cache, ev.key_id);
+    if (strncmp(ev->type, "key.", 4) == 0) {
+        if (ev->key_id[0])
+            lg_cache_key_drop(w->cache, ev->key_id);
         else
             lg_cache_keys_flush(w->cache);
-        if (strcmp(ev.type, "key.disabled") == 0 || strcmp(ev.type, "key.deleted") == 0 ||
-            strcmp(ev.type, "key.rotated") == 0 || strcmp(ev.type, "key.updated") == 0)
-            lg_feed_close_key(w->feed, ev.key_id);
-    } else if (strncmp(ev.type, "facility.", 9) == 0) {
-        if (ev.facility_id[0])
-            refresh_facility(w, ev.facility_id);
+        if (strcmp(ev->type, "key.disabled") == 0 || strcmp(ev->type, "key.deleted") == 0 ||
+            strcmp(ev->type, "key.rotated") == 0 || strcmp(ev->type, "key.updated") == 0)
+            lg_feed_close_key(w->feed, ev->key_id);
+    } else if (strncmp(ev->type, "facility.", 9) == 0) {
+        if (ev->facility_id[0])
+            refresh_facility(w, ev->facility_id);
         else
             schedule_reload(w);
         /* A deleted facility left every key's list: scopes read before are stale. */
-        if (strcmp(ev.type, "facility.deleted") == 0) lg_cache_keys_flush(w->cache);
+        if (strcmp(ev->type, "facility.deleted") == 0) lg_cache_keys_flush(w->cache);
     }
-    lg_feed_on_event(w->feed, &ev);
+    lg_feed_on_event(w->feed, ev);
 }
 
 /* The subscription's edges (SPEC section 10). A missed event could be a
@@ -222,6 +232,63 @@ static void on_probe_timer(evutil_socket_t fd, short what, void *arg)
     forget(w);
 }
 
+/* ---- catching up on the events stream ----
+ * Every re-subscription flushes the caches; then the stream is read from the
+ * last event this worker applied, so that what was written while it was not
+ * listening (on another primary, before a failover) reaches the feed and the
+ * rest as well. When that id is no longer in the stream (trimmed, or lost
+ * with a primary that died before a replica had it), events may be missing
+ * that nobody can replay: everything is flushed once more. */
+
+static void read_events_after(struct lg_worker *w, const char *id);
+
+static void on_events_read(struct lg_store *st, redisReply *reply, void *arg)
+{
+    struct lg_worker *w = arg;
+    uint64_t epoch = w->replay_epoch_sent;
+    if (w->stopping || epoch != w->replay_epoch) return;           /* an edge since */
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) return; /* flushed at the edge */
+    size_t n = reply->elements;
+    const redisReply *first = n > 0 ? reply->element[0] : NULL;
+    if (first == NULL || first->type != REDIS_REPLY_ARRAY || first->elements != 2 ||
+        first->element[0]->type != REDIS_REPLY_STRING ||
+        strcmp(first->element[0]->str, w->replay_from) != 0) {
+        lg_warn("worker %d: event %s is no longer in the stream (trimmed, or lost in a "
+                "failover): everything cached is flushed",
+                w->id, w->replay_from);
+        lg_cache_keys_flush(w->cache);
+        lg_feed_close_all(w->feed);
+        w->reload_asked++;
+        reload_facilities(w);
+        return;
+    }
+    for (size_t i = 1; i < n; i++) {
+        struct lg_event ev;
+        if (lg_event_from_entry(reply->element[i], &ev) == 0) apply_event(w, &ev);
+    }
+    w->replayed += n - 1;
+    if (n > 1)
+        lg_info("worker %d: %zu event(s) after %s read from the stream (published while it was "
+                "not subscribed)",
+                w->id, n - 1, w->replay_from);
+    if (n == REPLAY_PAGE && n > 1 && w->replay_pages++ < REPLAY_MAX_PAGES) {
+        char last[48];
+        snprintf(last, sizeof(last), "%s", reply->element[n - 1]->element[0]->str);
+        read_events_after(w, last);
+    }
+}
+
+static void read_events_after(struct lg_worker *w, const char *id)
+{
+    char key[96], count[16];
+    snprintf(key, sizeof(key), "%sevents", lg_store_prefix(w->store));
+    snprintf(count, sizeof(count), "%d", REPLAY_PAGE);
+    snprintf(w->replay_from, sizeof(w->replay_from), "%s", id);
+    w->replay_epoch_sent = w->replay_epoch;
+    const char *argv[] = {"XRANGE", key, id, "+", "COUNT", count};
+    lg_store_argv(w->store, on_events_read, w, 6, argv, NULL);
+}
+
 static void on_sub_state(struct lg_store *st, bool up, void *arg)
 {
     struct lg_worker *w = arg;
@@ -235,8 +302,12 @@ static void on_sub_state(struct lg_store *st, bool up, void *arg)
         lg_cache_set_trust(w->cache, LG_CACHE_EXACT);
         w->reload_asked++;
         if (lg_store_up(w->store)) reload_facilities(w); /* else when it is up */
+        w->replay_epoch++;
+        w->replay_pages = 0;
+        if (w->last_event[0] != '\0' && lg_store_up(w->store)) read_events_after(w, w->last_event);
         return;
     }
+    w->replay_epoch++;
     if (!lg_store_up(w->store)) { /* both gone: Redis is unreachable */
         lg_cache_set_trust(w->cache, LG_CACHE_FALLBACK);
         return;

@@ -19,4 +19,9 @@ struct lg_event {
  * Returns 0, or -1 when it is not an event. */
 int lg_event_parse(const char *json, size_t len, struct lg_event *ev);
 
+struct redisReply;
+/* The same event from an entry of the events stream (XRANGE's [id, [field,
+ * value, ...]], borrowed). Returns 0, or -1 when it is not an event. */
+int lg_event_from_entry(const struct redisReply *entry, struct lg_event *ev);
+
 #endif

@@ -46,6 +46,13 @@ struct lg_worker {
      * until a beat published since then is heard (worker.c). */
     bool sub_check;
     int64_t sub_check_ms;
+    /* The last event applied (its stream id), and the catch-up read from it
+     * after each re-subscription (worker.c); an edge moves the epoch. */
+    char last_event[48];
+    char replay_from[48];
+    uint64_t replay_epoch, replay_epoch_sent;
+    int replay_pages;
+    uint64_t replayed; /* events applied from the stream, not from pub/sub */
     uint64_t probe_seq, probe_done;
     struct event *probe_timer;
     /* The subscription's heartbeat: the worker publishes to a channel of its

@@ -282,12 +282,94 @@ START_TEST(test_shared_state)
 }
 END_TEST
 
+/* ---- catching up on the events stream (no Sentinel needed) ---- */
+
+static void setup_plain(void)
+{
+    struct itest_opts o = {0};
+    itest_start(&o);
+    itest_account(account, NULL);
+    itest_key(live.key, live.secret, account, NULL);
+}
+
+static int log_has(const char *text)
+{
+    char *log = itest_lg_log(0);
+    int n = 0;
+    for (const char *p = log; (p = strstr(p, text)) != NULL; p++) n++;
+    free(log);
+    return n;
+}
+
+static void ok(redisContext *c, const char *cmd)
+{
+    redisReply *r = itest_redis_cmd(c, cmd);
+    ck_assert_msg(r->type != REDIS_REPLY_ERROR, "%s: %s", cmd, r->str);
+    freeReplyObject(r);
+}
+
+static long long numsub(redisContext *c)
+{
+    redisReply *r = itest_redis_cmd(c, "PUBSUB NUMSUB lg:events");
+    long long n = r->type == REDIS_REPLY_ARRAY && r->elements == 2 ? r->element[1]->integer : -1;
+    freeReplyObject(r);
+    return n;
+}
+
+/* The subscription is refused (an ACL change) while events are written:
+ * once it is back, the worker reads them from the stream after the last one
+ * it applied; when that one is gone from the stream, it says so and flushes
+ * everything. */
+START_TEST(test_catch_up)
+{
+    redisContext *c = itest_redis();
+    int64_t end = itest_mono_ms() + IT->timeout_ms;
+    while (numsub(c) != 1) {
+        ck_assert_msg(itest_mono_ms() < end, "lockgate never subscribed");
+        itest_sleep_ms(10);
+    }
+    itest_key(gone.key, gone.secret, account, NULL); /* an event it applies */
+    const char *missed = "2 event(s) after ";
+    const char *lost = "is no longer in the stream";
+    for (int round = 0; round < 2; round++) {
+        ok(c, "ACL SETUSER default -subscribe");
+        ok(c, "CLIENT KILL TYPE pubsub");
+        end = itest_mono_ms() + IT->timeout_ms;
+        while (numsub(c) != 0 || log_has("NOPERM") <= round) {
+            ck_assert_msg(itest_mono_ms() < end, "the subscription was not refused");
+            itest_sleep_ms(10);
+        }
+        if (round == 0) { /* two writes nobody hears */
+            char path[160];
+            snprintf(path, sizeof(path), "/admin/v1/keys/%s/disable", gone.key);
+            json_decref(admin_at(0, 200, "POST", path, NULL, NULL));
+            snprintf(path, sizeof(path), "/admin/v1/keys/%s/enable", gone.key);
+            json_decref(admin_at(0, 200, "POST", path, NULL, NULL));
+        } else { /* the stream loses what the worker applied last */
+            ok(c, "XTRIM lg:events MAXLEN 0");
+            char path[160];
+            snprintf(path, sizeof(path), "/admin/v1/keys/%s/disable", gone.key);
+            json_decref(admin_at(0, 200, "POST", path, NULL, NULL));
+        }
+        ok(c, "ACL SETUSER default +subscribe");
+        end = itest_mono_ms() + IT->timeout_ms;
+        while (log_has(round == 0 ? missed : lost) == 0) {
+            ck_assert_msg(itest_mono_ms() < end, "round %d: no \"%s\" in the log", round,
+                          round == 0 ? missed : lost);
+            itest_sleep_ms(20);
+        }
+    }
+    redisFree(c);
+}
+END_TEST
+
 int main(void)
 {
     const struct itest_case cases[] = {
         {"failover", setup_wait, test_failover},
         {"wait_replicas", setup_wait, test_wait_replicas},
         {"shared_state", setup, test_shared_state},
+        {"catch_up", setup_plain, test_catch_up},
     };
     return itest_run_cases("sentinel", cases, sizeof(cases) / sizeof(cases[0]), teardown);
 }
