@@ -50,6 +50,8 @@ static int parse_v1(const unsigned char *buf, size_t len, struct lg_proxy_addr *
             if (buf[i] == '\n' || buf[i] == '\0') return -1; /* a bare LF or a NUL */
         return len >= V1_MAX ? -1 : 0;
     }
+    for (size_t i = 0; i < end; i++)
+        if (buf[i] == '\n' || buf[i] == '\0') return -1; /* as when the CRLF was not in yet */
     const char *line = (const char *)buf + plen;
     size_t llen = end - plen;
     if (llen >= 7 && memcmp(line, "UNKNOWN", 7) == 0) {

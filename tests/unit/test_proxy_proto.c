@@ -83,6 +83,11 @@ START_TEST(test_v1_malformed)
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         ck_assert_msg(parse(bad[i], strlen(bad[i]), &a) == -1, "accepted: %s", bad[i]);
+    /* a NUL or a bare LF is refused whether or not the CRLF is in yet */
+    static const char nul[] = "PROXY UNKNOWN a\0b\r\n";
+    ck_assert_int_eq(parse(nul, sizeof(nul) - 1, &a), -1);
+    ck_assert_int_eq(parse(nul, 17, &a), -1);
+    ck_assert_int_eq(parse("PROXY UNKNOWN a\nb\r\n", 19, &a), -1);
     /* no CRLF within the longest line a v1 header may have */
     char longline[200];
     memset(longline, 'x', sizeof(longline));
