@@ -3,9 +3,10 @@
  * several instances and failover. Everything is started from the fixture
  * and listed in the harness's pids file, so the teardown kills it.
  *
- *   cluster_start(nsentinels)  a replica of the harness's Redis, N Sentinels
- *                              (quorum 2, down after CLUSTER_DOWN_MS), waited
- *                              for until each knows the replica and the others.
+ *   cluster_start(nsentinels, password)  a replica of the harness's Redis, N
+ *                              Sentinels (quorum 2, down after CLUSTER_DOWN_MS;
+ *                              requirepass PASSWORD unless NULL), waited for
+ *                              until each knows the replica and the others.
  *   cluster_extra()            the [redis] lines that make lockgate use them.
  *   cluster_primary()          the primary's port as the first Sentinel that
  *                              answers says, 0 if none does.
@@ -26,7 +27,8 @@ struct cluster {
     pid_t replica_pid;
     int sentinel_ports[CLUSTER_MAX];
     int nsentinels;
-    char extra[512];
+    char extra[1024];
+    char password[64]; /* the Sentinels' requirepass, "" for none */
 };
 
 static struct cluster cluster_state;
@@ -39,11 +41,27 @@ ITEST_FN redisContext *cluster_redis(int port)
     return c;
 }
 
+/* A connection to a Sentinel (or a Redis, which needs no password here):
+ * authenticated when the Sentinels have a password. NULL when it fails. */
+ITEST_FN redisContext *cluster_sentinel(int port)
+{
+    redisContext *c = itest_redis_try_port(port, 500);
+    if (c == NULL || CL->password[0] == '\0' || port == CL->replica_port) return c;
+    redisReply *r = redisCommand(c, "AUTH %s", CL->password);
+    int ok = r != NULL && r->type == REDIS_REPLY_STATUS;
+    if (r) freeReplyObject(r);
+    if (!ok) {
+        redisFree(c);
+        return NULL;
+    }
+    return c;
+}
+
 /* One integer-ish answer of a command on PORT (-1 when it fails): the
  * number of elements of an array, or the integer. */
 ITEST_FN long long cluster_count(int port, const char *fmt, const char *arg)
 {
-    redisContext *c = itest_redis_try_port(port, 500);
+    redisContext *c = cluster_sentinel(port);
     if (c == NULL) return -1;
     redisReply *r = redisCommand(c, fmt, arg);
     long long n = -1;
@@ -57,7 +75,7 @@ ITEST_FN long long cluster_count(int port, const char *fmt, const char *arg)
 ITEST_FN int cluster_primary(void)
 {
     for (int i = 0; i < CL->nsentinels; i++) {
-        redisContext *c = itest_redis_try_port(CL->sentinel_ports[i], 500);
+        redisContext *c = cluster_sentinel(CL->sentinel_ports[i]);
         if (c == NULL) continue;
         redisReply *r = redisCommand(c, "SENTINEL get-master-addr-by-name %s", CLUSTER_MASTER);
         int port = 0;
@@ -91,9 +109,10 @@ static int cluster_ready(void *arg)
     return ok;
 }
 
-ITEST_FN void cluster_start(int nsentinels)
+ITEST_FN void cluster_start(int nsentinels, const char *password)
 {
     memset(CL, 0, sizeof(*CL));
+    if (password != NULL) snprintf(CL->password, sizeof(CL->password), "%s", password);
     if (nsentinels > CLUSTER_MAX) ck_abort_msg("too many sentinels");
     int ports[1 + CLUSTER_MAX];
     itest_free_ports(ports, 1 + nsentinels);
@@ -138,10 +157,10 @@ ITEST_FN void cluster_start(int nsentinels)
                  "sentinel monitor %s 127.0.0.1 %d 2\n"
                  "sentinel down-after-milliseconds %s %d\n"
                  "sentinel failover-timeout %s %d\n"
-                 "sentinel parallel-syncs %s 1\n",
+                 "sentinel parallel-syncs %s 1\n%s%s\n",
                  CL->sentinel_ports[i], IT->dir, itest_path(slog), CLUSTER_MASTER, IT->redis_port,
                  CLUSTER_MASTER, CLUSTER_DOWN_MS, CLUSTER_MASTER, CLUSTER_FAILOVER_MS,
-                 CLUSTER_MASTER);
+                 CLUSTER_MASTER, CL->password[0] ? "requirepass " : "", CL->password);
         char path[PATH_MAX];
         snprintf(path, sizeof(path), "%s", itest_path(conf));
         if (itest_file_write(path, text) < 0) itest_fail("cannot write %s", path);
@@ -151,7 +170,16 @@ ITEST_FN void cluster_start(int nsentinels)
                               CL->sentinel_ports[i]);
     }
     CL->nsentinels = nsentinels;
-    snprintf(CL->extra + n, sizeof(CL->extra) - n, "\nmaster_name = %s\n", CLUSTER_MASTER);
+    n += (size_t)snprintf(CL->extra + n, sizeof(CL->extra) - n, "\nmaster_name = %s\n",
+                          CLUSTER_MASTER);
+    if (CL->password[0] != '\0') {
+        char pw[PATH_MAX], line[80];
+        snprintf(pw, sizeof(pw), "%s", itest_path("sentinel.password"));
+        snprintf(line, sizeof(line), "%s\n", CL->password);
+        if (itest_file_write(pw, line) < 0) itest_fail("cannot write %s", pw);
+        chmod(pw, 0600);
+        snprintf(CL->extra + n, sizeof(CL->extra) - n, "sentinel_password_file = %s\n", pw);
+    }
     /* Sentinels find each other by hello messages every 2 s */
     int64_t end = itest_mono_ms() + IT->timeout_ms * 2;
     while (!cluster_ready(NULL)) {

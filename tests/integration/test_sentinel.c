@@ -17,8 +17,9 @@ struct cred {
 static char account[64], fac[72], fac_out[72];
 static struct cred live, gone, limited;
 
-/* GET PATH on instance I with K; the status, and the error code into CODE. */
-static long get_at(int i, const char *path, const struct cred *k, char code[64])
+/* GET PATH on instance I with K; the status, the error code into CODE, and
+ * the parsed answer into *DOC when DOC is given (new reference, or NULL). */
+static long get_doc(int i, const char *path, const struct cred *k, char code[64], json_t **doc)
 {
     char url[512], plain[160], auth[256];
     unsigned char b64[220];
@@ -30,12 +31,20 @@ static long get_at(int i, const char *path, const struct cred *k, char code[64])
     struct itest_resp r;
     itest_http("GET", url, headers, NULL, 0, NULL, &r);
     code[0] = '\0';
-    json_t *doc = json_loads(r.body, 0, NULL);
-    snprintf(code, 64, "%s", itest_json_str(json_object_get(doc, "error"), "code"));
-    json_decref(doc);
+    json_t *j = json_loads(r.body, 0, NULL);
+    snprintf(code, 64, "%s", itest_json_str(json_object_get(j, "error"), "code"));
+    if (doc != NULL)
+        *doc = j;
+    else
+        json_decref(j);
     long st = r.status;
     itest_resp_free(&r);
     return st;
+}
+
+static long get_at(int i, const char *path, const struct cred *k, char code[64])
+{
+    return get_doc(i, path, k, code, NULL);
 }
 
 static json_t *admin_at(int i, long want, const char *method, const char *path, const char *body,
@@ -65,13 +74,13 @@ static void start_instances(const char *extra)
     for (int i = 1; i < NLG; i++) itest_lg_start(&o);
 }
 
-static void setup_with(const char *extra)
+static void setup_with(const char *extra, const char *sentinel_password)
 {
     struct itest_opts o = {0};
     /* refusals count toward the per-IP failure throttle: the test sends many */
     o.auth_failures_per_min = 1000000;
     itest_start(&o);
-    cluster_start(3);
+    cluster_start(3, sentinel_password);
     start_instances(extra);
     itest_account(account, NULL);
     itest_facility(fac, account, NULL, NULL);
@@ -81,8 +90,9 @@ static void setup_with(const char *extra)
     itest_key(limited.key, limited.secret, account, "\"rate_per_sec\":1,\"burst\":10");
 }
 
-static void setup(void) { setup_with(NULL); }
-static void setup_wait(void) { setup_with("replicas_to_wait = 1\nwait_timeout_ms = 300\n"); }
+/* the Sentinels with a password here: lockgate authenticates to them */
+static void setup(void) { setup_with(NULL, "sentinel-pw-4f1c2b"); }
+static void setup_wait(void) { setup_with("replicas_to_wait = 1\nwait_timeout_ms = 300\n", NULL); }
 static void teardown(void) { itest_stop(); }
 
 static const char *units_of(const char *f)
@@ -143,9 +153,19 @@ START_TEST(test_failover)
         wait_status(i, units_of(fac), &gone, 200); /* cached as enabled everywhere */
         wait_status(i, units_of(fac_out), &live, 200);
     }
+    /* a feed reader's cursor from before the exclusion */
+    struct cred feed;
+    json_t *j = admin_at(0, 201, "POST", "/admin/v1/feed-keys", "{\"name\":\"Release\"}", NULL);
+    snprintf(feed.key, sizeof(feed.key), "%s", itest_json_str(j, "key_id"));
+    snprintf(feed.secret, sizeof(feed.secret), "%s", itest_json_str(j, "secret"));
+    json_decref(j);
+    char code[64], cursor[64];
+    ck_assert_int_eq(get_doc(0, "/v1/feed/facilities", &feed, code, &j), 200);
+    snprintf(cursor, sizeof(cursor), "%s", itest_json_str(j, "cursor"));
+    json_decref(j);
     char path[160], *warn = NULL;
     snprintf(path, sizeof(path), "/admin/v1/keys/%s/disable", gone.key);
-    json_t *j = admin_at(1, 200, "POST", path, NULL, &warn);
+    j = admin_at(1, 200, "POST", path, NULL, &warn);
     ck_assert_msg(json_is_true(json_object_get(j, "replicated")) && warn == NULL,
                   "the disable was not confirmed by the replica (warning %s)", warn);
     json_decref(j);
@@ -192,11 +212,25 @@ START_TEST(test_failover)
         ck_assert_msg(itest_mono_ms() < end, "instances still 503 after the failover");
         rounds++;
     }
-    char code[64];
     for (int i = 0; i < NLG; i++) {
         ck_assert_int_eq(get_at(i, units_of(fac), &gone, code), 403);
         ck_assert_str_eq(code, "key_disabled");
         ck_assert_int_eq(get_at(i, units_of(fac_out), &live, code), 404);
+    }
+    /* the cursor from before the failover is still valid, and the exclusion
+     * written before it is among the changes after it */
+    char changes[160];
+    snprintf(changes, sizeof(changes), "/v1/feed/facilities/changes?cursor=%s", cursor);
+    for (int i = 0; i < NLG; i++) {
+        ck_assert_msg(get_doc(i, changes, &feed, code, &j) == 200,
+                      "instance %d: the feed cursor from before the failover: %s", i, code);
+        json_t *ch = json_object_get(j, "changes");
+        bool seen = false;
+        for (size_t n = 0; n < json_array_size(ch); n++)
+            seen |= strcmp(itest_json_str(json_array_get(ch, n), "facility_id"), fac_out) == 0 &&
+                    strcmp(itest_json_str(json_array_get(ch, n), "type"), "facility.excluded") == 0;
+        ck_assert_msg(seen, "instance %d: the exclusion is not among the changes", i);
+        json_decref(j);
     }
     /* writes go to the new primary: one through each instance reaches the others */
     snprintf(path, sizeof(path), "/admin/v1/keys/%s/disable", live.key);
