@@ -130,7 +130,11 @@ static void on_ask_reply(redisAsyncContext *ac, void *r, void *privdata)
 {
     struct lg_sentinel *s = privdata;
     redisReply *reply = r;
-    if (s == NULL || s->ask_ac != ac || s->ask_cb == NULL) return;
+    if (s == NULL || s->ask_ac != ac) return;
+    /* NULL: hiredis is freeing the context (a refused connect calls no
+     * disconnect callback, only this one) */
+    if (reply == NULL) s->ask_ac = NULL;
+    if (s->ask_cb == NULL) return;
     const struct addr *asked = &s->addrs[(s->good + s->tried - 1) % s->naddrs];
     if (reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
         reply->element[0]->type == REDIS_REPLY_STRING &&
@@ -221,7 +225,12 @@ static void on_sub_message(redisAsyncContext *ac, void *r, void *privdata)
 {
     struct sub *b = privdata;
     redisReply *reply = r;
-    if (reply == NULL || b == NULL || b->ac != ac) return;
+    if (b == NULL || b->ac != ac) return;
+    if (reply == NULL) { /* hiredis frees it: lost, or a refused connect (no other callback) */
+        b->ac = NULL;
+        sub_retry(b);
+        return;
+    }
     struct lg_sentinel *s = b->s;
     if (reply->type == REDIS_REPLY_ERROR) {
         lg_warn("sentinel %s:%d: SUBSCRIBE refused: %s", s->addrs[b->idx].host,

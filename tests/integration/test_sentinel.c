@@ -81,6 +81,14 @@ static void setup_with(const char *extra, const char *sentinel_password)
     o.auth_failures_per_min = 1000000;
     itest_start(&o);
     cluster_start(3, sentinel_password);
+    if (sentinel_password != NULL) { /* and a Sentinel that is down, asked first */
+        static char text[sizeof(CL->extra)];
+        snprintf(text, sizeof(text), "%s", cluster_extra());
+        const char *at = strstr(cluster_extra(), "sentinels = ") + strlen("sentinels = ");
+        size_t head = (size_t)(at - cluster_extra());
+        snprintf(CL->extra + head, sizeof(CL->extra) - head, "127.0.0.1:%d,%s", itest_free_port(),
+                 text + head);
+    }
     start_instances(extra);
     itest_account(account, NULL);
     itest_facility(fac, account, NULL, NULL);
