@@ -16,6 +16,7 @@ static void setup(void)
 {
     struct itest_opts o = {0};
     o.tls = 1;
+    o.auth_failures_per_min = 10;
     o.extra = "[server]\nproxy_protocol = on\n";
     itest_start(&o);
     int ports[3];
@@ -144,6 +145,23 @@ START_TEST(test_header_required)
 }
 END_TEST
 
+/* Bad requests from one client behind haproxy throttle that client, not
+ * the others (without the header they would all be haproxy's address). */
+START_TEST(test_throttle_per_client)
+{
+    char body[4096];
+    int throttled = 0;
+    for (int n = 0; n < 20 && !throttled; n++) {
+        int st = get_via(hp_v2, "127.0.0.4", false, "/v1/facilities", body, sizeof(body));
+        ck_assert_msg(st == 403 || st == 429, "a client outside the allowlist got %d", st);
+        throttled = st == 429;
+    }
+    ck_assert_msg(throttled, "20 refusals from one client were never throttled");
+    ck_assert_int_eq(get_via(hp_v2, "127.0.0.2", false, "/v1/facilities", body, sizeof(body)), 200);
+    ck_assert_int_eq(get_via(hp_v1, "127.0.0.2", false, "/v1/facilities", body, sizeof(body)), 200);
+}
+END_TEST
+
 START_TEST(test_option_off)
 {
     struct itest_opts o = {0};
@@ -172,6 +190,7 @@ int main(void)
     tcase_set_timeout(tc, 90);
     tcase_add_test(tc, test_behind_haproxy);
     tcase_add_test(tc, test_header_required);
+    tcase_add_test(tc, test_throttle_per_client);
     tcase_add_test(tc, test_option_off);
     suite_add_tcase(s, tc);
     return itest_exit_status(check_run(s));
