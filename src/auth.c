@@ -83,13 +83,19 @@ bool lg_auth_verify(struct lg_key *k, const struct lg_secrets *secrets, const ch
     size_t len = strlen(secret);
     unsigned char digest[SHA256_DIGEST_LENGTH];
     digest_secret(secret, len, digest);
-    if (k->has_verified) return lg_ct_equal(digest, sizeof(digest), k->verified, sizeof(digest));
-    if (!lg_cred_verify(secrets->pepper, secrets->pepper_len, k->key_id, secret, len, k->verifier))
-        return false;
-    /* Later requests compare a digest of the secret instead of an HMAC. */
-    memcpy(k->verified, digest, sizeof(digest));
-    k->has_verified = true;
-    return true;
+    bool ok;
+    if (k->has_verified) {
+        ok = lg_ct_equal(digest, sizeof(digest), k->verified, sizeof(digest));
+    } else {
+        ok = lg_cred_verify(secrets->pepper, secrets->pepper_len, k->key_id, secret, len,
+                            k->verifier);
+        /* Later requests compare a digest of the secret instead of an HMAC. */
+        if (ok) memcpy(k->verified, digest, sizeof(digest));
+        k->has_verified = ok;
+    }
+    /* Whoever reads the stack later learns nothing that stands for the secret. */
+    OPENSSL_cleanse(digest, sizeof(digest));
+    return ok;
 }
 
 /* The throttle: a fixed table shared by every worker, one mutex. A slot is
