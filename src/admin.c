@@ -625,6 +625,11 @@ void lg_admin_set_draining(struct lg_admin *adm)
     if (adm != NULL) adm->draining = true;
 }
 
+void lg_admin_set_access_log(struct lg_admin *adm, bool on)
+{
+    if (adm != NULL) lg_http_server_set_access_log(adm->http, on);
+}
+
 void lg_admin_free(struct lg_admin *adm)
 {
     if (adm == NULL) return;

@@ -114,9 +114,12 @@ static pthread_mutex_t throttle_lock = PTHREAD_MUTEX_INITIALIZER;
 /* The minute of the last failure: while no client failed this minute (the
  * usual case), the check costs one atomic load and no lock. */
 static _Atomic int64_t last_failure_window = -1;
-static int throttle_limit = 30;
+static _Atomic int throttle_limit = 30; /* set again on SIGHUP */
 
-void lg_auth_throttle_init(int failures_per_min) { throttle_limit = failures_per_min; }
+void lg_auth_throttle_init(int failures_per_min)
+{
+    atomic_store_explicit(&throttle_limit, failures_per_min, memory_order_relaxed);
+}
 
 static uint32_t ip_hash(const char *ip) { return (uint32_t)lg_hash(ip, strlen(ip)); }
 
@@ -162,7 +165,8 @@ bool lg_auth_throttled(const char *ip_text, int *retry_after_s)
     client_of(ip_text, ip, sizeof(ip));
     pthread_mutex_lock(&throttle_lock);
     struct throttle_slot *s = throttle_find(ip, window, false);
-    bool over = s != NULL && s->failures >= throttle_limit;
+    bool over =
+        s != NULL && s->failures >= atomic_load_explicit(&throttle_limit, memory_order_relaxed);
     pthread_mutex_unlock(&throttle_lock);
     if (over) *retry_after_s = (int)(((window + 1) * 60000 - now + 999) / 1000);
     return over;

@@ -937,6 +937,11 @@ err:
 
 void lg_http_server_count_metrics(struct lg_http_server *srv) { srv->public_api = true; }
 
+void lg_http_server_set_access_log(struct lg_http_server *srv, bool on)
+{
+    if (srv != NULL) srv->access_log = on;
+}
+
 void lg_http_server_stop_listening(struct lg_http_server *srv)
 {
     if (srv == NULL || srv->listener == NULL) return;
