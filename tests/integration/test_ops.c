@@ -9,7 +9,7 @@
 
 #define OP_READ_MS itest_scaled_ms(5000)
 
-/* ---- helpers ---- */
+/* ---- keys, requests, the log ---- */
 
 struct op_key {
     char acct[64], fac[72], key[64], secret[64];
