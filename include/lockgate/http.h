@@ -5,6 +5,7 @@
 #ifndef LG_HTTP_H
 #define LG_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct event_base;
@@ -74,6 +75,10 @@ void lg_http_server_count_metrics(struct lg_http_server *srv);
  * X-Forwarded-For, the audit). At most MAX_PENDING wait for theirs at once.
  * 0, or -1 when out of memory. */
 int lg_http_server_require_proxy(struct lg_http_server *srv, int max_pending);
+
+/* Turns SRV's access log lines on or off ([server] access_log, SIGHUP). Call
+ * on SRV's own loop thread. NULL is ignored. */
+void lg_http_server_set_access_log(struct lg_http_server *srv, bool on);
 
 /* "GET", "HEAD", ... ("OTHER" for the rest); a static string. */
 const char *lg_http_method_name(enum lg_http_method m);
