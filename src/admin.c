@@ -98,6 +98,18 @@ void lg_admin_call_reset(struct lg_admin_call *c)
     c->arg_failed = 0;
 }
 
+/* Drops an answer held for WAIT, its strings wiped first: it may hold a
+ * new key's secret. NULL is ignored. */
+static void held_free(json_t *body)
+{
+    const char *name;
+    json_t *v;
+    json_object_foreach (body, name, v) {
+        if (json_is_string(v)) OPENSSL_cleanse((char *)json_string_value(v), json_string_length(v));
+    }
+    json_decref(body);
+}
+
 static void call_free(struct lg_admin_call *c)
 {
     if (c->adm != NULL) {
@@ -113,7 +125,7 @@ static void call_free(struct lg_admin_call *c)
         free(c->secret);
     }
     json_decref(c->entries);
-    json_decref(c->held_body);
+    held_free(c->held_body);
     free(c);
 }
 
@@ -221,9 +233,11 @@ static void replication_mark(struct lg_admin_call *c, json_t *body)
 void lg_admin_call_json(struct lg_admin_call *c, int status, json_t *body)
 {
     if (c->waits > 0) { /* the WAIT's answer completes it */
+        /* a copy: the caller may wipe its own (a new key's secret) at once */
         c->held = true;
         c->held_status = status;
-        c->held_body = body;
+        c->held_body = body != NULL ? json_deep_copy(body) : NULL;
+        json_decref(body);
         return;
     }
     if (c->adm != NULL) {
@@ -345,7 +359,8 @@ static void on_wait_reply(struct lg_store *st, redisReply *reply, void *arg)
         c->held = false;
         json_t *body = c->held_body;
         c->held_body = NULL;
-        lg_admin_call_json(c, c->held_status, body);
+        lg_admin_call_json(c, c->held_status, json_incref(body));
+        held_free(body);
     } else if (c->answered) {
         call_free(c);
     }
