@@ -159,7 +159,7 @@ struct itest_opts {
     int rate_per_sec, burst, auth_failures_per_min;
     int events_maxlen, audit_maxlen;
     int client_timeout_s, max_header_bytes;
-    int feed_heartbeat_s, feed_max_backlog_kib;
+    int feed_heartbeat_s, feed_max_backlog_kib, feed_max_streams_per_key;
     const char *access_log; /* "on" / "off" (default) */
     const char *log_level;  /* default "info" */
     const char *extra;      /* raw INI text appended, e.g. "[feed]\nnew_option = 1\n" */
@@ -975,6 +975,8 @@ ITEST_FN int itest_config_write(const char *path, const struct itest_opts *o,
     fprintf(f, "\n[feed]\n");
     if (o->feed_heartbeat_s) fprintf(f, "heartbeat_s = %d\n", o->feed_heartbeat_s);
     if (o->feed_max_backlog_kib) fprintf(f, "max_backlog_kib = %d\n", o->feed_max_backlog_kib);
+    if (o->feed_max_streams_per_key)
+        fprintf(f, "max_streams_per_key = %d\n", o->feed_max_streams_per_key);
     if (o->extra) fprintf(f, "\n%s\n", o->extra);
     return fclose(f) == 0 ? 0 : -1;
 }
