@@ -38,7 +38,7 @@
 #define SNAPSHOT_PAGE       1000 /* ids per script (a few ms of Redis) */
 #define SNAPSHOT_MAX_PAGES  100000
 #define SNAPSHOT_TTL_MS     "60000"      /* the copy's lifetime in Redis between two pages */
-#define SNAPSHOT_HIGH_WATER (256 * 1024) /* unsent bytes past which reading waits */
+#define SNAPSHOT_HIGH_WATER (512 * 1024) /* unsent bytes past which reading waits */
 #define SNAPSHOT_WAIT_MS    20           /* how often a waiting snapshot looks again */
 #define SNAPSHOT_STALL_MS   30000        /* a client that takes nothing for this long is dropped */
 #define REPLY_HEAD          3            /* stream cursor, next scan cursor, last id read */
@@ -116,6 +116,7 @@ struct feed_snapshot {
     bool any;                /* a facility was written (the next one needs a comma) */
     int pages;
     int64_t stalled_ms;               /* since when the client took nothing, 0 = it does */
+    size_t queued;                    /* unsent bytes at the last look */
     struct event *wait;               /* looks again whether the client took enough */
     char scan[80];                    /* the SSCAN cursor (copying), or the last id sent */
     char cursor[FEED_CURSOR_MAX + 8]; /* the events cursor, from the first page */
@@ -199,9 +200,11 @@ static int page_send(struct feed_snapshot *sn)
  * the unsent bytes are below the high water mark again. */
 static void next_page(struct feed_snapshot *sn)
 {
-    if (sn->started && lg_http_stream_write(sn->req, NULL, 0) > SNAPSHOT_HIGH_WATER) {
+    size_t queued = sn->started ? lg_http_stream_write(sn->req, NULL, 0) : 0;
+    if (queued > SNAPSHOT_HIGH_WATER) {
         int64_t now = lg_mono_ms();
-        if (sn->stalled_ms == 0) sn->stalled_ms = now;
+        if (sn->stalled_ms == 0 || queued < sn->queued) sn->stalled_ms = now; /* it reads */
+        sn->queued = queued;
         if (now - sn->stalled_ms >= SNAPSHOT_STALL_MS) {
             lg_warn("feed: a snapshot reader took nothing for %d s; dropped",
                     SNAPSHOT_STALL_MS / 1000);
@@ -347,17 +350,17 @@ void lg_feed_snapshot_serve(struct lg_feed *f, struct lg_http_req *req, const ch
 
 void lg_feed_snapshots_free(struct lg_feed *f)
 {
+    /* The worker may have freed its store already: nothing here sends a
+     * command (the copies expire by themselves). */
     for (struct feed_snapshot *sn = f->snapshots, *next; sn != NULL; sn = next) {
         next = sn->next;
         snapshot_answer(sn, false, "the gateway is stopping");
-        if (sn->inflight) { /* its page's answer frees it */
-            sn->f = NULL;
-            sn->prev = sn->next = NULL;
-            event_free(sn->wait); /* the loop may be gone by then */
-            sn->wait = NULL;
-        } else {
-            snapshot_free(sn, true);
-        }
+        bool inflight = sn->inflight;
+        snapshot_unlink(sn);
+        sn->f = NULL; /* orphaned */
+        event_free(sn->wait);
+        sn->wait = NULL;
+        if (!inflight) free(sn); /* else its page's answer frees it */
     }
     f->snapshots = NULL;
 }
