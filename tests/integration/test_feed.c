@@ -1689,6 +1689,57 @@ START_TEST(snapshot_waits_for_reader)
 }
 END_TEST
 
+/* Redis stops answering halfway through a snapshot: the answer, already
+ * 200, ends before its closing bracket, so no consumer takes it for a
+ * whole (smaller) platform. */
+START_TEST(snapshot_cut_short)
+{
+    fill_platform("BIG", BIG_FACILITIES, BIG_NAME_LEN);
+    struct cred feed;
+    make_feed_key(&feed);
+    json_decref(get_json(&feed, "/v1/feed/facilities/changes?cursor=0-0"));
+    struct raw_conn rc;
+    snapshot_request(&rc, &feed);
+    sse_until(a_snapshot_copy, NULL, IT->timeout_ms, "the snapshot to start");
+    /* the gateway waits for this reader to take what was sent */
+    struct raw_buf b = {0};
+    int64_t until = itest_mono_ms() + IT->timeout_ms;
+    while (b.len == 0 || strstr(b.data, "\r\n\r\n") == NULL) {
+        ck_assert_msg(itest_mono_ms() < until, "no answer head");
+        raw_read_for(&rc, &b, 50, 0);
+    }
+    itest_redis_pause();
+    int st = raw_read_for(&rc, &b, itest_scaled_ms(30000), 0);
+    itest_redis_resume();
+    raw_close(&rc);
+    ck_assert_msg(st == RAW_EOF, "the cut answer did not end");
+    int status;
+    char *body;
+    size_t len;
+    dechunk(&b, &status, &body, &len);
+    ck_assert_int_eq(status, 200);
+    ck_assert_msg(len > 0 && strncmp(body, "{\"cursor\":", 10) == 0, "no snapshot head");
+    json_error_t jerr;
+    json_t *j = json_loadb(body, len, 0, &jerr);
+    ck_assert_msg(j == NULL, "a snapshot cut short parses as JSON (%zu bytes)", len);
+    free(body);
+    raw_buf_free(&b);
+    /* and, once the gateway has its Redis connection back, whole again */
+    int64_t end = itest_mono_ms() + IT->timeout_ms;
+    struct itest_resp r;
+    while (feed_get(&feed, "/v1/feed/facilities", NULL, &r) != 200) {
+        ck_assert_msg(r.status == 503, "after the outage: HTTP %ld", r.status);
+        ck_assert_msg(itest_mono_ms() < end, "no whole snapshot after the outage");
+        itest_resp_free(&r);
+        itest_sleep_ms(50);
+    }
+    json_t *snap = json_loads(r.body, 0, NULL);
+    itest_resp_free(&r);
+    ck_assert_ptr_nonnull(snap);
+    ck_assert_uint_ge(check_whole_snapshot(snap), BIG_FACILITIES);
+}
+END_TEST
+
 /* More facilities than one snapshot page: read in pages, each facility
  * once, sorted, as Redis holds them. */
 START_TEST(large_snapshot)
@@ -1785,6 +1836,7 @@ int main(void)
     TCase *big = feed_case(su, "big_snapshot", setup_workers);
     tcase_add_test(big, snapshot_streamed_in_pages);
     tcase_add_test(big, snapshot_waits_for_reader);
+    tcase_add_test(big, snapshot_cut_short);
     tcase_add_test(feed_case(su, "per_key", setup_workers), streams_per_key);
     tcase_add_test(feed_case(su, "store_down", setup_down), store_unavailable);
     return itest_exit_status(check_run(su));
