@@ -1658,18 +1658,25 @@ START_TEST(snapshot_streamed_in_pages)
 }
 END_TEST
 
+/* A large platform, a feed key FEED known to the gateway, and a snapshot
+ * asked for on RC and begun (its copy is in Redis). */
+static void big_snapshot_started(struct cred *feed, struct raw_conn *rc)
+{
+    fill_platform("BIG", BIG_FACILITIES, BIG_NAME_LEN);
+    make_feed_key(feed);
+    json_decref(get_json(feed, "/v1/feed/facilities/changes?cursor=0-0"));
+    snapshot_request(rc, feed);
+    sse_until(a_snapshot_copy, NULL, IT->timeout_ms, "the snapshot to start");
+}
+
 /* A reader that takes nothing: the gateway stops reading pages (the copy
  * waits in Redis) instead of queueing the whole answer, goes on when the
  * reader reads, and deletes the copy of a reader that leaves. */
 START_TEST(snapshot_waits_for_reader)
 {
-    fill_platform("BIG", BIG_FACILITIES, BIG_NAME_LEN);
     struct cred feed;
-    make_feed_key(&feed);
-    json_decref(get_json(&feed, "/v1/feed/facilities/changes?cursor=0-0"));
     struct raw_conn rc;
-    snapshot_request(&rc, &feed);
-    sse_until(a_snapshot_copy, NULL, IT->timeout_ms, "the snapshot to start");
+    big_snapshot_started(&feed, &rc);
     itest_sleep_ms(itest_scaled_ms(500));
     ck_assert_msg(snapshot_copies() == 1, "the whole snapshot was read while nobody took it");
     struct raw_buf b = {0};
@@ -1694,13 +1701,9 @@ END_TEST
  * whole (smaller) platform. */
 START_TEST(snapshot_cut_short)
 {
-    fill_platform("BIG", BIG_FACILITIES, BIG_NAME_LEN);
     struct cred feed;
-    make_feed_key(&feed);
-    json_decref(get_json(&feed, "/v1/feed/facilities/changes?cursor=0-0"));
     struct raw_conn rc;
-    snapshot_request(&rc, &feed);
-    sse_until(a_snapshot_copy, NULL, IT->timeout_ms, "the snapshot to start");
+    big_snapshot_started(&feed, &rc);
     /* the gateway waits for this reader to take what was sent */
     struct raw_buf b = {0};
     int64_t until = itest_mono_ms() + IT->timeout_ms;
