@@ -118,7 +118,7 @@ struct feed_snapshot {
     int64_t stalled_ms;               /* since when the client took nothing, 0 = it does */
     size_t queued;                    /* unsent bytes at the last look */
     struct event *wait;               /* looks again whether the client took enough */
-    char scan[80];                    /* the SSCAN cursor (copying), or the last id sent */
+    char scan[256];                   /* the SSCAN cursor (copying), or the last id sent */
     char cursor[FEED_CURSOR_MAX + 8]; /* the events cursor, from the first page */
     char tmp_key[160];
     char request_id[FEED_REQUEST_ID_MAX + 1];
@@ -225,12 +225,13 @@ static void next_page(struct feed_snapshot *sn)
 
 static void on_wait(evutil_socket_t fd, short what, void *arg) { next_page(arg); }
 
-/* Writes the facilities of page R, the head first when it is the first. */
-static void page_write(struct feed_snapshot *sn, const redisReply *r)
+/* Writes the facilities of page R, the head first when it is the first.
+ * 0, or -1 when memory is short (nothing written). */
+static int page_write(struct feed_snapshot *sn, const redisReply *r)
 {
     size_t n = (r->elements - REPLY_HEAD) / REPLY_FIELDS;
     struct evbuffer *text = evbuffer_new();
-    if (text == NULL) return;
+    if (text == NULL) return -1;
     if (!sn->started) {
         json_t *c = json_string(sn->cursor);
         char *ctext = c ? json_dumps(c, JSON_ENCODE_ANY) : NULL;
@@ -261,6 +262,7 @@ static void page_write(struct feed_snapshot *sn, const redisReply *r)
     size_t len = evbuffer_get_length(text);
     if (len > 0) lg_http_stream_write(sn->req, (const char *)evbuffer_pullup(text, -1), len);
     evbuffer_free(text);
+    return 0;
 }
 
 static bool page_ok(const redisReply *r)
@@ -298,7 +300,11 @@ static void on_page(struct lg_store *st, redisReply *reply, void *arg)
     if (sn->copying && next_scan[0] != '\0') {
         snprintf(sn->scan, sizeof(sn->scan), "%s", next_scan);
     } else {
-        page_write(sn, reply);
+        if (page_write(sn, reply) < 0) {
+            snapshot_answer(sn, false, "out of memory");
+            snapshot_free(sn, true);
+            return;
+        }
         sn->copying = false;
         if (last[0] == '\0') { /* that was the last page */
             snapshot_answer(sn, true, NULL);
