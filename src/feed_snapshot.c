@@ -21,6 +21,7 @@
  * a failure before that is a JSON error, one after it ends the answer
  * before its closing bracket, which no JSON parser takes for a whole
  * snapshot. */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,15 +36,16 @@
 #include "lockgate/reply.h"
 #include "lockgate/util.h"
 
-#define SNAPSHOT_PAGE       1000 /* ids per script (a few ms of Redis) */
-#define SNAPSHOT_MAX_PAGES  100000
-#define SNAPSHOT_TTL_MS     "60000"      /* the copy's lifetime in Redis between two pages */
-#define SNAPSHOT_HIGH_WATER (512 * 1024) /* unsent bytes past which reading waits */
-#define SNAPSHOT_WAIT_MS    20           /* how often a waiting snapshot looks again */
-#define SNAPSHOT_STALL_MS   30000        /* a client that takes nothing for this long is dropped */
-#define REPLY_HEAD          3            /* stream cursor, next scan cursor, last id read */
-#define REPLY_FIELDS        5            /* facility_id, account_id, name, included, updated_at */
-#define JSON_TYPE           "application/json"
+#define SNAPSHOT_PAGE        1000 /* ids per script (a few ms of Redis) */
+#define SNAPSHOT_MAX_PAGES   100000
+#define SNAPSHOT_TTL_MS      "60000"      /* the copy's lifetime in Redis between two pages */
+#define SNAPSHOT_HIGH_WATER  (512 * 1024) /* unsent bytes past which reading waits */
+#define SNAPSHOT_WAIT_MS     20           /* how often a waiting snapshot looks again */
+#define SNAPSHOT_STALL_MS    30000        /* a client that takes nothing for this long is dropped */
+#define SNAPSHOT_MAX_RUNNING 4            /* per instance: each holds a copy of the ids in Redis */
+#define REPLY_HEAD           3            /* stream cursor, next scan cursor, last id read */
+#define REPLY_FIELDS         5            /* facility_id, account_id, name, included, updated_at */
+#define JSON_TYPE            "application/json"
 
 /* One page of the snapshot. KEYS: the facility set, the events stream, the
  * snapshot's sorted set. ARGV: prefix, "copy" or "read", the SSCAN cursor
@@ -124,7 +126,17 @@ struct feed_snapshot {
     char request_id[FEED_REQUEST_ID_MAX + 1];
 };
 
+/* Snapshots being sent by this instance, every worker together. */
+static _Atomic int running;
+
 static void on_page(struct lg_store *st, redisReply *reply, void *arg);
+
+/* Frees SN's memory and gives back its place among the running snapshots. */
+static void snapshot_release(struct feed_snapshot *sn)
+{
+    free(sn);
+    atomic_fetch_sub(&running, 1);
+}
 
 static void snapshot_unlink(struct feed_snapshot *sn)
 {
@@ -148,7 +160,7 @@ static void snapshot_free(struct feed_snapshot *sn, bool drop_copy)
     }
     snapshot_unlink(sn);
     if (sn->wait) event_free(sn->wait);
-    free(sn);
+    snapshot_release(sn);
 }
 
 /* Ends SN's answer: a JSON error before the 200, else the stream (whole when
@@ -327,9 +339,21 @@ void lg_feed_snapshot_serve(struct lg_feed *f, struct lg_http_req *req, const ch
         lg_http_reply(req, 200, JSON_TYPE, NULL, 0);
         return;
     }
+    /* Each snapshot holds a sorted copy of the platform's ids in Redis
+     * while it is sent: a bounded number at once. */
+    if (atomic_fetch_add(&running, 1) >= SNAPSHOT_MAX_RUNNING) {
+        atomic_fetch_sub(&running, 1);
+        lg_http_set_header(req, "Retry-After", "1");
+        lg_http_reply_error_body(req, 429, "rate_limited",
+                                 "too many snapshots are being sent: retry shortly", rid);
+        return;
+    }
     struct feed_snapshot *sn = calloc(1, sizeof(*sn));
     if (sn == NULL || (sn->wait = evtimer_new(f->base, on_wait, sn)) == NULL) {
-        free(sn);
+        if (sn != NULL)
+            snapshot_release(sn);
+        else
+            atomic_fetch_sub(&running, 1);
         lg_http_reply_error_body(req, 503, "store_unavailable", "out of memory", rid);
         return;
     }
@@ -343,7 +367,7 @@ void lg_feed_snapshot_serve(struct lg_feed *f, struct lg_http_req *req, const ch
     sn->copying = true;
     if (page_send(sn) < 0) {
         event_free(sn->wait);
-        free(sn);
+        snapshot_release(sn);
         lg_http_reply_error_body(req, 503, "store_unavailable", "the facility store is unreachable",
                                  rid);
         return;
@@ -366,7 +390,7 @@ void lg_feed_snapshots_free(struct lg_feed *f)
         sn->f = NULL; /* orphaned */
         event_free(sn->wait);
         sn->wait = NULL;
-        if (!inflight) free(sn); /* else its page's answer frees it */
+        if (!inflight) snapshot_release(sn); /* else its page's answer frees it */
     }
     f->snapshots = NULL;
 }

@@ -1740,6 +1740,48 @@ START_TEST(snapshot_cut_short)
     itest_resp_free(&r);
     ck_assert_ptr_nonnull(snap);
     ck_assert_uint_ge(check_whole_snapshot(snap), BIG_FACILITIES);
+    /* the cut snapshot's copy could not be deleted during the outage; it
+     * expires in a minute: the next test counts copies, so it goes now */
+    redisContext *c = itest_redis();
+    redisReply *keys = itest_redis_cmd(c, "KEYS lg:feed:snapshot:*");
+    for (size_t i = 0; i < keys->elements; i++)
+        freeReplyObject(itest_redis_cmd(c, "DEL %s", keys->element[i]->str));
+    freeReplyObject(keys);
+    redisFree(c);
+}
+END_TEST
+
+static int four_snapshot_copies(void *arg) { return snapshot_copies() == 4; }
+static int three_snapshot_copies(void *arg) { return snapshot_copies() == 3; }
+
+/* Each snapshot being sent holds a copy of the ids in Redis: at most four
+ * at once per instance; the fifth is 429 until one of them ends. */
+START_TEST(snapshots_at_once)
+{
+    struct cred feed;
+    struct raw_conn rc[4];
+    big_snapshot_started(&feed, &rc[0]);
+    for (int i = 1; i < 4; i++) snapshot_request(&rc[i], &feed);
+    sse_until(four_snapshot_copies, NULL, IT->timeout_ms, "four snapshots to start");
+    struct itest_resp r;
+    feed_get(&feed, "/v1/feed/facilities", NULL, &r);
+    check_error(&r, 429, "rate_limited", "a fifth snapshot at once");
+    char *retry = itest_resp_header(&r, "Retry-After");
+    ck_assert_msg(retry != NULL && atoi(retry) >= 1, "429 without Retry-After");
+    free(retry);
+    itest_resp_free(&r);
+    raw_close(&rc[0]); /* a reader leaves: its place is free once the gateway sees it */
+    sse_until(three_snapshot_copies, NULL, IT->timeout_ms, "a left snapshot to end");
+    int64_t end = itest_mono_ms() + IT->timeout_ms;
+    while (feed_get(&feed, "/v1/feed/facilities", NULL, &r) == 429) {
+        ck_assert_msg(itest_mono_ms() < end, "a left snapshot's place was never given back");
+        itest_resp_free(&r);
+        itest_sleep_ms(20);
+    }
+    ck_assert_msg(r.status == 200, "after a snapshot ended: HTTP %ld", r.status);
+    itest_resp_free(&r);
+    for (int i = 1; i < 4; i++) raw_close(&rc[i]);
+    sse_until(no_snapshot_copy, NULL, IT->timeout_ms, "the left snapshots' copies to be deleted");
 }
 END_TEST
 
@@ -1840,6 +1882,7 @@ int main(void)
     tcase_add_test(big, snapshot_streamed_in_pages);
     tcase_add_test(big, snapshot_waits_for_reader);
     tcase_add_test(big, snapshot_cut_short);
+    tcase_add_test(big, snapshots_at_once);
     tcase_add_test(feed_case(su, "per_key", setup_workers), streams_per_key);
     tcase_add_test(feed_case(su, "store_down", setup_down), store_unavailable);
     return itest_exit_status(check_run(su));
