@@ -1417,6 +1417,19 @@ START_TEST(slow_reader_dropped)
 }
 END_TEST
 
+/* GET PATHQ with C's credentials is 429 rate_limited (the JSON error body,
+ * X-Request-Id once) with a Retry-After of at least a second. */
+static void check_limited(const struct cred *c, const char *pathq, const char *what)
+{
+    struct itest_resp r;
+    feed_get(c, pathq, NULL, &r);
+    check_error(&r, 429, "rate_limited", what);
+    char *retry = itest_resp_header(&r, "Retry-After");
+    ck_assert_msg(retry != NULL && atoi(retry) >= 1, "%s: 429 without Retry-After", what);
+    free(retry);
+    itest_resp_free(&r);
+}
+
 /* Opens a reader of C and waits for its answer's status. */
 static long sse_open_status(struct sse *s, const struct cred *c)
 {
@@ -1440,13 +1453,7 @@ START_TEST(streams_per_key)
     for (int i = 0; i < MAX; i++) sse_open(&s[i], &a, "", NULL);
     sse_ready(s, MAX);
 
-    struct itest_resp r;
-    feed_get(&a, "/v1/feed/facilities/stream", NULL, &r);
-    check_error(&r, 429, "rate_limited", "a stream past max_streams_per_key");
-    char *retry = itest_resp_header(&r, "Retry-After");
-    ck_assert_msg(retry != NULL && atoi(retry) >= 1, "429 without Retry-After");
-    free(retry);
-    itest_resp_free(&r);
+    check_limited(&a, "/v1/feed/facilities/stream", "a stream past max_streams_per_key");
     /* the limit is per key; the snapshot and changes are not streams */
     ck_assert_int_eq(sse_open_status(&other, &b), 200);
     json_decref(get_json(&a, "/v1/feed/facilities"));
@@ -1462,9 +1469,7 @@ START_TEST(streams_per_key)
     }
     ck_assert_msg(st == 200, "after a close: HTTP %ld", st);
     /* and the key is at its limit again */
-    feed_get(&a, "/v1/feed/facilities/stream", NULL, &r);
-    check_error(&r, 429, "rate_limited", "a stream past the limit after a close");
-    itest_resp_free(&r);
+    check_limited(&a, "/v1/feed/facilities/stream", "a stream past the limit after a close");
     sse_close(&again);
     sse_close(&other);
     for (int i = 1; i < MAX; i++) sse_close(&s[i]);
@@ -1763,13 +1768,8 @@ START_TEST(snapshots_at_once)
     big_snapshot_started(&feed, &rc[0]);
     for (int i = 1; i < 4; i++) snapshot_request(&rc[i], &feed);
     sse_until(four_snapshot_copies, NULL, IT->timeout_ms, "four snapshots to start");
+    check_limited(&feed, "/v1/feed/facilities", "a fifth snapshot at once");
     struct itest_resp r;
-    feed_get(&feed, "/v1/feed/facilities", NULL, &r);
-    check_error(&r, 429, "rate_limited", "a fifth snapshot at once");
-    char *retry = itest_resp_header(&r, "Retry-After");
-    ck_assert_msg(retry != NULL && atoi(retry) >= 1, "429 without Retry-After");
-    free(retry);
-    itest_resp_free(&r);
     raw_close(&rc[0]); /* a reader leaves: its place is free once the gateway sees it */
     sse_until(three_snapshot_copies, NULL, IT->timeout_ms, "a left snapshot to end");
     int64_t end = itest_mono_ms() + IT->timeout_ms;
