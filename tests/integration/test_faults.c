@@ -511,7 +511,7 @@ START_TEST(test_local_limit_workers)
 
     itest_redis_stop();
     int64_t gone_by = itest_mono_ms() + IT->timeout_ms;
-    while (ft_port_open(IT->redis_port)) {
+    while (itest_port_open(IT->redis_port)) {
         ck_assert_msg(itest_mono_ms() < gone_by, "Redis still listens after being killed");
         itest_sleep_ms(5);
     }
