@@ -15,6 +15,7 @@
 #include "lockgate/feed.h"
 #include "lockgate/http.h"
 #include "lockgate/log.h"
+#include "lockgate/metrics.h"
 #include "lockgate/pipeline.h"
 #include "lockgate/ratelimit.h"
 #include "lockgate/store.h"
@@ -135,6 +136,7 @@ static void on_event(struct lg_store *st, const char *channel, const char *msg, 
     }
     struct lg_event ev;
     if (lg_event_parse(msg, len, &ev) < 0) {
+        lg_metrics_event(false);
         /* It could have been a revocation: fail closed. */
         lg_warn("worker %d: a malformed event; forgetting cached keys, reloading facilities",
                 w->id);
@@ -161,6 +163,7 @@ static void on_event(struct lg_store *st, const char *channel, const char *msg, 
         if (strcmp(ev.type, "facility.deleted") == 0) lg_cache_keys_flush(w->cache);
     }
     lg_feed_on_event(w->feed, &ev);
+    lg_metrics_event(true);
 }
 
 /* The subscription's edges (SPEC section 10). A missed event could be a
@@ -218,6 +221,7 @@ static void on_probe_timer(evutil_socket_t fd, short what, void *arg)
 static void on_sub_state(struct lg_store *st, bool up, void *arg)
 {
     struct lg_worker *w = arg;
+    lg_metrics_redis_state(LG_METRICS_CONN_EVENTS, up);
     lg_feed_close_all(w->feed); /* a key.disabled may be missed, or was */
     if (up) {
         w->suspect = false;
@@ -246,6 +250,7 @@ static void on_sub_state(struct lg_store *st, bool up, void *arg)
 static void on_cmd_state(struct lg_store *st, bool up, void *arg)
 {
     struct lg_worker *w = arg;
+    lg_metrics_redis_state(LG_METRICS_CONN_COMMANDS, up);
     if (!up) {
         if (w->suspect) { /* lost before answering the PING: together */
             w->suspect = false;
@@ -358,7 +363,9 @@ err:
 static void *run(void *arg)
 {
     struct lg_worker *w = arg;
+    lg_metrics_thread_start();
     event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
+    lg_metrics_thread_done();
     lg_http_thread_done();
     return NULL;
 }
