@@ -6,6 +6,8 @@
 #   make test-valgrind  the integration suites with every lockgate under valgrind
 #                   (memcheck, leaks); its reports in build/valgrind/test-logs/
 #   make fuzz       libFuzzer targets for every parser of hostile input (FUZZ_SECONDS each)
+#   make scan       third-party checks of a running lockgate: testssl, sslscan,
+#                   promtool, doona (scripts/scan.sh)
 #   make bench      side-by-side benchmark against nginx and haproxy (BENCHMARKS.md)
 
 CC      ?= cc
@@ -129,6 +131,10 @@ fuzz: deps
 	@$(MAKE) --no-print-directory BUILD=build/fuzz CC=clang FUZZ=1 fuzzers
 	@scripts/fuzz.sh build/fuzz $(FUZZ_SECONDS)
 
+scan: deps
+	@$(MAKE) --no-print-directory all $(BUILD)/tests/integration/upstream_server
+	@LG_BUILD=$(BUILD) scripts/scan.sh
+
 bench: deps
 	@$(MAKE) --no-print-directory all bench-tools
 	@scripts/bench.sh
@@ -136,4 +142,4 @@ bench: deps
 clean:
 	rm -rf build
 
-.PHONY: all deps run test test-san test-valgrind fuzz fuzzers bench bench-tools clean tests
+.PHONY: all deps run test test-san test-valgrind fuzz fuzzers scan bench bench-tools clean tests
