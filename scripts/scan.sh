@@ -230,10 +230,14 @@ if wants doona; then
     done
     for j in $jobs; do wait "$j"; done
     after=$(wc -l <"$dir/upstream.rec")
-    bad=""
+    bad="" nbad=0
     for f in "$dir"/doona-*.rc; do
-        [ "$(cat "$f")" = 0 ] || bad="$bad $(basename "$f" .rc): exit $(cat "$f") ($(grep -v '^ *$' "${f%.rc}.txt" | tail -1 | tr -d '\r'))"
+        [ "$(cat "$f")" = 0 ] && continue
+        nbad=$((nbad + 1))
+        # the first failed run says where (its last line names the case)
+        [ -z "$bad" ] && bad=" $(basename "$f" .rc) exit $(cat "$f"): $(grep -v '^ *$' "${f%.rc}.txt" | tail -1 | tr -d '\r' | sed 's/^.*\.\([A-Za-z]\)/\1/')"
     done
+    [ $nbad -gt 1 ] && bad="$bad (and $((nbad - 1)) more of the 12 runs)"
     ncases=$((2184 + 45 * $(echo $headers | wc -w)))
     alive=yes
     kill -0 "$lg_pid" 2>/dev/null || alive="no (exited)"
@@ -242,6 +246,7 @@ if wants doona; then
         alive="no (the public port does not answer 401)"
     if [ -n "$bad" ] || [ "$alive" != yes ] || [ "$after" != "$before" ]; then
         verdict doona FAIL "alive: $alive; requests that reached the upstream: $((after - before));$bad"
+        [ "${SCAN_KEEP:-0}" = 1 ] || echo "          (SCAN_KEEP=1 keeps doona's output in the temp folder)"
     else
         verdict doona PASS "$ncases cases, lockgate alive, nothing reached the upstream ($(elapsed "$t0"))"
     fi

@@ -490,11 +490,13 @@ static enum lg_stage_result stage_authorize(struct lg_ctx *c)
                       feed_route ? "this route is for feed keys"
                                  : "feed keys may only read the feed");
     if (feed_route) return LG_OK;
-    bool hit = lg_cache_answers(d->cache, lg_store_up(d->store));
-    lg_metrics_cache(LG_METRICS_CACHE_FACILITY, hit);
-    if (!hit) return read_facilities(c);
+    if (!lg_cache_answers(d->cache, lg_store_up(d->store))) {
+        lg_metrics_cache(LG_METRICS_CACHE_FACILITY, false);
+        return read_facilities(c);
+    }
     if (!lg_cache_facilities_loaded(d->cache))
         return fail(c, 503, "store_unavailable", "facilities are being loaded");
+    lg_metrics_cache(LG_METRICS_CACHE_FACILITY, true);
     if (c->route.kind == LG_ROUTE_FACILITIES) return LG_OK;
     return authorize_facility(c, lg_cache_facility_get(d->cache, c->route.facility_id));
 }
