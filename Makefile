@@ -45,7 +45,7 @@ UNIT_SRC = $(wildcard tests/unit/*.c)
 UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%)
 ITEST_SRC = $(wildcard tests/integration/*.c)
 ITEST_BIN = $(ITEST_SRC:tests/integration/%.c=$(BUILD)/tests/integration/%)
-ITEST_HDRS = $(wildcard tests/integration/*.h) tests/check_run.h
+ITEST_HDRS = $(wildcard tests/integration/*.h) $(wildcard tests/*.h)
 FUZZ_SRC = $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN = $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 BENCH_SRC = $(wildcard tests/bench/*.c)
@@ -68,7 +68,7 @@ $(BUILD)/lockgate-admin: $(CLI_OBJ) $(CORE_OBJ)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # One Check binary per unit test file (tests/unit/test_<module>.c).
-$(BUILD)/tests/unit/%: tests/unit/%.c tests/check_run.h $(CORE_OBJ) $(HDRS)
+$(BUILD)/tests/unit/%: tests/unit/%.c $(wildcard tests/*.h) $(CORE_OBJ) $(HDRS)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC/LD   $<")
 	$(Q)$(CC) $(CFLAGS) $(CHECK_CFLAGS) -Itests -o $@ $< $(CORE_OBJ) $(LDFLAGS) $(LDLIBS) $(CHECK_LIBS)

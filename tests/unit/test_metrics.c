@@ -1,12 +1,14 @@
 /* Unit tests of the metrics' counting: per-thread blocks and the shared one
  * summed at a scrape, histogram buckets (an upper bound is inclusive, as
- * Prometheus's le), gauges made of deltas, and the workers gauge. */
+ * Prometheus's le), gauges made of deltas, and the workers gauge; and of the
+ * tests' own exposition checker (prom_text.h), which must refuse bad text. */
 #include <check.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "check_run.h"
+#include "prom_text.h"
 #include "lockgate/metrics.h"
 
 #define PER_THREAD 10000
@@ -22,19 +24,10 @@ static char *scrape(void)
     return text;
 }
 
-/* The value of SAMPLE in TEXT, -1 when absent. */
-static double value(const char *text, const char *sample)
-{
-    size_t len = strlen(sample);
-    for (const char *p = text; p != NULL && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
-        if (strncmp(p, sample, len) == 0 && p[len] == ' ') return strtod(p + len + 1, NULL);
-    return -1;
-}
-
 static double get(const char *sample)
 {
     char *text = scrape();
-    double v = value(text, sample);
+    double v = prom_value(text, sample);
     free(text);
     return v;
 }
@@ -73,24 +66,33 @@ START_TEST(test_blocks_summed)
     lg_metrics_feed_streams(-1);
     pthread_barrier_wait(&started);
     char *text = scrape();
-    ck_assert_double_eq(value(text, "lockgate_requests_total{status=\"200\"}"), 3 * PER_THREAD);
-    ck_assert_double_eq(value(text, "lockgate_request_duration_seconds_count"), 3 * PER_THREAD);
-    ck_assert_double_eq_tol(value(text, "lockgate_request_duration_seconds_sum"),
+    ck_assert_double_eq(prom_value(text, "lockgate_requests_total{status=\"200\"}"),
+                        3 * PER_THREAD);
+    ck_assert_double_eq(prom_value(text, "lockgate_request_duration_seconds_count"),
+                        3 * PER_THREAD);
+    ck_assert_double_eq_tol(prom_value(text, "lockgate_request_duration_seconds_sum"),
                             3 * PER_THREAD * 0.003, 1e-6);
-    ck_assert_double_eq(value(text, "lockgate_auth_failures_total{reason=\"invalid_credentials\"}"),
-                        2 * PER_THREAD);
-    ck_assert_double_eq(value(text, "lockgate_feed_streams"), 1); /* 1 + 1 - 1 */
-    ck_assert_double_eq(value(text, "lockgate_workers"), 2);
-    ck_assert_double_eq(value(text, "lockgate_redis_connections_up{connection=\"commands\"}"), 2);
-    ck_assert_double_eq(value(text, "lockgate_redis_connections_up{connection=\"events\"}"), 0);
+    ck_assert_double_eq(
+        prom_value(text, "lockgate_auth_failures_total{reason=\"invalid_credentials\"}"),
+        2 * PER_THREAD);
+    ck_assert_double_eq(prom_value(text, "lockgate_feed_streams"), 1); /* 1 + 1 - 1 */
+    ck_assert_double_eq(prom_value(text, "lockgate_workers"), 2);
+    ck_assert_double_eq(prom_value(text, "lockgate_redis_connections_up{connection=\"commands\"}"),
+                        2);
+    ck_assert_double_eq(prom_value(text, "lockgate_redis_connections_up{connection=\"events\"}"),
+                        0);
+    char err[256];
+    ck_assert_msg(prom_check(text, err, sizeof(err)) == 0, "%s", err);
     free(text);
     pthread_barrier_wait(&stop);
     for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
     /* stopped workers keep their counts but leave the gauges */
     text = scrape();
-    ck_assert_double_eq(value(text, "lockgate_requests_total{status=\"200\"}"), 3 * PER_THREAD);
-    ck_assert_double_eq(value(text, "lockgate_workers"), 0);
-    ck_assert_double_eq(value(text, "lockgate_redis_connections_up{connection=\"commands\"}"), 0);
+    ck_assert_double_eq(prom_value(text, "lockgate_requests_total{status=\"200\"}"),
+                        3 * PER_THREAD);
+    ck_assert_double_eq(prom_value(text, "lockgate_workers"), 0);
+    ck_assert_double_eq(prom_value(text, "lockgate_redis_connections_up{connection=\"commands\"}"),
+                        0);
     free(text);
 }
 END_TEST
@@ -106,18 +108,18 @@ START_TEST(test_buckets)
     const char *h = "lockgate_redis_command_duration_seconds";
     char s[160];
     snprintf(s, sizeof(s), "%s_bucket{le=\"5e-05\"}", h);
-    ck_assert_double_eq(value(text, s), 2);
+    ck_assert_double_eq(prom_value(text, s), 2);
     snprintf(s, sizeof(s), "%s_bucket{le=\"0.0001\"}", h);
-    ck_assert_double_eq(value(text, s), 3);
+    ck_assert_double_eq(prom_value(text, s), 3);
     snprintf(s, sizeof(s), "%s_bucket{le=\"1\"}", h);
-    ck_assert_double_eq(value(text, s), 3);
+    ck_assert_double_eq(prom_value(text, s), 3);
     snprintf(s, sizeof(s), "%s_bucket{le=\"+Inf\"}", h);
-    ck_assert_double_eq(value(text, s), 4);
+    ck_assert_double_eq(prom_value(text, s), 4);
     snprintf(s, sizeof(s), "%s_count", h);
-    ck_assert_double_eq(value(text, s), 4);
+    ck_assert_double_eq(prom_value(text, s), 4);
     snprintf(s, sizeof(s), "%s_sum", h);
-    ck_assert_double_eq_tol(value(text, s), 2.000101, 1e-9);
-    ck_assert_double_eq(value(text, "lockgate_redis_command_failures_total"), 1);
+    ck_assert_double_eq_tol(prom_value(text, s), 2.000101, 1e-9);
+    ck_assert_double_eq(prom_value(text, "lockgate_redis_command_failures_total"), 1);
     free(text);
 }
 END_TEST
@@ -133,12 +135,50 @@ START_TEST(test_upstream_outcomes)
     lg_metrics_upstream(LG_UPSTREAM_UNAVAILABLE, 0, -1); /* never started: not timed */
     lg_metrics_upstream(LG_UPSTREAM_OK, 404, 1000);      /* an answer: not an error */
     char *text = scrape();
-    ck_assert_double_eq(value(text, "lockgate_upstream_errors_total{error=\"status_5xx\"}"), 1);
-    ck_assert_double_eq(value(text, "lockgate_upstream_errors_total{error=\"timeout\"}"), 1);
-    ck_assert_double_eq(value(text, "lockgate_upstream_errors_total{error=\"unavailable\"}"), 1);
-    ck_assert_double_eq(value(text, "lockgate_upstream_duration_seconds_count"), 4);
-    ck_assert_double_eq(value(text, "lockgate_upstream_up"), 1);
+    ck_assert_double_eq(prom_value(text, "lockgate_upstream_errors_total{error=\"status_5xx\"}"),
+                        1);
+    ck_assert_double_eq(prom_value(text, "lockgate_upstream_errors_total{error=\"timeout\"}"), 1);
+    ck_assert_double_eq(prom_value(text, "lockgate_upstream_errors_total{error=\"unavailable\"}"),
+                        1);
+    ck_assert_double_eq(prom_value(text, "lockgate_upstream_duration_seconds_count"), 4);
+    ck_assert_double_eq(prom_value(text, "lockgate_upstream_up"), 1);
     free(text);
+}
+END_TEST
+
+/* The checker refuses what Prometheus would: each text breaks one rule. */
+START_TEST(test_checker_refuses)
+{
+    static const char *const bad[] = {
+        "a_total 1\n",
+        "# HELP a_total x\na_total 1\n",
+        "# TYPE a_total counter\na_total 1\n",
+        "# HELP a x\n# TYPE a counter\na 1\n",
+        "# HELP a x\n# TYPE a gauge\na{b=\"c} 1\n",
+        "# HELP a x\n# TYPE a gauge\na one\n",
+        "# HELP a_ms x\n# TYPE a_ms gauge\na_ms 1\n",
+        "# HELP h_seconds x\n# TYPE h_seconds histogram\nh_seconds_bucket{le=\"1\"} 1\n"
+        "h_seconds_sum 1\nh_seconds_count 1\n",
+        "# HELP h_seconds x\n# TYPE h_seconds histogram\nh_seconds_bucket{le=\"1\"} 2\n"
+        "h_seconds_bucket{le=\"+Inf\"} 1\nh_seconds_sum 1\nh_seconds_count 1\n",
+        "# HELP h_seconds x\n# TYPE h_seconds histogram\nh_seconds_bucket{le=\"+Inf\"} 1\n"
+        "h_seconds_sum 1\nh_seconds_count 2\n",
+        "# HELP h_seconds x\n# TYPE h_seconds histogram\nh_seconds_bucket{le=\"+Inf\"} 1\n"
+        "h_seconds_count 1\n",
+        "# HELP h_seconds x\n# TYPE h_seconds histogram\nh_seconds_bucket 1\n",
+        "# HELP h_ms x\n# TYPE h_ms histogram\nh_ms_bucket{le=\"+Inf\"} 1\nh_ms_sum 1\nh_ms_count "
+        "1\n",
+        "# HELP a x\n# TYPE a gauge\n# HELP b x\n# TYPE b gauge\na 1\n",
+        "# HELP a x\n# TYPE a gauge\na 1\n# HELP a y\n",
+    };
+    char err[256];
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        ck_assert_msg(prom_check(bad[i], err, sizeof(err)) < 0, "accepted: %s", bad[i]);
+    const char *good = "# HELP a_total x\n# TYPE a_total counter\na_total{r=\"x\\\"y\"} 1\n"
+                       "# HELP h_seconds x\n# TYPE h_seconds histogram\n"
+                       "h_seconds_bucket{le=\"0.5\"} 1\nh_seconds_bucket{le=\"+Inf\"} 2\n"
+                       "h_seconds_sum 0.7\nh_seconds_count 2\n";
+    ck_assert_msg(prom_check(good, err, sizeof(err)) == 0, "refused: %s", err);
 }
 END_TEST
 
@@ -149,6 +189,7 @@ int main(void)
     tcase_add_test(tc, test_blocks_summed);
     tcase_add_test(tc, test_buckets);
     tcase_add_test(tc, test_upstream_outcomes);
+    tcase_add_test(tc, test_checker_refuses);
     suite_add_tcase(s, tc);
     return check_run(s) ? EXIT_FAILURE : EXIT_SUCCESS;
 }
