@@ -2,14 +2,16 @@
 # make scan: checks of the product by tools nobody on the project wrote, run
 # against a real lockgate on loopback (its own Redis, test upstream and
 # self-signed certificate, in a temp folder):
-#   testssl   the TLS listener: no finding of severity MEDIUM or worse but
-#             those of the self-signed test certificate (TESTSSL_IGNORED)
+#   testssl   the TLS listener (its default checks but the client simulation):
+#             no finding of severity MEDIUM or worse but those of the
+#             self-signed test certificate (TESTSSL_IGNORED)
 #   sslscan   the TLS listener: no SSL, no TLS 1.0/1.1, every accepted suite
 #             an AEAD one with forward secrecy
 #   promtool  /metrics passes `promtool check metrics` (format and lint)
 #   doona     2,679 cases of its HTTP module (every request-line case, every
-#             overflow of 11 headers) against the plain public port: lockgate
-#             alive afterwards, nothing reached the upstream
+#             overflow of 11 headers) against the plain public port, while
+#             testssl runs: lockgate alive afterwards, nothing reached the
+#             upstream
 # Prints each tool's verdict; exits 1 on any finding, 2 when the setup fails.
 #   usage: scripts/scan.sh            (LG_BUILD=build/san scans another build)
 #   SCAN_ONLY="sslscan promtool"      runs only those checks
@@ -23,7 +25,8 @@ only=${SCAN_ONLY:-testssl sslscan promtool doona}
 
 # testssl ids that only the self-signed test certificate causes: no chain of
 # trust (CRITICAL "failed (self signed)") and no CRL or OCSP URI (HIGH), which
-# no self-signed certificate has. A production certificate from a CA has both.
+# no self-signed certificate has. A certificate from a public CA has a chain
+# of trust, and a CRL or OCSP URI.
 TESTSSL_IGNORED="cert_chain_of_trust cert_revocation"
 
 for t in redis-server curl openssl jq testssl sslscan doona; do
