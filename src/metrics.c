@@ -201,6 +201,20 @@ void lg_metrics_redis_state(enum lg_metrics_conn which, bool up)
     atomic_store_explicit(&mine->conn_up[which], up ? 1 : 0, memory_order_relaxed);
 }
 
+int lg_metrics_workers_connected(int *connected)
+{
+    int workers = 0;
+    *connected = 0;
+    pthread_mutex_lock(&lock);
+    for (struct block *b = blocks; b != NULL; b = b->next) {
+        if (!atomic_load(&b->live)) continue;
+        workers++;
+        *connected += atomic_load(&b->conn_up[LG_METRICS_CONN_COMMANDS]);
+    }
+    pthread_mutex_unlock(&lock);
+    return workers;
+}
+
 void lg_metrics_event(bool applied)
 {
     struct block *b = here();

@@ -77,6 +77,9 @@ int lg_metrics_upstream_state(void);
 void lg_metrics_redis_command(bool answered, int64_t us);
 /* The calling worker's connection WHICH went up or down. */
 void lg_metrics_redis_state(enum lg_metrics_conn which, bool up);
+/* The worker threads running, and how many of them have their Redis command
+ * connection up (what /readyz waits for). Returns the first. */
+int lg_metrics_workers_connected(int *connected);
 /* One event from the events channel applied to a worker's caches, or
  * refused as malformed (APPLIED false). */
 void lg_metrics_event(bool applied);
