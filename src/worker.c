@@ -17,6 +17,7 @@
 #include "lockgate/feed.h"
 #include "lockgate/http.h"
 #include "lockgate/log.h"
+#include "lockgate/metrics.h"
 #include "lockgate/pipeline.h"
 #include "lockgate/ratelimit.h"
 #include "lockgate/store.h"
@@ -147,6 +148,7 @@ static void on_event(struct lg_store *st, const char *channel, const char *msg, 
     }
     struct lg_event ev;
     if (lg_event_parse(msg, len, &ev) < 0) {
+        lg_metrics_event(false);
         /* It could have been a revocation: fail closed. */
         lg_warn("worker %d: a malformed event; forgetting cached keys, reloading facilities",
                 w->id);
@@ -179,6 +181,7 @@ static void apply_event(struct lg_worker *w, const struct lg_event *ev)
         if (strcmp(ev->type, "facility.deleted") == 0) lg_cache_keys_flush(w->cache);
     }
     lg_feed_on_event(w->feed, ev);
+    lg_metrics_event(true);
 }
 
 /* The subscription's edges (SPEC section 10). A missed event could be a
@@ -295,6 +298,7 @@ static void read_events_after(struct lg_worker *w, const char *id)
 static void on_sub_state(struct lg_store *st, bool up, void *arg)
 {
     struct lg_worker *w = arg;
+    lg_metrics_redis_state(LG_METRICS_CONN_EVENTS, up);
     w->sub_check = false;
     lg_feed_close_all(w->feed); /* a key.disabled may be missed, or was */
     if (up) {
@@ -328,6 +332,7 @@ static void on_sub_state(struct lg_store *st, bool up, void *arg)
 static void on_cmd_state(struct lg_store *st, bool up, void *arg)
 {
     struct lg_worker *w = arg;
+    lg_metrics_redis_state(LG_METRICS_CONN_COMMANDS, up);
     if (!up) {
         w->cmd_lost = true;
         if (w->sub_check) { /* back to the state before: events still come */
@@ -644,10 +649,12 @@ static void on_thread_end(void *arg)
 static void *run(void *arg)
 {
     struct lg_worker *w = arg;
+    lg_metrics_thread_start();
     pthread_cleanup_push(on_thread_end, w);
     event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
     pthread_cleanup_pop(1);
     teardown(w);
+    lg_metrics_thread_done();
     lg_http_thread_done();
     return NULL;
 }
