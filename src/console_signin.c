@@ -1,0 +1,125 @@
+/* Console sign-in: email and password checked against the user's scrypt
+ * hash, with failures counted per email and per client address in Redis
+ * (shared by every instance); past the limit every attempt is 429 with
+ * Retry-After until the window ends, whether the password is right or not.
+ * The answer to a failure never tells whether the email exists: an unknown
+ * email costs one scrypt check too and answers the same 401. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <openssl/crypto.h>
+
+#include "admin_internal.h"
+#include "lockgate/http.h"
+#include "lockgate/password.h"
+
+#define FAIL_WINDOW_MS  (15 * 60 * 1000)
+#define FAILS_PER_EMAIL 5
+#define FAILS_PER_ADDR  20
+
+/* KEYS: signin:email:{e}, signin:addr:{ip}, user:{e}. ARGV[1] email limit,
+ * [2] address limit. {'throttled', ms left} or {'ok', account, role,
+ * status, password hash} ('' for an unknown user). */
+static struct lg_script script_begin = {
+    .name = "signin_begin",
+    .source = "local fe = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
+              "local fa = tonumber(redis.call('GET', KEYS[2]) or '0')\n"
+              "local t = 0\n"
+              "if fe >= tonumber(ARGV[1]) then t = math.max(t, redis.call('PTTL', KEYS[1])) end\n"
+              "if fa >= tonumber(ARGV[2]) then t = math.max(t, redis.call('PTTL', KEYS[2])) end\n"
+              "if t ~= 0 then return {'throttled', tostring(t)} end\n"
+              "local u = redis.call('HMGET', KEYS[3], 'account_id', 'role', 'status', 'password')\n"
+              "return {'ok', u[1] or '', u[2] or '', u[3] or '', u[4] or ''}\n"};
+
+/* KEYS: the two counters. ARGV[1] window ms. */
+static struct lg_script script_fail = {
+    .name = "signin_fail",
+    .source = "for i = 1, 2 do\n"
+              "  if redis.call('INCR', KEYS[i]) == 1 or redis.call('PTTL', KEYS[i]) < 0 then\n"
+              "    redis.call('PEXPIRE', KEYS[i], ARGV[1])\n"
+              "  end\n"
+              "end\n"
+              "return 1\n"};
+
+static void counters(struct lg_admin_call *c)
+{
+    lg_admin_call_key(c, "signin:email:%s", c->session.email);
+    lg_admin_call_key(c, "signin:addr:%s", c->peer);
+}
+
+static void done_fail(struct lg_admin_call *c, const redisReply *reply)
+{
+    lg_admin_call_error(c, 401, "invalid_credentials", "the email or password is wrong");
+}
+
+static const char *str_at(const redisReply *r, size_t i)
+{
+    return i < r->elements && r->element[i]->type == REDIS_REPLY_STRING ? r->element[i]->str : "";
+}
+
+static void done_begin(struct lg_admin_call *c, const redisReply *reply)
+{
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2) {
+        lg_admin_call_error(c, 500, "internal_error", "unexpected store answer");
+        return;
+    }
+    if (strcmp(str_at(reply, 0), "throttled") == 0) {
+        long long ms = atoll(str_at(reply, 1));
+        char secs[24];
+        snprintf(secs, sizeof(secs), "%lld", ms > 0 ? (ms + 999) / 1000 : 1);
+        lg_http_set_header(c->req, "Retry-After", secs);
+        lg_admin_call_error(c, 429, "rate_limited", "too many failed sign-ins; try again later");
+        return;
+    }
+    const char *account = str_at(reply, 1), *role = str_at(reply, 2);
+    const char *status = str_at(reply, 3), *stored = str_at(reply, 4);
+    bool ok = lg_password_verify(c->secret, strlen(c->secret), stored[0] ? stored : NULL);
+    OPENSSL_cleanse(c->secret, strlen(c->secret));
+    if (ok && strcmp(status, "active") == 0 && account[0] != '\0') {
+        char acct[LG_ACCOUNT_ID_LEN + 1], r[16];
+        snprintf(acct, sizeof(acct), "%s", account);
+        snprintf(r, sizeof(r), "%s", role);
+        lg_admin_session_create(c, c->session.email, acct, r);
+        return;
+    }
+    lg_admin_call_reset(c);
+    counters(c);
+    lg_admin_call_argf(c, "%d", FAIL_WINDOW_MS);
+    lg_admin_call_run(c, &script_fail, done_fail);
+}
+
+void lg_console_sign_in(struct lg_admin *adm, struct lg_http_req *req, const char *rid)
+{
+    size_t len = 0;
+    const char *text = lg_http_body(req, &len);
+    json_t *body = len <= ADMIN_MAX_BODY ? json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL)
+                                         : NULL;
+    json_t *ev = json_object_get(body, "email"), *pv = json_object_get(body, "password");
+    if (!json_is_object(body) || !json_is_string(ev) || !json_is_string(pv) ||
+        json_string_length(ev) == 0 || json_string_length(ev) > ADMIN_EMAIL_MAX ||
+        json_string_length(pv) == 0 || json_string_length(pv) > LG_PASSWORD_MAX) {
+        json_decref(body);
+        lg_admin_reply_error(adm, req, rid, 400, "bad_request",
+                             "body: {\"email\", \"password\"} required");
+        return;
+    }
+    struct lg_admin_call *c = lg_admin_call_new(adm, req, rid);
+    if (c == NULL || (c->secret = strdup(json_string_value(pv))) == NULL) {
+        if (c != NULL) lg_admin_call_error(c, 500, "internal_error", "out of memory");
+        json_decref(body);
+        return;
+    }
+    const char *e = json_string_value(ev);
+    size_t i = 0;
+    for (; e[i] != '\0' && i < ADMIN_EMAIL_MAX; i++)
+        c->session.email[i] = (e[i] >= 'A' && e[i] <= 'Z') ? (char)(e[i] - 'A' + 'a') : e[i];
+    c->session.email[i] = '\0';
+    json_decref(body); /* the password's copy inside jansson goes with it */
+    counters(c);
+    lg_admin_call_key(c, "user:%s", c->session.email);
+    lg_admin_call_argf(c, "%d", FAILS_PER_EMAIL);
+    lg_admin_call_argf(c, "%d", FAILS_PER_ADDR);
+    lg_admin_call_run(c, &script_begin, done_begin);
+}
