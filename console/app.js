@@ -75,6 +75,11 @@ async function showApp(me) {
   await loadAll();
 }
 
+function waitText(retryAfter) {
+  const s = Number(retryAfter) || 60;
+  return s > 90 ? Math.ceil(s / 60) + ' minutes' : s + ' seconds';
+}
+
 $('signin-form').addEventListener('submit', async (ev) => {
   ev.preventDefault();
   $('signin-error').textContent = '';
@@ -86,7 +91,7 @@ $('signin-form').addEventListener('submit', async (ev) => {
     $('tab-keys').focus();
   } catch (e) {
     $('signin-error').textContent = e.status === 429
-      ? 'Too many failed sign-ins. Try again in ' + (e.retryAfter || 'a few') + ' seconds.'
+      ? 'Too many failed sign-ins. Try again in ' + waitText(e.retryAfter) + '.'
       : e.status === 401 ? 'The email or password is wrong.' : e.message;
   }
 });

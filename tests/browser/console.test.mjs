@@ -366,7 +366,7 @@ test('wrong passwords are throttled', async () => {
     await page.evaluate(() => { document.getElementById('signin-error').textContent = ''; });
   }
   await signIn(page, A.email, A.password); // even the right one now
-  await page.getByRole('alert').getByText(/Too many failed sign-ins. Try again in \d+ seconds./).waitFor();
+  await page.getByRole('alert').getByText(/Too many failed sign-ins. Try again in \d+ (seconds|minutes)\./).waitFor();
   await check('sign-in-throttled');
   assert.equal(await page.getByRole('heading', { name: 'Integrations' }).isVisible(), false);
 });
