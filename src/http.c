@@ -1,5 +1,6 @@
 /* The HTTP/1.1 server: listeners, connections on bufferevents (plain and
- * TLS), requests framed by http_parse.c, answers written in one piece.
+ * TLS), requests framed by http_parse.c and handed to the handler, answers
+ * (written by http_write.c) that end a request or the connection.
  *
  * A connection owns one request object, reused for every request it
  * carries, and borrows a read buffer from its server's pool only while a
@@ -24,7 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,6 +36,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "http_internal.h"
 #include "lockgate/access_log.h"
 #include "lockgate/config.h"
 #include "lockgate/conn_limit.h"
@@ -51,70 +52,9 @@
 #define OUT_HIGH        (256 * 1024) /* unsent answer bytes past which no new request is read */
 #define BUF_SPARE       4096         /* read buffer room past the head limit, for body bytes */
 #define BUF_POOL_MAX    64
-#define HDRS_MAX        1536 /* answer headers a handler sets; more are dropped */
-#define HEAD_MAX        (HDRS_MAX + 1024)
-#define REQUEST_ID_MAX  64
 
-enum conn_state { C_IDLE, C_HEAD, C_BODY, C_HANDLER, C_STREAM, C_CLOSING, C_LINGER };
-
-struct conn;
-
-struct lg_http_req {
-    struct conn *conn;
-    struct lg_http_parse ps;
-    int64_t start_ms;
-    lg_http_close_cb *on_close;
-    void *close_arg;
-    char hdrs[HDRS_MAX]; /* answer headers set by the handler, "Name: value\r\n"... */
-    size_t hdrs_len;
-    char request_id[REQUEST_ID_MAX + 1]; /* the answer's X-Request-Id, for the access log */
-    int status;
-    bool close_after; /* the answer ends the connection */
-    bool chunked;     /* a stream with chunked framing (else close-delimited) */
-};
-
-struct conn {
-    struct conn *prev, *next; /* the server's connections */
-    struct lg_http_server *srv;
-    struct bufferevent *bev; /* NULL once the client has gone */
-    evutil_socket_t fd;
-    struct event *timer; /* fires at ARMED; DEADLINE may have moved later since */
-    int64_t deadline;    /* monotonic ms when the state's time is up; 0: none */
-    int64_t armed;       /* when the timer fires; 0: not armed */
-    enum conn_state state;
-    bool in_process; /* conn_process is on the stack */
-    bool doomed;     /* destroyed while conn_process ran: freed when it returns */
-    bool read_eof;   /* the client has shut its sending side */
-    bool counted;    /* holds a conn_limit slot */
-    bool tls;
-    bool failed;     /* a reset or an error: the TLS session is not kept */
-    unsigned served; /* requests answered on this connection */
-    uint64_t slot;
-    char *buf; /* pooled read buffer: [0, parsed) parsed, [parsed, len) not yet */
-    size_t len, parsed;
-    size_t body_raw; /* bytes of the body's framing read so far */
-    char peer[INET6_ADDRSTRLEN];
-    struct lg_http_req req;
-};
-
-struct lg_http_server {
-    struct event_base *base;
-    struct evconnlistener *listener;
-    struct event *accept_pause; /* re-enables the listener after EMFILE */
-    struct lg_tls *tls;
-    lg_http_handler *handler;
-    void *arg;
-    bool access_log;
-    bool public_api; /* metrics, no-store, connection caps */
-    size_t max_head, max_body, buf_cap;
-    int header_timeout_s, client_timeout_s;
-    struct conn *conns;
-    void *free_bufs; /* pooled read buffers, linked through their first bytes */
-    int nfree_bufs;
-};
-
-static void conn_process(struct conn *c);
-static void conn_destroy(struct conn *c);
+static void conn_process(struct lg_http_conn *c);
+static void conn_destroy(struct lg_http_conn *c);
 
 /* ---- small pieces ---- */
 
@@ -129,7 +69,7 @@ static void *buf_get(struct lg_http_server *srv)
     return malloc(srv->buf_cap);
 }
 
-static void buf_put(struct conn *c)
+static void buf_put(struct lg_http_conn *c)
 {
     struct lg_http_server *srv = c->srv;
     if (c->buf == NULL) return;
@@ -148,7 +88,7 @@ static void buf_put(struct conn *c)
  * earlier than the one it is set for. A request answered within one read
  * touches no timer at all; a timer that fires early is set again for the
  * rest. */
-static void timer_arm(struct conn *c, int64_t at, int64_t now)
+static void timer_arm(struct lg_http_conn *c, int64_t at, int64_t now)
 {
     int64_t ms = at > now ? at - now : 0;
     struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
@@ -156,70 +96,22 @@ static void timer_arm(struct conn *c, int64_t at, int64_t now)
     c->armed = at;
 }
 
-static void deadline_arm(struct conn *c, int64_t now)
+static void deadline_arm(struct lg_http_conn *c, int64_t now)
 {
     if (c->deadline != 0 && (c->armed == 0 || c->armed > c->deadline))
         timer_arm(c, c->deadline, now);
 }
 
-static void deadline_set(struct conn *c, int64_t ms)
+static void deadline_set(struct lg_http_conn *c, int64_t ms)
 {
     int64_t now = lg_mono_ms();
     c->deadline = now + ms;
     deadline_arm(c, now);
 }
 
-/* The Date header's value, formatted once a second per thread. */
-static const char *http_date(struct event_base *base)
-{
-    static _Thread_local time_t sec = -1;
-    static _Thread_local char text[40];
-    struct timeval tv;
-    event_base_gettimeofday_cached(base, &tv);
-    if (tv.tv_sec != sec) {
-        struct tm tm;
-        sec = tv.tv_sec;
-        gmtime_r(&sec, &tm);
-        strftime(text, sizeof(text), "%a, %d %b %Y %H:%M:%S GMT", &tm);
-    }
-    return text;
-}
-
-static const char *reason(int status)
-{
-    const char *r = http_status_str((enum http_status)status);
-    return strcmp(r, "<unknown>") == 0 ? "Unknown" : r;
-}
-
-/* Writes the two pieces in order: straight to a plain socket when nothing
- * is queued before them (no write interest, no extra loop turn), the rest
- * through the bufferevent, which arms write interest only then. */
-static void conn_send(struct conn *c, const char *a, size_t alen, const char *b, size_t blen)
-{
-    struct evbuffer *out = bufferevent_get_output(c->bev);
-    if (!c->tls && evbuffer_get_length(out) == 0) {
-        struct iovec iov[2] = {{(void *)a, alen}, {(void *)b, blen}};
-        struct msghdr msg = {.msg_iov = iov, .msg_iovlen = blen > 0 ? 2 : 1};
-        ssize_t n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-        /* On an error the bufferevent's own write reports it (as a hang-up). */
-        size_t done = n > 0 ? (size_t)n : 0;
-        if (done >= alen) {
-            done -= alen;
-            alen = 0;
-            b += done;
-            blen -= done;
-        } else {
-            a += done;
-            alen -= done;
-        }
-    }
-    if (alen > 0) evbuffer_add(out, a, alen);
-    if (blen > 0) evbuffer_add(out, b, blen);
-}
-
 /* ---- closing ---- */
 
-static void conn_linger(struct conn *c)
+static void conn_linger(struct lg_http_conn *c)
 {
     if (c->tls) {
         SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
@@ -235,12 +127,13 @@ static void conn_linger(struct conn *c)
     shutdown(c->fd, SHUT_WR);
     c->state = C_LINGER;
     buf_put(c);
-    evbuffer_drain(bufferevent_get_input(c->bev), evbuffer_get_length(bufferevent_get_input(c->bev)));
+    evbuffer_drain(bufferevent_get_input(c->bev),
+                   evbuffer_get_length(bufferevent_get_input(c->bev)));
     deadline_set(c, LINGER_MS);
 }
 
 /* The answer is written: close once it has left. */
-static void conn_close_after_flush(struct conn *c)
+static void conn_close_after_flush(struct lg_http_conn *c)
 {
     c->state = C_CLOSING;
     if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
@@ -250,7 +143,7 @@ static void conn_close_after_flush(struct conn *c)
     deadline_set(c, (int64_t)c->srv->client_timeout_s * 1000);
 }
 
-static void conn_destroy(struct conn *c)
+static void conn_destroy(struct lg_http_conn *c)
 {
     struct lg_http_server *srv = c->srv;
     if (c->in_process) {
@@ -276,14 +169,14 @@ static void conn_destroy(struct conn *c)
     free(c);
 }
 
-static bool owned_by_handler(const struct conn *c)
+static bool owned_by_handler(const struct lg_http_conn *c)
 {
     return c->state == C_HANDLER || c->state == C_STREAM;
 }
 
 /* The client has gone. A request the handler holds keeps the connection
  * object until it is answered; the socket goes now. */
-static void conn_gone(struct conn *c)
+static void conn_gone(struct lg_http_conn *c)
 {
     c->failed = true;
     if (!owned_by_handler(c)) {
@@ -298,95 +191,18 @@ static void conn_gone(struct conn *c)
     if (cb != NULL) cb(&c->req, c->req.close_arg); /* answers: C may be gone */
 }
 
+void lg_http_on_close(struct lg_http_req *r, lg_http_close_cb *on_close, void *arg)
+{
+    r->on_close = on_close;
+    r->close_arg = arg;
+    /* Gone already: tell it from the loop, not from inside this call. */
+    if (r->conn->bev == NULL) timer_arm(r->conn, 0, 0);
+}
+
 /* ---- answers ---- */
 
-static void count_answer(struct lg_http_req *r, size_t bytes)
-{
-    struct conn *c = r->conn;
-    struct lg_http_server *srv = c->srv;
-    int64_t ms = lg_mono_ms() - r->start_ms;
-    if (srv->public_api) lg_metrics_answer(r->status, ms);
-    if (srv->access_log) {
-        struct lg_access_entry e = {
-            .request_id = r->request_id,
-            .client_ip = c->peer,
-            .method = r->ps.path != NULL ? lg_http_method_name(r->ps.method) : "-",
-            .path = r->ps.path,
-            .status = r->status,
-            .bytes = bytes,
-            .ms = ms,
-        };
-        lg_access_log(srv->base, &e);
-    }
-}
-
-/* Appending to a fixed buffer: the answer head is built with copies, not
- * printf, once per request. */
-struct out {
-    char *p, *end;
-};
-
-static void put(struct out *o, const char *s, size_t n)
-{
-    if (n > (size_t)(o->end - o->p)) n = (size_t)(o->end - o->p);
-    memcpy(o->p, s, n);
-    o->p += n;
-}
-#define PUT_LIT(o, s) put(o, s, sizeof(s) - 1)
-
-static void put_uint(struct out *o, unsigned long long v)
-{
-    char t[24];
-    int i = (int)sizeof(t);
-    do t[--i] = (char)('0' + v % 10);
-    while ((v /= 10) != 0);
-    put(o, t + i, sizeof(t) - (size_t)i);
-}
-
-/* Formats the head of an answer into OUT, HEAD_MAX bytes (the handler's
- * headers are at most HDRS_MAX). LENGTH < 0: a stream. */
-static size_t format_head(struct lg_http_req *r, char *out, int status, const char *content_type,
-                          long long length)
-{
-    struct conn *c = r->conn;
-    struct out o = {out, out + HEAD_MAX};
-    if (status == 200) { /* nearly every answer */
-        PUT_LIT(&o, "HTTP/1.1 200 OK\r\nDate: ");
-    } else {
-        const char *why = reason(status);
-        PUT_LIT(&o, "HTTP/1.1 ");
-        put_uint(&o, (unsigned)status);
-        PUT_LIT(&o, " ");
-        put(&o, why, strlen(why));
-        PUT_LIT(&o, "\r\nDate: ");
-    }
-    put(&o, http_date(c->srv->base), 29);
-    PUT_LIT(&o, "\r\n");
-    if (content_type != NULL && strlen(content_type) <= 200) {
-        PUT_LIT(&o, "Content-Type: ");
-        put(&o, content_type, strlen(content_type));
-        PUT_LIT(&o, "\r\n");
-    }
-    if (length < 0) {
-        if (r->chunked) PUT_LIT(&o, "Transfer-Encoding: chunked\r\n");
-    } else if (status >= 200 && status != 204 && status != 304) {
-        PUT_LIT(&o, "Content-Length: ");
-        put_uint(&o, (unsigned long long)length);
-        PUT_LIT(&o, "\r\n");
-    }
-    if (r->close_after)
-        PUT_LIT(&o, "Connection: close\r\n");
-    else if (r->ps.minor == 0)
-        PUT_LIT(&o, "Connection: keep-alive\r\n");
-    PUT_LIT(&o, "X-Content-Type-Options: nosniff\r\n");
-    if (c->srv->public_api) PUT_LIT(&o, "Cache-Control: no-store\r\n");
-    put(&o, r->hdrs, r->hdrs_len);
-    PUT_LIT(&o, "\r\n");
-    return (size_t)(o.p - out);
-}
-
 /* The request is answered: the connection waits for the next one, or closes. */
-static void request_done(struct conn *c)
+static void request_done(struct lg_http_conn *c)
 {
     c->served++;
     if (c->req.close_after) {
@@ -409,37 +225,37 @@ static void request_done(struct conn *c)
 /* The request of a connection whose client has gone: nothing to write. */
 static void release_gone(struct lg_http_req *r, size_t bytes)
 {
-    count_answer(r, bytes);
+    lg_http_answer_count(r, bytes);
     conn_destroy(r->conn);
 }
 
 void lg_http_reply(struct lg_http_req *r, int status, const char *content_type, const char *body,
                    size_t len)
 {
-    struct conn *c = r->conn;
+    struct lg_http_conn *c = r->conn;
     r->status = status;
     if (c->bev == NULL) {
         release_gone(r, 0);
         return;
     }
     if (status == 499) { /* nobody is there to read it */
-        count_answer(r, 0);
+        lg_http_answer_count(r, 0);
         r->close_after = true;
         conn_close_after_flush(c);
         return;
     }
     char head[HEAD_MAX];
-    size_t n = format_head(r, head, status, content_type,
-                           (long long)(body != NULL ? len : 0));
+    size_t n =
+        lg_http_head_format(r, head, status, content_type, (long long)(body != NULL ? len : 0));
     bool head_only = r->ps.method == LG_HTTP_HEAD || body == NULL;
-    conn_send(c, head, n, body, head_only ? 0 : len);
-    count_answer(r, head_only ? 0 : len);
+    lg_http_conn_send(c, head, n, body, head_only ? 0 : len);
+    lg_http_answer_count(r, head_only ? 0 : len);
     request_done(c);
 }
 
 /* Answers a request the server refuses itself, in the JSON error body of
  * the API, and closes the connection after it. */
-static void protocol_error(struct conn *c, int status, const char *msg)
+static void protocol_error(struct lg_http_conn *c, int status, const char *msg)
 {
     struct lg_http_req *r = &c->req;
     const char *code = status == 405   ? "method_not_allowed"
@@ -452,9 +268,9 @@ static void protocol_error(struct conn *c, int status, const char *msg)
     r->close_after = true;
     r->hdrs_len = 0;
     lg_request_id_new(r->request_id);
-    r->hdrs_len = (size_t)snprintf(r->hdrs, sizeof(r->hdrs), "X-Request-Id: %s\r\n%s",
-                                   r->request_id,
-                                   status == 405 ? "Allow: GET, HEAD, POST, PATCH, DELETE\r\n" : "");
+    r->hdrs_len =
+        (size_t)snprintf(r->hdrs, sizeof(r->hdrs), "X-Request-Id: %s\r\n%s", r->request_id,
+                         status == 405 ? "Allow: GET, HEAD, POST, PATCH, DELETE\r\n" : "");
     char body[512];
     int blen = snprintf(body, sizeof(body),
                         "{\"error\":{\"code\":\"%s\",\"message\":\"%s\",\"request_id\":\"%s\"}}",
@@ -462,15 +278,15 @@ static void protocol_error(struct conn *c, int status, const char *msg)
     r->status = status;
     if (r->start_ms == 0) r->start_ms = lg_mono_ms();
     char head[HEAD_MAX];
-    size_t n = format_head(r, head, status, "application/json", blen);
-    conn_send(c, head, n, body, (size_t)blen);
-    count_answer(r, (size_t)blen);
+    size_t n = lg_http_head_format(r, head, status, "application/json", blen);
+    lg_http_conn_send(c, head, n, body, (size_t)blen);
+    lg_http_answer_count(r, (size_t)blen);
     conn_close_after_flush(c);
 }
 
 void lg_http_stream_start(struct lg_http_req *r, int status, const char *content_type)
 {
-    struct conn *c = r->conn;
+    struct lg_http_conn *c = r->conn;
     r->status = status;
     c->state = C_STREAM;
     if (c->bev == NULL) return;
@@ -480,31 +296,14 @@ void lg_http_stream_start(struct lg_http_req *r, int status, const char *content
     r->chunked = r->ps.minor >= 1;
     r->close_after = true;
     char head[HEAD_MAX];
-    size_t n = format_head(r, head, status, content_type, -1);
-    conn_send(c, head, n, NULL, 0);
+    size_t n = lg_http_head_format(r, head, status, content_type, -1);
+    lg_http_conn_send(c, head, n, NULL, 0);
     if (c->srv->public_api) lg_metrics_answer(status, lg_mono_ms() - r->start_ms);
-}
-
-size_t lg_http_stream_write(struct lg_http_req *r, const char *data, size_t len)
-{
-    struct conn *c = r->conn;
-    if (c->bev == NULL || len == 0) return 0;
-    struct evbuffer *out = bufferevent_get_output(c->bev);
-    if (r->chunked) {
-        char size[24];
-        int n = snprintf(size, sizeof(size), "%zx\r\n", len);
-        evbuffer_add(out, size, (size_t)n);
-        evbuffer_add(out, data, len);
-        evbuffer_add(out, "\r\n", 2);
-    } else {
-        evbuffer_add(out, data, len);
-    }
-    return evbuffer_get_length(out);
 }
 
 void lg_http_stream_end(struct lg_http_req *r)
 {
-    struct conn *c = r->conn;
+    struct lg_http_conn *c = r->conn;
     if (c->bev == NULL) {
         release_gone(r, 0);
         return;
@@ -513,7 +312,7 @@ void lg_http_stream_end(struct lg_http_req *r)
     if (c->srv->access_log) {
         bool pub = c->srv->public_api;
         c->srv->public_api = false; /* counted when the stream started */
-        count_answer(r, 0);
+        lg_http_answer_count(r, 0);
         c->srv->public_api = pub;
     }
     c->state = C_HANDLER;
@@ -522,7 +321,7 @@ void lg_http_stream_end(struct lg_http_req *r)
 
 /* ---- requests ---- */
 
-static void dispatch(struct conn *c)
+static void dispatch(struct lg_http_conn *c)
 {
     struct lg_http_req *r = &c->req;
     struct lg_http_parse *ps = &r->ps;
@@ -544,12 +343,13 @@ static void dispatch(struct conn *c)
 
 /* Moves bytes from the bufferevent into the read buffer and the parser, and
  * hands each complete request to the handler, one at a time. */
-static void conn_process(struct conn *c)
+static void conn_process(struct lg_http_conn *c)
 {
     struct lg_http_server *srv = c->srv;
     struct lg_http_parse *ps = &c->req.ps;
     c->in_process = true;
-    while (!c->doomed && c->bev != NULL && (c->state == C_IDLE || c->state == C_HEAD || c->state == C_BODY)) {
+    while (!c->doomed && c->bev != NULL &&
+           (c->state == C_IDLE || c->state == C_HEAD || c->state == C_BODY)) {
         /* a client that sends requests but does not read answers waits */
         if (evbuffer_get_length(bufferevent_get_output(c->bev)) > OUT_HIGH) break;
         if (c->parsed == c->len) {
@@ -571,7 +371,8 @@ static void conn_process(struct conn *c)
             c->state = C_HEAD;
             c->req.start_ms = lg_mono_ms();
             /* the first head is due header_timeout_s after the connection */
-            if (c->served > 0) c->deadline = c->req.start_ms + (int64_t)srv->header_timeout_s * 1000;
+            if (c->served > 0)
+                c->deadline = c->req.start_ms + (int64_t)srv->header_timeout_s * 1000;
         }
         enum lg_http_parse_state before = ps->state;
         size_t off = c->parsed;
@@ -598,7 +399,7 @@ static void conn_process(struct conn *c)
                 c->deadline = lg_mono_ms() + (int64_t)srv->client_timeout_s * 1000;
                 if (ps->expect_continue && ps->minor >= 1) {
                     static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-                    conn_send(c, cont, sizeof(cont) - 1, NULL, 0);
+                    lg_http_conn_send(c, cont, sizeof(cont) - 1, NULL, 0);
                 }
             }
             break;
@@ -619,7 +420,7 @@ static void conn_process(struct conn *c)
 
 static void on_read(struct bufferevent *bev, void *arg)
 {
-    struct conn *c = arg;
+    struct lg_http_conn *c = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
     switch (c->state) {
     case C_LINGER:
@@ -632,7 +433,7 @@ static void on_read(struct bufferevent *bev, void *arg)
 
 static void on_write(struct bufferevent *bev, void *arg)
 {
-    struct conn *c = arg;
+    struct lg_http_conn *c = arg;
     if (c->state == C_CLOSING)
         conn_linger(c);
     else if (c->state == C_IDLE || c->state == C_HEAD || c->state == C_BODY)
@@ -641,7 +442,7 @@ static void on_write(struct bufferevent *bev, void *arg)
 
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
-    struct conn *c = arg;
+    struct lg_http_conn *c = arg;
     /* a reset, a write error, or an answer the client has not taken for a
      * whole client timeout */
     if (what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
@@ -654,7 +455,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     case C_IDLE:
     case C_HEAD:
     case C_BODY: conn_process(c); break; /* a request may be complete; else it ends here */
-    case C_HANDLER: break; /* answered, and so are requests already buffered */
+    case C_HANDLER: break;               /* answered, and so are requests already buffered */
     case C_STREAM: conn_gone(c); break;
     case C_CLOSING: break; /* the answer still leaves */
     case C_LINGER: conn_destroy(c); break;
@@ -663,7 +464,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
-    struct conn *c = arg;
+    struct lg_http_conn *c = arg;
     c->armed = 0;
     if (c->bev == NULL) { /* gone before the close callback was set: tell it now */
         lg_http_close_cb *cb = c->req.on_close;
@@ -680,8 +481,9 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     switch (c->state) {
     case C_HEAD:
     case C_BODY:
-        protocol_error(c, 408, c->state == C_HEAD ? "the request head did not arrive in time"
-                                                  : "the request body did not arrive in time");
+        protocol_error(c, 408,
+                       c->state == C_HEAD ? "the request head did not arrive in time"
+                                          : "the request body did not arrive in time");
         break;
     case C_HANDLER:
     case C_STREAM: break;
@@ -727,7 +529,7 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
         evutil_closesocket(fd);
         return;
     }
-    struct conn *c = calloc(1, sizeof(*c));
+    struct lg_http_conn *c = calloc(1, sizeof(*c));
     if (c == NULL) goto err;
     c->srv = srv;
     c->fd = fd;
@@ -768,8 +570,10 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 err:
     if (c != NULL) {
         if (c->timer != NULL) event_free(c->timer);
-        if (c->bev != NULL) bufferevent_free(c->bev); /* closes FD */
-        else evutil_closesocket(fd);
+        if (c->bev != NULL)
+            bufferevent_free(c->bev); /* closes FD */
+        else
+            evutil_closesocket(fd);
         free(c);
     } else {
         evutil_closesocket(fd);
@@ -801,64 +605,6 @@ static void on_accept_error(struct evconnlistener *lev, void *arg)
     evconnlistener_disable(lev);
     struct timeval tv = {0, ACCEPT_PAUSE_MS * 1000};
     evtimer_add(srv->accept_pause, &tv);
-}
-
-/* ---- request accessors ---- */
-
-const char *lg_http_method_name(enum lg_http_method m)
-{
-    static const char *const names[] = {"GET", "HEAD", "POST", "PATCH", "DELETE", "PUT", "OTHER"};
-    return m >= LG_HTTP_GET && m <= LG_HTTP_OTHER ? names[m] : "OTHER";
-}
-
-enum lg_http_method lg_http_method(const struct lg_http_req *r) { return r->ps.method; }
-const char *lg_http_path(const struct lg_http_req *r) { return r->ps.path; }
-const char *lg_http_query(const struct lg_http_req *r) { return r->ps.query; }
-const char *lg_http_peer(const struct lg_http_req *r) { return r->conn->peer; }
-const char *lg_http_hdr(const struct lg_http_req *r, enum lg_http_hdr h) { return r->ps.known[h]; }
-
-const char *lg_http_header(const struct lg_http_req *r, const char *name)
-{
-    return lg_http_parse_header(&r->ps, name);
-}
-
-const char *lg_http_body(const struct lg_http_req *r, size_t *len)
-{
-    *len = r->ps.body_len;
-    return r->ps.body != NULL ? r->ps.body : "";
-}
-
-void lg_http_set_header(struct lg_http_req *r, const char *name, const char *value)
-{
-    /* one pass: the value's length, and no byte that could end the line */
-    size_t vlen = 0;
-    for (unsigned char ch; (ch = (unsigned char)value[vlen]) != 0; vlen++)
-        if (ch < 0x20 && ch != '\t') {
-            lg_error("http: answer header %s has a control byte; dropped", name);
-            return;
-        }
-    size_t nlen = strlen(name);
-    if (r->hdrs_len + nlen + vlen + 4 > sizeof(r->hdrs)) {
-        lg_error("http: answer headers too long; %s dropped", name);
-        return;
-    }
-    char *o = r->hdrs + r->hdrs_len;
-    memcpy(o, name, nlen);
-    memcpy(o + nlen, ": ", 2);
-    memcpy(o + nlen + 2, value, vlen);
-    memcpy(o + nlen + 2 + vlen, "\r\n", 2);
-    r->hdrs_len += nlen + vlen + 4;
-    if (nlen == 12 && strcasecmp(name, "X-Request-Id") == 0 && vlen < sizeof(r->request_id)) {
-        memcpy(r->request_id, value, vlen + 1);
-    }
-}
-
-void lg_http_on_close(struct lg_http_req *r, lg_http_close_cb *on_close, void *arg)
-{
-    r->on_close = on_close;
-    r->close_arg = arg;
-    /* Gone already: tell it from the loop, not from inside this call. */
-    if (r->conn->bev == NULL) timer_arm(r->conn, 0, 0);
 }
 
 void lg_http_thread_done(void) { lg_access_log_thread_done(); }
@@ -949,7 +695,7 @@ void lg_http_server_free(struct lg_http_server *srv)
 {
     if (srv == NULL) return;
     lg_http_server_stop_listening(srv);
-    struct conn *c;
+    struct lg_http_conn *c;
     while ((c = srv->conns) != NULL) {
         /* a pending request hears of it and answers, which frees C */
         if (owned_by_handler(c) && c->req.on_close != NULL) conn_gone(c);
