@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <jansson.h>
 #include <openssl/crypto.h>
@@ -90,8 +91,32 @@ static void done_begin(struct lg_admin_call *c, const redisReply *reply)
     lg_admin_call_run(c, &script_fail, done_fail);
 }
 
+/* A sign-in must come from the console's own page: JSON (which a form on
+ * another site cannot send without the browser asking first) and, when the
+ * browser names its origin, this host. Else another site could sign a
+ * visitor in to the attacker's account. */
+static bool same_origin(struct lg_http_req *req)
+{
+    const char *ct = lg_http_hdr(req, LG_HDR_CONTENT_TYPE);
+    if (ct == NULL || strncasecmp(ct, "application/json", 16) != 0 ||
+        (ct[16] != '\0' && ct[16] != ';' && ct[16] != ' '))
+        return false;
+    const char *origin = lg_http_hdr(req, LG_HDR_ORIGIN);
+    if (origin == NULL) return true;
+    const char *host = lg_http_hdr(req, LG_HDR_HOST);
+    const char *rest = strncmp(origin, "http://", 7) == 0    ? origin + 7
+                       : strncmp(origin, "https://", 8) == 0 ? origin + 8
+                                                             : NULL;
+    return rest != NULL && host != NULL && strcasecmp(rest, host) == 0;
+}
+
 void lg_console_sign_in(struct lg_admin *adm, struct lg_http_req *req, const char *rid)
 {
+    if (!same_origin(req)) {
+        lg_admin_reply_error(adm, req, rid, 403, "forbidden",
+                             "sign in from the console's page (JSON, same origin)");
+        return;
+    }
     size_t len = 0;
     const char *text = lg_http_body(req, &len);
     json_t *body = len <= ADMIN_MAX_BODY ? json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL)

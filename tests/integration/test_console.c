@@ -433,6 +433,19 @@ START_TEST(test_pages)
                      0);
     ck_assert_int_ne(r.status, 200);
     itest_resp_free(&r);
+    /* a sign-in from another site's form, or naming another origin, is refused */
+    const char *form[] = {"Content-Type: text/plain", NULL};
+    const char *other[] = {"Content-Type: application/json", "Origin: http://evil.example", NULL};
+    const char *body = "{\"email\":\"a@b.c\",\"password\":\"whatever1\"}";
+    const char **hs[] = {form, other};
+    for (int i = 0; i < 2; i++) {
+        memset(&r, 0, sizeof(r));
+        ck_assert_int_eq(itest_http("POST", admin_url("/console/api/sign-in"), hs[i], body,
+                                    strlen(body), NULL, &r),
+                         0);
+        ck_assert_int_eq(r.status, 403);
+        itest_resp_free(&r);
+    }
     /* no session, no admin API */
     ck_assert_int_eq(console_call(NULL, "GET", "/admin/v1/accounts", NULL, NULL), 401);
     struct sess bogus;
