@@ -115,10 +115,7 @@ static void call_free(struct lg_admin_call *c)
     free(c);
 }
 
-void lg_admin_call_end(struct lg_admin_call *c)
-{
-    call_free(c);
-}
+void lg_admin_call_end(struct lg_admin_call *c) { call_free(c); }
 
 void lg_admin_call_arg(struct lg_admin_call *c, const char *s, size_t len)
 {
@@ -372,7 +369,7 @@ enum body_mode { BODY_NONE, BODY_REQUIRED, BODY_OPTIONAL };
 struct route {
     enum lg_http_method method;
     const char *pattern[MAX_SEGMENTS + 1]; /* NULL-terminated; "*" captures an id */
-    enum lg_admin_id_kind ids[2];                   /* kinds of the captured ids, in order */
+    enum lg_admin_id_kind ids[2];          /* kinds of the captured ids, in order */
     enum body_mode body;
     lg_admin_handler_fn *handler;
 };
@@ -411,11 +408,19 @@ static const struct route routes[] = {
      BODY_REQUIRED,
      lg_admin_lock_changed},
     {LG_HTTP_GET, {"audit", NULL}, {ID_NONE}, BODY_NONE, lg_admin_audit_list},
-    {LG_HTTP_POST, {"accounts", "*", "users", NULL}, {ID_ACCT}, BODY_REQUIRED, lg_admin_user_create},
+    {LG_HTTP_POST,
+     {"accounts", "*", "users", NULL},
+     {ID_ACCT},
+     BODY_REQUIRED,
+     lg_admin_user_create},
     {LG_HTTP_GET, {"accounts", "*", "users", NULL}, {ID_ACCT}, BODY_NONE, lg_admin_user_list},
     {LG_HTTP_GET, {"users", "*", NULL}, {ID_USER}, BODY_NONE, lg_admin_user_get},
     {LG_HTTP_DELETE, {"users", "*", NULL}, {ID_USER}, BODY_NONE, lg_admin_user_delete},
-    {LG_HTTP_POST, {"users", "*", "disable", NULL}, {ID_USER}, BODY_OPTIONAL, lg_admin_user_disable},
+    {LG_HTTP_POST,
+     {"users", "*", "disable", NULL},
+     {ID_USER},
+     BODY_OPTIONAL,
+     lg_admin_user_disable},
     {LG_HTTP_POST, {"users", "*", "enable", NULL}, {ID_USER}, BODY_OPTIONAL, lg_admin_user_enable},
     {LG_HTTP_POST,
      {"users", "*", "password", NULL},
@@ -471,7 +476,10 @@ static bool id_valid(enum lg_admin_id_kind kind, const char *s)
 
 static const char *id_noun(enum lg_admin_id_kind kind)
 {
-    return kind == ID_ACCT ? "account" : kind == ID_FAC ? "facility" : kind == ID_USER ? "user" : "key";
+    return kind == ID_ACCT   ? "account"
+           : kind == ID_FAC  ? "facility"
+           : kind == ID_USER ? "user"
+                             : "key";
 }
 
 /* Parses the request body for a route: a JSON object, or (BODY_OPTIONAL) an

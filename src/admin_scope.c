@@ -14,16 +14,16 @@ static const struct {
     lg_admin_handler_fn *handler;
     bool users;
 } allowed[] = {
-    {lg_admin_account_get, false},   {lg_admin_facility_list, false},
-    {lg_admin_facility_get, false},  {lg_admin_facility_patch, false},
-    {lg_admin_key_create, false},    {lg_admin_key_list, false},
-    {lg_admin_key_get, false},       {lg_admin_key_patch, false},
-    {lg_admin_key_delete, false},    {lg_admin_key_reveal, false},
-    {lg_admin_key_disable, false},   {lg_admin_key_enable, false},
-    {lg_admin_key_rotate, false},    {lg_admin_audit_list, false},
-    {lg_admin_user_create, true},    {lg_admin_user_list, true},
-    {lg_admin_user_get, true},       {lg_admin_user_disable, true},
-    {lg_admin_user_enable, true},    {lg_admin_user_password, true},
+    {lg_admin_account_get, false},  {lg_admin_facility_list, false},
+    {lg_admin_facility_get, false}, {lg_admin_facility_patch, false},
+    {lg_admin_key_create, false},   {lg_admin_key_list, false},
+    {lg_admin_key_get, false},      {lg_admin_key_patch, false},
+    {lg_admin_key_delete, false},   {lg_admin_key_reveal, false},
+    {lg_admin_key_disable, false},  {lg_admin_key_enable, false},
+    {lg_admin_key_rotate, false},   {lg_admin_audit_list, false},
+    {lg_admin_user_create, true},   {lg_admin_user_list, true},
+    {lg_admin_user_get, true},      {lg_admin_user_disable, true},
+    {lg_admin_user_enable, true},   {lg_admin_user_password, true},
     {lg_admin_user_delete, true},
 };
 

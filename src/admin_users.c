@@ -23,25 +23,26 @@
 
 /* Every script: ARGV[1] prefix, [2] now, then its own. The view of a user
  * is {email, {field, value, ...}} without the password. */
-#define USER_PRELUDE                                                                               \
-    "local P, NOW = ARGV[1], ARGV[2]\n"                                                            \
-    "local function fail(code, msg) return redis.error_reply(code .. ':' .. msg) end\n"            \
-    "local UF = {'account_id', 'role', 'status', 'created_at', 'updated_at'}\n"                    \
-    "local function userview(email)\n"                                                             \
-    "  local v = redis.call('HMGET', P .. 'user:' .. email, unpack(UF))\n"                         \
-    "  local flat = {}\n"                                                                          \
-    "  for i, f in ipairs(UF) do flat[#flat + 1] = f; flat[#flat + 1] = v[i] or '' end\n"          \
-    "  return {email, flat}\n"                                                                     \
-    "end\n"                                                                                        \
-    "local function end_sessions(email)\n"                                                         \
-    "  local set = P .. 'user:' .. email .. ':sessions'\n"                                         \
-    "  for _, h in ipairs(redis.call('SMEMBERS', set)) do\n"                                       \
-    "    redis.call('DEL', P .. 'session:' .. h)\n"                                                \
-    "  end\n"                                                                                      \
-    "  redis.call('DEL', set)\n"                                                                   \
+#define USER_PRELUDE                                                                      \
+    "local P, NOW = ARGV[1], ARGV[2]\n"                                                   \
+    "local function fail(code, msg) return redis.error_reply(code .. ':' .. msg) end\n"   \
+    "local UF = {'account_id', 'role', 'status', 'created_at', 'updated_at'}\n"           \
+    "local function userview(email)\n"                                                    \
+    "  local v = redis.call('HMGET', P .. 'user:' .. email, unpack(UF))\n"                \
+    "  local flat = {}\n"                                                                 \
+    "  for i, f in ipairs(UF) do flat[#flat + 1] = f; flat[#flat + 1] = v[i] or '' end\n" \
+    "  return {email, flat}\n"                                                            \
+    "end\n"                                                                               \
+    "local function end_sessions(email)\n"                                                \
+    "  local set = P .. 'user:' .. email .. ':sessions'\n"                                \
+    "  for _, h in ipairs(redis.call('SMEMBERS', set)) do\n"                              \
+    "    redis.call('DEL', P .. 'session:' .. h)\n"                                       \
+    "  end\n"                                                                             \
+    "  redis.call('DEL', set)\n"                                                          \
     "end\n"
 
-#define USER_SCRIPT(var, text) static struct lg_script var = {.name = #var, .source = USER_PRELUDE text}
+#define USER_SCRIPT(var, text) \
+    static struct lg_script var = {.name = #var, .source = USER_PRELUDE text}
 
 /* KEYS: user:{e}, acct:{a}:users, acct:{a}. ARGV[3] email, [4] account,
  * [5] role, [6] password hash. */
@@ -59,13 +60,14 @@ USER_SCRIPT(script_create,
             "return userview(ARGV[3])\n");
 
 /* KEYS: acct:{a}:users, acct:{a}. ARGV[3] account. */
-USER_SCRIPT(script_list,
-            "if redis.call('EXISTS', KEYS[2]) == 0 then\n"
-            "  return fail('not_found', 'account ' .. ARGV[3] .. ' not found')\n"
-            "end\n"
-            "local out = {}\n"
-            "for _, e in ipairs(redis.call('SMEMBERS', KEYS[1])) do out[#out + 1] = userview(e) end\n"
-            "return out\n");
+USER_SCRIPT(
+    script_list,
+    "if redis.call('EXISTS', KEYS[2]) == 0 then\n"
+    "  return fail('not_found', 'account ' .. ARGV[3] .. ' not found')\n"
+    "end\n"
+    "local out = {}\n"
+    "for _, e in ipairs(redis.call('SMEMBERS', KEYS[1])) do out[#out + 1] = userview(e) end\n"
+    "return out\n");
 
 /* KEYS: user:{e}. ARGV[3] email, [4] what to do: 'get', 'active',
  * 'disabled', 'password' (with [5] the new hash) or 'delete'. */
@@ -107,8 +109,7 @@ bool lg_admin_email_valid(const char *s, size_t len)
 static json_t *shape_user(const redisReply *view)
 {
     if (view == NULL || view->type != REDIS_REPLY_ARRAY || view->elements != 2 ||
-        view->element[0]->type != REDIS_REPLY_STRING ||
-        view->element[1]->type != REDIS_REPLY_ARRAY)
+        view->element[0]->type != REDIS_REPLY_STRING || view->element[1]->type != REDIS_REPLY_ARRAY)
         return NULL;
     const redisReply *flat = view->element[1];
     json_t *u = json_pack("{s:s}", "email", view->element[0]->str);
@@ -207,7 +208,8 @@ void lg_admin_user_create(struct lg_admin *adm, struct lg_http_req *req, const c
     char email[ADMIN_EMAIL_MAX + 1];
     size_t elen = json_string_length(ev);
     if (!json_is_string(ev) || elen > ADMIN_EMAIL_MAX) {
-        lg_admin_reply_error(adm, req, rid, 400, "bad_request", "email: required, an email address");
+        lg_admin_reply_error(adm, req, rid, 400, "bad_request",
+                             "email: required, an email address");
         return;
     }
     for (size_t i = 0; i <= elen; i++) {

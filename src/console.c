@@ -11,8 +11,8 @@
 #include "lockgate/console_assets.h"
 #include "lockgate/http.h"
 
-#define CSP                                                                                        \
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "              \
+#define CSP                                                                           \
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " \
     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
 static void page_headers(struct lg_http_req *req)

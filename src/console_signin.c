@@ -119,8 +119,8 @@ void lg_console_sign_in(struct lg_admin *adm, struct lg_http_req *req, const cha
     }
     size_t len = 0;
     const char *text = lg_http_body(req, &len);
-    json_t *body = len <= ADMIN_MAX_BODY ? json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL)
-                                         : NULL;
+    json_t *body =
+        len <= ADMIN_MAX_BODY ? json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL) : NULL;
     json_t *ev = json_object_get(body, "email"), *pv = json_object_get(body, "password");
     if (!json_is_object(body) || !json_is_string(ev) || !json_is_string(pv) ||
         json_string_length(ev) == 0 || json_string_length(ev) > ADMIN_EMAIL_MAX ||

@@ -117,8 +117,7 @@ bool lg_password_verify(const char *pw, size_t len, const char *stored)
 
 int lg_password_generate(char *out)
 {
-    static const char alphabet[] =
-        "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    static const char alphabet[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     size_t n = LG_PASSWORD_GEN_LEN - 1, i = 0;
     while (i < n) {
         unsigned char b[32];

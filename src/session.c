@@ -59,11 +59,10 @@ static struct lg_script script_create = {
               "return 1\n"};
 
 /* KEYS: session:{h}, user:{e}:sessions. ARGV[1] hash. */
-static struct lg_script script_delete = {
-    .name = "session_delete",
-    .source = "redis.call('DEL', KEYS[1])\n"
-              "redis.call('SREM', KEYS[2], ARGV[1])\n"
-              "return 1\n"};
+static struct lg_script script_delete = {.name = "session_delete",
+                                         .source = "redis.call('DEL', KEYS[1])\n"
+                                                   "redis.call('SREM', KEYS[2], ARGV[1])\n"
+                                                   "return 1\n"};
 
 /* The value of cookie NAME in REQ's Cookie header into OUT (OUTLEN), when
  * present and of a sane length. */
@@ -194,8 +193,8 @@ static void cookies_set(struct lg_admin *adm, struct lg_http_req *req, const cha
     bool tls = strcmp(adm->cfg->admin_tls, "on") == 0;
     const char *age = sid[0] ? "43200" : "0"; /* the absolute expiry, in seconds */
     char v[256];
-    snprintf(v, sizeof(v), "%s=%s; Path=/; Max-Age=%s; HttpOnly; SameSite=Strict%s",
-             SESSION_COOKIE, sid, age, tls ? "; Secure" : "");
+    snprintf(v, sizeof(v), "%s=%s; Path=/; Max-Age=%s; HttpOnly; SameSite=Strict%s", SESSION_COOKIE,
+             sid, age, tls ? "; Secure" : "");
     lg_http_set_header(req, "Set-Cookie", v);
     OPENSSL_cleanse(v, sizeof(v));
     snprintf(v, sizeof(v), "%s=%s; Path=/; Max-Age=%s; SameSite=Strict%s", CSRF_COOKIE, csrf, age,

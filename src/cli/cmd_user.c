@@ -81,7 +81,8 @@ static int call_user(struct lg_cli_ctx *ctx, const char *method, const char *pat
             if (pw != NULL) printf("password: %s\n", pw);
         }
         if (pw != NULL)
-            fprintf(stderr, "note: the password is shown only now; hand it to the user privately\n");
+            fprintf(stderr,
+                    "note: the password is shown only now; hand it to the user privately\n");
     }
     json_decref(answer);
     return rc;

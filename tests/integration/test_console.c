@@ -17,14 +17,14 @@
 #include "check_run.h"
 
 struct sess {
-    char id[80];     /* the lg_session cookie's value */
-    char csrf[80];   /* the CSRF token */
+    char id[80];      /* the lg_session cookie's value */
+    char csrf[80];    /* the CSRF token */
     char cookie[200]; /* "Cookie: ..." */
 };
 
 /* Copies the value of cookie NAME from the Set-Cookie lines of HEADERS. */
-static int set_cookie(const char *headers, const char *name, char *out, size_t outlen,
-                      char *attrs, size_t attrslen)
+static int set_cookie(const char *headers, const char *name, char *out, size_t outlen, char *attrs,
+                      size_t attrslen)
 {
     char pat[64];
     snprintf(pat, sizeof(pat), "Set-Cookie: %s=", name);
@@ -83,8 +83,7 @@ static long sign_in(const char *email, const char *pw, struct sess *s, struct it
     if (st == 200 && s != NULL) {
         ck_assert_int_eq(set_cookie(r.headers, "lg_session", s->id, sizeof(s->id), NULL, 0), 0);
         ck_assert_int_eq(set_cookie(r.headers, "lg_csrf", s->csrf, sizeof(s->csrf), NULL, 0), 0);
-        snprintf(s->cookie, sizeof(s->cookie), "Cookie: lg_session=%s; lg_csrf=%s", s->id,
-                 s->csrf);
+        snprintf(s->cookie, sizeof(s->cookie), "Cookie: lg_session=%s; lg_csrf=%s", s->id, s->csrf);
     }
     if (keep)
         *keep = r;
@@ -155,8 +154,8 @@ START_TEST(test_users_and_sign_in)
     free(out);
     free(err);
     /* without a password file one is made and printed once */
-    ck_assert_int_eq(itest_cli(&out, &err, "--json", "user", "create", "--account", acct,
-                               "--email", "helper@example.com", "--role", "client_admin", NULL),
+    ck_assert_int_eq(itest_cli(&out, &err, "--json", "user", "create", "--account", acct, "--email",
+                               "helper@example.com", "--role", "client_admin", NULL),
                      0);
     json_t *made = json_loads(out, 0, NULL);
     ck_assert_ptr_nonnull(made);
@@ -240,7 +239,8 @@ START_TEST(test_throttle)
     json_decref(jb);
     itest_resp_free(&a);
     itest_resp_free(&b);
-    for (int i = 0; i < 4; i++) ck_assert_int_eq(sign_in("t@example.com", "wrong!!!!", NULL, NULL), 401);
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(sign_in("t@example.com", "wrong!!!!", NULL, NULL), 401);
     struct itest_resp r;
     ck_assert_int_eq(sign_in("t@example.com", "the right password", NULL, &r), 429);
     char *ra = itest_resp_header(&r, "Retry-After");
@@ -325,26 +325,26 @@ START_TEST(test_accounts_apart_and_actor)
     char path[200];
     snprintf(path, sizeof(path), "/admin/v1/accounts/%s/keys", a);
     json_t *k = NULL;
-    ck_assert_int_eq(console_call(&sa, "POST", path,
-                                  "{\"name\":\"Call Center\",\"all_facilities\":true}", &k),
-                     201);
+    ck_assert_int_eq(
+        console_call(&sa, "POST", path, "{\"name\":\"Call Center\",\"all_facilities\":true}", &k),
+        201);
     char kid[64];
     snprintf(kid, sizeof(kid), "%s", itest_json_str(k, "key_id"));
     json_decref(k);
 
     /* Beta's owner: nothing of Alpha's */
     ck_assert_int_eq(console_call(&sb, "GET", path, NULL, NULL), 404);
-    ck_assert_int_eq(console_call(&sb, "POST", path, "{\"name\":\"x\",\"all_facilities\":true}", NULL),
-                     404);
+    ck_assert_int_eq(
+        console_call(&sb, "POST", path, "{\"name\":\"x\",\"all_facilities\":true}", NULL), 404);
     char kp[128];
-    const char *verbs[][2] = {{"GET", ""},          {"PATCH", ""},         {"POST", "/reveal"},
-                              {"POST", "/disable"}, {"POST", "/rotate"},   {"DELETE", ""}};
+    const char *verbs[][2] = {{"GET", ""},          {"PATCH", ""},       {"POST", "/reveal"},
+                              {"POST", "/disable"}, {"POST", "/rotate"}, {"DELETE", ""}};
     for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
         snprintf(kp, sizeof(kp), "/admin/v1/keys/%s%s", kid, verbs[i][1]);
         long st = console_call(&sb, verbs[i][0], kp,
                                strcmp(verbs[i][0], "PATCH") == 0  ? "{\"name\":\"mine\"}"
                                : strcmp(verbs[i][0], "POST") == 0 ? ""
-                                                                   : NULL,
+                                                                  : NULL,
                                NULL);
         ck_assert_msg(st == 404, "%s %s: %ld", verbs[i][0], kp, st);
     }
@@ -356,8 +356,10 @@ START_TEST(test_accounts_apart_and_actor)
     ck_assert_int_eq(console_call(&sb, "GET", "/admin/v1/users/alpha@example.com", NULL, NULL),
                      404);
     ck_assert_int_eq(console_call(&sb, "GET", "/admin/v1/accounts", NULL, NULL), 403);
-    ck_assert_int_eq(console_call(&sb, "POST", "/admin/v1/accounts", "{\"name\":\"n\"}", NULL), 403);
-    ck_assert_int_eq(console_call(&sb, "POST", "/admin/v1/feed-keys", "{\"name\":\"n\"}", NULL), 403);
+    ck_assert_int_eq(console_call(&sb, "POST", "/admin/v1/accounts", "{\"name\":\"n\"}", NULL),
+                     403);
+    ck_assert_int_eq(console_call(&sb, "POST", "/admin/v1/feed-keys", "{\"name\":\"n\"}", NULL),
+                     403);
     /* the clerk manages keys but not users */
     snprintf(kp, sizeof(kp), "/admin/v1/accounts/%s/users", b);
     ck_assert_int_eq(console_call(&sc, "GET", kp, NULL, NULL), 403);
@@ -382,12 +384,10 @@ START_TEST(test_accounts_apart_and_actor)
     /* the console user's own audit view: only Alpha's entries, with actors */
     json_t *au = NULL;
     ck_assert_int_eq(console_call(&sa, "GET", "/admin/v1/audit?limit=50", NULL, &au), 200);
-    const char *want[][2] = {{"key.enabled", "admin-token"},
-                             {"key.disabled", "alpha@example.com"},
-                             {"key.revealed", "alpha@example.com"},
-                             {"key.created", "alpha@example.com"},
-                             {"facility.created", "admin-token"},
-                             {"account.created", "admin-token"}};
+    const char *want[][2] = {
+        {"key.enabled", "admin-token"},        {"key.disabled", "alpha@example.com"},
+        {"key.revealed", "alpha@example.com"}, {"key.created", "alpha@example.com"},
+        {"facility.created", "admin-token"},   {"account.created", "admin-token"}};
     json_t *entries = json_object_get(au, "entries");
     ck_assert_uint_eq(json_array_size(entries), 6);
     for (size_t i = 0; i < 6; i++) {
@@ -429,8 +429,8 @@ START_TEST(test_pages)
     ck_assert_int_eq(r.status, 404);
     itest_resp_free(&r);
     memset(&r, 0, sizeof(r));
-    ck_assert_int_eq(itest_http("GET", admin_url("/console/../admin.token"), NULL, NULL, 0, NULL, &r),
-                     0);
+    ck_assert_int_eq(
+        itest_http("GET", admin_url("/console/../admin.token"), NULL, NULL, 0, NULL, &r), 0);
     ck_assert_int_ne(r.status, 200);
     itest_resp_free(&r);
     /* a sign-in from another site's form, or naming another origin, is refused */

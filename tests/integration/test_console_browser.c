@@ -45,14 +45,14 @@ static void account(json_t *info, const char *tag, const char *name, const char 
     snprintf(path, sizeof(path), "/admin/v1/accounts/%s/facilities", acct);
     for (int i = 0; facs[i] != NULL; i++) {
         json_t *f = itest_adminf(&st, "POST", path, "{\"name\":\"%s\"}", facs[i]);
-        json_array_append_new(json_object_get(o, "facilities"),
-                              json_pack("{s:s, s:s}", "facility_id", made(f, st, "facility_id"),
-                                        "name", facs[i]));
+        json_array_append_new(
+            json_object_get(o, "facilities"),
+            json_pack("{s:s, s:s}", "facility_id", made(f, st, "facility_id"), "name", facs[i]));
         json_decref(f);
     }
     snprintf(path, sizeof(path), "/admin/v1/accounts/%s/users", acct);
-    json_t *u = itest_adminf(&st, "POST", path,
-                             "{\"email\":\"%s\",\"role\":\"owner\",\"password\":\"%s\"}", email, pw);
+    json_t *u = itest_adminf(
+        &st, "POST", path, "{\"email\":\"%s\",\"role\":\"owner\",\"password\":\"%s\"}", email, pw);
     made(u, st, "email");
     json_decref(u);
     json_object_set_new(info, tag, o);
@@ -65,8 +65,7 @@ START_TEST(test_console_in_chromium)
     json_t *info = json_object();
     const char *north[] = {"Northgate Storage", "Eastside Storage", "Riverside Storage", NULL};
     const char *beta[] = {"Beta Self Storage", NULL};
-    account(info, "alpha", "Northgate Holdings", "owner@northgate.example", "Owner pass 1!",
-            north);
+    account(info, "alpha", "Northgate Holdings", "owner@northgate.example", "Owner pass 1!", north);
     account(info, "beta", "Beta Storage Co", "owner@beta.example", "Beta pass 22!", beta);
     long st;
     json_t *fk = itest_admin("POST", "/admin/v1/feed-keys", "{\"name\":\"OverlockRelease\"}", &st);

@@ -30,8 +30,12 @@ START_TEST(malformed)
     char weak[LG_PASSWORD_HASH_MAX];
     snprintf(weak, sizeof(weak), "scrypt$10%s", h + 9); /* N = 2^10: refused */
     ck_assert(!lg_password_verify("pw-123456", 9, weak));
-    const char *bad[] = {"", "scrypt$", "scrypt$15$8$1$", "scrypt$15$8$1$AAAA$AAAA",
-                         "plain:pw-123456", "scrypt$15$8$2$x$y"};
+    const char *bad[] = {"",
+                         "scrypt$",
+                         "scrypt$15$8$1$",
+                         "scrypt$15$8$1$AAAA$AAAA",
+                         "plain:pw-123456",
+                         "scrypt$15$8$2$x$y"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         ck_assert_msg(!lg_password_verify("pw-123456", 9, bad[i]), "accepted '%s'", bad[i]);
     h[strlen(h) - 3] ^= 1; /* one bit of the derived bytes */
