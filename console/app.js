@@ -136,7 +136,18 @@ function openDialog(d, focusEl) {
   d.showModal();
   if (focusEl) focusEl.focus();
 }
+const FOCUSABLE = 'button:not([hidden]), input:not([type=hidden]), select, [href], [tabindex]:not([tabindex="-1"])';
+function visible(e) { return e.offsetParent !== null || e === document.activeElement; }
 for (const d of document.querySelectorAll('dialog')) {
+  // Tab and Shift+Tab cycle inside the open dialog
+  d.addEventListener('keydown', (ev) => {
+    if (ev.key !== 'Tab') return;
+    const f = [...d.querySelectorAll(FOCUSABLE)].filter(visible);
+    if (!f.length) return;
+    const first = f[0], last = f[f.length - 1];
+    if (ev.shiftKey && document.activeElement === first) { ev.preventDefault(); last.focus(); }
+    else if (!ev.shiftKey && document.activeElement === last) { ev.preventDefault(); first.focus(); }
+  });
   d.addEventListener('close', () => {
     // a list redrawn meanwhile has a new button for the same row
     const back = d.returnTo && document.contains(d.returnTo) ? d.returnTo

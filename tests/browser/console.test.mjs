@@ -178,6 +178,14 @@ test('Show Key shows a secret that authenticates a real request', async () => {
   const d = dialog('Call Center');
   await d.getByText(keys.cc.key_id).waitFor();
   await check('key-window');
+  // the keyboard stays inside the window: Tab past the last control comes back to the first
+  for (let i = 0; i < 20; i++) {
+    await page.keyboard.press('Tab');
+    assert.ok(await d.evaluate((el) => el.contains(document.activeElement)), 'focus left the key window');
+  }
+  await page.keyboard.press('Shift+Tab');
+  assert.ok(await d.evaluate((el) => el.contains(document.activeElement)), 'focus left the key window');
+  assert.match(await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle), /solid/); // visible focus
   await d.getByRole('button', { name: 'Show Key' }).click();
   await d.getByRole('button', { name: 'Copy API Secret' }).waitFor();
   const secret = (await d.locator('#key-secret').textContent()).trim();
