@@ -55,6 +55,9 @@ async function shots(name) {
     await page.setViewportSize({ width, height: width === 375 ? 812 : 800 });
     await page.waitForTimeout(50); // one frame for the layout
     await page.screenshot({ path: `${info.screenshots}/${name}-${width}.png`, fullPage: true });
+    // responsive: nothing wider than the screen
+    const wide = await page.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(wide <= width, `${name} is ${wide} px wide at ${width}`);
   }
   await page.setViewportSize({ width: 1280, height: 800 });
 }
