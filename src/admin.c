@@ -666,6 +666,7 @@ void lg_admin_free(struct lg_admin *adm)
      * store runs them with a NULL reply when it is freed). */
     for (struct lg_admin_call *c = adm->calls; c != NULL; c = c->next) c->adm = NULL;
     adm->calls = NULL;
+    lg_console_free(adm);
     lg_http_server_free(adm->http);
     free(adm);
 }

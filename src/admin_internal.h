@@ -55,6 +55,7 @@ struct lg_admin_session {
 };
 
 struct lg_admin_call;
+struct lg_signin_job;
 
 struct lg_admin {
     struct event_base *base;
@@ -71,6 +72,8 @@ struct lg_admin {
      * call, so the calls it starts carry the user as actor and scope), NULL
      * for the admin token. */
     const struct lg_admin_session *session;
+    struct lg_signin_job *signins; /* password checks on their threads (console_signin.c) */
+    int signins_running;
 };
 
 /* What a call does with its successful store reply (borrowed, freed when it
@@ -265,5 +268,8 @@ void lg_console_serve(struct lg_admin *adm, struct lg_http_req *req, const char 
 /* POST /console/api/sign-in: {"email","password"}, throttled per email and
  * per client address. */
 void lg_console_sign_in(struct lg_admin *adm, struct lg_http_req *req, const char *rid);
+/* Waits for the password checks still running and drops their calls (the
+ * admin is being freed). */
+void lg_console_free(struct lg_admin *adm);
 
 #endif

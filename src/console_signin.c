@@ -3,14 +3,20 @@
  * (shared by every instance); past the limit every attempt is 429 with
  * Retry-After until the window ends, whether the password is right or not.
  * The answer to a failure never tells whether the email exists: an unknown
- * email costs one scrypt check too and answers the same 401. */
+ * email costs one scrypt check too and answers the same 401.
+ *
+ * A scrypt check takes a core for about a tenth of a second (32 MiB), so it
+ * runs on a thread of its own, at most SIGNIN_THREADS at once, and the admin
+ * loop (health, readiness, the API) goes on meanwhile. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include <event2/event.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
+#include <pthread.h>
 
 #include "admin_internal.h"
 #include "lockgate/http.h"
@@ -19,6 +25,20 @@
 #define FAIL_WINDOW_MS  (15 * 60 * 1000)
 #define FAILS_PER_EMAIL 5
 #define FAILS_PER_ADDR  20
+#define SIGNIN_THREADS  4
+
+/* One password check in flight. The thread reads only PW and STORED and
+ * writes only OK; the admin loop takes the rest back once EV fires. */
+struct lg_signin_job {
+    struct lg_signin_job *next;
+    struct lg_admin_call *c;
+    struct event *ev;
+    pthread_t thread;
+    char pw[LG_PASSWORD_MAX + 1];
+    char stored[LG_PASSWORD_HASH_MAX];
+    char account[LG_ACCOUNT_ID_LEN + 1], role[16];
+    bool active, ok;
+};
 
 /* KEYS: signin:email:{e}, signin:addr:{ip}, user:{e}. ARGV[1] email limit,
  * [2] address limit. {'throttled', ms left} or {'ok', account, role,
@@ -60,6 +80,53 @@ static const char *str_at(const redisReply *r, size_t i)
     return i < r->elements && r->element[i]->type == REDIS_REPLY_STRING ? r->element[i]->str : "";
 }
 
+static void *check_thread(void *arg)
+{
+    struct lg_signin_job *job = arg;
+    job->ok = lg_password_verify(job->pw, strlen(job->pw), job->stored[0] ? job->stored : NULL);
+    OPENSSL_cleanse(job->pw, sizeof(job->pw));
+    event_active(job->ev, EV_READ, 0); /* thread-safe: evthread_use_pthreads */
+    return NULL;
+}
+
+/* Takes JOB out of ADM's list, its thread joined; the caller frees it. */
+static void job_unlink(struct lg_admin *adm, struct lg_signin_job *job)
+{
+    pthread_join(job->thread, NULL);
+    event_free(job->ev);
+    for (struct lg_signin_job **p = &adm->signins; *p; p = &(*p)->next)
+        if (*p == job) {
+            *p = job->next;
+            break;
+        }
+    adm->signins_running--;
+}
+
+static void on_checked(evutil_socket_t fd, short what, void *arg)
+{
+    struct lg_signin_job *job = arg;
+    struct lg_admin_call *c = job->c;
+    job_unlink(c->adm, job);
+    bool ok = job->ok && job->active;
+    if (ok) lg_admin_session_create(c, c->session.email, job->account, job->role);
+    free(job);
+    if (ok) return;
+    lg_admin_call_reset(c);
+    counters(c);
+    lg_admin_call_argf(c, "%d", FAIL_WINDOW_MS);
+    lg_admin_call_run(c, &script_fail, done_fail);
+}
+
+void lg_console_free(struct lg_admin *adm)
+{
+    while (adm->signins != NULL) {
+        struct lg_signin_job *job = adm->signins;
+        job_unlink(adm, job);
+        lg_admin_call_end(job->c);
+        free(job);
+    }
+}
+
 static void done_begin(struct lg_admin_call *c, const redisReply *reply)
 {
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2) {
@@ -76,19 +143,32 @@ static void done_begin(struct lg_admin_call *c, const redisReply *reply)
     }
     const char *account = str_at(reply, 1), *role = str_at(reply, 2);
     const char *status = str_at(reply, 3), *stored = str_at(reply, 4);
-    bool ok = lg_password_verify(c->secret, strlen(c->secret), stored[0] ? stored : NULL);
-    OPENSSL_cleanse(c->secret, strlen(c->secret));
-    if (ok && strcmp(status, "active") == 0 && account[0] != '\0') {
-        char acct[LG_ACCOUNT_ID_LEN + 1], r[16];
-        snprintf(acct, sizeof(acct), "%s", account);
-        snprintf(r, sizeof(r), "%s", role);
-        lg_admin_session_create(c, c->session.email, acct, r);
+    struct lg_admin *adm = c->adm;
+    struct lg_signin_job *job =
+        adm->signins_running < SIGNIN_THREADS ? calloc(1, sizeof(*job)) : NULL;
+    if (job == NULL) {
+        lg_http_set_header(c->req, "Retry-After", "1");
+        lg_admin_call_error(c, 503, "busy", "too many sign-ins at once; try again");
         return;
     }
-    lg_admin_call_reset(c);
-    counters(c);
-    lg_admin_call_argf(c, "%d", FAIL_WINDOW_MS);
-    lg_admin_call_run(c, &script_fail, done_fail);
+    job->c = c;
+    snprintf(job->pw, sizeof(job->pw), "%s", c->secret);
+    OPENSSL_cleanse(c->secret, strlen(c->secret));
+    snprintf(job->stored, sizeof(job->stored), "%s", stored);
+    snprintf(job->account, sizeof(job->account), "%s", account);
+    snprintf(job->role, sizeof(job->role), "%s", role);
+    job->active = strcmp(status, "active") == 0 && account[0] != '\0';
+    if ((job->ev = event_new(adm->base, -1, 0, on_checked, job)) == NULL ||
+        pthread_create(&job->thread, NULL, check_thread, job) != 0) {
+        if (job->ev) event_free(job->ev);
+        OPENSSL_cleanse(job->pw, sizeof(job->pw));
+        free(job);
+        lg_admin_call_error(c, 500, "internal_error", "cannot check the password now");
+        return;
+    }
+    job->next = adm->signins;
+    adm->signins = job;
+    adm->signins_running++;
 }
 
 /* A sign-in must come from the console's own page: JSON (which a form on
