@@ -5,6 +5,7 @@
 #ifndef LG_HTTP_H
 #define LG_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct event_base;
@@ -68,6 +69,10 @@ void lg_http_thread_done(void);
  * (metrics.h), carry Cache-Control: no-store, and its connections count
  * toward [server] max_connections and max_connections_per_ip (conn_limit.h). */
 void lg_http_server_count_metrics(struct lg_http_server *srv);
+
+/* Turns SRV's access log lines on or off ([server] access_log, SIGHUP). Call
+ * on SRV's own loop thread. NULL is ignored. */
+void lg_http_server_set_access_log(struct lg_http_server *srv, bool on);
 
 /* "GET", "HEAD", ... ("OTHER" for the rest); a static string. */
 const char *lg_http_method_name(enum lg_http_method m);

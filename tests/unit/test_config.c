@@ -610,6 +610,55 @@ START_TEST(test_addr_loopback)
 }
 END_TEST
 
+/* Names of the options lg_config_reload kept, "section.name" joined by spaces. */
+static void on_kept(const char *section, const char *name, void *arg)
+{
+    char *out = arg;
+    size_t n = strlen(out);
+    snprintf(out + n, 512 - n, "%s%s.%s", n ? " " : "", section, name);
+}
+
+START_TEST(test_reload)
+{
+    struct lg_config run, next;
+    char kept[512] = "";
+    expect_ok(&run, "[server]\nworkers = 2\n[redis]\nport = 6380\n[limits]\nburst = 10\n");
+    snprintf(run.redis_password, sizeof(run.redis_password), "pw");
+    expect_ok(&next, "[server]\nworkers = 4\nlog_level = debug\naccess_log = on\n"
+                     "[tls]\ncert = new.pem\n[admin]\ntoken_file = tok\n"
+                     "[redis]\nport = 6381\nprefix = other:\n"
+                     "[upstream]\nurl = http://a:1,http://b:2\ntimeout_ms = 3000\n"
+                     "connect_timeout_ms = 700\nmax_connections = 9\n"
+                     "[secrets]\npepper_file = p2\n"
+                     "[limits]\nburst = 10\nrate_per_sec = 7\nauth_failures_per_min = 3\n");
+    ck_assert_int_eq(lg_config_reload(&run, &next, on_kept, kept), 9);
+    ck_assert_str_eq(kept, "server.workers redis.port redis.prefix upstream.max_connections "
+                           "secrets.pepper_file");
+    /* what may change, changed */
+    ck_assert_str_eq(run.log_level, "debug");
+    ck_assert_str_eq(run.access_log, "on");
+    ck_assert_str_eq(run.tls_cert, next.tls_cert);
+    ck_assert_str_eq(run.admin_token_file, next.admin_token_file);
+    ck_assert_str_eq(run.upstream_url, "http://a:1,http://b:2");
+    ck_assert_int_eq(run.upstream_timeout_ms, 3000);
+    ck_assert_int_eq(run.upstream_connect_timeout_ms, 700);
+    ck_assert_int_eq(run.rate_per_sec, 7);
+    ck_assert_int_eq(run.burst, 10);
+    ck_assert_int_eq(run.auth_failures_per_min, 3);
+    /* what cannot, did not */
+    ck_assert_int_eq(run.workers, 2);
+    ck_assert_int_eq(run.redis_port, 6380);
+    ck_assert_str_eq(run.redis_prefix, "lg:");
+    ck_assert_int_eq(run.upstream_max_connections, 256);
+    ck_assert_str_ne(run.pepper_file, next.pepper_file);
+    ck_assert_str_eq(run.redis_password, "pw"); /* not an option */
+    /* the same file again changes nothing and keeps nothing */
+    kept[0] = '\0';
+    ck_assert_int_eq(lg_config_reload(&run, &run, on_kept, kept), 0);
+    ck_assert_str_eq(kept, "");
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
     Suite *s = suite_create("config");
@@ -641,6 +690,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_check);
     tcase_add_test(tc, test_shipped_config);
     tcase_add_test(tc, test_addr_loopback);
+    tcase_add_test(tc, test_reload);
     suite_add_tcase(s, tc);
     return s;
 }
