@@ -178,6 +178,9 @@ int lg_admin_cidrs_get(const json_t *obj, char *out, size_t outlen, char *err, s
  * (OUT ""). Absent: 1. 0 or -1. */
 int lg_admin_expiry_get(const json_t *obj, int64_t now_ms, char out[LG_TIME_LEN], char *err,
                         size_t errlen);
+/* Drops a reference to OBJ (NULL is ignored) with the string members named
+ * in FIELDS (NULL-terminated) wiped first: jansson frees strings as they are. */
+void lg_admin_wipe_decref(json_t *obj, const char *const *fields);
 /* Copies at most MAX bytes of S into OUT (OUTLEN) without cutting a UTF-8
  * character, adding "..." when shortened. For echoing user text in messages. */
 void lg_admin_echo(const char *s, size_t max, char *out, size_t outlen);

@@ -127,8 +127,10 @@ static void done_user(struct lg_admin_call *c, const redisReply *reply)
         return;
     }
     json_t *u = shape_user(reply);
+    static const char *const secrets[] = {"password", NULL};
     if (u != NULL && c->secret != NULL) json_object_set_new(u, "password", json_string(c->secret));
-    lg_admin_call_shaped(c, c->status, u);
+    lg_admin_call_shaped(c, c->status, json_incref(u));
+    lg_admin_wipe_decref(u, secrets); /* the generated password, once sent */
 }
 
 static int cmp_email(const void *a, const void *b)
@@ -188,7 +190,9 @@ static int password_take(struct lg_admin_call *c, const json_t *body,
         }
         pw = json_string_value(v);
     }
-    if (lg_password_hash(pw, len, hash) < 0) {
+    int rc = lg_password_hash(pw, len, hash);
+    if (v != NULL) OPENSSL_cleanse((char *)pw, len); /* the request's copy: no longer needed */
+    if (rc < 0) {
         lg_admin_call_error(c, 500, "internal_error", "could not hash the password");
         return -1;
     }

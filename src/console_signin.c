@@ -205,15 +205,17 @@ void lg_console_sign_in(struct lg_admin *adm, struct lg_http_req *req, const cha
     if (!json_is_object(body) || !json_is_string(ev) || !json_is_string(pv) ||
         json_string_length(ev) == 0 || json_string_length(ev) > ADMIN_EMAIL_MAX ||
         json_string_length(pv) == 0 || json_string_length(pv) > LG_PASSWORD_MAX) {
-        json_decref(body);
+        static const char *const secrets[] = {"password", NULL};
+        lg_admin_wipe_decref(body, secrets);
         lg_admin_reply_error(adm, req, rid, 400, "bad_request",
                              "body: {\"email\", \"password\"} required");
         return;
     }
     struct lg_admin_call *c = lg_admin_call_new(adm, req, rid);
     if (c == NULL || (c->secret = strdup(json_string_value(pv))) == NULL) {
+        static const char *const secrets[] = {"password", NULL};
         if (c != NULL) lg_admin_call_error(c, 500, "internal_error", "out of memory");
-        json_decref(body);
+        lg_admin_wipe_decref(body, secrets);
         return;
     }
     const char *e = json_string_value(ev);
@@ -221,7 +223,8 @@ void lg_console_sign_in(struct lg_admin *adm, struct lg_http_req *req, const cha
     for (; e[i] != '\0' && i < ADMIN_EMAIL_MAX; i++)
         c->session.email[i] = (e[i] >= 'A' && e[i] <= 'Z') ? (char)(e[i] - 'A' + 'a') : e[i];
     c->session.email[i] = '\0';
-    json_decref(body); /* the password's copy inside jansson goes with it */
+    static const char *const secrets[] = {"password", NULL};
+    lg_admin_wipe_decref(body, secrets);
     counters(c);
     lg_admin_call_key(c, "user:%s", c->session.email);
     lg_admin_call_argf(c, "%d", FAILS_PER_EMAIL);
