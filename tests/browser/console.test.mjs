@@ -79,9 +79,11 @@ async function pub(k, path) {
   return { status: r.status, body };
 }
 
-// Polls the public API until WANT(answer) holds, for at most MS.
+// Polls the public API until WANT(answer) holds, for at most MS (times the
+// harness's $ITEST_SLOW_FACTOR, for a lockgate under a slow wrapper).
+const SLOW = Number(process.env.ITEST_SLOW_FACTOR || 1);
 async function within(ms, k, path, want) {
-  const end = Date.now() + ms;
+  const end = Date.now() + ms * SLOW;
   let last;
   do {
     last = await pub(k, path);
