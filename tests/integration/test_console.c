@@ -455,6 +455,35 @@ START_TEST(test_pages)
 }
 END_TEST
 
+/* On a TLS admin listener both cookies are Secure. */
+START_TEST(test_secure_cookie_on_tls)
+{
+    char *acct = new_account("Tls");
+    new_user(acct, "tls@example.com", "owner", "tls password 1");
+    struct itest_opts o = {0};
+    o.no_upstream = 1;
+    o.admin_tls = 1;
+    int i = itest_lg_start(&o);
+    char url[160];
+    snprintf(url, sizeof(url), "%s/console/api/sign-in", IT->lg[i].admin_url);
+    ck_assert_int_eq(strncmp(url, "https://", 8), 0);
+    const char *h[] = {"Content-Type: application/json", NULL};
+    const char *body = "{\"email\":\"tls@example.com\",\"password\":\"tls password 1\"}";
+    struct itest_resp r;
+    memset(&r, 0, sizeof(r));
+    ck_assert_int_eq(itest_http("POST", url, h, body, strlen(body), NULL, &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    char v[128], attrs[512];
+    ck_assert_int_eq(set_cookie(r.headers, "lg_session", v, sizeof(v), attrs, sizeof(attrs)), 0);
+    ck_assert_msg(strstr(attrs, "; Secure") && strstr(attrs, "HttpOnly"), "cookie %s", attrs);
+    ck_assert_int_eq(set_cookie(r.headers, "lg_csrf", v, sizeof(v), attrs, sizeof(attrs)), 0);
+    ck_assert_msg(strstr(attrs, "; Secure") && !strstr(attrs, "HttpOnly"), "cookie %s", attrs);
+    itest_resp_free(&r);
+    ck_assert_int_eq(itest_lg_stop(i), 0);
+    free(acct);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("console");
@@ -466,6 +495,7 @@ int main(void)
     tcase_add_test(tc, test_csrf_and_ending);
     tcase_add_test(tc, test_accounts_apart_and_actor);
     tcase_add_test(tc, test_pages);
+    tcase_add_test(tc, test_secure_cookie_on_tls);
     suite_add_tcase(s, tc);
     return itest_exit_status(check_run(s));
 }
