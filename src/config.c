@@ -109,6 +109,7 @@ static const struct opt options[] = {
 
     INT("feed", "heartbeat_s", feed_heartbeat_s, "15", 1, 3600, 0),
     INT("feed", "max_backlog_kib", feed_max_backlog_kib, "256", 1, 1048576, 0),
+    INT("feed", "max_streams_per_key", feed_max_streams_per_key, "8", 1, 100000, 0),
 };
 /* clang-format on */
 

@@ -60,8 +60,9 @@ struct lg_config {
     int auth_failures_per_min;
 
     /* [feed] */
-    int feed_heartbeat_s;     /* comment line interval on SSE streams */
-    int feed_max_backlog_kib; /* a slower stream reader is dropped */
+    int feed_heartbeat_s;         /* comment line interval on SSE streams */
+    int feed_max_backlog_kib;     /* a slower stream reader is dropped */
+    int feed_max_streams_per_key; /* open streams of one feed key per instance */
 };
 
 /* Fills CFG with every option's default. */

@@ -106,9 +106,14 @@ void lg_http_on_close(struct lg_http_req *req, lg_http_close_cb *on_close, void 
 /* Streaming answers (server-sent events): start, write chunks, end. */
 void lg_http_stream_start(struct lg_http_req *req, int status, const char *content_type);
 /* Queues DATA; returns the bytes now waiting in the output buffer (the
- * caller drops slow readers past its limit). */
+ * caller drops slow readers past its limit, or waits for them). LEN 0
+ * queues nothing and only reports that. */
 size_t lg_http_stream_write(struct lg_http_req *req, const char *data, size_t len);
 /* Ends the stream and releases REQ. */
 void lg_http_stream_end(struct lg_http_req *req);
+/* Ends a stream cut short and releases REQ: what was written is sent, then the
+ * connection closes without the last chunk, so that the client sees an
+ * incomplete answer instead of a whole one. */
+void lg_http_stream_abort(struct lg_http_req *req);
 
 #endif

@@ -163,7 +163,7 @@ struct itest_opts {
     int rate_per_sec, burst, auth_failures_per_min;
     int events_maxlen, audit_maxlen;
     int client_timeout_s, max_header_bytes;
-    int feed_heartbeat_s, feed_max_backlog_kib;
+    int feed_heartbeat_s, feed_max_backlog_kib, feed_max_streams_per_key;
     const char *access_log; /* "on" / "off" (default) */
     const char *log_level;  /* default "info" */
     const char *extra;      /* raw INI text appended, e.g. "[feed]\nnew_option = 1\n" */
@@ -994,6 +994,8 @@ ITEST_FN int itest_config_write(const char *path, const struct itest_opts *o,
     fprintf(f, "\n[feed]\n");
     if (o->feed_heartbeat_s) fprintf(f, "heartbeat_s = %d\n", o->feed_heartbeat_s);
     if (o->feed_max_backlog_kib) fprintf(f, "max_backlog_kib = %d\n", o->feed_max_backlog_kib);
+    if (o->feed_max_streams_per_key)
+        fprintf(f, "max_streams_per_key = %d\n", o->feed_max_streams_per_key);
     if (o->extra) fprintf(f, "\n%s\n", o->extra);
     return fclose(f) == 0 ? 0 : -1;
 }
@@ -1135,6 +1137,15 @@ static void itest_lg_spawn(int i)
             itest_fail("lockgate instance %d did not answer %s", i, url);
         }
         itest_sleep_ms(20);
+    }
+    /* then, for a little while, until every worker reaches Redis (/readyz),
+     * so that a suite's first request meets no worker still connecting; an
+     * instance started without Redis goes on unready */
+    if (!lg->opts.no_admin_probe) {
+        snprintf(url, sizeof(url), "%s/readyz", lg->admin_url);
+        for (int64_t ready_by = itest_mono_ms() + itest_scaled_ms(3000);
+             !itest_healthz(&probe) && itest_mono_ms() < ready_by;)
+            itest_sleep_ms(10);
     }
 }
 

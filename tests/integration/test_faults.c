@@ -13,7 +13,8 @@
 #include "lockgate/cred.h"
 #include "lockgate/util.h"
 
-#define FT_BOUND_MS itest_scaled_ms(2000) /* "nothing hangs": far above every configured timeout */
+#define FT_BOUND_MS itest_scaled_ms(2000) /* "nothing hangs": far above every configured timeout \
+                                           */
 
 /* ---- requests ---- */
 
@@ -278,6 +279,14 @@ static void clients_setup(void)
     itest_start(&o);
 }
 
+static void workers_setup(void)
+{
+    struct itest_opts o = {0};
+    o.no_upstream = 1;
+    o.workers = 4;
+    itest_start(&o);
+}
+
 static void fixture_teardown(void) { itest_stop(); }
 
 /* ---- Redis stalled (SIGSTOP) under traffic ---- */
@@ -469,6 +478,67 @@ START_TEST(test_redis_restart)
     ft_expect(&r, 200, NULL);
     itest_resp_free(&r);
     ck_assert(ft_lg_alive());
+}
+END_TEST
+
+/* ---- the local rate limit across workers ---- */
+
+#define LW_BURST 10
+#define LW_RATE  1
+
+/* Redis killed with four workers: every worker that knows the key decides
+ * locally, and together they admit at most the key's burst plus what its
+ * rate adds meanwhile, however the connections spread over the workers. */
+START_TEST(test_local_limit_workers)
+{
+    char acct[64], extra[64];
+    struct ft_cred k;
+    ft_account(acct);
+    snprintf(extra, sizeof(extra), "\"burst\":%d,\"rate_per_sec\":%d", LW_BURST, LW_RATE);
+    ft_key(&k, acct, extra);
+    /* Each request is a new connection: enough of them that every worker
+     * verifies the key while Redis answers (past the burst they are 429,
+     * the key is cached all the same). */
+    struct itest_resp r;
+    int seen200 = 0;
+    for (int i = 0; i < 60; i++) {
+        ft_get("/v1/facilities", &k, NULL, &r);
+        ck_assert_msg(r.status == 200 || r.status == 429, "warm-up: HTTP %ld", r.status);
+        seen200 += r.status == 200;
+        itest_resp_free(&r);
+    }
+    ck_assert_int_ge(seen200, 1);
+
+    itest_redis_stop();
+    int64_t gone_by = itest_mono_ms() + IT->timeout_ms;
+    while (itest_port_open(IT->redis_port)) {
+        ck_assert_msg(itest_mono_ms() < gone_by, "Redis still listens after being killed");
+        itest_sleep_ms(5);
+    }
+    int64_t t0 = itest_mono_ms();
+    int admitted = 0, refused = 0, unknown = 0;
+    for (int i = 0; i < 120; i++) {
+        ft_get("/v1/facilities", &k, NULL, &r);
+        if (r.status == 200)
+            admitted++;
+        else if (r.status == 429)
+            refused++;
+        else if (r.status == 503)
+            unknown++; /* a worker that never saw the key */
+        else
+            ck_abort_msg("Redis down: HTTP %ld: %s", r.status, r.body);
+        itest_resp_free(&r);
+    }
+    int64_t elapsed = itest_mono_ms() - t0;
+    int bound = LW_BURST + (int)((elapsed * LW_RATE + 999) / 1000);
+    fprintf(stderr,
+            "test_local_limit_workers: Redis down, 4 workers, 120 connections in %lld ms: "
+            "%d admitted (at most %d), %d refused, %d unknown\n",
+            (long long)elapsed, admitted, bound, refused, unknown);
+    ck_assert_msg(admitted >= 1, "the known key was never admitted while Redis was down");
+    ck_assert_msg(admitted <= bound, "%d admitted across the workers, at most %d allowed", admitted,
+                  bound);
+    itest_redis_start();
 }
 END_TEST
 
@@ -1078,6 +1148,7 @@ int main(void)
     const struct itest_case cases[] = {
         {"redis_paused", redis_setup, test_redis_paused},
         {"redis_restart", redis_setup, test_redis_restart},
+        {"local_limit_workers", workers_setup, test_local_limit_workers},
         {"oversized_headers", clients_setup, test_oversized_headers},
         {"unread_body", clients_setup, test_unread_body},
         {"client_hangup", clients_setup, test_client_hangup},

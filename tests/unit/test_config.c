@@ -116,6 +116,7 @@ START_TEST(test_defaults)
     ck_assert_int_eq(c.auth_failures_per_min, 30);
     ck_assert_int_eq(c.feed_heartbeat_s, 15);
     ck_assert_int_eq(c.feed_max_backlog_kib, 256);
+    ck_assert_int_eq(c.feed_max_streams_per_key, 8);
     ck_assert_str_eq(c.dir, "");
     ck_assert_int_eq(lg_config_check(&c, err, sizeof(err)), 0);
 }
@@ -177,7 +178,8 @@ START_TEST(test_full_file)
                   "auth_failures_per_min = 9\n"
                   "[feed]\n"
                   "heartbeat_s = 7\n"
-                  "max_backlog_kib = 1024\n");
+                  "max_backlog_kib = 1024\n"
+                  "max_streams_per_key = 3\n");
     ck_assert_str_eq(c.listen, "0.0.0.0:80");
     ck_assert_str_eq(c.listen_tls, "[::1]:8443");
     ck_assert_int_eq(c.workers, 3);
@@ -212,6 +214,7 @@ START_TEST(test_full_file)
     ck_assert_int_eq(c.auth_failures_per_min, 9);
     ck_assert_int_eq(c.feed_heartbeat_s, 7);
     ck_assert_int_eq(c.feed_max_backlog_kib, 1024);
+    ck_assert_int_eq(c.feed_max_streams_per_key, 3);
     ck_assert_str_eq(c.dir, tmpdir);
     ck_assert_int_eq(lg_config_check(&c, err, sizeof(err)), 0);
 }
@@ -268,6 +271,8 @@ START_TEST(test_int_out_of_range)
                  "65535");
     expect_error("[limits]\nburst = 0\n", 2,
                  "bad value '0' for burst: expected an integer from 1 to 1000000");
+    expect_error("[feed]\nmax_streams_per_key = 0\n", 2,
+                 "bad value '0' for max_streams_per_key: expected an integer from 1 to 100000");
     /* The bounds themselves are in range. */
     expect_ok(&c, "[redis]\ntimeout_ms = 60000\nport = 1\n");
     ck_assert_int_eq(c.redis_timeout_ms, 60000);
@@ -594,6 +599,7 @@ START_TEST(test_shipped_config)
     ck_assert_str_eq(c.redis_prefix, "lg:");
     ck_assert_int_eq(c.burst, 40);
     ck_assert_int_eq(c.feed_max_backlog_kib, 256);
+    ck_assert_int_eq(c.feed_max_streams_per_key, 8);
 }
 END_TEST
 
