@@ -38,7 +38,9 @@ LDFLAGS += -fsanitize=address,undefined
 endif
 
 CORE_SRC = $(filter-out src/main.c,$(wildcard src/*.c))
-CORE_OBJ = $(CORE_SRC:src/%.c=$(BUILD)/obj/%.o)
+CORE_OBJ = $(CORE_SRC:src/%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/console_assets.o
+# The console's pages, built into the binary as a generated C table.
+CONSOLE_ASSETS = $(sort $(wildcard console/*.html console/*.css console/*.js))
 CLI_SRC  = $(wildcard src/cli/*.c)
 CLI_OBJ  = $(CLI_SRC:src/cli/%.c=$(BUILD)/obj/cli/%.o)
 UNIT_SRC = $(wildcard tests/unit/*.c)
@@ -56,6 +58,15 @@ all: $(BUILD)/lockgate $(BUILD)/lockgate-admin
 
 $(BUILD)/obj/%.o: src/%.c $(HDRS)
 	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/gen/console_assets.c: $(CONSOLE_ASSETS) scripts/embed-assets.sh
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  GEN     $@")
+	$(Q)scripts/embed-assets.sh $@ $(CONSOLE_ASSETS)
+
+$(BUILD)/obj/console_assets.o: $(BUILD)/gen/console_assets.c include/lockgate/console_assets.h
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
 

@@ -6,12 +6,24 @@ set -eu
 pkgs="build-essential pkg-config libevent-dev libcurl4-openssl-dev libjansson-dev
 libhiredis-dev libssl-dev libinih-dev zlib1g-dev libhttp-parser-dev check libsubunit-dev redis-server
 redis-sentinel nginx haproxy wrk curl openssl clang libclang-rt-14-dev valgrind
-testssl.sh sslscan doona jq"
+testssl.sh sslscan doona jq xxd chromium"
+# The console's browser tests: Node.js 20 with npm (the machine's, else
+# Debian's), playwright-core and axe-core from tests/browser/package-lock.json.
+command -v npm >/dev/null 2>&1 || pkgs="$pkgs nodejs npm"
+browser_modules() {
+    lock=tests/browser/package-lock.json
+    have=tests/browser/node_modules/.package-lock.json
+    [ -f "$have" ] && [ ! "$lock" -nt "$have" ] && return 0
+    (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+}
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
 done
-[ -z "$missing" ] && exit 0
+if [ -z "$missing" ]; then
+    browser_modules
+    exit 0
+fi
 echo "lockgate: missing packages:$missing"
 cmd="apt-get install -y --no-install-recommends$missing"
 if [ "$(id -u)" -ne 0 ]; then
@@ -26,4 +38,4 @@ for s in redis-server redis-sentinel nginx haproxy; do
     (command -v systemctl >/dev/null && systemctl disable --now "$s" >/dev/null 2>&1) || true
     (command -v service >/dev/null && service "$s" stop >/dev/null 2>&1) || true
 done
-exit 0
+browser_modules

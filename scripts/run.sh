@@ -86,6 +86,11 @@ if [ -z "${feedkey:-}" ]; then # demo data from before the feed key existed
     feedkey=$("$admin" feed-key create --name "OverlockRelease" 2>/dev/null | sed -n 's/^key_id: *//p')
     echo "feedkey=$feedkey" >> "$var/demo.env"
 fi
+if [ -z "${consolepw:-}" ]; then # the owner's console user, made once
+    consolepw=$("$admin" user create --account "$acct" --email owner@demo.example 2>/dev/null |
+        sed -n 's/^password: *//p')
+    (umask 077; echo "consolepw=$consolepw" >> "$var/demo.env")
+fi
 secret=$("$admin" key show "$key" --reveal 2>/dev/null | sed -n 's/^secret: *//p')
 feedsecret=$("$admin" key show "$feedkey" --reveal 2>/dev/null | sed -n 's/^secret: *//p')
 set -- $facs
@@ -117,6 +122,9 @@ Read an unlock code (audited):
 Follow the facility inclusion feed as OverlockRelease does (feed key "OverlockRelease"):
   curl -N --cacert var/tls/cert.pem -u '$feedkey:$feedsecret' https://localhost:8443/v1/feed/facilities/stream
   (then, in another terminal: build/lockgate-admin facility exclude $2)
+
+The owner's console (sign in, then Integrations):
+  http://127.0.0.1:9090/console/   email owner@demo.example   password $consolepw
 
 Owner's tasks with the CLI (build/lockgate-admin; it finds the admin token in var/):
   build/lockgate-admin key list --account $acct

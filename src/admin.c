@@ -26,7 +26,7 @@
 
 #define API_PREFIX   "/admin/v1/"
 #define MAX_SEGMENTS 4
-#define SEGMENT_MAX  128
+#define SEGMENT_MAX  ADMIN_SEGMENT_MAX
 
 /* ---- answers ---- */
 
@@ -80,6 +80,8 @@ struct lg_admin_call *lg_admin_call_new(struct lg_admin *adm, struct lg_http_req
     snprintf(c->peer, sizeof(c->peer), "%s", lg_http_peer(req));
     c->now_ms = lg_now_ms();
     lg_time_format(c->now_ms, c->now);
+    snprintf(c->actor, sizeof(c->actor), "%s",
+             adm->session != NULL ? adm->session->email : ADMIN_ACTOR_TOKEN);
     c->next = adm->calls;
     if (adm->calls != NULL) adm->calls->prev = c;
     adm->calls = c;
@@ -126,8 +128,12 @@ static void call_free(struct lg_admin_call *c)
     }
     json_decref(c->entries);
     held_free(c->held_body);
+    json_decref(c->body);
+    OPENSSL_cleanse(&c->session, sizeof(c->session));
     free(c);
 }
+
+void lg_admin_call_end(struct lg_admin_call *c) { call_free(c); }
 
 void lg_admin_call_arg(struct lg_admin_call *c, const char *s, size_t len)
 {
@@ -210,6 +216,7 @@ void lg_admin_call_common(struct lg_admin_call *c)
     lg_admin_call_arg(c, c->adm->aumax, strlen(c->adm->aumax));
     lg_admin_call_arg(c, c->rid, strlen(c->rid));
     lg_admin_call_arg(c, c->peer, strlen(c->peer));
+    lg_admin_call_arg(c, c->actor, strlen(c->actor));
 }
 
 /* A write's answer says whether enough replicas confirmed it (SPEC section
@@ -462,13 +469,12 @@ static void serve_metrics(struct lg_admin *adm, struct lg_http_req *req, const c
 
 /* ---- routing ---- */
 
-enum id_kind { ID_NONE, ID_ACCT, ID_FAC, ID_KEY };
 enum body_mode { BODY_NONE, BODY_REQUIRED, BODY_OPTIONAL };
 
 struct route {
     enum lg_http_method method;
     const char *pattern[MAX_SEGMENTS + 1]; /* NULL-terminated; "*" captures an id */
-    enum id_kind ids[2];                   /* kinds of the captured ids, in order */
+    enum lg_admin_id_kind ids[2];          /* kinds of the captured ids, in order */
     enum body_mode body;
     lg_admin_handler_fn *handler;
 };
@@ -507,6 +513,25 @@ static const struct route routes[] = {
      BODY_REQUIRED,
      lg_admin_lock_changed},
     {LG_HTTP_GET, {"audit", NULL}, {ID_NONE}, BODY_NONE, lg_admin_audit_list},
+    {LG_HTTP_POST,
+     {"accounts", "*", "users", NULL},
+     {ID_ACCT},
+     BODY_REQUIRED,
+     lg_admin_user_create},
+    {LG_HTTP_GET, {"accounts", "*", "users", NULL}, {ID_ACCT}, BODY_NONE, lg_admin_user_list},
+    {LG_HTTP_GET, {"users", "*", NULL}, {ID_USER}, BODY_NONE, lg_admin_user_get},
+    {LG_HTTP_DELETE, {"users", "*", NULL}, {ID_USER}, BODY_NONE, lg_admin_user_delete},
+    {LG_HTTP_POST,
+     {"users", "*", "disable", NULL},
+     {ID_USER},
+     BODY_OPTIONAL,
+     lg_admin_user_disable},
+    {LG_HTTP_POST, {"users", "*", "enable", NULL}, {ID_USER}, BODY_OPTIONAL, lg_admin_user_enable},
+    {LG_HTTP_POST,
+     {"users", "*", "password", NULL},
+     {ID_USER},
+     BODY_OPTIONAL,
+     lg_admin_user_password},
 };
 
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
@@ -542,20 +567,24 @@ static bool pattern_matches(const struct route *r, char seg[MAX_SEGMENTS][SEGMEN
     return i == nseg;
 }
 
-static bool id_valid(enum id_kind kind, const char *s)
+static bool id_valid(enum lg_admin_id_kind kind, const char *s)
 {
     size_t len = strlen(s);
     switch (kind) {
     case ID_ACCT: return lg_id_valid("acct_", s, len);
     case ID_FAC: return lg_ident_valid(s, len);
     case ID_KEY: return lg_cred_key_valid(s, len);
+    case ID_USER: return lg_admin_email_valid(s, len);
     default: return false;
     }
 }
 
-static const char *id_noun(enum id_kind kind)
+static const char *id_noun(enum lg_admin_id_kind kind)
 {
-    return kind == ID_ACCT ? "account" : kind == ID_FAC ? "facility" : "key";
+    return kind == ID_ACCT   ? "account"
+           : kind == ID_FAC  ? "facility"
+           : kind == ID_USER ? "user"
+                             : "key";
 }
 
 /* Parses the request body for a route: a JSON object, or (BODY_OPTIONAL) an
@@ -588,8 +617,10 @@ static json_t *read_body(struct lg_admin *adm, struct lg_http_req *req, const ch
     return body;
 }
 
+/* Routes REST (the path after /admin/v1/) for the admin token (S NULL) or
+ * for the console user of session S. */
 static void route_api(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
-                      const char *rest)
+                      const char *rest, const struct lg_admin_session *s)
 {
     char seg[MAX_SEGMENTS][SEGMENT_MAX + 1];
     int nseg = 0;
@@ -622,7 +653,7 @@ static void route_api(struct lg_admin *adm, struct lg_http_req *req, const char 
     int nid = 0;
     for (int i = 0; match->pattern[i] != NULL; i++) {
         if (strcmp(match->pattern[i], "*") != 0) continue;
-        enum id_kind kind = match->ids[nid];
+        enum lg_admin_id_kind kind = match->ids[nid];
         if (!id_valid(kind, seg[i])) {
             lg_admin_reply_error(adm, req, rid, 404, "not_found", "unknown %s", id_noun(kind));
             return;
@@ -631,7 +662,10 @@ static void route_api(struct lg_admin *adm, struct lg_http_req *req, const char 
     }
     json_t *body = NULL;
     if (match->body != BODY_NONE && (body = read_body(adm, req, rid, match->body)) == NULL) return;
-    match->handler(adm, req, rid, ids, body);
+    if (s != NULL)
+        lg_admin_scope_run(adm, req, rid, s, match->handler, match->ids[0], ids, body);
+    else
+        match->handler(adm, req, rid, ids, body);
     json_decref(body);
 }
 
@@ -682,8 +716,17 @@ static void on_request(struct lg_http_req *req, void *arg)
         plain(adm, req, rid);
         return;
     }
+    if (strcmp(path, "/console") == 0 || strncmp(path, "/console/", 9) == 0) {
+        lg_console_serve(adm, req, rid, path);
+        return;
+    }
     if (strncmp(path, API_PREFIX, strlen(API_PREFIX)) != 0) {
         lg_admin_reply_error(adm, req, rid, 404, "not_found", "no such route");
+        return;
+    }
+    /* The console's requests carry its session cookie instead of the token. */
+    if (lg_http_hdr(req, LG_HDR_AUTHORIZATION) == NULL && lg_admin_session_cookie(req)) {
+        lg_admin_session_begin(adm, req, rid, path + strlen(API_PREFIX), route_api);
         return;
     }
     if (!authorized(adm, req)) {
@@ -692,7 +735,7 @@ static void on_request(struct lg_http_req *req, void *arg)
                              "a valid admin token is required (Authorization: Bearer ...)");
         return;
     }
-    route_api(adm, req, rid, path + strlen(API_PREFIX));
+    route_api(adm, req, rid, path + strlen(API_PREFIX), NULL);
 }
 
 struct lg_admin *lg_admin_new(struct event_base *base, const struct lg_config *cfg,
@@ -736,6 +779,7 @@ void lg_admin_free(struct lg_admin *adm)
      * store runs them with a NULL reply when it is freed). */
     for (struct lg_admin_call *c = adm->calls; c != NULL; c = c->next) c->adm = NULL;
     adm->calls = NULL;
+    lg_console_free(adm);
     lg_http_server_free(adm->http);
     free(adm);
 }

@@ -234,6 +234,13 @@ void lg_admin_audit_list(struct lg_admin *adm, struct lg_http_req *req, const ch
         lg_admin_call_error(c, 400, "bad_request", "%s", err);
         return;
     }
+    if (adm->session != NULL) { /* a console user reads their own account's trail only */
+        if (c->filter_account[0] != '\0' && strcmp(c->filter_account, adm->session->account) != 0) {
+            lg_admin_call_error(c, 404, "not_found", "unknown account");
+            return;
+        }
+        snprintf(c->filter_account, sizeof(c->filter_account), "%s", adm->session->account);
+    }
     if ((c->entries = json_array()) == NULL) {
         lg_admin_call_error(c, 500, "internal_error", "out of memory");
         return;

@@ -35,10 +35,27 @@ struct lg_http_server;
 #define ADMIN_AUDIT_LIMIT_MAX    1000
 #define ADMIN_AUDIT_SCAN_MAX     10000 /* audit entries read per request at most */
 #define ADMIN_REQUEST_ID_LEN     17
-#define ADMIN_CALL_MAX_ARGS      16
+#define ADMIN_CALL_MAX_ARGS      20
 #define ADMIN_STATUS_MAX         600
+#define ADMIN_SEGMENT_MAX        128 /* one path segment (an id, an email) */
+#define ADMIN_EMAIL_MAX          128
+#define ADMIN_ACTOR_TOKEN        "admin-token" /* the audit's actor for token requests */
+#define ADMIN_SESSION_HEX        64            /* session ids and CSRF tokens: 32 random bytes */
+
+/* The kinds of ids a route captures from its path. */
+enum lg_admin_id_kind { ID_NONE, ID_ACCT, ID_FAC, ID_KEY, ID_USER };
+
+/* The console user behind a request, as the session store found it. */
+struct lg_admin_session {
+    char email[ADMIN_EMAIL_MAX + 1];
+    char account[LG_ACCOUNT_ID_LEN + 1];
+    char role[16];
+    char csrf[ADMIN_SESSION_HEX + 1];
+    char hash[ADMIN_SESSION_HEX + 1]; /* SHA-256 of the session id, its Redis name */
+};
 
 struct lg_admin_call;
+struct lg_signin_job;
 
 struct lg_admin {
     struct event_base *base;
@@ -52,6 +69,12 @@ struct lg_admin {
     uint64_t store_failures;
     uint64_t unreplicated; /* writes answered with fewer replicas than replicas_to_wait */
     bool draining;         /* stopping: /readyz says so, so balancers move traffic away */
+    /* The console user of the route handler running now (set around the
+     * call, so the calls it starts carry the user as actor and scope), NULL
+     * for the admin token. */
+    const struct lg_admin_session *session;
+    struct lg_signin_job *signins; /* password checks on their threads (console_signin.c) */
+    int signins_running;
 };
 
 /* What a call does with its successful store reply (borrowed, freed when it
@@ -90,6 +113,14 @@ struct lg_admin_call {
     char filter_account[72], filter_key[72];
     int limit, scanned, requested;
     char cursor[48];
+    /* who: the console user's email or ADMIN_ACTOR_TOKEN (audit "actor") */
+    char actor[ADMIN_EMAIL_MAX + 1];
+    /* console requests: the session found, and what runs once it is checked */
+    struct lg_admin_session session;
+    char rest[ADMIN_SEGMENT_MAX * 4 + 8];
+    json_t *body; /* owned */
+    char ids[2][ADMIN_SEGMENT_MAX + 1];
+    void *then;
 };
 
 /* ---- admin.c: calls and answers ---- */
@@ -119,6 +150,8 @@ void lg_admin_call_reset(struct lg_admin_call *c);
 void lg_admin_call_run(struct lg_admin_call *c, struct lg_script *script, lg_admin_done_fn *done);
 /* Sends the collected arguments as a plain command (no prefix handling). */
 void lg_admin_call_cmd(struct lg_admin_call *c, lg_admin_done_fn *done);
+/* Ends the call without answering (its request went on elsewhere). */
+void lg_admin_call_end(struct lg_admin_call *c);
 /* Answer and end the call. BODY is stolen. */
 void lg_admin_call_json(struct lg_admin_call *c, int status, json_t *body);
 /* Answers BODY, the JSON shape of the store's answer, with STATUS; NULL (the
@@ -154,6 +187,9 @@ int lg_admin_cidrs_get(const json_t *obj, char *out, size_t outlen, char *err, s
  * (OUT ""). Absent: 1. 0 or -1. */
 int lg_admin_expiry_get(const json_t *obj, int64_t now_ms, char out[LG_TIME_LEN], char *err,
                         size_t errlen);
+/* Drops a reference to OBJ (NULL is ignored) with the string members named
+ * in FIELDS (NULL-terminated) wiped first: jansson frees strings as they are. */
+void lg_admin_wipe_decref(json_t *obj, const char *const *fields);
 /* Copies at most MAX bytes of S into OUT (OUTLEN) without cutting a UTF-8
  * character, adding "..." when shortened. For echoing user text in messages. */
 void lg_admin_echo(const char *s, size_t max, char *out, size_t outlen);
@@ -195,5 +231,57 @@ lg_admin_handler_fn lg_admin_key_create, lg_admin_key_list, lg_admin_key_get, lg
     lg_admin_key_patch, lg_admin_key_disable, lg_admin_key_enable, lg_admin_key_rotate,
     lg_admin_key_delete, lg_admin_feed_key_create, lg_admin_feed_key_list;
 lg_admin_handler_fn lg_admin_lock_changed, lg_admin_audit_list;
+lg_admin_handler_fn lg_admin_user_create, lg_admin_user_list, lg_admin_user_get,
+    lg_admin_user_disable, lg_admin_user_enable, lg_admin_user_password, lg_admin_user_delete;
+
+/* ---- admin_users.c ---- */
+
+/* Whether S (LEN bytes) is an email lockgate accepts as a console user's
+ * name: lowercase [a-z0-9._+-]+@[a-z0-9.-]+, at most ADMIN_EMAIL_MAX. */
+bool lg_admin_email_valid(const char *s, size_t len);
+
+/* ---- session.c: console sessions ---- */
+
+/* What runs once a request's session is found (S borrowed for the call). */
+typedef void lg_admin_session_fn(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
+                                 const char *rest, const struct lg_admin_session *s);
+/* Finds the session of REQ's cookie in Redis (refreshing its idle expiry),
+ * checks the CSRF header on every method but GET and HEAD, then runs THEN
+ * with REST (copied). Answers 401 without a live session, 403 without the
+ * right CSRF token. */
+void lg_admin_session_begin(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
+                            const char *rest, lg_admin_session_fn *then);
+/* Whether REQ carries a console session cookie at all. */
+bool lg_admin_session_cookie(struct lg_http_req *req);
+/* Starts a session for a user whose password was checked: a new id in
+ * Redis (only its hash), cookies and {"email","account_id","role","csrf"}
+ * as the answer of C. Ends C. */
+void lg_admin_session_create(struct lg_admin_call *c, const char *email, const char *account,
+                             const char *role);
+/* Ends session S: deleted from Redis, cookies cleared, 204. */
+void lg_admin_session_end(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
+                          const struct lg_admin_session *s);
+
+/* ---- admin_scope.c: what a console session may reach ---- */
+
+/* Runs HANDLER for session S when the route is one a console user may use
+ * and every id (of KIND) belongs to the session's account; 403 for routes
+ * outside the console or (users) outside the user's role, 404 for another
+ * account's ids. IDS and BODY are borrowed (copied when a lookup is needed). */
+void lg_admin_scope_run(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
+                        const struct lg_admin_session *s, lg_admin_handler_fn *handler,
+                        enum lg_admin_id_kind kind, const char *const *ids, json_t *body);
+
+/* ---- console.c, console_signin.c: the owner's console ---- */
+
+/* Serves PATH under /console: the pages and the sign-in API. */
+void lg_console_serve(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
+                      const char *path);
+/* POST /console/api/sign-in: {"email","password"}, throttled per email and
+ * per client address. */
+void lg_console_sign_in(struct lg_admin *adm, struct lg_http_req *req, const char *rid);
+/* Waits for the password checks still running and drops their calls (the
+ * admin is being freed). */
+void lg_console_free(struct lg_admin *adm);
 
 #endif

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include <jansson.h>
+#include <openssl/crypto.h>
 
 #include "admin_internal.h"
 #include "lockgate/cache.h"
@@ -345,4 +346,13 @@ json_t *lg_admin_shape_list(const redisReply *list, json_t *(*shape)(const redis
 json_t *lg_admin_shape_key_list(const redisReply *list, int64_t now_ms)
 {
     return shape_sorted(list, lg_admin_shape_key, NULL, now_ms, "key_id");
+}
+
+void lg_admin_wipe_decref(json_t *obj, const char *const *fields)
+{
+    for (size_t i = 0; obj != NULL && fields[i] != NULL; i++) {
+        json_t *v = json_object_get(obj, fields[i]);
+        if (json_is_string(v)) OPENSSL_cleanse((char *)json_string_value(v), json_string_length(v));
+    }
+    json_decref(obj);
 }

@@ -133,27 +133,16 @@ static int limits_get(const json_t *body, bool create, int64_t now_ms, json_t *s
     return 0;
 }
 
-/* Drops a reference to OBJ (NULL is ignored) with the string members named
- * in FIELDS (NULL-terminated) wiped first: jansson frees strings as they are. */
-static void wipe_decref(json_t *obj, const char *const *fields)
-{
-    for (size_t i = 0; obj != NULL && fields[i] != NULL; i++) {
-        json_t *v = json_object_get(obj, fields[i]);
-        if (json_is_string(v)) OPENSSL_cleanse((char *)json_string_value(v), json_string_length(v));
-    }
-    json_decref(obj);
-}
-
 static const char *const spec_secrets[] = {"verifier", "sealed", NULL};
 static const char *const answer_secrets[] = {"secret", NULL};
 
-static void spec_free(json_t *spec) { wipe_decref(spec, spec_secrets); }
+static void spec_free(json_t *spec) { lg_admin_wipe_decref(spec, spec_secrets); }
 
 /* Answers C with BODY (taken), whose "secret" is wiped once it is sent. */
 static void answer_secret(struct lg_admin_call *c, int status, json_t *body)
 {
     lg_admin_call_json(c, status, json_incref(body));
-    wipe_decref(body, answer_secrets);
+    lg_admin_wipe_decref(body, answer_secrets);
 }
 
 /* A fresh key id and secret into C (the secret kept for the answer), with

@@ -2,9 +2,9 @@
  * its event (stream + pub/sub) and its audit entry commit together. Layout as
  * in schema.h.
  *
- * Every script gets ARGV[1..6] = prefix, now (ISO), events MAXLEN, audit
- * MAXLEN, request id, client IP (lg_admin_call_common), then its own arguments
- * from ARGV[7]. The object's own keys come in KEYS; the events and audit
+ * Every script gets ARGV[1..7] = prefix, now (ISO), events MAXLEN, audit
+ * MAXLEN, request id, client IP, actor (lg_admin_call_common), then its own
+ * arguments from ARGV[8]. The object's own keys come in KEYS; the events and audit
  * streams and keys reached through set members (a facility's hash while
  * checking a key's scope, every key's scope set when a facility goes) are
  * derived from the prefix inside the script.
@@ -19,6 +19,7 @@
 #define PRELUDE                                                                                                                                                      \
     "local P, NOW, EVMAX, AUMAX, RID, CIP = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], "                                                                           \
     "ARGV[6]\n"                                                                                                                                                      \
+    "local ACT = ARGV[7]\n"                                                                                                                                          \
     "local function fail(code, msg) return redis.error_reply(code .. ':' .. msg) end\n"                                                                              \
     "local EVIDS = {'key_id', 'facility_id', 'unit_id'}\n" /* One event: XADD to the stream, then                                                                    \
                                                               PUBLISH the same as JSON with its                                                                      \
@@ -48,6 +49,7 @@
     "  end\n"                                                                                                                                                        \
     "  if CIP ~= '' then a[#a + 1] = 'client_ip'; a[#a + 1] = CIP end\n"                                                                                             \
     "  if RID ~= '' then a[#a + 1] = 'request_id'; a[#a + 1] = RID end\n"                                                                                            \
+    "  if ACT ~= '' then a[#a + 1] = 'actor'; a[#a + 1] = ACT end\n"                                                                                                 \
     "  a[#a + 1] = 'outcome'; a[#a + 1] = 'ok'\n"                                                                                                                    \
     "  a[#a + 1] = 'at'; a[#a + 1] = NOW\n"                                                                                                                          \
     "  redis.call('XADD', P .. 'audit', 'MAXLEN', '~', AUMAX, '*', unpack(a))\n"                                                                                     \
@@ -74,9 +76,9 @@
 
 #define SCRIPT(var, text) struct lg_script var = {.name = #var, .source = PRELUDE text}
 
-/* KEYS: accounts, acct:{id}. ARGV[7] id, [8] name. */
+/* KEYS: accounts, acct:{id}. ARGV[8] id, [9] name. */
 SCRIPT(lg_admin_script_account_create,
-       "local id, name = ARGV[7], ARGV[8]\n"
+       "local id, name = ARGV[8], ARGV[9]\n"
        "if redis.call('EXISTS', KEYS[2]) == 1 then\n"
        "  return fail('conflict', 'account ' .. id .. ' already exists')\n"
        "end\n"
@@ -86,12 +88,12 @@ SCRIPT(lg_admin_script_account_create,
        "audit('account.created', {account_id = id})\n"
        "return acctview(id)\n");
 
-/* KEYS: acct:{id}. ARGV[7] id. */
+/* KEYS: acct:{id}. ARGV[8] id. */
 SCRIPT(lg_admin_script_account_get,
        "if redis.call('EXISTS', KEYS[1]) == 0 then\n"
-       "  return fail('not_found', 'account ' .. ARGV[7] .. ' not found')\n"
+       "  return fail('not_found', 'account ' .. ARGV[8] .. ' not found')\n"
        "end\n"
-       "return acctview(ARGV[7])\n");
+       "return acctview(ARGV[8])\n");
 
 /* KEYS: accounts. */
 SCRIPT(lg_admin_script_account_list,
@@ -100,9 +102,9 @@ SCRIPT(lg_admin_script_account_list,
        "return out\n");
 
 /* KEYS: acct:{a}, acct:{a}:facilities, facilities, fac:{f}.
- * ARGV[7] account, [8] facility id, [9] name. */
+ * ARGV[8] account, [9] facility id, [10] name. */
 SCRIPT(lg_admin_script_facility_create,
-       "local acct, fac, name = ARGV[7], ARGV[8], ARGV[9]\n"
+       "local acct, fac, name = ARGV[8], ARGV[9], ARGV[10]\n"
        "if redis.call('EXISTS', KEYS[1]) == 0 then\n"
        "  return fail('not_found', 'account ' .. acct .. ' not found')\n"
        "end\n"
@@ -118,29 +120,29 @@ SCRIPT(lg_admin_script_facility_create,
        "audit('facility.created', {account_id = acct, facility_id = fac})\n"
        "return facview(fac)\n");
 
-/* KEYS: fac:{f}. ARGV[7] facility id. */
+/* KEYS: fac:{f}. ARGV[8] facility id. */
 SCRIPT(lg_admin_script_facility_get,
        "if redis.call('EXISTS', KEYS[1]) == 0 then\n"
-       "  return fail('not_found', 'facility ' .. ARGV[7] .. ' not found')\n"
+       "  return fail('not_found', 'facility ' .. ARGV[8] .. ' not found')\n"
        "end\n"
-       "return facview(ARGV[7])\n");
+       "return facview(ARGV[8])\n");
 
-/* KEYS: acct:{a}, acct:{a}:facilities. ARGV[7] account. */
+/* KEYS: acct:{a}, acct:{a}:facilities. ARGV[8] account. */
 SCRIPT(lg_admin_script_facility_list,
        "if redis.call('EXISTS', KEYS[1]) == 0 then\n"
-       "  return fail('not_found', 'account ' .. ARGV[7] .. ' not found')\n"
+       "  return fail('not_found', 'account ' .. ARGV[8] .. ' not found')\n"
        "end\n"
        "local out = {}\n"
        "for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do out[#out + 1] = facview(id) end\n"
        "return out\n");
 
-/* KEYS: fac:{f}. ARGV[7] facility id, [8] included ('', '1', '0'),
- * [9] '1' when a name is given, [10] the name.
+/* KEYS: fac:{f}. ARGV[8] facility id, [9] included ('', '1', '0'),
+ * [10] '1' when a name is given, [11] the name.
  * Events: a change of inclusion (or a repeated include/exclude without a
  * rename) is facility.included/excluded, audited, carrying the current name;
  * otherwise facility.updated. Exactly one event per PATCH. */
 SCRIPT(lg_admin_script_facility_patch,
-       "local fac, inc, hasname, name = ARGV[7], ARGV[8], ARGV[9] == '1', ARGV[10]\n"
+       "local fac, inc, hasname, name = ARGV[8], ARGV[9], ARGV[10] == '1', ARGV[11]\n"
        "local cur = redis.call('HMGET', KEYS[1], 'account_id', 'name', 'included')\n"
        "if not cur[1] then return fail('not_found', 'facility ' .. fac .. ' not found') end\n"
        "local acct = cur[1]\n"
@@ -161,11 +163,11 @@ SCRIPT(lg_admin_script_facility_patch,
        "end\n"
        "return facview(fac)\n");
 
-/* KEYS: fac:{f}, facilities. ARGV[7] facility id. Removes the facility from
+/* KEYS: fac:{f}, facilities. ARGV[8] facility id. Removes the facility from
  * the scope of every key of its account (keys only ever hold facilities of
  * their own account). */
 SCRIPT(lg_admin_script_facility_delete,
-       "local fac = ARGV[7]\n"
+       "local fac = ARGV[8]\n"
        "local cur = redis.call('HMGET', KEYS[1], 'account_id', 'name')\n"
        "if not cur[1] then return fail('not_found', 'facility ' .. fac .. ' not found') end\n"
        "local acct = cur[1]\n"
@@ -181,11 +183,11 @@ SCRIPT(lg_admin_script_facility_delete,
        "return 1\n");
 
 /* KEYS: key:{k}, key:{k}:facilities, acct:{a}:keys (or feedkeys), and for API
- * keys acct:{a}. ARGV[7] JSON {key_id, account_id, role, name, verifier,
+ * keys acct:{a}. ARGV[8] JSON {key_id, account_id, role, name, verifier,
  * sealed, all_facilities, rate_per_sec, burst, allowed_cidrs, expires_at,
  * facilities[]}, every value a string. */
 SCRIPT(lg_admin_script_key_create,
-       "local s = cjson.decode(ARGV[7])\n"
+       "local s = cjson.decode(ARGV[8])\n"
        "local kid, acct = s.key_id, s.account_id\n"
        "if s.role == 'api' then\n"
        "  if redis.call('EXISTS', KEYS[4]) == 0 then\n"
@@ -208,35 +210,35 @@ SCRIPT(lg_admin_script_key_create,
        "audit('key.created', {account_id = acct, key_id = kid})\n"
        "return keyview(kid)\n");
 
-/* KEYS: key:{k}. ARGV[7] key id. */
+/* KEYS: key:{k}. ARGV[8] key id. */
 SCRIPT(lg_admin_script_key_get, "if redis.call('EXISTS', KEYS[1]) == 0 then\n"
-                                "  return fail('not_found', 'key ' .. ARGV[7] .. ' not found')\n"
+                                "  return fail('not_found', 'key ' .. ARGV[8] .. ' not found')\n"
                                 "end\n"
-                                "return keyview(ARGV[7])\n");
+                                "return keyview(ARGV[8])\n");
 
 /* KEYS: the set of key ids (acct:{a}:keys or feedkeys) and, for an account,
- * acct:{a}. ARGV[7] account id (for the message). */
+ * acct:{a}. ARGV[8] account id (for the message). */
 SCRIPT(lg_admin_script_key_list,
        "if KEYS[2] and redis.call('EXISTS', KEYS[2]) == 0 then\n"
-       "  return fail('not_found', 'account ' .. ARGV[7] .. ' not found')\n"
+       "  return fail('not_found', 'account ' .. ARGV[8] .. ' not found')\n"
        "end\n"
        "local out = {}\n"
        "for _, kid in ipairs(redis.call('SMEMBERS', KEYS[1])) do out[#out + 1] = keyview(kid) end\n"
        "return out\n");
 
-/* KEYS: key:{k}. ARGV[7] key id. The read and its audit entry go together;
+/* KEYS: key:{k}. ARGV[8] key id. The read and its audit entry go together;
  * returns the sealed secret for C to open. */
 SCRIPT(lg_admin_script_key_reveal,
        "local cur = redis.call('HMGET', KEYS[1], 'account_id', 'sealed')\n"
-       "if not cur[1] then return fail('not_found', 'key ' .. ARGV[7] .. ' not found') end\n"
-       "audit('key.revealed', {account_id = cur[1], key_id = ARGV[7]})\n"
+       "if not cur[1] then return fail('not_found', 'key ' .. ARGV[8] .. ' not found') end\n"
+       "audit('key.revealed', {account_id = cur[1], key_id = ARGV[8]})\n"
        "return cur[2] or ''\n");
 
-/* KEYS: key:{k}, key:{k}:facilities. ARGV[7] key id, [8] JSON of the fields
+/* KEYS: key:{k}, key:{k}:facilities. ARGV[8] key id, [9] JSON of the fields
  * to set (strings; facilities[] replaces the scope set when all_facilities is
  * given, which C guarantees whenever facilities is). */
 SCRIPT(lg_admin_script_key_update,
-       "local kid, p = ARGV[7], cjson.decode(ARGV[8])\n"
+       "local kid, p = ARGV[8], cjson.decode(ARGV[9])\n"
        "local cur = redis.call('HMGET', KEYS[1], 'account_id', 'role')\n"
        "if not cur[1] then return fail('not_found', 'key ' .. kid .. ' not found') end\n"
        "local acct, role = cur[1], cur[2]\n"
@@ -263,20 +265,20 @@ SCRIPT(lg_admin_script_key_update,
        "audit('key.updated', {account_id = acct, key_id = kid})\n"
        "return keyview(kid)\n");
 
-/* KEYS: key:{k}. ARGV[7] key id, [8] 'active' or 'disabled', [9] the event
+/* KEYS: key:{k}. ARGV[8] key id, [9] 'active' or 'disabled', [10] the event
  * (key.enabled / key.disabled). Repeating one re-announces it. */
 SCRIPT(lg_admin_script_key_status,
-       "local kid = ARGV[7]\n"
+       "local kid = ARGV[8]\n"
        "local acct = redis.call('HGET', KEYS[1], 'account_id')\n"
        "if not acct then return fail('not_found', 'key ' .. kid .. ' not found') end\n"
-       "redis.call('HSET', KEYS[1], 'status', ARGV[8], 'updated_at', NOW)\n"
-       "emit(ARGV[9], {account_id = acct, key_id = kid})\n"
-       "audit(ARGV[9], {account_id = acct, key_id = kid})\n"
+       "redis.call('HSET', KEYS[1], 'status', ARGV[9], 'updated_at', NOW)\n"
+       "emit(ARGV[10], {account_id = acct, key_id = kid})\n"
+       "audit(ARGV[10], {account_id = acct, key_id = kid})\n"
        "return keyview(kid)\n");
 
 /* KEYS: key:{old}, key:{old}:facilities, key:{new}, key:{new}:facilities.
- * ARGV[7] old id, [8] new id, [9] verifier, [10] sealed, [11] grace seconds,
- * [12] now + grace (ISO; '' for grace 0).
+ * ARGV[8] old id, [9] new id, [10] verifier, [11] sealed, [12] grace seconds,
+ * [13] now + grace (ISO; '' for grace 0).
  * The new key copies name, role, scope, limits, CIDRs and a still-future
  * expiry. Grace 0 disables the old key; a grace sets its expires_at to
  * now + grace unless it expires sooner already. One event, key.rotated,
@@ -284,7 +286,7 @@ SCRIPT(lg_admin_script_key_status,
  * key was never cached). Audited as key.rotated (old key) and key.created
  * (new key). */
 SCRIPT(lg_admin_script_key_rotate,
-       "local old, new, grace, till = ARGV[7], ARGV[8], tonumber(ARGV[11]), ARGV[12]\n"
+       "local old, new, grace, till = ARGV[8], ARGV[9], tonumber(ARGV[12]), ARGV[13]\n"
        "local c = redis.call('HMGET', KEYS[1], 'account_id', 'role', 'name', 'all_facilities',\n"
        "  'rate_per_sec', 'burst', 'allowed_cidrs', 'expires_at')\n"
        "if not c[1] then return fail('not_found', 'key ' .. old .. ' not found') end\n"
@@ -295,7 +297,7 @@ SCRIPT(lg_admin_script_key_rotate,
        "local newexp = ''\n"
        "if exp ~= '' and exp > NOW then newexp = exp end\n"
        "redis.call('HSET', KEYS[3], 'account_id', acct, 'role', role, 'name', c[3] or '',\n"
-       "  'verifier', ARGV[9], 'sealed', ARGV[10], 'all_facilities', c[4] or '0',\n"
+       "  'verifier', ARGV[10], 'sealed', ARGV[11], 'all_facilities', c[4] or '0',\n"
        "  'status', 'active', 'rate_per_sec', c[5] or '', 'burst', c[6] or '',\n"
        "  'allowed_cidrs', c[7] or '', 'created_at', NOW, 'updated_at', NOW,\n"
        "  'last_used_at', '', 'expires_at', newexp)\n"
@@ -313,9 +315,9 @@ SCRIPT(lg_admin_script_key_rotate,
        "audit('key.created', {account_id = acct, key_id = new})\n"
        "return keyview(new)\n");
 
-/* KEYS: key:{k}, key:{k}:facilities, rl:{k}. ARGV[7] key id. */
+/* KEYS: key:{k}, key:{k}:facilities, rl:{k}. ARGV[8] key id. */
 SCRIPT(lg_admin_script_key_delete,
-       "local kid = ARGV[7]\n"
+       "local kid = ARGV[8]\n"
        "local c = redis.call('HMGET', KEYS[1], 'account_id', 'role')\n"
        "if not c[1] then return fail('not_found', 'key ' .. kid .. ' not found') end\n"
        "redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])\n"
@@ -325,9 +327,9 @@ SCRIPT(lg_admin_script_key_delete,
        "audit('key.deleted', {account_id = c[1], key_id = kid})\n"
        "return 1\n");
 
-/* KEYS: fac:{f}. ARGV[7] facility id, [8] unit id. Returns the event id. */
+/* KEYS: fac:{f}. ARGV[8] facility id, [9] unit id. Returns the event id. */
 SCRIPT(lg_admin_script_lock_changed,
        "local acct = redis.call('HGET', KEYS[1], 'account_id')\n"
-       "if not acct then return fail('not_found', 'facility ' .. ARGV[7] .. ' not found') end\n"
-       "return emit('lock.changed', {account_id = acct, facility_id = ARGV[7],\n"
-       "  unit_id = ARGV[8]})\n");
+       "if not acct then return fail('not_found', 'facility ' .. ARGV[8] .. ' not found') end\n"
+       "return emit('lock.changed', {account_id = acct, facility_id = ARGV[8],\n"
+       "  unit_id = ARGV[9]})\n");

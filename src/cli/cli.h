@@ -65,6 +65,8 @@ struct lg_cli_noun {
 
 /* The table of nouns (cmd.c), terminated by an entry with a NULL name. */
 extern const struct lg_cli_noun lg_cli_nouns[];
+/* The verbs of 'user' (cmd_user.c). */
+extern const struct lg_cli_verb lg_cli_user_verbs[];
 
 /* Parses the flags and positional argument of one verb from ARGV (borrowed;
  * the parsed values point into it). Global flags (--json, --url,

@@ -830,6 +830,22 @@ const struct lg_cli_noun lg_cli_nouns[] = {
      "  --limit N         at most N entries, 1 to 1000 (default 100)\n"
      "\n" GLOBAL_LINE,
      audit_verbs},
+    {"user", "create, list, show, disable, enable, delete, set-password (console users)",
+     "usage: " LG_CLI_NAME " [GLOBAL OPTIONS] user VERB [ARGS]\n"
+     "\n"
+     "  user create --account A --email E [--role owner|client_admin] [--password-file F]\n"
+     "                                  create a console user (role owner by default);\n"
+     "                                  without F a strong password is made and printed once\n"
+     "  user list --account A           list an account's console users\n"
+     "  user show E                     show one user\n"
+     "  user disable E                  refuse their sign-ins and end their sessions now\n"
+     "  user enable E                   allow them again\n"
+     "  user delete E                   delete the user and end their sessions\n"
+     "  user set-password E [--password-file F]\n"
+     "                                  new password (from F's first line, or made and\n"
+     "                                  printed once); ends their sessions\n"
+     "\n" GLOBAL_LINE,
+     lg_cli_user_verbs},
     {"lock-changed", "announce a lock change to feed subscribers",
      "usage: " LG_CLI_NAME " [GLOBAL OPTIONS] lock-changed --facility F --unit U\n"
      "\n"
