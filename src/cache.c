@@ -1,7 +1,7 @@
 /* The per-worker caches of keys and facilities: two string-keyed hash tables,
  * the scope and allowlist decisions made on their entries, the epochs and
- * flags that say how far the cache may be trusted, and the two reads of
- * facilities from Redis with their parsers. */
+ * flags that say how far the cache may be trusted, and the building of keys
+ * and facilities from their stored fields (store_read.c reads them). */
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -225,79 +225,84 @@ void lg_key_unref(struct lg_key *k)
 
 static int cmp_fac(const void *a, const void *b) { return strcmp(a, b); }
 
-static int copy_field(const redisReply *v, char *out, size_t cap)
+static int copy_text(const char *v, size_t len, char *out, size_t cap)
 {
-    if (v->type != REDIS_REPLY_STRING || v->len >= cap) return -1;
-    memcpy(out, v->str, v->len);
-    out[v->len] = '\0';
+    if (len >= cap) return -1;
+    memcpy(out, v, len);
+    out[len] = '\0';
     return 0;
 }
 
-struct lg_key *lg_key_from_reply(const char *key_id, const redisReply *hash,
-                                 const redisReply *members, const struct lg_config *cfg)
+struct lg_key *lg_key_new(const char *key_id, const struct lg_config *cfg)
 {
-    if (hash == NULL || hash->type != REDIS_REPLY_ARRAY || hash->elements == 0 ||
-        hash->elements % 2 != 0)
-        return NULL;
     struct lg_key *k = calloc(1, sizeof(*k));
     if (k == NULL) return NULL;
     k->refs = 1;
     k->rate_per_sec = cfg->rate_per_sec;
     k->burst = cfg->burst;
-    bool have_verifier = false;
     snprintf(k->key_id, sizeof(k->key_id), "%s", key_id);
+    return k;
+}
+
+int lg_key_field(struct lg_key *k, const char *name, const char *v, size_t len)
+{
     char buf[2048];
-    for (size_t i = 0; i + 1 < hash->elements; i += 2) {
-        const redisReply *f = hash->element[i], *v = hash->element[i + 1];
-        if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) goto err;
-        const char *name = f->str;
-        if (strcmp(name, "account_id") == 0) {
-            if (copy_field(v, k->account_id, sizeof(k->account_id)) < 0) goto err;
-        } else if (strcmp(name, "role") == 0) {
-            k->feed = strcmp(v->str, LG_ROLE_FEED) == 0;
-        } else if (strcmp(name, "status") == 0) {
-            k->disabled = strcmp(v->str, "active") != 0;
-        } else if (strcmp(name, "all_facilities") == 0) {
-            k->all_facilities = strcmp(v->str, "1") == 0;
-        } else if (strcmp(name, "verifier") == 0) {
-            if (copy_field(v, k->verifier, sizeof(k->verifier)) < 0) goto err;
-            have_verifier = v->len == LG_VERIFIER_LEN;
-        } else if (strcmp(name, "rate_per_sec") == 0 && v->len > 0) {
-            double r = strtod(v->str, NULL);
-            if (r > 0) k->rate_per_sec = r;
-        } else if (strcmp(name, "burst") == 0 && v->len > 0) {
-            int b = atoi(v->str);
-            if (b > 0) k->burst = b;
-        } else if (strcmp(name, "expires_at") == 0 && v->len > 0) {
-            /* An unreadable expiry must not mean "never": treat it as expired. */
-            if (lg_time_parse(v->str, &k->expires_at_ms) < 0) k->expires_at_ms = 1;
-        } else if (strcmp(name, "allowed_cidrs") == 0 && v->len > 0) {
-            if (copy_field(v, buf, sizeof(buf)) < 0) goto err;
-            char *save = NULL;
-            for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-                if (k->ncidrs == LG_MAX_CIDRS || lg_cidr_parse(t, &k->cidrs[k->ncidrs]) < 0)
-                    goto err; /* an allowlist we cannot read must not open the key */
-                k->ncidrs++;
-            }
+    if (strcmp(name, "account_id") == 0) {
+        if (copy_text(v, len, k->account_id, sizeof(k->account_id)) < 0) return -1;
+    } else if (strcmp(name, "role") == 0) {
+        k->feed = strcmp(v, LG_ROLE_FEED) == 0;
+    } else if (strcmp(name, "status") == 0) {
+        k->disabled = strcmp(v, "active") != 0;
+    } else if (strcmp(name, "all_facilities") == 0) {
+        k->all_facilities = strcmp(v, "1") == 0;
+    } else if (strcmp(name, "verifier") == 0) {
+        if (copy_text(v, len, k->verifier, sizeof(k->verifier)) < 0) return -1;
+    } else if (strcmp(name, "rate_per_sec") == 0 && len > 0) {
+        double r = strtod(v, NULL);
+        if (r > 0) k->rate_per_sec = r;
+    } else if (strcmp(name, "burst") == 0 && len > 0) {
+        int b = atoi(v);
+        if (b > 0) k->burst = b;
+    } else if (strcmp(name, "expires_at") == 0 && len > 0) {
+        /* An unreadable expiry must not mean "never": treat it as expired. */
+        if (lg_time_parse(v, &k->expires_at_ms) < 0) k->expires_at_ms = 1;
+    } else if (strcmp(name, "allowed_cidrs") == 0 && len > 0) {
+        if (copy_text(v, len, buf, sizeof(buf)) < 0) return -1;
+        char *save = NULL;
+        for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+            if (k->ncidrs == LG_MAX_CIDRS || lg_cidr_parse(t, &k->cidrs[k->ncidrs]) < 0)
+                return -1; /* an allowlist we cannot read must not open the key */
+            k->ncidrs++;
         }
     }
-    if (!have_verifier) goto err;
+    return 0;
+}
+
+int lg_key_scope_reserve(struct lg_key *k, size_t n)
+{
+    if (n == 0) return 0;
+    char(*f)[72] = realloc(k->facilities, ((size_t)k->nfacilities + n) * sizeof(*f));
+    if (f == NULL) return -1;
+    k->facilities = f;
+    k->scope_cap = k->nfacilities + (int)n;
+    return 0;
+}
+
+void lg_key_scope_add(struct lg_key *k, const char *id, size_t len)
+{
+    if (k->nfacilities < k->scope_cap &&
+        copy_text(id, len, k->facilities[k->nfacilities], sizeof(*k->facilities)) == 0)
+        k->nfacilities++;
+}
+
+int lg_key_done(struct lg_key *k)
+{
+    if (strlen(k->verifier) != LG_VERIFIER_LEN) return -1;
     snprintf(k->hdr_account, sizeof(k->hdr_account), "X-Lockgate-Account: %s", k->account_id);
     snprintf(k->hdr_key, sizeof(k->hdr_key), "X-Lockgate-Key: %s", k->key_id);
-    if (members != NULL && members->type == REDIS_REPLY_ARRAY && members->elements > 0) {
-        k->facilities = calloc(members->elements, sizeof(*k->facilities));
-        if (k->facilities == NULL) goto err;
-        for (size_t i = 0; i < members->elements; i++) {
-            if (copy_field(members->element[i], k->facilities[k->nfacilities],
-                           sizeof(*k->facilities)) == 0)
-                k->nfacilities++;
-        }
+    if (k->nfacilities > 0)
         qsort(k->facilities, (size_t)k->nfacilities, sizeof(*k->facilities), cmp_fac);
-    }
-    return k;
-err:
-    lg_key_unref(k);
-    return NULL;
+    return 0;
 }
 
 struct lg_key *lg_cache_key_get(struct lg_cache *c, const char *key_id)
@@ -400,87 +405,18 @@ void lg_cache_facilities_flush(struct lg_cache *c)
 }
 int lg_cache_facility_count(const struct lg_cache *c) { return (int)c->facilities.count; }
 
-static void put_loaded(const struct lg_facility *f, void *arg)
+int lg_facility_parse(struct lg_facility *out, const char *id, const char *account_id,
+                      const char *name, const char *included)
 {
-    lg_cache_facility_put(arg, f->id, f->account_id, f->name, f->included);
-}
-
-int lg_cache_facilities_replace(struct lg_cache *c, const redisReply *reply)
-{
-    if (lg_facilities_each(reply, NULL, NULL) < 0) return -1;
-    lg_cache_facilities_flush(c);
-    lg_facilities_each(reply, put_loaded, c);
-    return 0;
-}
-
-/* ---- reading facilities from Redis ---- */
-
-static struct lg_script facilities_load = {
-    .name = "facilities_load",
-    .source =
-        "local ids = redis.call('SMEMBERS', KEYS[1])\n"
-        "local out = {}\n"
-        "for _, id in ipairs(ids) do\n"
-        "  local f = redis.call('HMGET', ARGV[1] .. 'fac:' .. id, 'account_id', 'name', "
-        "'included')\n"
-        "  if f[1] then\n"
-        "    out[#out+1] = id; out[#out+1] = f[1]; out[#out+1] = f[2] or ''; out[#out+1] = f[3] or "
-        "'1'\n"
-        "  end\n"
-        "end\n"
-        "return out\n",
-};
-
-int lg_cache_read_facilities(struct lg_store *st, const char *set, lg_store_cb *cb, void *arg)
-{
-    const char *argv[] = {set, lg_store_prefix(st)};
-    return lg_store_script(st, &facilities_load, cb, arg, 1, 2, argv, NULL);
-}
-
-int lg_cache_read_facility(struct lg_store *st, const char *id, lg_store_cb *cb, void *arg)
-{
-    char key[128];
-    snprintf(key, sizeof(key), "%sfac:%s", lg_store_prefix(st), id);
-    const char *argv[] = {"HMGET", key, "account_id", "name", "included"};
-    return lg_store_argv(st, cb, arg, 5, argv, NULL);
-}
-
-static bool str_reply(const redisReply *r) { return r != NULL && r->type == REDIS_REPLY_STRING; }
-
-/* F from its fields, NAME borrowed (a facility handed out by a read is never
- * written through); false when an id does not fit (such an entry is skipped). */
-static bool facility_set(struct lg_facility *f, const char *id, const char *account_id,
-                         const char *name, bool included)
-{
-    if (strlen(id) >= sizeof(f->id) || strlen(account_id) >= sizeof(f->account_id)) return false;
-    memcpy(f->id, id, strlen(id) + 1);
-    memcpy(f->account_id, account_id, strlen(account_id) + 1);
-    f->name = (char *)name;
-    f->included = included;
-    return true;
-}
-
-int lg_facilities_each(const redisReply *reply, lg_facility_fn *fn, void *arg)
-{
-    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements % 4 != 0) return -1;
-    for (size_t i = 0; fn != NULL && i + 3 < reply->elements; i += 4) {
-        redisReply **e = reply->element + i;
-        struct lg_facility f;
-        if (str_reply(e[0]) && str_reply(e[1]) && str_reply(e[2]) && str_reply(e[3]) &&
-            facility_set(&f, e[0]->str, e[1]->str, e[2]->str, strcmp(e[3]->str, "1") == 0))
-            fn(&f, arg);
-    }
-    return 0;
-}
-
-int lg_facility_from_reply(const char *id, const redisReply *reply, struct lg_facility *out)
-{
-    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3) return -1;
-    redisReply **e = reply->element;
-    if (!str_reply(e[0])) return 0; /* no such facility (deleted) */
-    bool included = !str_reply(e[2]) || strcmp(e[2]->str, "1") == 0;
-    if (!facility_set(out, id, e[0]->str, str_reply(e[1]) ? e[1]->str : "", included)) return -1;
-    return 1;
+    if (name == NULL) name = "";
+    if (strlen(id) >= sizeof(out->id) ||
+        (account_id != NULL && strlen(account_id) >= sizeof(out->account_id)))
+        return -1;
+    memcpy(out->id, id, strlen(id) + 1);
+    snprintf(out->account_id, sizeof(out->account_id), "%s", account_id ? account_id : "");
+    out->name = (char *)name;
+    out->included = included == NULL || strcmp(included, "1") == 0;
+    return account_id != NULL ? 1 : 0;
 }
 
 size_t lg_cache_account_facilities(struct lg_cache *c, const char *account_id,

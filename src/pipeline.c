@@ -25,6 +25,7 @@
 #include "lockgate/route.h"
 #include "lockgate/secrets.h"
 #include "lockgate/store.h"
+#include "lockgate/store_read.h"
 #include "lockgate/upstream.h"
 #include "lockgate/util.h"
 
@@ -404,7 +405,7 @@ static void on_key_loaded(struct lg_store *st, redisReply *reply, void *arg)
         resume(c, check_key(c, NULL));
         return;
     }
-    struct lg_key *k = lg_key_from_reply(c->key_id, hash, reply->element[1], d->cfg);
+    struct lg_key *k = lg_store_key_from_reply(c->key_id, hash, reply->element[1], d->cfg);
     if (k == NULL) {
         /* A key we cannot read (or no memory) is our fault, not the client's:
          * no failure is counted against it, and nothing is served. */
@@ -450,9 +451,9 @@ static enum lg_stage_result read_facilities(struct lg_ctx *c)
     if (c->route.kind == LG_ROUTE_FACILITIES) {
         char set[160];
         snprintf(set, sizeof(set), "%sacct:%s:facilities", lg_store_prefix(st), c->key->account_id);
-        rc = lg_cache_read_facilities(st, set, on_account_facilities, c);
+        rc = lg_store_read_facilities(st, set, on_account_facilities, c);
     } else {
-        rc = lg_cache_read_facility(st, c->route.facility_id, on_facility_read, c);
+        rc = lg_store_read_facility(st, c->route.facility_id, on_facility_read, c);
     }
     if (rc < 0) return fail(c, 503, "store_unavailable", "the facility store is unreachable");
     return LG_AGAIN;
@@ -486,7 +487,7 @@ static void on_facility_read(struct lg_store *st, redisReply *reply, void *arg)
 {
     struct lg_ctx *c = arg;
     struct lg_facility f;
-    int found = lg_facility_from_reply(c->route.facility_id, reply, &f);
+    int found = lg_store_facility_from_reply(c->route.facility_id, reply, &f);
     if (found < 0)
         resume(c, fail(c, 503, "store_unavailable", "the facility store is unreachable"));
     else
@@ -576,7 +577,7 @@ static void on_account_facilities(struct lg_store *st, redisReply *reply, void *
 {
     struct lg_ctx *c = arg;
     struct fac_list l = {0};
-    if (lg_facilities_each(reply, collect, &l) < 0) {
+    if (lg_store_facilities_each(reply, collect, &l) < 0) {
         resume(c, fail(c, 503, "store_unavailable", "the facility store is unreachable"));
         return;
     }
