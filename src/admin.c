@@ -552,7 +552,7 @@ static bool authorized(const struct lg_admin *adm, struct lg_http_req *req)
 static void on_request(struct lg_http_req *req, void *arg)
 {
     struct lg_admin *adm = arg;
-    char rid[ADMIN_REQUEST_ID_LEN];
+    char rid[LG_REQUEST_ID_MAX + 1];
     lg_request_id_new(rid);
     const char *path = lg_http_path(req);
     enum lg_http_method m = lg_http_method(req);

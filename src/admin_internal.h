@@ -34,7 +34,6 @@ struct lg_http_server;
 #define ADMIN_GRACE_MAX          2592000 /* 30 days */
 #define ADMIN_AUDIT_LIMIT_MAX    1000
 #define ADMIN_AUDIT_SCAN_MAX     10000 /* audit entries read per request at most */
-#define ADMIN_REQUEST_ID_LEN     17
 #define ADMIN_CALL_MAX_ARGS      16
 #define ADMIN_STATUS_MAX         600
 
@@ -63,7 +62,7 @@ struct lg_admin_call {
     struct lg_admin_call *prev, *next;
     struct lg_admin *adm; /* NULL once the admin is freed: the call just ends */
     struct lg_http_req *req;
-    char rid[ADMIN_REQUEST_ID_LEN];
+    char rid[LG_REQUEST_ID_MAX + 1];
     char peer[64];
     char now[LG_TIME_LEN];
     int64_t now_ms;

@@ -15,6 +15,7 @@
 
 #include "lockgate/http.h"
 #include "lockgate/http_parse.h"
+#include "lockgate/util.h"
 
 struct bufferevent;
 struct event;
@@ -22,7 +23,6 @@ struct evconnlistener;
 
 #define HDRS_MAX       1536 /* answer headers a handler sets; more are dropped */
 #define HEAD_MAX       (HDRS_MAX + 1024)
-#define REQUEST_ID_MAX 64
 
 enum conn_state { C_IDLE, C_HEAD, C_BODY, C_HANDLER, C_STREAM, C_CLOSING, C_LINGER };
 
@@ -34,7 +34,7 @@ struct lg_http_req {
     void *close_arg;
     char hdrs[HDRS_MAX]; /* answer headers set by the handler, "Name: value\r\n"... */
     size_t hdrs_len;
-    char request_id[REQUEST_ID_MAX + 1]; /* the answer's X-Request-Id, for the access log */
+    char request_id[LG_REQUEST_ID_MAX + 1]; /* the answer's X-Request-Id, for the access log */
     int status;
     bool close_after; /* the answer ends the connection */
     bool chunked;     /* a stream with chunked framing (else close-delimited) */

@@ -29,7 +29,6 @@
 #include "lockgate/upstream.h"
 #include "lockgate/util.h"
 
-#define REQUEST_ID_MAX 64
 #define QUERY_MAX      1024
 #define NOT_AUDITED    "the read could not be audited; no code is served"
 
@@ -46,7 +45,7 @@ struct lg_ctx {
     int stage;
     struct lg_route route;
     const char *ip; /* borrowed from req */
-    char request_id[REQUEST_ID_MAX + 1];
+    char request_id[LG_REQUEST_ID_MAX + 1];
     char key_id[LG_KEY_LEN + 1];
     char secret[LG_SECRET_LEN + 1];
     struct lg_key *key; /* one reference, once authenticated */
@@ -284,7 +283,7 @@ static bool sane_token(const char *s)
     size_t n = 0;
     for (; s[n]; n++) {
         char ch = s[n];
-        if (n == REQUEST_ID_MAX ||
+        if (n == LG_REQUEST_ID_MAX ||
             !((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
               ch == '-' || ch == '_' || ch == '.'))
             return false;
