@@ -79,9 +79,7 @@ struct lg_admin_call *lg_admin_call_new(struct lg_admin *adm, struct lg_http_req
     snprintf(c->peer, sizeof(c->peer), "%s", lg_http_peer(req));
     c->now_ms = lg_now_ms();
     lg_time_format(c->now_ms, c->now);
-    c->next = adm->calls;
-    if (adm->calls != NULL) adm->calls->prev = c;
-    adm->calls = c;
+    lg_list_push_front(&adm->calls, &c->link);
     return c;
 }
 
@@ -95,13 +93,7 @@ void lg_admin_call_reset(struct lg_admin_call *c)
 
 static void call_free(struct lg_admin_call *c)
 {
-    if (c->adm != NULL) {
-        if (c->prev != NULL)
-            c->prev->next = c->next;
-        else
-            c->adm->calls = c->next;
-        if (c->next != NULL) c->next->prev = c->prev;
-    }
+    lg_list_remove(&c->link); /* an orphan is in no list: harmless */
     lg_admin_call_reset(c);
     if (c->secret != NULL) {
         OPENSSL_cleanse(c->secret, strlen(c->secret));
@@ -593,6 +585,7 @@ struct lg_admin *lg_admin_new(struct event_base *base, const struct lg_config *c
 {
     struct lg_admin *adm = calloc(1, sizeof(*adm));
     if (adm == NULL) return NULL;
+    lg_list_init(&adm->calls);
     adm->base = base;
     adm->cfg = cfg;
     adm->secrets = secrets;
@@ -621,8 +614,12 @@ void lg_admin_free(struct lg_admin *adm)
     if (adm == NULL) return;
     /* Calls still waiting for Redis end quietly when their reply comes (the
      * store runs them with a NULL reply when it is freed). */
-    for (struct lg_admin_call *c = adm->calls; c != NULL; c = c->next) c->adm = NULL;
-    adm->calls = NULL;
+    struct lg_list *n, *next;
+    LG_LIST_EACH(n, next, &adm->calls)
+    {
+        LG_CONTAINER_OF(n, struct lg_admin_call, link)->adm = NULL;
+        lg_list_remove(n);
+    }
     lg_http_server_free(adm->http);
     free(adm);
 }

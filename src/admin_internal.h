@@ -13,6 +13,7 @@
 #include <jansson.h>
 
 #include "lockgate/cred.h"
+#include "lockgate/list.h"
 #include "lockgate/store.h"
 #include "lockgate/util.h"
 
@@ -45,8 +46,8 @@ struct lg_admin {
     const struct lg_secrets *secrets;
     struct lg_store *store;
     struct lg_http_server *http;
-    char evmax[16], aumax[16];   /* stream MAXLEN ~ arguments */
-    struct lg_admin_call *calls; /* in flight; orphaned when the admin is freed */
+    char evmax[16], aumax[16]; /* stream MAXLEN ~ arguments */
+    struct lg_list calls; /* of lg_admin_call.link, in flight; orphaned when the admin is freed */
     uint64_t by_status[ADMIN_STATUS_MAX];
     uint64_t store_failures;
     bool draining; /* stopping: /readyz says so, so balancers move traffic away */
@@ -59,7 +60,7 @@ typedef void lg_admin_done_fn(struct lg_admin_call *c, const redisReply *reply);
 /* One admin request waiting for Redis. Owns its argument copies and, for key
  * creation and rotation, the fresh secret (wiped when the call ends). */
 struct lg_admin_call {
-    struct lg_admin_call *prev, *next;
+    struct lg_list link;  /* in adm->calls */
     struct lg_admin *adm; /* NULL once the admin is freed: the call just ends */
     struct lg_http_req *req;
     char rid[LG_REQUEST_ID_MAX + 1];

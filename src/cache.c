@@ -1,4 +1,4 @@
-/* The per-worker caches of keys and facilities: two string-keyed hash tables,
+/* The per-worker caches of keys and facilities: string-keyed hash tables (table.h),
  * the scope and allowlist decisions made on their entries, the epochs and
  * flags that say how far the cache may be trusted, and the building of keys
  * and facilities from their stored fields (store_read.c reads them). */
@@ -10,34 +10,23 @@
 
 #include "lockgate/cache.h"
 #include "lockgate/config.h"
+#include "lockgate/list.h"
 #include "lockgate/schema.h"
 #include "lockgate/util.h"
-
-struct entry {
-    struct entry *next;
-    uint64_t hash;
-    const char *name; /* points into the value */
-    void *value;
-};
-
-struct map {
-    struct entry **slots;
-    size_t nslots; /* power of two */
-    size_t count;
-};
 
 /* The facilities of one account, for GET /v1/facilities: a key only ever
  * sees its own account's, so the answer never scans the whole deployment. */
 struct account_facilities {
     char account_id[72];
+    struct lg_table_node node;        /* in the accounts table */
     const struct lg_facility **items; /* borrowed from the facilities map */
     size_t n, cap;
 };
 
 struct lg_cache {
-    struct map keys;
-    struct map facilities;
-    struct map accounts; /* account id -> struct account_facilities */
+    struct lg_table keys;       /* struct lg_key by key_id */
+    struct lg_table facilities; /* struct lg_facility by id */
+    struct lg_table accounts;   /* struct account_facilities by account_id */
     uint64_t key_epoch;
     uint64_t facilities_epoch;
     uint64_t facilities_version; /* moves with every change of the facility table */
@@ -45,127 +34,67 @@ struct lg_cache {
     bool facilities_loaded;
 };
 
-static uint64_t fnv1a(const char *s) { return lg_hash(s, strlen(s)); }
+static uint64_t name_hash(const char *s) { return lg_hash(s, strlen(s)); }
 
-static int map_init(struct map *m)
+/* The element of T named NAME, or NULL. Every element of the three tables
+ * keeps its name as a string at NAME_OFF and its node at NODE_OFF. */
+static void *find(const struct lg_table *t, const char *name, size_t node_off, size_t name_off)
 {
-    m->nslots = 64;
-    m->count = 0;
-    m->slots = calloc(m->nslots, sizeof(*m->slots));
-    return m->slots ? 0 : -1;
-}
-
-static struct entry **map_find(struct map *m, const char *name, uint64_t h)
-{
-    struct entry **pp = &m->slots[h & (m->nslots - 1)];
-    for (; *pp != NULL; pp = &(*pp)->next)
-        if ((*pp)->hash == h && strcmp((*pp)->name, name) == 0) return pp;
-    return pp;
-}
-
-static void map_grow(struct map *m)
-{
-    size_t n = m->nslots * 2;
-    struct entry **slots = calloc(n, sizeof(*slots));
-    if (slots == NULL) return; /* keep working with longer chains */
-    for (size_t i = 0; i < m->nslots; i++) {
-        struct entry *e = m->slots[i];
-        while (e != NULL) {
-            struct entry *next = e->next;
-            e->next = slots[e->hash & (n - 1)];
-            slots[e->hash & (n - 1)] = e;
-            e = next;
-        }
+    for (struct lg_table_node *n = lg_table_first(t, name_hash(name)); n != NULL;
+         n = lg_table_next(n)) {
+        char *e = (char *)n - node_off;
+        if (strcmp(e + name_off, name) == 0) return e;
     }
-    free(m->slots);
-    m->slots = slots;
-    m->nslots = n;
+    return NULL;
+}
+#define FIND(t, name, type, field) \
+    ((type *)find(t, name, offsetof(type, node), offsetof(type, field)))
+
+static void insert(struct lg_table *t, struct lg_table_node *n, const char *name)
+{
+    lg_table_insert(t, n, name_hash(name));
 }
 
-/* Inserts VALUE under NAME; returns the value it replaced (or NULL). -1 cast on OOM. */
-static int map_put(struct map *m, const char *name, void *value, void **old)
+static void facility_free(struct lg_facility *f)
 {
-    uint64_t h = fnv1a(name);
-    struct entry **pp = map_find(m, name, h);
-    *old = NULL;
-    if (*pp != NULL) {
-        *old = (*pp)->value;
-        (*pp)->value = value;
-        (*pp)->name = name;
-        return 0;
-    }
-    struct entry *e = malloc(sizeof(*e));
-    if (e == NULL) return -1;
-    e->next = NULL;
-    e->hash = h;
-    e->name = name;
-    e->value = value;
-    *pp = e;
-    if (++m->count > m->nslots) map_grow(m);
-    return 0;
-}
-
-static void *map_get(struct map *m, const char *name)
-{
-    struct entry **pp = map_find(m, name, fnv1a(name));
-    return *pp ? (*pp)->value : NULL;
-}
-
-static void *map_del(struct map *m, const char *name)
-{
-    struct entry **pp = map_find(m, name, fnv1a(name));
-    if (*pp == NULL) return NULL;
-    struct entry *e = *pp;
-    void *v = e->value;
-    *pp = e->next;
-    free(e);
-    m->count--;
-    return v;
-}
-
-static void map_clear(struct map *m, void (*free_value)(void *))
-{
-    for (size_t i = 0; i < m->nslots; i++) {
-        struct entry *e = m->slots[i];
-        while (e != NULL) {
-            struct entry *next = e->next;
-            free_value(e->value);
-            free(e);
-            e = next;
-        }
-        m->slots[i] = NULL;
-    }
-    m->count = 0;
-}
-
-static void key_release(void *v) { lg_key_unref(v); }
-
-static void facility_free(void *v)
-{
-    struct lg_facility *f = v;
     free(f->name);
     free(f);
 }
 
-static void account_free(void *v)
+static void account_free(struct account_facilities *a)
 {
-    struct account_facilities *a = v;
     free(a->items);
     free(a);
+}
+
+/* lg_table_each callbacks that empty a table, ARG being it. */
+static void key_clear(struct lg_table_node *n, void *arg)
+{
+    lg_table_remove(arg, n);
+    lg_key_unref(LG_CONTAINER_OF(n, struct lg_key, node));
+}
+
+static void facility_clear(struct lg_table_node *n, void *arg)
+{
+    lg_table_remove(arg, n);
+    facility_free(LG_CONTAINER_OF(n, struct lg_facility, node));
+}
+
+static void account_clear(struct lg_table_node *n, void *arg)
+{
+    lg_table_remove(arg, n);
+    account_free(LG_CONTAINER_OF(n, struct account_facilities, node));
 }
 
 /* Adds F to its account's list. -1 on OOM (F then stays out of listings). */
 static int account_add(struct lg_cache *c, const struct lg_facility *f)
 {
-    struct account_facilities *a = map_get(&c->accounts, f->account_id);
+    struct account_facilities *a =
+        FIND(&c->accounts, f->account_id, struct account_facilities, account_id);
     if (a == NULL) {
-        void *old;
         if ((a = calloc(1, sizeof(*a))) == NULL) return -1;
         snprintf(a->account_id, sizeof(a->account_id), "%s", f->account_id);
-        if (map_put(&c->accounts, a->account_id, a, &old) < 0) {
-            free(a);
-            return -1;
-        }
+        insert(&c->accounts, &a->node, a->account_id);
     }
     if (a->n == a->cap) {
         size_t cap = a->cap ? a->cap * 2 : 8;
@@ -180,21 +109,26 @@ static int account_add(struct lg_cache *c, const struct lg_facility *f)
 
 static void account_remove(struct lg_cache *c, const struct lg_facility *f)
 {
-    struct account_facilities *a = map_get(&c->accounts, f->account_id);
+    struct account_facilities *a =
+        FIND(&c->accounts, f->account_id, struct account_facilities, account_id);
     if (a == NULL) return;
     for (size_t i = 0; i < a->n; i++)
         if (a->items[i] == f) {
             a->items[i] = a->items[--a->n];
             break;
         }
-    if (a->n == 0) account_free(map_del(&c->accounts, f->account_id));
+    if (a->n == 0) {
+        lg_table_remove(&c->accounts, &a->node);
+        account_free(a);
+    }
 }
 
 struct lg_cache *lg_cache_new(void)
 {
     struct lg_cache *c = calloc(1, sizeof(*c));
     if (c == NULL) return NULL;
-    if (map_init(&c->keys) < 0 || map_init(&c->facilities) < 0 || map_init(&c->accounts) < 0) {
+    if (lg_table_init(&c->keys, 64, true) < 0 || lg_table_init(&c->facilities, 64, true) < 0 ||
+        lg_table_init(&c->accounts, 64, true) < 0) {
         lg_cache_free(c);
         return NULL;
     }
@@ -204,12 +138,12 @@ struct lg_cache *lg_cache_new(void)
 void lg_cache_free(struct lg_cache *c)
 {
     if (c == NULL) return;
-    if (c->keys.slots) map_clear(&c->keys, key_release);
-    if (c->facilities.slots) map_clear(&c->facilities, facility_free);
-    if (c->accounts.slots) map_clear(&c->accounts, account_free);
-    free(c->keys.slots);
-    free(c->facilities.slots);
-    free(c->accounts.slots);
+    if (c->keys.slots) lg_table_each(&c->keys, key_clear, &c->keys);
+    if (c->facilities.slots) lg_table_each(&c->facilities, facility_clear, &c->facilities);
+    if (c->accounts.slots) lg_table_each(&c->accounts, account_clear, &c->accounts);
+    lg_table_free(&c->keys);
+    lg_table_free(&c->facilities);
+    lg_table_free(&c->accounts);
     free(c);
 }
 
@@ -307,30 +241,34 @@ int lg_key_done(struct lg_key *k)
 
 struct lg_key *lg_cache_key_get(struct lg_cache *c, const char *key_id)
 {
-    return map_get(&c->keys, key_id);
+    return FIND(&c->keys, key_id, struct lg_key, key_id);
+}
+
+/* Takes K (in the table) out, dropping the table's reference. */
+static void key_remove(struct lg_cache *c, struct lg_key *k)
+{
+    lg_table_remove(&c->keys, &k->node);
+    lg_key_unref(k);
 }
 
 void lg_cache_key_put(struct lg_cache *c, struct lg_key *k)
 {
-    void *old = NULL;
-    if (map_put(&c->keys, k->key_id, k, &old) < 0) {
-        lg_key_unref(k);
-        return;
-    }
-    if (old != NULL) lg_key_unref(old);
+    struct lg_key *old = lg_cache_key_get(c, k->key_id);
+    if (old != NULL) key_remove(c, old);
+    insert(&c->keys, &k->node, k->key_id);
 }
 
 void lg_cache_key_drop(struct lg_cache *c, const char *key_id)
 {
     c->key_epoch++;
-    struct lg_key *k = map_del(&c->keys, key_id);
-    if (k != NULL) lg_key_unref(k);
+    struct lg_key *k = lg_cache_key_get(c, key_id);
+    if (k != NULL) key_remove(c, k);
 }
 
 void lg_cache_keys_flush(struct lg_cache *c)
 {
     c->key_epoch++;
-    map_clear(&c->keys, key_release);
+    lg_table_each(&c->keys, key_clear, &c->keys);
 }
 
 uint64_t lg_cache_key_epoch(const struct lg_cache *c) { return c->key_epoch; }
@@ -360,7 +298,15 @@ bool lg_cache_facilities_loaded(const struct lg_cache *c) { return c->facilities
 
 const struct lg_facility *lg_cache_facility_get(struct lg_cache *c, const char *id)
 {
-    return map_get(&c->facilities, id);
+    return FIND(&c->facilities, id, struct lg_facility, id);
+}
+
+/* Takes F (in the table) out of the table and its account's list, and frees it. */
+static void facility_remove(struct lg_cache *c, struct lg_facility *f)
+{
+    lg_table_remove(&c->facilities, &f->node);
+    account_remove(c, f);
+    facility_free(f);
 }
 
 int lg_cache_facility_put(struct lg_cache *c, const char *id, const char *account_id,
@@ -372,27 +318,23 @@ int lg_cache_facility_put(struct lg_cache *c, const char *id, const char *accoun
     snprintf(f->account_id, sizeof(f->account_id), "%s", account_id);
     f->name = strdup(name);
     f->included = included;
-    void *old = NULL;
     c->facilities_version++;
-    if (f->name == NULL || map_put(&c->facilities, f->id, f, &old) < 0) {
+    if (f->name == NULL) {
         facility_free(f);
         return -1;
     }
-    if (old != NULL) {
-        account_remove(c, old);
-        facility_free(old);
-    }
+    struct lg_facility *old = FIND(&c->facilities, f->id, struct lg_facility, id);
+    if (old != NULL) facility_remove(c, old);
+    insert(&c->facilities, &f->node, f->id);
     account_add(c, f);
     return 0;
 }
 
 void lg_cache_facility_drop(struct lg_cache *c, const char *id)
 {
-    struct lg_facility *f = map_del(&c->facilities, id);
+    struct lg_facility *f = FIND(&c->facilities, id, struct lg_facility, id);
     c->facilities_version++;
-    if (f == NULL) return;
-    account_remove(c, f);
-    facility_free(f);
+    if (f != NULL) facility_remove(c, f);
 }
 
 uint64_t lg_cache_facilities_version(const struct lg_cache *c) { return c->facilities_version; }
@@ -400,10 +342,14 @@ uint64_t lg_cache_facilities_version(const struct lg_cache *c) { return c->facil
 void lg_cache_facilities_flush(struct lg_cache *c)
 {
     c->facilities_version++;
-    map_clear(&c->accounts, account_free);
-    map_clear(&c->facilities, facility_free);
+    lg_table_each(&c->accounts, account_clear, &c->accounts);
+    lg_table_each(&c->facilities, facility_clear, &c->facilities);
 }
-int lg_cache_facility_count(const struct lg_cache *c) { return (int)c->facilities.count; }
+
+int lg_cache_facility_count(const struct lg_cache *c)
+{
+    return (int)lg_table_count(&c->facilities);
+}
 
 int lg_facility_parse(struct lg_facility *out, const char *id, const char *account_id,
                       const char *name, const char *included)
@@ -422,7 +368,8 @@ int lg_facility_parse(struct lg_facility *out, const char *id, const char *accou
 size_t lg_cache_account_facilities(struct lg_cache *c, const char *account_id,
                                    const struct lg_facility *const **out)
 {
-    struct account_facilities *a = map_get(&c->accounts, account_id);
+    struct account_facilities *a =
+        FIND(&c->accounts, account_id, struct account_facilities, account_id);
     *out = a ? a->items : NULL;
     return a ? a->n : 0;
 }

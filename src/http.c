@@ -60,9 +60,8 @@ static void conn_destroy(struct lg_http_conn *c);
 
 static void *buf_get(struct lg_http_server *srv)
 {
-    void *b = srv->free_bufs;
+    void *b = lg_list_pop_front(&srv->free_bufs);
     if (b != NULL) {
-        memcpy(&srv->free_bufs, b, sizeof(void *));
         srv->nfree_bufs--;
         return b;
     }
@@ -74,8 +73,7 @@ static void buf_put(struct lg_http_conn *c)
     struct lg_http_server *srv = c->srv;
     if (c->buf == NULL) return;
     if (srv->nfree_bufs < BUF_POOL_MAX) {
-        memcpy(c->buf, &srv->free_bufs, sizeof(void *));
-        srv->free_bufs = c->buf;
+        lg_list_push_front(&srv->free_bufs, (struct lg_list *)(void *)c->buf);
         srv->nfree_bufs++;
     } else {
         free(c->buf);
@@ -145,7 +143,6 @@ static void conn_close_after_flush(struct lg_http_conn *c)
 
 static void conn_destroy(struct lg_http_conn *c)
 {
-    struct lg_http_server *srv = c->srv;
     if (c->in_process) {
         c->doomed = true;
         return;
@@ -161,11 +158,7 @@ static void conn_destroy(struct lg_http_conn *c)
     buf_put(c);
     lg_http_parse_free(&c->req.ps);
     if (c->counted) lg_conn_limit_release(c->slot);
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        srv->conns = c->next;
-    if (c->next) c->next->prev = c->prev;
+    lg_list_remove(&c->link);
     free(c);
 }
 
@@ -531,6 +524,7 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
     }
     struct lg_http_conn *c = calloc(1, sizeof(*c));
     if (c == NULL) goto err;
+    lg_list_init(&c->link);
     c->srv = srv;
     c->fd = fd;
     c->counted = srv->public_api;
@@ -556,9 +550,7 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
         c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
         if (c->bev == NULL) goto err;
     }
-    c->next = srv->conns;
-    if (srv->conns) srv->conns->prev = c;
-    srv->conns = c;
+    lg_list_push_front(&srv->conns, &c->link);
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
     /* what one connection may buffer while its request is being answered */
     bufferevent_setwatermark(c->bev, EV_READ, 0, srv->buf_cap * 2);
@@ -634,6 +626,8 @@ struct lg_http_server *lg_http_server_new(struct event_base *base, const struct 
 {
     struct lg_http_server *srv = calloc(1, sizeof(*srv));
     if (srv == NULL) return NULL;
+    lg_list_init(&srv->conns);
+    lg_list_init(&srv->free_bufs);
     srv->base = base;
     srv->tls = tls;
     srv->handler = handler;
@@ -695,17 +689,14 @@ void lg_http_server_free(struct lg_http_server *srv)
 {
     if (srv == NULL) return;
     lg_http_server_stop_listening(srv);
-    struct lg_http_conn *c;
-    while ((c = srv->conns) != NULL) {
+    struct lg_list *n;
+    while ((n = lg_list_first(&srv->conns)) != NULL) {
+        struct lg_http_conn *c = LG_CONTAINER_OF(n, struct lg_http_conn, link);
         /* a pending request hears of it and answers, which frees C */
         if (owned_by_handler(c) && c->req.on_close != NULL) conn_gone(c);
-        if (srv->conns == c) conn_destroy(c);
+        if (lg_list_first(&srv->conns) == n) conn_destroy(c);
     }
     if (srv->accept_pause != NULL) event_free(srv->accept_pause);
-    while (srv->free_bufs != NULL) {
-        void *b = srv->free_bufs;
-        memcpy(&srv->free_bufs, b, sizeof(void *));
-        free(b);
-    }
+    while ((n = lg_list_pop_front(&srv->free_bufs)) != NULL) free(n);
     free(srv);
 }

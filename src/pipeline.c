@@ -17,6 +17,7 @@
 #include "lockgate/config.h"
 #include "lockgate/feed.h"
 #include "lockgate/http.h"
+#include "lockgate/list.h"
 #include "lockgate/log.h"
 #include "lockgate/metrics.h"
 #include "lockgate/pipeline.h"
@@ -29,17 +30,17 @@
 #include "lockgate/upstream.h"
 #include "lockgate/util.h"
 
-#define QUERY_MAX      1024
-#define NOT_AUDITED    "the read could not be audited; no code is served"
+#define QUERY_MAX   1024
+#define NOT_AUDITED "the read could not be audited; no code is served"
 
 struct lg_pipeline {
     struct lg_pipeline_deps d; /* borrowed; the store may leave first */
-    struct lg_ctx *pool;
-    _Atomic int inflight; /* read by another thread: see lg_pipeline_inflight */
+    struct lg_list pool;       /* of lg_ctx.link */
+    _Atomic int inflight;      /* read by another thread: see lg_pipeline_inflight */
 };
 
 struct lg_ctx {
-    struct lg_ctx *next; /* pool */
+    struct lg_list link; /* in the pool */
     struct lg_pipeline *p;
     struct lg_http_req *req;
     int stage;
@@ -63,7 +64,7 @@ struct lg_ctx {
         size_t cap;               /* BODY's room, kept with the pooled context */
         const char *content_type; /* inside the same allocation */
     } held;                       /* an unlock code waiting for its audit entry to be stored */
-    char hdr[2][96];            /* X-Request-Id, X-Forwarded-For; the key's lines are prebuilt */
+    char hdr[2][96];              /* X-Request-Id, X-Forwarded-For; the key's lines are prebuilt */
     char target[256 + QUERY_MAX + 2]; /* path?query (a routed path is short) */
 };
 
@@ -109,15 +110,16 @@ static void touch_key(struct lg_ctx *c, struct lg_key *k)
 
 static struct lg_ctx *ctx_get(struct lg_pipeline *p)
 {
-    struct lg_ctx *c = p->pool;
-    if (c != NULL) {
-        p->pool = c->next;
+    struct lg_list *pooled = lg_list_pop_front(&p->pool);
+    struct lg_ctx *c;
+    if (pooled != NULL) {
+        c = LG_CONTAINER_OF(pooled, struct lg_ctx, link);
     } else {
         if ((c = malloc(sizeof(*c))) == NULL) return NULL;
+        lg_list_init(&c->link);
         c->held.body = NULL; /* kept from request to request, like the context */
         c->held.cap = 0;
     }
-    c->next = NULL;
     c->p = p;
     atomic_fetch_add_explicit(&p->inflight, 1, memory_order_relaxed);
     c->stage = 0;
@@ -138,14 +140,14 @@ static void ctx_put(struct lg_ctx *c)
     /* The secret does not outlive its request. */
     OPENSSL_cleanse(c->secret, sizeof(c->secret));
     atomic_fetch_sub_explicit(&c->p->inflight, 1, memory_order_relaxed);
-    c->next = c->p->pool;
-    c->p->pool = c;
+    lg_list_push_front(&c->p->pool, &c->link);
 }
 
 struct lg_pipeline *lg_pipeline_new(const struct lg_pipeline_deps *deps)
 {
     struct lg_pipeline *p = calloc(1, sizeof(*p));
     if (p == NULL) return NULL;
+    lg_list_init(&p->pool);
     p->d = *deps;
     atomic_init(&p->inflight, 0);
     return p;
@@ -154,9 +156,9 @@ struct lg_pipeline *lg_pipeline_new(const struct lg_pipeline_deps *deps)
 void lg_pipeline_free(struct lg_pipeline *p)
 {
     if (p == NULL) return;
-    while (p->pool != NULL) {
-        struct lg_ctx *c = p->pool;
-        p->pool = c->next;
+    struct lg_list *n;
+    while ((n = lg_list_pop_front(&p->pool)) != NULL) {
+        struct lg_ctx *c = LG_CONTAINER_OF(n, struct lg_ctx, link);
         free(c->held.body);
         free(c);
     }
@@ -536,8 +538,8 @@ static char *facilities_json(const struct lg_facility *const *all, size_t n,
             if (lg_key_sees(key, all[i])) seen[k++] = all[i];
         qsort(seen, k, sizeof(*seen), by_id);
         for (size_t i = 0; i < k; i++)
-            json_array_append_new(items, json_pack("{s:s, s:s}", "facility_id", seen[i]->id,
-                                                   "name", seen[i]->name));
+            json_array_append_new(
+                items, json_pack("{s:s, s:s}", "facility_id", seen[i]->id, "name", seen[i]->name));
         json_t *doc = json_pack("{s:O}", "facilities", items);
         text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
         json_decref(doc);

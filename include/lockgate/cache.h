@@ -11,6 +11,7 @@
 #include <stddef.h>
 
 #include "lockgate/cred.h"
+#include "lockgate/table.h"
 
 struct lg_config;
 struct lg_cache;
@@ -26,6 +27,7 @@ struct lg_cidr {
 /* A key as this worker knows it. Reference counted: the cache holds one
  * reference, a request in flight holds another (lg_key_ref/lg_key_unref). */
 struct lg_key {
+    struct lg_table_node node; /* in the cache's key table */
     int refs;
     char key_id[LG_KEY_LEN + 1];
     char account_id[72];
@@ -58,6 +60,7 @@ struct lg_facility {
     char account_id[72];
     char *name;
     bool included;
+    struct lg_table_node node; /* in the cache's facility table (a copy: in none) */
 };
 
 struct lg_cache *lg_cache_new(void);

@@ -32,10 +32,12 @@ START_TEST(scope_decisions)
     snprintf(scoped->facilities[1], 72, "fac_B");
     struct lg_key *all = make_key("acct_1", true, NULL, 0);
     struct lg_key *none = make_key("acct_1", false, NULL, 0);
-    struct lg_facility a = {"fac_A", "acct_1", "A", true};
-    struct lg_facility c = {"fac_C", "acct_1", "C", true};
-    struct lg_facility other = {"fac_A", "acct_2", "A", true};
-    struct lg_facility excluded = {"fac_B", "acct_1", "B", false};
+    struct lg_facility a = {.id = "fac_A", .account_id = "acct_1", .name = "A", .included = true};
+    struct lg_facility c = {.id = "fac_C", .account_id = "acct_1", .name = "C", .included = true};
+    struct lg_facility other = {
+        .id = "fac_A", .account_id = "acct_2", .name = "A", .included = true};
+    struct lg_facility excluded = {
+        .id = "fac_B", .account_id = "acct_1", .name = "B", .included = false};
     ck_assert(lg_key_sees(scoped, &a));
     ck_assert(!lg_key_sees(scoped, &c));
     ck_assert(!lg_key_sees(scoped, &other));
