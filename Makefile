@@ -77,7 +77,20 @@ $(BUILD)/tests/integration/%: tests/integration/%.c $(ITEST_HDRS) $(CORE_OBJ) $(
 	@$(if $(Q),echo "  CC/LD   $<")
 	$(Q)$(CC) $(CFLAGS) $(CHECK_CFLAGS) -Itests -Itests/integration -o $@ $< $(CORE_OBJ) $(LDFLAGS) $(LDLIBS) $(CHECK_LIBS)
 
-tests: $(UNIT_BIN) $(ITEST_BIN)
+# The gateway with the hooks of test builds (worker.c, LG_TEST_HOOKS: a worker
+# that dies on demand), for the integration tests only; build/lockgate has none.
+HOOKS_OBJ = $(filter-out $(BUILD)/obj/worker.o,$(CORE_OBJ)) $(BUILD)/obj/hooks/worker.o
+$(BUILD)/obj/hooks/worker.o: src/worker.c $(HDRS)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $< (test hooks)")
+	$(Q)$(CC) $(CFLAGS) -DLG_TEST_HOOKS -c -o $@ $<
+
+$(BUILD)/tests/lockgate-hooks: $(BUILD)/obj/main.o $(HOOKS_OBJ)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+tests: $(UNIT_BIN) $(ITEST_BIN) $(BUILD)/tests/lockgate-hooks
 
 # libFuzzer targets (clang): make fuzz [FUZZ_SECONDS=N]
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(CORE_OBJ) $(HDRS)

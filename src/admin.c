@@ -85,7 +85,11 @@ struct lg_admin_call *lg_admin_call_new(struct lg_admin *adm, struct lg_http_req
 
 void lg_admin_call_reset(struct lg_admin_call *c)
 {
-    for (int i = 0; i < c->argc; i++) free(c->argv[i]);
+    /* An argument may be a verifier and a sealed secret (a key's spec). */
+    for (int i = 0; i < c->argc; i++) {
+        OPENSSL_cleanse(c->argv[i], c->argvlen[i]);
+        free(c->argv[i]);
+    }
     c->argc = 0;
     c->nkeys = 0;
     c->arg_failed = 0;
@@ -138,7 +142,9 @@ static void call_vargf(struct lg_admin_call *c, const char *prefix, const char *
             return;
         }
     }
-    lg_admin_call_arg(c, text, strlen(text));
+    size_t len = strlen(text);
+    lg_admin_call_arg(c, text, len);
+    OPENSSL_cleanse(text, len); /* lg_admin_call_argf may format a verifier or a sealed secret */
     free(text);
 }
 
@@ -538,7 +544,10 @@ static bool authorized(const struct lg_admin *adm, struct lg_http_req *req)
     unsigned char got[SHA256_DIGEST_LENGTH], want[SHA256_DIGEST_LENGTH];
     SHA256((const unsigned char *)h, len, got);
     SHA256((const unsigned char *)adm->secrets->admin_token, adm->secrets->admin_token_len, want);
-    return lg_ct_equal(got, sizeof(got), want, sizeof(want));
+    bool ok = lg_ct_equal(got, sizeof(got), want, sizeof(want));
+    OPENSSL_cleanse(got, sizeof(got));
+    OPENSSL_cleanse(want, sizeof(want));
+    return ok;
 }
 
 static void on_request(struct lg_http_req *req, void *arg)
@@ -607,6 +616,11 @@ struct lg_admin *lg_admin_new(struct event_base *base, const struct lg_config *c
 void lg_admin_set_draining(struct lg_admin *adm)
 {
     if (adm != NULL) adm->draining = true;
+}
+
+void lg_admin_set_access_log(struct lg_admin *adm, bool on)
+{
+    if (adm != NULL) lg_http_server_set_access_log(adm->http, on);
 }
 
 void lg_admin_free(struct lg_admin *adm)

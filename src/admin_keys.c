@@ -133,6 +133,29 @@ static int limits_get(const json_t *body, bool create, int64_t now_ms, json_t *s
     return 0;
 }
 
+/* Drops a reference to OBJ (NULL is ignored) with the string members named
+ * in FIELDS (NULL-terminated) wiped first: jansson frees strings as they are. */
+static void wipe_decref(json_t *obj, const char *const *fields)
+{
+    for (size_t i = 0; obj != NULL && fields[i] != NULL; i++) {
+        json_t *v = json_object_get(obj, fields[i]);
+        if (json_is_string(v)) OPENSSL_cleanse((char *)json_string_value(v), json_string_length(v));
+    }
+    json_decref(obj);
+}
+
+static const char *const spec_secrets[] = {"verifier", "sealed", NULL};
+static const char *const answer_secrets[] = {"secret", NULL};
+
+static void spec_free(json_t *spec) { wipe_decref(spec, spec_secrets); }
+
+/* Answers C with BODY (taken), whose "secret" is wiped once it is sent. */
+static void answer_secret(struct lg_admin_call *c, int status, json_t *body)
+{
+    lg_admin_call_json(c, status, json_incref(body));
+    wipe_decref(body, answer_secrets);
+}
+
 /* A fresh key id and secret into C (the secret kept for the answer), with
  * the verifier and sealed copy into SPEC. 0 or -1. */
 static int credentials_new(struct lg_admin *adm, struct lg_admin_call *c, char kid[LG_KEY_LEN + 1],
@@ -153,6 +176,8 @@ static int credentials_new(struct lg_admin *adm, struct lg_admin_call *c, char k
     rc = 0;
 out:
     OPENSSL_cleanse(secret, sizeof(secret));
+    OPENSSL_cleanse(verifier, sizeof(verifier));
+    if (sealed != NULL) OPENSSL_cleanse(sealed, strlen(sealed));
     free(sealed);
     return rc;
 }
@@ -168,7 +193,7 @@ static void done_key(struct lg_admin_call *c, const redisReply *reply)
     }
     if (c->secret != NULL) json_object_set_new(key, "secret", json_string(c->secret));
     if (c->replaces[0] != '\0') json_object_set_new(key, "replaces", json_string(c->replaces));
-    lg_admin_call_json(c, c->status, key);
+    answer_secret(c, c->status, key);
 }
 
 static void key_create(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
@@ -227,7 +252,7 @@ bad:
 oom:
     lg_admin_reply_error(adm, req, rid, 500, "internal_error", "out of memory");
 out:
-    json_decref(spec);
+    spec_free(spec);
 }
 
 void lg_admin_key_create(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
@@ -299,7 +324,7 @@ static void done_reveal(struct lg_admin_call *c, const redisReply *reply)
     json_t *ans = json_pack("{s:s, s:s}", "key_id", c->subject, "secret", secret);
     OPENSSL_cleanse(secret, strlen(secret));
     free(secret);
-    lg_admin_call_json(c, 200, ans);
+    answer_secret(c, 200, ans);
 }
 
 void lg_admin_key_reveal(struct lg_admin *adm, struct lg_http_req *req, const char *rid,
@@ -409,7 +434,7 @@ void lg_admin_key_rotate(struct lg_admin *adm, struct lg_http_req *req, const ch
     }
     char kid[LG_KEY_LEN + 1];
     if (credentials_new(adm, c, kid, spec) < 0) {
-        json_decref(spec);
+        spec_free(spec);
         lg_admin_call_error(c, 500, "internal_error", "could not make a credential");
         return;
     }
@@ -428,7 +453,7 @@ void lg_admin_key_rotate(struct lg_admin *adm, struct lg_http_req *req, const ch
     lg_admin_call_argf(c, "%s", json_string_value(json_object_get(spec, "sealed")));
     lg_admin_call_argf(c, "%lld", grace);
     lg_admin_call_argf(c, "%s", till);
-    json_decref(spec);
+    spec_free(spec);
     lg_admin_call_run(c, &lg_admin_script_key_rotate, done_key);
 }
 

@@ -85,13 +85,19 @@ bool lg_auth_verify(struct lg_key *k, const struct lg_secrets *secrets, const ch
     size_t len = strlen(secret);
     unsigned char digest[SHA256_DIGEST_LENGTH];
     digest_secret(secret, len, digest);
-    if (k->has_verified) return lg_ct_equal(digest, sizeof(digest), k->verified, sizeof(digest));
-    if (!lg_cred_verify(secrets->pepper, secrets->pepper_len, k->key_id, secret, len, k->verifier))
-        return false;
-    /* Later requests compare a digest of the secret instead of an HMAC. */
-    memcpy(k->verified, digest, sizeof(digest));
-    k->has_verified = true;
-    return true;
+    bool ok;
+    if (k->has_verified) {
+        ok = lg_ct_equal(digest, sizeof(digest), k->verified, sizeof(digest));
+    } else {
+        ok = lg_cred_verify(secrets->pepper, secrets->pepper_len, k->key_id, secret, len,
+                            k->verifier);
+        /* Later requests compare a digest of the secret instead of an HMAC. */
+        if (ok) memcpy(k->verified, digest, sizeof(digest));
+        k->has_verified = ok;
+    }
+    /* Whoever reads the stack later learns nothing that stands for the secret. */
+    OPENSSL_cleanse(digest, sizeof(digest));
+    return ok;
 }
 
 /* The throttle: a fixed set of slots shared by every worker, one mutex, in
@@ -118,9 +124,12 @@ static pthread_mutex_t throttle_lock = PTHREAD_MUTEX_INITIALIZER;
 /* The minute of the last failure: while no client failed this minute (the
  * usual case), the check costs one atomic load and no lock. */
 static _Atomic int64_t last_failure_window = -1;
-static int throttle_limit = 30;
+static _Atomic int throttle_limit = 30; /* set again on SIGHUP */
 
-void lg_auth_throttle_init(int failures_per_min) { throttle_limit = failures_per_min; }
+void lg_auth_throttle_init(int failures_per_min)
+{
+    atomic_store_explicit(&throttle_limit, failures_per_min, memory_order_relaxed);
+}
 
 /* Returns the slot of IP for WINDOW: NULL when it has none and CREATE is
  * false, else one claimed for it (no failures yet). */
@@ -176,7 +185,8 @@ bool lg_auth_throttled(const char *ip_text, int *retry_after_s)
     client_of(ip_text, ip, sizeof(ip));
     pthread_mutex_lock(&throttle_lock);
     struct throttle_slot *s = throttle_find(ip, window, false);
-    bool over = s != NULL && s->failures >= throttle_limit;
+    bool over =
+        s != NULL && s->failures >= atomic_load_explicit(&throttle_limit, memory_order_relaxed);
     pthread_mutex_unlock(&throttle_lock);
     if (over) *retry_after_s = (int)(((window + 1) * 60000 - now + 999) / 1000);
     return over;

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include <openssl/crypto.h>
+
 #include "lockgate/cache.h"
 #include "lockgate/config.h"
 #include "lockgate/list.h"
@@ -154,6 +156,9 @@ void lg_key_unref(struct lg_key *k)
     if (k == NULL || --k->refs > 0) return;
     free(k->facilities);
     free(k->list_body);
+    /* the verifier and the digest of the secret that matched it */
+    OPENSSL_cleanse(k->verifier, sizeof(k->verifier));
+    OPENSSL_cleanse(k->verified, sizeof(k->verified));
     free(k);
 }
 

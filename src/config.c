@@ -30,6 +30,7 @@ enum opt_type {
 #define OPT_PATH     0x1 /* relative values resolve against the config folder */
 #define OPT_EMPTY_OK 0x2 /* an empty value is allowed (and skips the validator) */
 #define OPT_AUTO     0x4 /* int that also accepts "auto" = online cores */
+#define OPT_RELOAD   0x8 /* SIGHUP applies a new value (lg_config_reload) */
 
 /* A validator may rewrite VALUE in place (to a canonical form no longer than
  * it was). On error it writes what was expected into WHY and returns -1. */
@@ -59,8 +60,9 @@ static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL}
 #define INT(sec, name, f, def, min, max, flags) \
     {sec, name, OPT_INT, offsetof(struct lg_config, f), 0, def, min, max, NULL, flags, NULL}
 #define BOOL(sec, name, f, def) {sec, name, OPT_BOOL, FIELD(f), def, 0, 0, NULL, 0, NULL}
-#define ENUM(sec, name, f, def, choices) \
-    {sec, name, OPT_ENUM, FIELD(f), def, 0, 0, choices, 0, NULL}
+#define BOOLR(sec, name, f, def) {sec, name, OPT_BOOL, FIELD(f), def, 0, 0, NULL, OPT_RELOAD, NULL}
+#define ENUMR(sec, name, f, def, choices) \
+    {sec, name, OPT_ENUM, FIELD(f), def, 0, 0, choices, OPT_RELOAD, NULL}
 
 static const struct opt options[] = {
     STR("server", "listen", listen, "127.0.0.1:8080", OPT_EMPTY_OK, check_addr),
@@ -71,14 +73,15 @@ static const struct opt options[] = {
     INT("server", "header_timeout_s", header_timeout_s, "10", 1, 3600, 0),
     INT("server", "max_connections", max_connections, "10000", 1, 10000000, 0),
     INT("server", "max_connections_per_ip", max_connections_per_ip, "256", 1, 10000000, 0),
-    BOOL("server", "access_log", access_log, "off"),
-    ENUM("server", "log_level", log_level, "info", log_levels),
+    BOOLR("server", "access_log", access_log, "off"),
+    ENUMR("server", "log_level", log_level, "info", log_levels),
 
-    STR("tls", "cert", tls_cert, "var/tls/cert.pem", OPT_PATH, NULL),
-    STR("tls", "key", tls_key, "var/tls/key.pem", OPT_PATH, NULL),
+    STR("tls", "cert", tls_cert, "var/tls/cert.pem", OPT_PATH | OPT_RELOAD, NULL),
+    STR("tls", "key", tls_key, "var/tls/key.pem", OPT_PATH | OPT_RELOAD, NULL),
 
     STR("admin", "listen", admin_listen, "127.0.0.1:9090", 0, check_addr),
-    STR("admin", "token_file", admin_token_file, "var/admin.token", OPT_PATH, NULL),
+    STR("admin", "token_file", admin_token_file, "var/admin.token", OPT_PATH | OPT_RELOAD,
+        NULL),
     BOOL("admin", "tls", admin_tls, "off"),
 
     STR("redis", "host", redis_host, "127.0.0.1", 0, check_host),
@@ -90,21 +93,23 @@ static const struct opt options[] = {
     INT("redis", "events_maxlen", events_maxlen, "100000", 100, 1000000000, 0),
     INT("redis", "audit_maxlen", audit_maxlen, "1000000", 100, 1000000000, 0),
 
-    STR("upstream", "url", upstream_url, "http://127.0.0.1:8081", 0, check_urls),
-    INT("upstream", "timeout_ms", upstream_timeout_ms, "2000", 1, 600000, 0),
-    INT("upstream", "connect_timeout_ms", upstream_connect_timeout_ms, "500", 1, 600000, 0),
+    STR("upstream", "url", upstream_url, "http://127.0.0.1:8081", OPT_RELOAD, check_urls),
+    INT("upstream", "timeout_ms", upstream_timeout_ms, "2000", 1, 600000, OPT_RELOAD),
+    INT("upstream", "connect_timeout_ms", upstream_connect_timeout_ms, "500", 1, 600000,
+        OPT_RELOAD),
     INT("upstream", "max_connections", upstream_max_connections, "256", 1, 100000, 0),
     STR("upstream", "ca_file", upstream_ca_file, "", OPT_PATH | OPT_EMPTY_OK, NULL),
 
     STR("secrets", "pepper_file", pepper_file, "var/pepper", OPT_PATH, NULL),
     STR("secrets", "master_key_file", master_key_file, "var/master.key", OPT_PATH, NULL),
 
-    INT("limits", "rate_per_sec", rate_per_sec, "20", 1, 1000000, 0),
-    INT("limits", "burst", burst, "40", 1, 1000000, 0),
-    INT("limits", "auth_failures_per_min", auth_failures_per_min, "30", 1, 1000000, 0),
+    INT("limits", "rate_per_sec", rate_per_sec, "20", 1, 1000000, OPT_RELOAD),
+    INT("limits", "burst", burst, "40", 1, 1000000, OPT_RELOAD),
+    INT("limits", "auth_failures_per_min", auth_failures_per_min, "30", 1, 1000000, OPT_RELOAD),
 
     INT("feed", "heartbeat_s", feed_heartbeat_s, "15", 1, 3600, 0),
     INT("feed", "max_backlog_kib", feed_max_backlog_kib, "256", 1, 1048576, 0),
+    INT("feed", "max_streams_per_key", feed_max_streams_per_key, "8", 1, 100000, 0),
 };
 /* clang-format on */
 
@@ -567,6 +572,30 @@ out:
     free(dir);
     free(tmp);
     return rc;
+}
+
+/* --- reloading ---------------------------------------------------------- */
+
+int lg_config_reload(struct lg_config *run, const struct lg_config *next, lg_config_kept_fn *kept,
+                     void *arg)
+{
+    int changed = 0;
+
+    for (size_t i = 0; i < NOPTIONS; i++) {
+        const struct opt *o = &options[i];
+        char *to = (char *)run + o->offset;
+        const char *from = (const char *)next + o->offset;
+        bool same = o->type == OPT_INT ? memcmp(to, from, sizeof(int)) == 0 : strcmp(to, from) == 0;
+
+        if (same) continue;
+        if (!(o->flags & OPT_RELOAD)) {
+            if (kept != NULL) kept(o->section, o->name, arg);
+            continue;
+        }
+        memcpy(to, from, o->type == OPT_INT ? sizeof(int) : strlen(from) + 1);
+        changed++;
+    }
+    return changed;
 }
 
 /* --- cross-checks ----------------------------------------------------- */

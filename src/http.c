@@ -33,6 +33,7 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/listener.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
@@ -72,6 +73,7 @@ static void buf_put(struct lg_http_conn *c)
 {
     struct lg_http_server *srv = c->srv;
     if (c->buf == NULL) return;
+    OPENSSL_cleanse(c->buf, c->len); /* a request head: Authorization, X-API-Secret */
     if (srv->nfree_bufs < BUF_POOL_MAX) {
         lg_list_push_front(&srv->free_bufs, (struct lg_list *)(void *)c->buf);
         srv->nfree_bufs++;
@@ -206,6 +208,7 @@ static void request_done(struct lg_http_conn *c)
     /* what follows the request (pipelined) moves to the front */
     memmove(c->buf, c->buf + c->parsed, c->len - c->parsed);
     c->len -= c->parsed;
+    OPENSSL_cleanse(c->buf + c->len, c->parsed); /* what the answered head left behind */
     c->parsed = 0;
     if (c->len == 0) buf_put(c);
     c->state = C_IDLE;
@@ -676,6 +679,11 @@ err:
 }
 
 void lg_http_server_count_metrics(struct lg_http_server *srv) { srv->public_api = true; }
+
+void lg_http_server_set_access_log(struct lg_http_server *srv, bool on)
+{
+    if (srv != NULL) srv->access_log = on;
+}
 
 void lg_http_server_stop_listening(struct lg_http_server *srv)
 {

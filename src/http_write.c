@@ -154,8 +154,9 @@ size_t lg_http_head_format(struct lg_http_req *r, char *out, int status, const c
 size_t lg_http_stream_write(struct lg_http_req *r, const char *data, size_t len)
 {
     struct lg_http_conn *c = r->conn;
-    if (c->bev == NULL || len == 0) return 0;
+    if (c->bev == NULL) return 0;
     struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (len == 0) return evbuffer_get_length(out); /* a zero chunk would end the stream */
     if (r->chunked) {
         char size[24];
         int n = snprintf(size, sizeof(size), "%zx\r\n", len);

@@ -1,5 +1,6 @@
 /* Leveled logging: one line per message on stderr, with a UTC timestamp. */
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -7,10 +8,14 @@
 #include "lockgate/log.h"
 #include "lockgate/util.h"
 
-static enum lg_log_level min_level = LG_LOG_INFO;
+/* Set again on SIGHUP while workers log: atomic, read relaxed. */
+static _Atomic int min_level = LG_LOG_INFO;
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
-void lg_log_set_level(enum lg_log_level level) { min_level = level; }
+void lg_log_set_level(enum lg_log_level level)
+{
+    atomic_store_explicit(&min_level, (int)level, memory_order_relaxed);
+}
 
 int lg_log_level_parse(const char *s, enum lg_log_level *out)
 {
@@ -25,7 +30,7 @@ int lg_log_level_parse(const char *s, enum lg_log_level *out)
 
 void lg_log(enum lg_log_level level, const char *fmt, ...)
 {
-    if (level < min_level) return;
+    if ((int)level < atomic_load_explicit(&min_level, memory_order_relaxed)) return;
     char ts[LG_TIME_LEN], msg[1024];
     va_list ap;
     va_start(ap, fmt);

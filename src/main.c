@@ -1,5 +1,6 @@
 /* lockgate: the gateway daemon. main only wires things together: config,
- * secrets, the admin API on the main loop, and the workers on their threads. */
+ * secrets, the admin API on the main loop, the workers on their threads, and
+ * the signals (SIGTERM/SIGINT stop, SIGHUP reloads). */
 #include <signal.h>
 #include <stdbool.h>
 #include <sys/resource.h>
@@ -11,6 +12,7 @@
 #include <curl/curl.h>
 #include <event2/event.h>
 #include <event2/thread.h>
+#include <openssl/crypto.h>
 #include <openssl/ssl.h>
 
 #include "lockgate/admin.h"
@@ -19,6 +21,7 @@
 #include "lockgate/conn_limit.h"
 #include "lockgate/http.h"
 #include "lockgate/log.h"
+#include "lockgate/reload.h"
 #include "lockgate/secrets.h"
 #include "lockgate/store.h"
 #include "lockgate/tls.h"
@@ -49,6 +52,7 @@ struct shutdown {
     struct event *poll;
     int64_t deadline;
     int draining;
+    struct lg_reload reload;
 };
 
 static void on_drain_poll(evutil_socket_t fd, short what, void *arg)
@@ -60,6 +64,16 @@ static void on_drain_poll(evutil_socket_t fd, short what, void *arg)
         if (inflight > 0) lg_warn("stopping with %d request(s) still in flight", inflight);
         event_base_loopexit(sd->base, NULL);
     }
+}
+
+static void on_hup(evutil_socket_t sig, short what, void *arg)
+{
+    struct shutdown *sd = arg;
+    if (sd->draining) {
+        lg_info("SIGHUP while stopping: no reload");
+        return;
+    }
+    lg_reload(&sd->reload);
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -138,7 +152,7 @@ int main(int argc, char **argv)
     struct event_base *base = event_base_new();
     struct lg_store *store = NULL;
     struct lg_admin *admin = NULL;
-    struct event *sigterm = NULL, *sigint = NULL;
+    struct event *sigterm = NULL, *sigint = NULL, *sighup = NULL;
     if (base == NULL) goto out;
 
     bool admin_tls = strcmp(cfg.admin_tls, "on") == 0;
@@ -161,11 +175,14 @@ int main(int argc, char **argv)
     sd.workers = workers;
     sd.nworkers = nworkers;
     sd.admin = admin;
+    sd.reload = (struct lg_reload){conf, &cfg, &secrets, tls, admin, workers, nworkers};
     if ((sd.poll = event_new(base, -1, EV_PERSIST, on_drain_poll, &sd)) == NULL) goto out;
     sigterm = evsignal_new(base, SIGTERM, on_signal, &sd);
     sigint = evsignal_new(base, SIGINT, on_signal, &sd);
+    sighup = evsignal_new(base, SIGHUP, on_hup, &sd);
     evsignal_add(sigterm, NULL);
     evsignal_add(sigint, NULL);
+    evsignal_add(sighup, NULL);
     for (int i = 0; i < nworkers; i++)
         if (lg_worker_start(workers[i]) < 0) goto out;
     lg_info("lockgate started: %d worker(s), listen %s%s%s, admin %s%s", nworkers,
@@ -178,12 +195,19 @@ out:
     if (sd.poll) event_free(sd.poll);
     if (sigterm) event_free(sigterm);
     if (sigint) event_free(sigint);
+    if (sighup) event_free(sighup);
+    /* Stopping already: one more signal must not turn a clean exit into death by it. */
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
     lg_admin_free(admin);
     lg_http_thread_done(); /* the admin's lines, and any answered while stopping */
     lg_store_free(store);
     lg_tls_free(tls);
     if (base) event_base_free(base);
     curl_global_cleanup();
+    lg_secrets_wipe(&secrets);
+    OPENSSL_cleanse(cfg.redis_password, sizeof(cfg.redis_password));
     if (rc != 0)
         lg_error("lockgate: could not start");
     else

@@ -172,6 +172,8 @@ int lg_pipeline_inflight(struct lg_pipeline *p)
 
 void lg_pipeline_detach_store(struct lg_pipeline *p) { p->d.store = NULL; }
 
+void lg_pipeline_set_upstream(struct lg_pipeline *p, struct lg_upstream *up) { p->d.upstream = up; }
+
 static struct lg_audit_entry audit_entry(const struct lg_ctx *c, const char *outcome)
 {
     return (struct lg_audit_entry){"unlock_code.read", c->key->account_id,

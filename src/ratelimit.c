@@ -1,46 +1,30 @@
 /* Per-key GCRA rate limiting: one Lua script in Redis decides for every
- * gateway at once; when Redis is down or late, a bounded per-worker table
- * decides with the same arithmetic on the monotonic clock. */
+ * gateway at once, hot keys lease a few requests at a time; when Redis is
+ * down or late, the instance's local fallback (ratelimit_local.c) decides
+ * with the same arithmetic (gcra.c). */
 #include <limits.h>
-#include <math.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/sha.h>
-
 #include "lockgate/log.h"
 #include "lockgate/ratelimit.h"
+#include "lockgate/ratelimit_local.h"
 #include "lockgate/store.h"
 #include "lockgate/util.h"
 
-/* Times are counted in ticks of 1/1024 ms. Every quantity (now, TAT, the
- * emission interval T, N*T) is then a whole number held in a double, so sums
- * are exact below 2^53 ticks (the year 2248 in epoch time) and "N back to back
- * are allowed" holds exactly for any rate, whatever rounding 1000/r needs.
- * T is rounded to a whole tick: under 0.5% off for rates below 10,000/s.
- * The Lua script below does the very same operations on the same doubles. */
-#define TICKS_PER_MS 1024.0
-#define TICKS_PER_S  1024000.0
-#define RATE_MIN     1e-6 /* one request per ~11.6 days */
-#define RATE_MAX     1e9  /* T is one tick from ~1e6/s on */
-
-#define KEY_ID_MAX        64 /* key ids are "lk_" + 30 chars; longer ones are refused */
-#define LOCAL_MAX_ENTRIES 100000
-#define LOCAL_MIN_SLOTS   1024
-#define LOCAL_MAX_SLOTS   262144 /* power of two, >= 2 * LOCAL_MAX_ENTRIES */
-#define EVICT_SCAN        64     /* slots looked at when the table is full */
-#define SWEEP_STEP        4      /* slots looked at on every local decision */
-#define WARN_INTERVAL_MS  10000
+/* The script computes in ticks of 1/1024 ms, as gcra.c does (see there): the
+ * same operations on the same doubles. */
+#define KEY_ID_MAX       64 /* key ids are "lk_" + 30 chars; longer ones are refused */
+#define WARN_INTERVAL_MS 10000
 /* Leases: a key asked for more than once within LEASE_MS takes a batch of
  * its allowance from Redis in one step (at most 1/LEASE_FRACTION of its
  * burst, and no more than it used in the last LEASE_MS) and spends it here;
  * what is not spent within LEASE_MS lapses (it is never admitted later). */
-#define LEASE_MS          5
-#define LEASE_FRACTION    8
-#define LEASE_MAX_KEYS    1024
+#define LEASE_MS       5
+#define LEASE_FRACTION 8
+#define LEASE_MAX_KEYS 1024
 
 /* KEYS[1] the TAT in ticks; ARGV rate per second, burst, and "peek" or N:
  * admit up to N requests at once (a lease; 1 without it). Replies four
@@ -99,14 +83,6 @@ static struct lg_script gcra_script = {
         "return {0, 0, out(math.ceil((t - now) / 1024000)), out(retry)}\n",
 };
 
-/* One slot of the local table; len 0 marks an empty slot. */
-struct rl_entry {
-    double tat; /* ms on the monotonic clock */
-    uint64_t hash;
-    uint8_t len;
-    char key[KEY_ID_MAX];
-};
-
 /* One check waiting for Redis. Pooled; the key id is copied because the
  * caller's string need not outlive lg_ratelimit_check. */
 struct rl_lease;
@@ -143,7 +119,7 @@ struct rl_lease {
     int64_t expires_ms; /* the tokens lapse then */
     int remaining;      /* Redis's remaining after the grant */
     int reset_s;
-    int64_t window_ms;  /* demand: checks in this and the last LEASE_MS */
+    int64_t window_ms; /* demand: checks in this and the last LEASE_MS */
     int seen, seen_last;
     int64_t used_ms;
     int inflight; /* single checks of this key waiting for Redis */
@@ -152,7 +128,7 @@ struct rl_lease {
     int cmd_len;
     double cmd_rate;
     int cmd_burst;
-    bool busy;    /* its waiters are being answered: not to be evicted */
+    bool busy; /* its waiters are being answered: not to be evicted */
     struct rl_wait *wait_head, *wait_tail;
 };
 
@@ -164,10 +140,6 @@ struct lg_ratelimit {
     struct rl_wait *free_waits;
     struct rl_call *free_calls;
     struct rl_call *inflight;
-    struct rl_entry *slots;
-    size_t nslots; /* power of two */
-    size_t count;
-    size_t sweep; /* cursor of the incremental sweep */
     int64_t last_warn_ms;
     /* the script's rate and burst arguments, formatted again only when they
      * change (nearly every key uses the configured defaults) */
@@ -176,205 +148,6 @@ struct lg_ratelimit {
     char rate_s[32], burst_s[16];
     int rate_len, burst_len;
 };
-
-static int clamp_int(double v)
-{
-    if (!(v >= 0)) return 0;
-    if (v >= (double)INT_MAX) return INT_MAX;
-    return (int)v;
-}
-
-static double clamp_rate(double rate)
-{
-    if (!(rate >= RATE_MIN)) return RATE_MIN; /* also NaN */
-    if (rate > RATE_MAX) return RATE_MAX;
-    return rate;
-}
-
-static int clamp_burst(int burst) { return burst < 1 ? 1 : burst; }
-
-/* The GCRA step in ticks; mirrors the Lua script line for line. */
-static void gcra_ticks(double tat, double now, double rate, int burst, double *new_tat,
-                       struct lg_ratelimit_result *res)
-{
-    double T = floor(TICKS_PER_S / rate + 0.5);
-    if (T < 1) T = 1;
-    double limit = (double)burst * T;
-    double t = tat < now ? now : tat;
-    double next = t + T;
-    memset(res, 0, sizeof(*res));
-    res->limit = burst;
-    if (next - now <= limit) {
-        res->allowed = true;
-        res->remaining = clamp_int(floor((limit - (next - now)) / T));
-        res->reset_s = clamp_int(ceil((next - now) / TICKS_PER_S));
-        res->retry_after_s = 0;
-        *new_tat = next;
-        return;
-    }
-    double retry = ceil((next - limit - now) / TICKS_PER_S);
-    res->allowed = false;
-    res->remaining = 0;
-    res->reset_s = clamp_int(ceil((t - now) / TICKS_PER_S));
-    res->retry_after_s = retry < 1 ? 1 : clamp_int(retry);
-    *new_tat = tat;
-}
-
-void lg_gcra(double tat, double now, double rate_per_sec, int burst, double *new_tat,
-             struct lg_ratelimit_result *res)
-{
-    /* Snap to the tick grid; values already on it (all we ever store) are
-     * unchanged, and multiplying by a power of two is exact. */
-    double tat_t = tat > 0 ? floor(tat * TICKS_PER_MS) : 0;
-    double now_t = now > 0 ? floor(now * TICKS_PER_MS) : 0;
-    double out_t = tat_t;
-    gcra_ticks(tat_t, now_t, clamp_rate(rate_per_sec), clamp_burst(burst), &out_t, res);
-    *new_tat = out_t / TICKS_PER_MS;
-}
-
-/* ---- local table: open addressing, linear probing, backward-shift delete ---- */
-
-static uint64_t key_hash(const char *key, size_t len) { return lg_hash(key, len); }
-
-static size_t slot_of(const struct lg_ratelimit *rl, uint64_t hash)
-{
-    return (size_t)(hash ^ (hash >> 29)) & (rl->nslots - 1);
-}
-
-static struct rl_entry *local_find(struct lg_ratelimit *rl, const char *key, size_t len,
-                                   uint64_t hash)
-{
-    size_t mask = rl->nslots - 1;
-    for (size_t i = slot_of(rl, hash);; i = (i + 1) & mask) {
-        struct rl_entry *e = &rl->slots[i];
-        if (e->len == 0) return NULL;
-        if (e->hash == hash && e->len == len && memcmp(e->key, key, len) == 0) return e;
-    }
-}
-
-/* Empties slot I and pulls later entries of its probe run back into the hole,
- * so lookups never need tombstones. */
-static void local_remove(struct lg_ratelimit *rl, size_t i)
-{
-    size_t mask = rl->nslots - 1;
-    size_t hole = i;
-    for (size_t j = (i + 1) & mask;; j = (j + 1) & mask) {
-        struct rl_entry *e = &rl->slots[j];
-        if (e->len == 0) break;
-        size_t home = slot_of(rl, e->hash);
-        /* E may fill the hole when its home is not cyclically in (hole, j]. */
-        if (((j - home) & mask) >= ((j - hole) & mask)) {
-            rl->slots[hole] = *e;
-            hole = j;
-        }
-    }
-    rl->slots[hole].len = 0;
-    rl->count--;
-}
-
-static void local_put(struct lg_ratelimit *rl, const char *key, size_t len, uint64_t hash,
-                      double tat)
-{
-    size_t mask = rl->nslots - 1;
-    size_t i = slot_of(rl, hash);
-    while (rl->slots[i].len != 0) i = (i + 1) & mask;
-    struct rl_entry *e = &rl->slots[i];
-    e->tat = tat;
-    e->hash = hash;
-    e->len = (uint8_t)len;
-    memcpy(e->key, key, len);
-    rl->count++;
-}
-
-static int local_grow(struct lg_ratelimit *rl)
-{
-    size_t n = rl->nslots * 2;
-    struct rl_entry *slots = calloc(n, sizeof(*slots));
-    if (slots == NULL) return -1;
-    struct rl_entry *old = rl->slots;
-    size_t old_n = rl->nslots;
-    rl->slots = slots;
-    rl->nslots = n;
-    rl->count = 0;
-    rl->sweep = 0;
-    for (size_t i = 0; i < old_n; i++)
-        if (old[i].len != 0) local_put(rl, old[i].key, old[i].len, old[i].hash, old[i].tat);
-    free(old);
-    return 0;
-}
-
-/* Looks at up to MAX slots from the sweep cursor and drops entries whose
- * allowance is full again (TAT <= NOW: the same as no entry at all). */
-static size_t local_sweep(struct lg_ratelimit *rl, double now, size_t max)
-{
-    size_t dropped = 0;
-    size_t mask = rl->nslots - 1;
-    for (size_t n = 0; n < max && rl->count > 0; n++) {
-        size_t i = rl->sweep & mask;
-        struct rl_entry *e = &rl->slots[i];
-        if (e->len != 0 && e->tat <= now) {
-            local_remove(rl, i); /* a later entry may now sit in I: look again */
-            dropped++;
-            continue;
-        }
-        rl->sweep = (i + 1) & mask;
-    }
-    return dropped;
-}
-
-/* Makes room for one more entry: grow while allowed, else sweep, and when
- * nothing is stale evict the entry closest to a full allowance. */
-static void local_make_room(struct lg_ratelimit *rl, double now)
-{
-    size_t limit = rl->nslots >= LOCAL_MAX_SLOTS ? LOCAL_MAX_ENTRIES : rl->nslots / 2;
-    if (rl->count < limit) return;
-    if (rl->nslots < LOCAL_MAX_SLOTS && local_grow(rl) == 0) return;
-    if (local_sweep(rl, now, EVICT_SCAN) > 0) return;
-    size_t mask = rl->nslots - 1, victim = SIZE_MAX;
-    for (size_t n = 0, i = rl->sweep & mask; n < EVICT_SCAN; n++, i = (i + 1) & mask)
-        if (rl->slots[i].len != 0 &&
-            (victim == SIZE_MAX || rl->slots[i].tat < rl->slots[victim].tat))
-            victim = i;
-    if (victim == SIZE_MAX) /* the scanned window was empty: take any entry */
-        for (size_t i = 0; i < rl->nslots && victim == SIZE_MAX; i++)
-            if (rl->slots[i].len != 0) victim = i;
-    if (victim != SIZE_MAX) local_remove(rl, victim);
-    rl->sweep = (rl->sweep + EVICT_SCAN) & mask;
-}
-
-/* The local table's view without consuming: what is left right now. */
-static void local_peek(struct lg_ratelimit *rl, const char *key, size_t len, double rate, int burst,
-                       struct lg_ratelimit_result *res)
-{
-    double now = (double)lg_mono_ms();
-    struct rl_entry *e = local_find(rl, key, len, key_hash(key, len));
-    double new_tat = 0;
-    lg_gcra(e != NULL ? e->tat : 0, now, rate, burst, &new_tat, res);
-    /* lg_gcra answered for one more request: undo that one. */
-    res->remaining = res->allowed ? res->remaining + 1 : 0;
-    res->allowed = true;
-    res->retry_after_s = 0;
-    res->local = true;
-}
-
-static void local_decide(struct lg_ratelimit *rl, const char *key, size_t len, double rate,
-                         int burst, struct lg_ratelimit_result *res)
-{
-    double now = (double)lg_mono_ms();
-    local_sweep(rl, now, SWEEP_STEP);
-    uint64_t hash = key_hash(key, len);
-    struct rl_entry *e = local_find(rl, key, len, hash);
-    double new_tat = 0;
-    lg_gcra(e != NULL ? e->tat : 0, now, rate, burst, &new_tat, res);
-    res->local = true;
-    if (!res->allowed) return;
-    if (e != NULL) {
-        e->tat = new_tat;
-        return;
-    }
-    local_make_room(rl, now);
-    local_put(rl, key, len, hash, new_tat);
-}
 
 /* ---- Redis path ---- */
 
@@ -472,19 +245,15 @@ static void on_reply(struct lg_store *st, redisReply *reply, void *arg)
     int admitted;
     if (c->lease != NULL) c->lease->inflight--;
     if (rl == NULL) {
-        /* The limiter is gone (shutdown): still answer, and refuse. */
-        memset(&res, 0, sizeof(res));
-        res.limit = c->burst;
-        res.retry_after_s = 1;
-        res.local = true;
+        lg_gcra_refuse(c->burst, &res); /* the limiter is gone (shutdown): still answer */
     } else if (parse_reply(reply, c->burst, 1, &res, &admitted) < 0) {
         /* NULL: down, disconnected or past the deadline; the deadline is
          * timeout_ms, so no request waits longer than that. */
         if (reply != NULL) warn_sometimes(rl, reply);
         if (c->peek)
-            local_peek(rl, c->key, c->key_len, c->rate, c->burst, &res);
+            lg_ratelimit_local_peek(c->key, c->key_len, c->rate, c->burst, &res);
         else
-            local_decide(rl, c->key, c->key_len, c->rate, c->burst, &res);
+            lg_ratelimit_local_decide(c->key, c->key_len, c->rate, c->burst, &res);
     }
     /* Release first: the callback may check again or free the limiter. */
     call_put(c);
@@ -516,10 +285,9 @@ static void lease_evict(struct lg_ratelimit *rl, int64_t now)
 }
 
 /* KEY's lease (made on first sight), or NULL when the table is full. */
-static struct rl_lease *lease_get(struct lg_ratelimit *rl, const char *key, size_t len,
-                                  int64_t now)
+static struct rl_lease *lease_get(struct lg_ratelimit *rl, const char *key, size_t len, int64_t now)
 {
-    uint64_t hash = key_hash(key, len);
+    uint64_t hash = lg_hash(key, len);
     struct rl_lease **slot = lease_slot(rl, hash);
     for (struct rl_lease *l = *slot; l != NULL; l = l->next)
         if (l->hash == hash && l->key_len == len && memcmp(l->key, key, len) == 0) return l;
@@ -659,12 +427,9 @@ static void lease_answer(struct rl_call *c, const redisReply *reply)
             ok = -1;
             continue;
         } else if (rl != NULL) {
-            local_decide(rl, l->key, l->key_len, rate, burst, &r);
+            lg_ratelimit_local_decide(l->key, l->key_len, rate, burst, &r);
         } else {
-            memset(&r, 0, sizeof(r)); /* shutting down: refuse */
-            r.limit = burst;
-            r.retry_after_s = 1;
-            r.local = true;
+            lg_gcra_refuse(burst, &r); /* shutting down */
         }
         wait_pop(rl, l, &cb, &arg);
         cb(&r, arg); /* may check again, on this key too */
@@ -683,13 +448,7 @@ struct lg_ratelimit *lg_ratelimit_new(struct lg_store *st)
     rl->st = st;
     rl->rate_last = -1;
     rl->burst_last = -1;
-    rl->nslots = LOCAL_MIN_SLOTS;
-    rl->slots = calloc(rl->nslots, sizeof(*rl->slots));
-    if (rl->slots == NULL) goto err;
     return rl;
-err:
-    lg_ratelimit_free(rl);
-    return NULL;
 }
 
 void lg_ratelimit_free(struct lg_ratelimit *rl)
@@ -721,7 +480,6 @@ void lg_ratelimit_free(struct lg_ratelimit *rl)
         rl->free_calls = c->next;
         free(c);
     }
-    free(rl->slots);
     free(rl);
 }
 
@@ -744,15 +502,12 @@ static void ratelimit_ask(struct lg_ratelimit *rl, const char *key_id, double ra
                           int burst, bool peek, lg_ratelimit_cb *cb, void *arg)
 {
     struct lg_ratelimit_result res;
-    double rate = clamp_rate(rate_per_sec);
-    burst = clamp_burst(burst);
+    double rate = lg_gcra_clamp_rate(rate_per_sec);
+    burst = lg_gcra_clamp_burst(burst);
     size_t len = strnlen(key_id, KEY_ID_MAX + 1);
     if (len == 0 || len > KEY_ID_MAX) {
         /* Never happens for an authenticated key; refuse rather than share. */
-        memset(&res, 0, sizeof(res));
-        res.limit = burst;
-        res.retry_after_s = 1;
-        res.local = true;
+        lg_gcra_refuse(burst, &res);
         cb(&res, arg);
         return;
     }
@@ -802,9 +557,9 @@ static void ratelimit_ask(struct lg_ratelimit *rl, const char *key_id, double ra
     }
     if (c != NULL) call_put(c); /* not connected: CB was not called */
     if (peek)
-        local_peek(rl, key_id, len, rate, burst, &res);
+        lg_ratelimit_local_peek(key_id, len, rate, burst, &res);
     else
-        local_decide(rl, key_id, len, rate, burst, &res);
+        lg_ratelimit_local_decide(key_id, len, rate, burst, &res);
     cb(&res, arg);
 }
 
@@ -833,7 +588,8 @@ static int script_send(struct lg_ratelimit *rl, struct rl_call *c, const char *k
         if (cache->cmd == NULL || cache->cmd_rate != c->rate || cache->cmd_burst != c->burst) {
             free(cache->cmd);
             cache->cmd = NULL;
-            cache->cmd_len = lg_store_script_format(&gcra_script, 1, argc, argv, argvlen, &cache->cmd);
+            cache->cmd_len =
+                lg_store_script_format(&gcra_script, 1, argc, argv, argvlen, &cache->cmd);
             cache->cmd_rate = c->rate;
             cache->cmd_burst = c->burst;
         }

@@ -9,17 +9,24 @@
 
 #define JSON_TYPE "application/json"
 
-void lg_http_reply_error(struct lg_http_req *req, int status, const char *code, const char *message,
-                         const char *request_id)
+/* The one error body builder: the compact text (malloc'd) or NULL. */
+static char *error_text(const char *code, const char *message, const char *request_id)
 {
-    if (request_id != NULL) lg_http_set_header(req, "X-Request-Id", request_id);
+    const char *rid = request_id ? request_id : "";
     json_t *body = json_pack("{s:{s:s, s:s, s:s}}", "error", "code", code, "message", message,
-                             "request_id", request_id ? request_id : "");
+                             "request_id", rid);
     if (body == NULL) /* MESSAGE was not UTF-8 */
         body = json_pack("{s:{s:s, s:s, s:s}}", "error", "code", code, "message",
-                         "the request was refused", "request_id", request_id ? request_id : "");
+                         "the request was refused", "request_id", rid);
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
+    return text;
+}
+
+void lg_http_reply_error_body(struct lg_http_req *req, int status, const char *code,
+                              const char *message, const char *request_id)
+{
+    char *text = error_text(code, message, request_id);
     if (text == NULL) {
         static const char fallback[] =
             "{\"error\":{\"code\":\"internal_error\",\"message\":\"out of memory\"}}";
@@ -28,6 +35,13 @@ void lg_http_reply_error(struct lg_http_req *req, int status, const char *code, 
     }
     lg_http_reply(req, status, JSON_TYPE, text, strlen(text));
     free(text);
+}
+
+void lg_http_reply_error(struct lg_http_req *req, int status, const char *code, const char *message,
+                         const char *request_id)
+{
+    if (request_id != NULL) lg_http_set_header(req, "X-Request-Id", request_id);
+    lg_http_reply_error_body(req, status, code, message, request_id);
 }
 
 void lg_http_reply_json(struct lg_http_req *req, int status, json_t *body)

@@ -1,4 +1,5 @@
-/* Loads the pepper, master key and admin token named in the config. */
+/* Loads the pepper, master key and admin token named in the config, the
+ * token again on SIGHUP, and wipes them all at exit. */
 #include <errno.h>
 #include <libgen.h>
 #include <stdio.h>
@@ -18,6 +19,23 @@ static int ensure_folder(const char *path, char *err, size_t errlen)
     const char *dir = dirname(copy);
     if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
         snprintf(err, errlen, "%s: cannot create folder: %s", dir, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* The admin token of CFG into TOKEN/LEN (sizeof(s->admin_token) bytes). */
+static int load_token(const struct lg_config *cfg, char *token, size_t *len, char *err,
+                      size_t errlen)
+{
+    if (lg_secret_file_load(cfg->admin_token_file, 24, true, (unsigned char *)token,
+                            sizeof(((struct lg_secrets *)0)->admin_token) - 1, len, err,
+                            errlen) < 0)
+        return -1;
+    token[*len] = '\0';
+    if (*len < 16) {
+        snprintf(err, errlen, "%s: admin token must be at least 16 characters",
+                 cfg->admin_token_file);
         return -1;
     }
     return 0;
@@ -46,10 +64,7 @@ int lg_secrets_load(struct lg_config *cfg, struct lg_secrets *s, char *err, size
                  LG_SECRET_KEY_BYTES);
         return -1;
     }
-    if (lg_secret_file_load(cfg->admin_token_file, 24, true, (unsigned char *)s->admin_token,
-                            sizeof(s->admin_token) - 1, &s->admin_token_len, err, errlen) < 0)
-        return -1;
-    s->admin_token[s->admin_token_len] = '\0';
+    if (load_token(cfg, s->admin_token, &s->admin_token_len, err, errlen) < 0) return -1;
     if (cfg->redis_password_file[0] != '\0') {
         /* Read-only: a missing Redis password is an error, never invented. */
         unsigned char pw[sizeof(cfg->redis_password)];
@@ -61,10 +76,21 @@ int lg_secrets_load(struct lg_config *cfg, struct lg_secrets *s, char *err, size
         cfg->redis_password[pwlen] = '\0';
         OPENSSL_cleanse(pw, sizeof(pw));
     }
-    if (s->admin_token_len < 16) {
-        snprintf(err, errlen, "%s: admin token must be at least 16 characters",
-                 cfg->admin_token_file);
-        return -1;
-    }
     return 0;
 }
+
+int lg_secrets_reload_token(const struct lg_config *cfg, struct lg_secrets *s, char *err,
+                            size_t errlen)
+{
+    char token[sizeof(s->admin_token)];
+    size_t len = 0;
+    int rc = load_token(cfg, token, &len, err, errlen);
+    if (rc == 0) {
+        memcpy(s->admin_token, token, len + 1);
+        s->admin_token_len = len;
+    }
+    OPENSSL_cleanse(token, sizeof(token));
+    return rc;
+}
+
+void lg_secrets_wipe(struct lg_secrets *s) { OPENSSL_cleanse(s, sizeof(*s)); }

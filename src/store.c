@@ -15,6 +15,7 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
+#include "lockgate/args.h"
 #include "lockgate/config.h"
 #include "lockgate/list.h"
 #include "lockgate/log.h"
@@ -35,13 +36,8 @@ struct pending {
     int64_t deadline_ms;
     int delivered;            /* the user callback has run (deadline or reply) */
     struct lg_script *script; /* set for EVALSHA, to resend as EVAL on NOSCRIPT */
-    int argc;
-    char nkeys[16]; /* the key count as text, argv[2] of EVALSHA/EVAL */
-    char *argbuf;   /* copies of the script's keys and args */
-    size_t argbuf_cap;
-    const char **argv;
-    size_t *argvlen;
-    int argv_cap;
+    char nkeys[16];           /* the key count as text, argv[2] of EVALSHA/EVAL */
+    struct lg_args args;      /* argv[0..2] the command, then copies of the keys and args */
 };
 
 struct lg_store {
@@ -292,9 +288,7 @@ err:
 
 static void pending_free(struct pending *p)
 {
-    free(p->argbuf);
-    free(p->argv);
-    free(p->argvlen);
+    lg_args_free(&p->args);
     free(p);
 }
 
@@ -353,6 +347,7 @@ static void pending_put(struct pending *p)
 {
     struct lg_store *st = p->st;
     st->inflight--;
+    lg_args_release(&p->args); /* they may hold a verifier and a sealed secret */
     if (st->freeing) {
         pending_free(p);
         return;
@@ -475,54 +470,17 @@ static void script_sha(struct lg_script *s)
     pthread_mutex_unlock(&lock);
 }
 
-/* Keeps copies of the script's keys and args in the pending record so that a
- * NOSCRIPT answer can be resent as EVAL. Buffers are reused across commands. */
-static int keep_args(struct pending *p, int argc, const char **argv, const size_t *argvlen)
-{
-    size_t total = 0;
-    for (int i = 0; i < argc; i++) total += argvlen ? argvlen[i] : strlen(argv[i]);
-    if (p->argv_cap < argc + 3) {
-        int cap = argc + 3 < 16 ? 16 : argc + 3;
-        const char **nv = realloc(p->argv, cap * sizeof(*nv));
-        if (nv == NULL) return -1;
-        p->argv = nv;
-        size_t *nl = realloc(p->argvlen, cap * sizeof(*nl));
-        if (nl == NULL) return -1;
-        p->argvlen = nl;
-        p->argv_cap = cap;
-    }
-    if (p->argbuf_cap < total + 1) {
-        char *nb = realloc(p->argbuf, total + 1);
-        if (nb == NULL) return -1;
-        p->argbuf = nb;
-        p->argbuf_cap = total + 1;
-    }
-    size_t off = 0;
-    for (int i = 0; i < argc; i++) {
-        size_t len = argvlen ? argvlen[i] : strlen(argv[i]);
-        memcpy(p->argbuf + off, argv[i], len);
-        p->argvlen[i + 3] = len;
-        off += len;
-    }
-    off = 0;
-    for (int i = 0; i < argc; i++) {
-        p->argv[i + 3] = p->argbuf + off;
-        off += p->argvlen[i + 3];
-    }
-    p->argc = argc;
-    return 0;
-}
-
 static int send_eval(struct pending *p)
 {
     struct lg_store *st = p->st;
-    p->argv[0] = "EVAL";
-    p->argvlen[0] = 4;
-    p->argv[1] = p->script->source;
-    p->argvlen[1] = strlen(p->script->source);
+    struct lg_args *a = &p->args;
+    a->argv[0] = "EVAL";
+    a->argvlen[0] = 4;
+    a->argv[1] = p->script->source;
+    a->argvlen[1] = strlen(p->script->source);
     /* argv[2] already holds the key count from the EVALSHA call. */
     lg_debug("redis: script %s was not loaded; sending it as EVAL", p->script->name);
-    return send_argv(st, p, p->argc + 3, p->argv, p->argvlen);
+    return send_argv(st, p, a->argc + 3, a->argv, a->argvlen);
 }
 
 /* EVALSHA SCRIPT, sent as CMD when given (already in wire form), else
@@ -535,23 +493,26 @@ static int script_send(struct lg_store *st, struct lg_script *script, const char
     script_sha(script);
     struct pending *p = pending_get(st);
     if (p == NULL) return -1;
-    if (keep_args(p, argc, argv, argvlen) < 0) {
+    /* kept for a NOSCRIPT answer, to be sent again as EVAL */
+    struct lg_args *a = &p->args;
+    if (lg_args_keep(a, 3, argc, argv, argvlen) < 0) {
         p->delivered = 1;
         pending_put(p);
         return -1;
     }
     p->script = script;
     int nklen = snprintf(p->nkeys, sizeof(p->nkeys), "%d", nkeys);
-    p->argv[0] = "EVALSHA";
-    p->argvlen[0] = 7;
-    p->argv[1] = script->sha;
-    p->argvlen[1] = 40;
-    p->argv[2] = p->nkeys;
-    p->argvlen[2] = (size_t)nklen;
+    a->argv[0] = "EVALSHA";
+    a->argvlen[0] = 7;
+    a->argv[1] = script->sha;
+    a->argvlen[1] = 40;
+    a->argv[2] = p->nkeys;
+    a->argvlen[2] = (size_t)nklen;
     arm(p, cb, arg);
-    int rc = cmd != NULL
-                 ? (redisAsyncFormattedCommand(st->ac, on_reply, p, cmd, len) == REDIS_OK ? 0 : -1)
-                 : send_argv(st, p, argc + 3, p->argv, p->argvlen);
+    int rc = cmd != NULL ? (redisAsyncFormattedCommand(st->ac, on_reply, p, cmd, len) == REDIS_OK
+                                ? 0
+                                : -1)
+                         : send_argv(st, p, argc + 3, a->argv, a->argvlen);
     if (rc < 0) {
         p->delivered = 1;
         lg_list_remove(&p->deadline);

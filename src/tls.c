@@ -34,6 +34,13 @@ static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outle
     return SSL_TLSEXT_ERR_OK;
 }
 
+/* OpenSSL's reason for the last failure (a missing file has none of its own). */
+static const char *why(void)
+{
+    const char *r = ERR_reason_error_string(ERR_get_error());
+    return r != NULL ? r : "cannot be read";
+}
+
 static SSL_CTX *ctx_new(const struct lg_config *cfg)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
@@ -56,14 +63,12 @@ static SSL_CTX *ctx_new(const struct lg_config *cfg)
         goto err;
     }
     if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert) != 1) {
-        lg_error("tls: cannot load certificate %s: %s", cfg->tls_cert,
-                 ERR_reason_error_string(ERR_get_error()));
+        lg_error("tls: cannot load certificate %s: %s", cfg->tls_cert, why());
         goto err;
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key, SSL_FILETYPE_PEM) != 1 ||
         SSL_CTX_check_private_key(ctx) != 1) {
-        lg_error("tls: cannot load key %s: %s", cfg->tls_key,
-                 ERR_reason_error_string(ERR_get_error()));
+        lg_error("tls: cannot load key %s: %s", cfg->tls_key, why());
         goto err;
     }
     SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);

@@ -2,12 +2,14 @@
  * upstream pool and caches. It keeps its caches exact from the events channel
  * and forgets them whenever it could have missed an event. */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <openssl/crypto.h>
 
 #include "lockgate/cache.h"
 #include "lockgate/config.h"
@@ -29,6 +31,7 @@
 #define RELOAD_RETRY_MS      200
 #define HEARTBEAT_MS         1000
 #define HEARTBEAT_SILENCE_MS 3000 /* this long without hearing a beat: resubscribe */
+#define RETIRE_POLL_MS       200  /* how often a replaced upstream client is checked */
 
 /* A facility read in flight: the whole table (ID "") or one facility. */
 struct facility_read {
@@ -291,13 +294,143 @@ static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
     lg_store_argv(w->store, on_published, NULL, 3, argv, NULL);
 }
 
+/* ---- SIGHUP ----
+ * The main thread hands over its running config (what could change, changed;
+ * the rest as it was); the worker applies it between two events of its own
+ * loop, so nothing it reads changes under it. */
+
+static void config_free(struct lg_config *cfg)
+{
+    if (cfg == NULL) return;
+    OPENSSL_cleanse(cfg->redis_password, sizeof(cfg->redis_password));
+    free(cfg);
+}
+
+int lg_worker_reload(struct lg_worker *w, const struct lg_config *cfg)
+{
+    struct lg_config *copy = malloc(sizeof(*copy));
+    if (copy == NULL) return -1;
+    *copy = *cfg;
+    /* not an option: the worker keeps the one it has */
+    OPENSSL_cleanse(copy->redis_password, sizeof(copy->redis_password));
+    config_free(atomic_exchange(&w->reload_next, copy)); /* one it had not taken yet */
+    event_active(w->reload_ev, EV_READ, 0);
+    return 0;
+}
+
+static void on_retire_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct lg_worker *w = arg;
+    int kept = 0;
+    for (int i = 0; i < w->nretired; i++) {
+        if (lg_upstream_inflight(w->retired[i]) == 0)
+            lg_upstream_free(w->retired[i]);
+        else
+            w->retired[kept++] = w->retired[i];
+    }
+    w->nretired = kept;
+    struct timeval tv = {0, RETIRE_POLL_MS * 1000};
+    if (kept > 0) evtimer_add(w->retire_timer, &tv);
+}
+
+/* UP's requests in flight finish where they started; new ones go to the
+ * client that replaced it. Returns -1 (UP still in use) when out of memory. */
+static int retire(struct lg_worker *w, struct lg_upstream *up)
+{
+    struct lg_upstream **r = realloc(w->retired, (size_t)(w->nretired + 1) * sizeof(*r));
+    if (r == NULL) return -1;
+    w->retired = r;
+    w->retired[w->nretired++] = up;
+    on_retire_timer(-1, 0, w);
+    return 0;
+}
+
+static bool upstream_changed(const struct lg_config *a, const struct lg_config *b)
+{
+    return strcmp(a->upstream_url, b->upstream_url) != 0 ||
+           a->upstream_timeout_ms != b->upstream_timeout_ms ||
+           a->upstream_connect_timeout_ms != b->upstream_connect_timeout_ms;
+}
+
+static void on_reload(evutil_socket_t fd, short what, void *arg)
+{
+    struct lg_worker *w = arg;
+    struct lg_config *next = atomic_exchange(&w->reload_next, NULL);
+    if (next == NULL || w->stopping) {
+        config_free(next);
+        return;
+    }
+    struct lg_config *cfg = w->cfg;
+    if (upstream_changed(cfg, next)) {
+        struct lg_upstream *up = lg_upstream_new(w->base, next);
+        if (up == NULL || retire(w, w->upstream) < 0) {
+            lg_error("worker %d: the reloaded [upstream] could not be set up; requests go on "
+                     "to the one before",
+                     w->id);
+            if (up != NULL) lg_upstream_free(up);
+            snprintf(next->upstream_url, sizeof(next->upstream_url), "%s", cfg->upstream_url);
+            next->upstream_timeout_ms = cfg->upstream_timeout_ms;
+            next->upstream_connect_timeout_ms = cfg->upstream_connect_timeout_ms;
+        } else {
+            w->upstream = up;
+            lg_pipeline_set_upstream(w->pipeline, up);
+        }
+    }
+    /* Cached keys carry the [limits] defaults they were read with: read them
+     * again. Not while Redis is unreachable, where the cache is all there is
+     * (it is flushed when Redis is back anyway). */
+    if ((cfg->rate_per_sec != next->rate_per_sec || cfg->burst != next->burst) &&
+        lg_cache_trust(w->cache) != LG_CACHE_FALLBACK)
+        lg_cache_keys_flush(w->cache);
+    lg_config_reload(cfg, next, NULL, NULL);
+    config_free(next);
+    bool log = strcmp(cfg->access_log, "on") == 0;
+    lg_http_server_set_access_log(w->http, log);
+    lg_http_server_set_access_log(w->https, log);
+    lg_info("worker %d: reloaded configuration applied", w->id);
+}
+
+/* ---- a test build's way to kill a worker ----
+ * Built with LG_TEST_HOOKS only (the test binary lockgate-hooks): with
+ * LOCKGATE_TEST_WORKER_DIE=ID:MODE worker ID's thread dies 300 ms after it
+ * starts, MODE "exit" through pthread_exit (a thread that is gone), "return"
+ * by its loop returning unasked (a loop that failed). */
+#ifdef LG_TEST_HOOKS
+static void on_die_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct lg_worker *w = arg;
+    const char *how = strchr(getenv("LOCKGATE_TEST_WORKER_DIE"), ':');
+    lg_warn("worker %d: test hook: dying (%s)", w->id, how ? how + 1 : "return");
+    if (how != NULL && strcmp(how + 1, "exit") == 0) pthread_exit(NULL);
+    event_base_loopbreak(w->base);
+}
+
+static int test_hooks(struct lg_worker *w)
+{
+    const char *die = getenv("LOCKGATE_TEST_WORKER_DIE");
+    if (die == NULL || atoi(die) != w->id) return 0;
+    struct timeval tv = {0, 300 * 1000};
+    if ((w->die_timer = evtimer_new(w->base, on_die_timer, w)) == NULL) return -1;
+    return evtimer_add(w->die_timer, &tv);
+}
+#else
+static int test_hooks(struct lg_worker *w) { return 0; }
+#endif
+
 struct lg_worker *lg_worker_new(int id, const struct lg_config *cfg,
                                 const struct lg_secrets *secrets, struct lg_tls *tls)
 {
     struct lg_worker *w = calloc(1, sizeof(*w));
     if (w == NULL) return NULL;
     w->id = id;
-    w->cfg = cfg;
+    atomic_init(&w->reload_next, NULL);
+    atomic_init(&w->stop_asked, false);
+    if ((w->cfg = malloc(sizeof(*w->cfg))) == NULL) {
+        free(w);
+        return NULL;
+    }
+    *w->cfg = *cfg;
+    cfg = w->cfg; /* everything below reads the worker's own copy */
     w->secrets = secrets;
     /* The changelist folds the add/del churn of curl's sockets (interest
      * flips on every transfer) into one epoll_ctl per fd per loop turn. */
@@ -337,6 +470,9 @@ struct lg_worker *lg_worker_new(int id, const struct lg_config *cfg,
     if (lg_store_subscribe(w->sub, channels, 2, on_event, w) < 0) goto err;
     if ((w->hb_timer = event_new(w->base, -1, EV_PERSIST, on_heartbeat, w)) == NULL) goto err;
     if ((w->drain_ev = event_new(w->base, -1, 0, on_drain, w)) == NULL) goto err;
+    if ((w->reload_ev = event_new(w->base, -1, 0, on_reload, w)) == NULL) goto err;
+    if ((w->retire_timer = evtimer_new(w->base, on_retire_timer, w)) == NULL) goto err;
+    if (test_hooks(w) < 0) goto err;
     struct timeval beat = {HEARTBEAT_MS / 1000, (HEARTBEAT_MS % 1000) * 1000};
     evtimer_add(w->hb_timer, &beat);
     if (cfg->listen[0] != '\0' &&
@@ -356,10 +492,62 @@ err:
     return NULL;
 }
 
+/* Everything that answers requests, or logs them, goes on the worker's own
+ * thread once its loop is over (or on the caller's, for a worker that never
+ * ran). Order matters. Stores first: their pending callbacks still answer
+ * live requests. Then the feed's streams, then the listeners, whose closing
+ * connections cancel upstream transfers in flight: the upstream clients go
+ * last. The listeners return the pipeline's contexts as they close, so it
+ * goes after them, and from here on without the store. */
+static void teardown(struct lg_worker *w)
+{
+    w->stopping = true;
+    lg_store_free(w->sub);
+    lg_store_free(w->store);
+    w->sub = w->store = NULL;
+    if (w->pipeline) lg_pipeline_detach_store(w->pipeline);
+    lg_feed_free(w->feed);
+    lg_http_server_free(w->http);
+    lg_http_server_free(w->https);
+    w->feed = NULL;
+    w->http = w->https = NULL;
+    if (w->upstream) lg_upstream_free(w->upstream);
+    for (int i = 0; i < w->nretired; i++) lg_upstream_free(w->retired[i]);
+    free(w->retired);
+    if (w->ratelimit) lg_ratelimit_free(w->ratelimit);
+    if (w->reload_timer) event_free(w->reload_timer);
+    if (w->probe_timer) event_free(w->probe_timer);
+    if (w->hb_timer) event_free(w->hb_timer);
+    if (w->drain_ev) event_free(w->drain_ev);
+    if (w->reload_ev) event_free(w->reload_ev);
+    if (w->retire_timer) event_free(w->retire_timer);
+    if (w->die_timer) event_free(w->die_timer);
+    lg_pipeline_free(w->pipeline);
+    lg_cache_free(w->cache);
+}
+
+/* The worker's thread ended, or its loop returned, without lg_worker_stop
+ * asking: its listeners would stay open with nobody to serve them (the
+ * kernel goes on handing them clients). The process goes instead, at once,
+ * with a line that says why; a supervisor (systemd Restart=on-failure)
+ * starts it again. */
+static void on_thread_end(void *arg)
+{
+    struct lg_worker *w = arg;
+    if (atomic_load(&w->stop_asked)) return;
+    lg_error("worker %d died (its event loop ended without being asked to); lockgate exits "
+             "with status 1 so that its supervisor restarts it",
+             w->id);
+    _exit(EXIT_FAILURE);
+}
+
 static void *run(void *arg)
 {
     struct lg_worker *w = arg;
+    pthread_cleanup_push(on_thread_end, w);
     event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
+    pthread_cleanup_pop(1);
+    teardown(w);
     lg_http_thread_done();
     return NULL;
 }
@@ -375,30 +563,14 @@ void lg_worker_stop(struct lg_worker *w)
 {
     if (w == NULL) return;
     if (w->started) {
+        atomic_store(&w->stop_asked, true);
         event_base_loopexit(w->base, NULL);
         pthread_join(w->thread, NULL);
+    } else {
+        teardown(w);
     }
-    /* Order matters. Stores first: their pending callbacks still answer live
-     * requests. Then the feed's streams, then the listeners, whose closing
-     * connections cancel upstream transfers in flight: the upstream client
-     * goes last. The listeners return the pipeline's contexts as they
-     * close, so it goes after them, and from here on without the store. */
-    w->stopping = true;
-    lg_store_free(w->sub);
-    lg_store_free(w->store);
-    w->sub = w->store = NULL;
-    if (w->pipeline) lg_pipeline_detach_store(w->pipeline);
-    lg_feed_free(w->feed);
-    lg_http_server_free(w->http);
-    lg_http_server_free(w->https);
-    if (w->upstream) lg_upstream_free(w->upstream);
-    if (w->ratelimit) lg_ratelimit_free(w->ratelimit);
-    if (w->reload_timer) event_free(w->reload_timer);
-    if (w->probe_timer) event_free(w->probe_timer);
-    if (w->hb_timer) event_free(w->hb_timer);
-    if (w->drain_ev) event_free(w->drain_ev);
-    lg_pipeline_free(w->pipeline);
-    lg_cache_free(w->cache);
+    config_free(atomic_exchange(&w->reload_next, NULL));
     if (w->base) event_base_free(w->base);
+    config_free(w->cfg);
     free(w);
 }

@@ -5,6 +5,8 @@
 #ifndef LG_ADMIN_H
 #define LG_ADMIN_H
 
+#include <stdbool.h>
+
 struct event_base;
 struct lg_config;
 struct lg_secrets;
@@ -21,5 +23,7 @@ struct lg_admin *lg_admin_new(struct event_base *base, const struct lg_config *c
 void lg_admin_free(struct lg_admin *admin);
 /* The gateway is stopping: /readyz answers 503 "draining" from now on. */
 void lg_admin_set_draining(struct lg_admin *admin);
+/* [server] access_log changed (SIGHUP): the admin listener's lines too. */
+void lg_admin_set_access_log(struct lg_admin *admin, bool on);
 
 #endif

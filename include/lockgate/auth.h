@@ -32,7 +32,7 @@ enum lg_auth_parse_result lg_auth_parse(const char *authorization, const char *x
 bool lg_auth_verify(struct lg_key *k, const struct lg_secrets *secrets, const char *secret);
 
 /* Failed authentications per client IP, per instance (all workers), in
- * fixed one-minute windows. */
+ * fixed one-minute windows. Sets the limit; thread-safe (SIGHUP sets it again). */
 void lg_auth_throttle_init(int failures_per_min);
 /* True when IP is over the limit now; *RETRY_AFTER_S = seconds to the window's end. */
 bool lg_auth_throttled(const char *ip, int *retry_after_s);

@@ -60,8 +60,9 @@ struct lg_config {
     int auth_failures_per_min;
 
     /* [feed] */
-    int feed_heartbeat_s;     /* comment line interval on SSE streams */
-    int feed_max_backlog_kib; /* a slower stream reader is dropped */
+    int feed_heartbeat_s;         /* comment line interval on SSE streams */
+    int feed_max_backlog_kib;     /* a slower stream reader is dropped */
+    int feed_max_streams_per_key; /* open streams of one feed key per instance */
 };
 
 /* Fills CFG with every option's default. */
@@ -71,6 +72,16 @@ void lg_config_defaults(struct lg_config *cfg);
  * against the file's folder. On error returns -1 and writes
  * "FILE:LINE: reason" into ERR (ERRLEN bytes). */
 int lg_config_load(struct lg_config *cfg, const char *path, char *err, size_t errlen);
+
+/* What SIGHUP may change: [tls] cert and key, [admin] token_file, [limits],
+ * [upstream] url, timeout_ms and connect_timeout_ms, [server] log_level and
+ * access_log. Copies those of NEXT that differ into RUN; every other option
+ * that differs is left as RUN has it and named to KEPT (may be NULL) with its
+ * section. Fields that are not options (dir, redis_password) are not
+ * touched. Returns how many options changed in RUN. */
+typedef void lg_config_kept_fn(const char *section, const char *name, void *arg);
+int lg_config_reload(struct lg_config *run, const struct lg_config *next, lg_config_kept_fn *kept,
+                     void *arg);
 
 /* Resolves "auto" style values and cross-checks options. Returns 0 or -1 with ERR. */
 int lg_config_check(const struct lg_config *cfg, char *err, size_t errlen);

@@ -5,6 +5,7 @@
 #ifndef LG_HTTP_H
 #define LG_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct event_base;
@@ -69,6 +70,10 @@ void lg_http_thread_done(void);
  * toward [server] max_connections and max_connections_per_ip (conn_limit.h). */
 void lg_http_server_count_metrics(struct lg_http_server *srv);
 
+/* Turns SRV's access log lines on or off ([server] access_log, SIGHUP). Call
+ * on SRV's own loop thread. NULL is ignored. */
+void lg_http_server_set_access_log(struct lg_http_server *srv, bool on);
+
 /* "GET", "HEAD", ... ("OTHER" for the rest); a static string. */
 const char *lg_http_method_name(enum lg_http_method m);
 
@@ -101,7 +106,8 @@ void lg_http_on_close(struct lg_http_req *req, lg_http_close_cb *on_close, void 
 /* Streaming answers (server-sent events): start, write chunks, end. */
 void lg_http_stream_start(struct lg_http_req *req, int status, const char *content_type);
 /* Queues DATA; returns the bytes now waiting in the output buffer (the
- * caller drops slow readers past its limit). */
+ * caller drops slow readers past its limit, or waits for them). LEN 0
+ * queues nothing and only reports that. */
 size_t lg_http_stream_write(struct lg_http_req *req, const char *data, size_t len);
 /* Ends the stream and releases REQ. */
 void lg_http_stream_end(struct lg_http_req *req);

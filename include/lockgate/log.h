@@ -4,7 +4,7 @@
 
 enum lg_log_level { LG_LOG_DEBUG, LG_LOG_INFO, LG_LOG_WARN, LG_LOG_ERROR };
 
-/* Lines below LEVEL are dropped. */
+/* Lines below LEVEL are dropped. Thread-safe (SIGHUP sets it while workers log). */
 void lg_log_set_level(enum lg_log_level level);
 /* Parses "debug", "info", "warn", "error"; returns -1 on anything else. */
 int lg_log_level_parse(const char *s, enum lg_log_level *out);

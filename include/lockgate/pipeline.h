@@ -48,4 +48,8 @@ int lg_pipeline_inflight(struct lg_pipeline *p);
  * after this write their audit entries to the log only. */
 void lg_pipeline_detach_store(struct lg_pipeline *p);
 
+/* Requests from now on go to UP (borrowed), a client built for a reloaded
+ * [upstream]; those in flight finish on the one they started on. */
+void lg_pipeline_set_upstream(struct lg_pipeline *p, struct lg_upstream *up);
+
 #endif

@@ -1,30 +1,18 @@
 /* Per-key rate limiting: GCRA in one Lua script (shared exactly by every
- * gateway through Redis), and a local GCRA when Redis is unreachable. */
+ * gateway through Redis), and the local fallback (ratelimit_local.h) when
+ * Redis is unreachable. The arithmetic and the result are gcra.h's. */
 #ifndef LG_RATELIMIT_H
 #define LG_RATELIMIT_H
 
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "lockgate/gcra.h"
+
 struct lg_store;
 struct lg_ratelimit;
 
-struct lg_ratelimit_result {
-    bool allowed;
-    int limit;         /* burst: RateLimit-Limit */
-    int remaining;     /* RateLimit-Remaining */
-    int reset_s;       /* RateLimit-Reset: seconds until the allowance is full again (rounded up) */
-    int retry_after_s; /* when refused: whole seconds, rounded up, >= 1 */
-    bool local;        /* decided by the local fallback limiter */
-};
-
 typedef void lg_ratelimit_cb(const struct lg_ratelimit_result *res, void *arg);
-
-/* Pure GCRA step, shared by the Lua script's arithmetic and the local limiter.
- * TAT is the stored theoretical arrival time in ms (0 = none), NOW in ms.
- * On allow *NEW_TAT is what to store. Fills RES. */
-void lg_gcra(double tat, double now, double rate_per_sec, int burst, double *new_tat,
-             struct lg_ratelimit_result *res);
 
 /* One limiter per worker over its command store. */
 struct lg_ratelimit *lg_ratelimit_new(struct lg_store *st);

@@ -16,6 +16,11 @@ struct lg_http_req;
  * before. Content-Type is application/json. */
 void lg_http_reply_error(struct lg_http_req *req, int status, const char *code, const char *message,
                          const char *request_id);
+/* The same for a request whose X-Request-Id header the caller already set
+ * (a handler the pipeline passed the request to): REQUEST_ID (NULL for "")
+ * goes into the body only. */
+void lg_http_reply_error_body(struct lg_http_req *req, int status, const char *code,
+                              const char *message, const char *request_id);
 
 /* Answers STATUS with BODY serialized compactly, Content-Type
  * application/json. BODY is stolen (decref'd here); NULL answers with no

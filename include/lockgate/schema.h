@@ -19,6 +19,9 @@
  *                                      expires_at ("" = never; ISO 8601 UTC)
  *   P key:{key}:facilities      set    scope when all_facilities is "0"
  *   P rl:{key}                  string GCRA theoretical arrival time (integer ticks of 1/1024 ms)
+ *   P feed:snapshot:{token}     zset   the facility ids of one feed snapshot being sent (score 0,
+ *                                      read in id order); deleted at its end, else expires 60 s
+ *                                      after its last page
  *   P events                    stream every change; fields: type, account_id, key_id,
  *                                      facility_id, unit_id, included, name, at
  *                                      (absent fields omitted); trimmed MAXLEN ~

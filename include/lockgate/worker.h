@@ -1,10 +1,12 @@
 /* A worker: one thread, one event loop, its own public listeners, Redis
  * connections (commands and pub/sub), upstream pool and caches. Workers share
- * nothing but the read-only config, secrets and TLS context. */
+ * nothing but the read-only secrets and the TLS context; each has its own
+ * copy of the config, which SIGHUP changes on the worker's own thread. */
 #ifndef LG_WORKER_H
 #define LG_WORKER_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -23,7 +25,7 @@ struct lg_upstream;
 
 struct lg_worker {
     int id;
-    const struct lg_config *cfg;
+    struct lg_config *cfg; /* the worker's own copy, read and changed on its thread only */
     const struct lg_secrets *secrets;
     struct event_base *base;
     struct lg_http_server *http, *https;
@@ -31,6 +33,15 @@ struct lg_worker {
     struct lg_store *sub;   /* pub/sub: the events channel */
     struct lg_cache *cache;
     struct lg_upstream *upstream;
+    /* Clients of an [upstream] a reload replaced, freed once their requests
+     * are answered (retire_timer watches them). */
+    struct lg_upstream **retired;
+    int nretired;
+    struct event *retire_timer;
+    /* A reloaded config handed over by the main thread (lg_worker_reload):
+     * whoever exchanges the pointer owns what it held. */
+    _Atomic(struct lg_config *) reload_next;
+    struct event *reload_ev;
     struct lg_ratelimit *ratelimit;
     struct lg_feed *feed;
     struct lg_pipeline *pipeline; /* the listeners' handler */
@@ -51,18 +62,29 @@ struct lg_worker {
     int64_t hb_heard_ms;    /* monotonic time the last beat (or "up") was heard */
     struct event *drain_ev; /* activated from the main thread */
     pthread_t thread;
-    bool started;  /* the thread runs (pthread_t has no "none" value) */
-    bool stopping; /* being freed: the stores are gone */
+    bool started;            /* the thread runs (pthread_t has no "none" value) */
+    atomic_bool stop_asked;  /* lg_worker_stop ended the loop: any other end is a death */
+    bool stopping;           /* being torn down: the stores are gone */
+    struct event *die_timer; /* test builds only: $LOCKGATE_TEST_WORKER_DIE (worker.c) */
 };
 
 /* Creates worker ID (listeners bound at once, so errors show before start).
- * CFG, SECRETS and TLS (may be NULL) are borrowed. NULL on error. */
+ * CFG is copied; SECRETS and TLS (may be NULL) are borrowed. NULL on error. */
 struct lg_worker *lg_worker_new(int id, const struct lg_config *cfg,
                                 const struct lg_secrets *secrets, struct lg_tls *tls);
 /* Runs the worker's loop on a thread of its own. 0 or -1. */
 int lg_worker_start(struct lg_worker *w);
-/* Asks the loop to stop (thread-safe), joins the thread and frees everything. */
+/* Asks the loop to stop (thread-safe), joins the thread and frees everything.
+ * The thread closes its own connections before it ends, so that whatever
+ * they answer and log is done on their own loop. A loop that ends without
+ * being asked to is a dead worker: its thread logs it and ends the process
+ * (exit status 1), so that a supervisor starts a whole gateway again rather
+ * than one listener being left with nobody to serve it. */
 void lg_worker_stop(struct lg_worker *w);
+/* Hands CFG (copied; the main thread's running config after a SIGHUP) to the
+ * worker, which applies its [limits], [upstream] url and timeouts and
+ * access_log on its own thread, between two events. Thread-safe. 0 or -1. */
+int lg_worker_reload(struct lg_worker *w, const struct lg_config *cfg);
 
 /* Starts a graceful stop (thread-safe): the worker closes its listeners and
  * its feed streams, and answers what it has in flight. */

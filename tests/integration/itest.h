@@ -59,6 +59,8 @@
  *   itest_lg_start(opts)     another lockgate instance on new ports, same Redis,
  *                            secrets and token; returns its index in IT->lg.
  *   itest_lg_stop(i)         SIGTERM, wait, check the log; returns the exit status.
+ *   itest_cert_new(cert, key)  a fresh self-signed certificate for localhost (the
+ *                            harness's is IT->cert, IT->key, made for a TLS instance).
  *   itest_lg_run(args, &out, &err)  runs $LG_BUILD/lockgate ARGS (NULL-terminated)
  *                            once, under the wrapper, checked like an instance;
  *                            returns its exit status like itest_run.
@@ -78,6 +80,7 @@
  *                            error (resp->error says why). HEADERS NULL-terminated;
  *                            CAFILE NULL verifies https with the harness's CA.
  *   itest_resp_header(resp, name)  a header value (malloc'd) or NULL.
+ *   itest_basic_header(key, secret)  "Authorization: Basic ..." for them (malloc'd).
  *   itest_resp_free(resp)
  *   itest_admin(method, path, body, &status)   admin API call on instance 0 with
  *                            the token; returns the parsed JSON answer (new
@@ -121,6 +124,7 @@
 #include <hiredis/hiredis.h>
 #include <jansson.h>
 #include <limits.h>
+#include <openssl/evp.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -159,11 +163,15 @@ struct itest_opts {
     int rate_per_sec, burst, auth_failures_per_min;
     int events_maxlen, audit_maxlen;
     int client_timeout_s, max_header_bytes;
-    int feed_heartbeat_s, feed_max_backlog_kib;
+    int feed_heartbeat_s, feed_max_backlog_kib, feed_max_streams_per_key;
     const char *access_log; /* "on" / "off" (default) */
     const char *log_level;  /* default "info" */
     const char *extra;      /* raw INI text appended, e.g. "[feed]\nnew_option = 1\n" */
     int nofile;             /* lockgate's descriptor limit, soft and hard (prlimit); 0: inherited */
+    int no_admin_probe;     /* started once its public port accepts, not by polling /healthz:
+                             * no admin request reaches the instance before the test's own */
+    const char *bin;        /* the binary under $LG_BUILD, default "lockgate" */
+    const char *const *env; /* NULL-terminated "NAME=value" set for the instance */
 };
 
 struct itest_lg {
@@ -732,6 +740,17 @@ ITEST_FN int itest_run_cases(const char *suite, const struct itest_case *cases, 
     return itest_exit_status(check_run(s));
 }
 
+ITEST_FN char *itest_basic_header(const char *key, const char *secret)
+{
+    char plain[256];
+    unsigned char b64[400];
+    int n = snprintf(plain, sizeof(plain), "%s:%s", key, secret);
+    EVP_EncodeBlock(b64, (const unsigned char *)plain, n);
+    char *h = NULL;
+    if (asprintf(&h, "Authorization: Basic %s", (char *)b64) < 0) return NULL;
+    return h;
+}
+
 /* ---- data through the admin API ----
  * Each call must answer 201; the test fails otherwise. */
 
@@ -975,6 +994,8 @@ ITEST_FN int itest_config_write(const char *path, const struct itest_opts *o,
     fprintf(f, "\n[feed]\n");
     if (o->feed_heartbeat_s) fprintf(f, "heartbeat_s = %d\n", o->feed_heartbeat_s);
     if (o->feed_max_backlog_kib) fprintf(f, "max_backlog_kib = %d\n", o->feed_max_backlog_kib);
+    if (o->feed_max_streams_per_key)
+        fprintf(f, "max_streams_per_key = %d\n", o->feed_max_streams_per_key);
     if (o->extra) fprintf(f, "\n%s\n", o->extra);
     return fclose(f) == 0 ? 0 : -1;
 }
@@ -990,6 +1011,17 @@ static int itest_healthz(void *arg)
              r.status == 200;
     itest_resp_free(&r);
     return ok;
+}
+
+/* Whether something accepts TCP connections on 127.0.0.1:PORT. */
+static int itest_port_open(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int open_ = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+    if (fd >= 0) close(fd);
+    return open_;
 }
 
 ITEST_FN char *itest_lg_log(int i)
@@ -1073,7 +1105,7 @@ static void itest_lg_spawn(int i)
 {
     struct itest_lg *lg = &IT->lg[i];
     char bin[PATH_MAX];
-    snprintf(bin, sizeof(bin), "%s/lockgate", IT->build);
+    snprintf(bin, sizeof(bin), "%s/%s", IT->build, ITEST_OR(lg->opts.bin, "lockgate"));
     if (access(bin, X_OK) != 0) itest_fail("%s is missing: build it first", bin);
     char limit[32];
     snprintf(limit, sizeof(limit), "--nofile=%d:%d", lg->opts.nofile, lg->opts.nofile);
@@ -1086,7 +1118,7 @@ static void itest_lg_spawn(int i)
     /* An instance restarted inside a test must outlive that test's process;
      * one started inside a test dies with it. */
     lg->pid =
-        itest_spawn(argv, lg->out, lg->log, NULL,
+        itest_spawn(argv, lg->out, lg->log, lg->opts.env,
                     ITEST_SPAWN_RECORD | (getpid() == lg->spawned_by ? ITEST_SPAWN_PDEATH : 0));
     char name[32];
     snprintf(name, sizeof(name), "lockgate-%d", i);
@@ -1096,7 +1128,8 @@ static void itest_lg_spawn(int i)
     char url[128];
     snprintf(url, sizeof(url), "%s/healthz", lg->admin_url);
     probe.url = url;
-    while (!itest_healthz(&probe)) {
+    while (lg->opts.no_admin_probe ? !itest_port_open(lg->port ? lg->port : lg->tls_port)
+                                   : !itest_healthz(&probe)) {
         if (!itest_alive(lg->pid) || itest_mono_ms() > end) {
             char *log = itest_lg_log(i);
             fprintf(stderr, "itest: lockgate %d log:\n%s\n", i, log);
@@ -1105,6 +1138,32 @@ static void itest_lg_spawn(int i)
         }
         itest_sleep_ms(20);
     }
+}
+
+ITEST_FN void itest_cert_new(const char *cert, const char *key)
+{
+    char *const argv[] = {"openssl",
+                          "req",
+                          "-x509",
+                          "-newkey",
+                          "ec",
+                          "-pkeyopt",
+                          "ec_paramgen_curve:prime256v1",
+                          "-nodes",
+                          "-keyout",
+                          (char *)key,
+                          "-out",
+                          (char *)cert,
+                          "-days",
+                          "2",
+                          "-subj",
+                          "/CN=localhost",
+                          "-addext",
+                          "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                          NULL};
+    char *err = NULL;
+    if (itest_run(argv, NULL, NULL, &err) != 0) itest_fail("openssl req failed: %s", err);
+    free(err);
 }
 
 ITEST_FN int itest_lg_start(const struct itest_opts *o)
@@ -1137,28 +1196,7 @@ ITEST_FN int itest_lg_start(const struct itest_opts *o)
     if ((o->tls || o->admin_tls) && IT->cert[0] == '\0') {
         snprintf(IT->cert, sizeof(IT->cert), "%s/cert.pem", IT->dir);
         snprintf(IT->key, sizeof(IT->key), "%s/key.pem", IT->dir);
-        char *const argv[] = {"openssl",
-                              "req",
-                              "-x509",
-                              "-newkey",
-                              "ec",
-                              "-pkeyopt",
-                              "ec_paramgen_curve:prime256v1",
-                              "-nodes",
-                              "-keyout",
-                              IT->key,
-                              "-out",
-                              IT->cert,
-                              "-days",
-                              "2",
-                              "-subj",
-                              "/CN=localhost",
-                              "-addext",
-                              "subjectAltName=DNS:localhost,IP:127.0.0.1",
-                              NULL};
-        char *err = NULL;
-        if (itest_run(argv, NULL, NULL, &err) != 0) itest_fail("openssl req failed: %s", err);
-        free(err);
+        itest_cert_new(IT->cert, IT->key);
     }
     if (itest_config_write(lg->conf, o, lg) < 0) itest_fail("cannot write %s", lg->conf);
     itest_lg_spawn(i);

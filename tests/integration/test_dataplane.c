@@ -12,7 +12,6 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
-#include <openssl/evp.h>
 #include <openssl/sha.h>
 #include <poll.h>
 
@@ -50,13 +49,7 @@ struct dp_req {
 
 static char *dp_basic_header(const char *key, const char *secret)
 {
-    char plain[256];
-    unsigned char b64[400];
-    int n = snprintf(plain, sizeof(plain), "%s:%s", key, secret);
-    EVP_EncodeBlock(b64, (const unsigned char *)plain, n);
-    char *h = NULL;
-    if (asprintf(&h, "Authorization: Basic %s", (char *)b64) < 0) return NULL;
-    return h;
+    return itest_basic_header(key, secret);
 }
 
 /* One request as Q describes; fills RESP (status 0 on a transport error) and

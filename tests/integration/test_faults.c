@@ -8,13 +8,13 @@
 
 #include <arpa/inet.h>
 #include <dirent.h>
-#include <openssl/evp.h>
 #include <poll.h>
 
 #include "lockgate/cred.h"
 #include "lockgate/util.h"
 
-#define FT_BOUND_MS itest_scaled_ms(2000) /* "nothing hangs": far above every configured timeout */
+#define FT_BOUND_MS itest_scaled_ms(2000) /* "nothing hangs": far above every configured timeout \
+                                           */
 
 /* ---- requests ---- */
 
@@ -25,13 +25,7 @@ struct ft_cred {
 
 static char *ft_basic_header(const struct ft_cred *k)
 {
-    char plain[256];
-    unsigned char b64[400];
-    int n = snprintf(plain, sizeof(plain), "%s:%s", k->key, k->secret);
-    EVP_EncodeBlock(b64, (const unsigned char *)plain, n);
-    char *h = NULL;
-    if (asprintf(&h, "Authorization: Basic %s", (char *)b64) < 0) return NULL;
-    return h;
+    return itest_basic_header(k->key, k->secret);
 }
 
 /* GET PATH on instance 0 with K's credentials (and RID as X-Request-Id when
@@ -109,16 +103,6 @@ static int ft_connect(int port)
     ck_assert_msg(connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0, "connect to %d: %s", port,
                   strerror(errno));
     return fd;
-}
-
-static bool ft_port_open(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bool open_ = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
-    close(fd);
-    return open_;
 }
 
 static void ft_send_all(int fd, const char *data, size_t len)
@@ -295,6 +279,14 @@ static void clients_setup(void)
     itest_start(&o);
 }
 
+static void workers_setup(void)
+{
+    struct itest_opts o = {0};
+    o.no_upstream = 1;
+    o.workers = 4;
+    itest_start(&o);
+}
+
 static void fixture_teardown(void) { itest_stop(); }
 
 /* ---- Redis stalled (SIGSTOP) under traffic ---- */
@@ -423,7 +415,7 @@ START_TEST(test_redis_restart)
     itest_redis_stop();
     /* The killed server's threads may still hold its socket for a moment. */
     int64_t gone_by = itest_mono_ms() + IT->timeout_ms;
-    while (ft_port_open(IT->redis_port)) {
+    while (itest_port_open(IT->redis_port)) {
         ck_assert_msg(itest_mono_ms() < gone_by, "Redis still listens after being killed");
         itest_sleep_ms(5);
     }
@@ -486,6 +478,67 @@ START_TEST(test_redis_restart)
     ft_expect(&r, 200, NULL);
     itest_resp_free(&r);
     ck_assert(ft_lg_alive());
+}
+END_TEST
+
+/* ---- the local rate limit across workers ---- */
+
+#define LW_BURST 10
+#define LW_RATE  1
+
+/* Redis killed with four workers: every worker that knows the key decides
+ * locally, and together they admit at most the key's burst plus what its
+ * rate adds meanwhile, however the connections spread over the workers. */
+START_TEST(test_local_limit_workers)
+{
+    char acct[64], extra[64];
+    struct ft_cred k;
+    ft_account(acct);
+    snprintf(extra, sizeof(extra), "\"burst\":%d,\"rate_per_sec\":%d", LW_BURST, LW_RATE);
+    ft_key(&k, acct, extra);
+    /* Each request is a new connection: enough of them that every worker
+     * verifies the key while Redis answers (past the burst they are 429,
+     * the key is cached all the same). */
+    struct itest_resp r;
+    int seen200 = 0;
+    for (int i = 0; i < 60; i++) {
+        ft_get("/v1/facilities", &k, NULL, &r);
+        ck_assert_msg(r.status == 200 || r.status == 429, "warm-up: HTTP %ld", r.status);
+        seen200 += r.status == 200;
+        itest_resp_free(&r);
+    }
+    ck_assert_int_ge(seen200, 1);
+
+    itest_redis_stop();
+    int64_t gone_by = itest_mono_ms() + IT->timeout_ms;
+    while (itest_port_open(IT->redis_port)) {
+        ck_assert_msg(itest_mono_ms() < gone_by, "Redis still listens after being killed");
+        itest_sleep_ms(5);
+    }
+    int64_t t0 = itest_mono_ms();
+    int admitted = 0, refused = 0, unknown = 0;
+    for (int i = 0; i < 120; i++) {
+        ft_get("/v1/facilities", &k, NULL, &r);
+        if (r.status == 200)
+            admitted++;
+        else if (r.status == 429)
+            refused++;
+        else if (r.status == 503)
+            unknown++; /* a worker that never saw the key */
+        else
+            ck_abort_msg("Redis down: HTTP %ld: %s", r.status, r.body);
+        itest_resp_free(&r);
+    }
+    int64_t elapsed = itest_mono_ms() - t0;
+    int bound = LW_BURST + (int)((elapsed * LW_RATE + 999) / 1000);
+    fprintf(stderr,
+            "test_local_limit_workers: Redis down, 4 workers, 120 connections in %lld ms: "
+            "%d admitted (at most %d), %d refused, %d unknown\n",
+            (long long)elapsed, admitted, bound, refused, unknown);
+    ck_assert_msg(admitted >= 1, "the known key was never admitted while Redis was down");
+    ck_assert_msg(admitted <= bound, "%d admitted across the workers, at most %d allowed", admitted,
+                  bound);
+    itest_redis_start();
 }
 END_TEST
 
@@ -652,17 +705,18 @@ static bool ft_recorded(const char *rid)
 }
 
 /* Reads unit U00<UNIT>'s unlock code at facility SLOW (a "slowNms" one, whose
- * upstream answer takes N ms) on a new connection with BASIC and request id
- * RID (and "Connection: close" when CLOSE); returns the connection once the
- * upstream holds the request. */
-static int ft_in_flight(const char *slow, int unit, const char *basic, const char *rid, bool close_)
+ * upstream answer takes N ms) on a new connection to PORT with BASIC and
+ * request id RID (and "Connection: close" when CLOSE); returns the connection
+ * once the upstream holds the request. */
+static int ft_in_flight(int port, const char *slow, int unit, const char *basic, const char *rid,
+                        bool close_)
 {
     char req[1024];
     int n = snprintf(req, sizeof(req),
                      "GET /v1/facilities/%s/units/U00%d/unlock-code HTTP/1.1\r\n"
                      "Host: x\r\n%s\r\nX-Request-Id: %s\r\n%s\r\n",
                      slow, unit, basic, rid, close_ ? "Connection: close\r\n" : "");
-    int fd = ft_connect(IT->lg[0].port);
+    int fd = ft_connect(port);
     ft_send_all(fd, req, (size_t)n);
     int64_t end = itest_mono_ms() + IT->timeout_ms;
     while (!ft_recorded(rid)) {
@@ -691,7 +745,7 @@ START_TEST(test_client_hangup)
      * client's sending side (it may still read: SPEC section 5, half-close) */
     for (int i = 0; i < N; i++) {
         snprintf(rids[i], sizeof(rids[i]), "hangup-%d-%d", (int)getpid(), i);
-        fds[i] = ft_in_flight(slow, i % 4 + 1, basic, rids[i], false);
+        fds[i] = ft_in_flight(IT->lg[0].port, slow, i % 4 + 1, basic, rids[i], false);
     }
     for (int i = 0; i < N; i++) {
         if (i % 2) {
@@ -779,7 +833,7 @@ START_TEST(test_upstream_stopped)
     ck_assert_int_gt(IT->upstream_pid, 0);
     kill(-IT->upstream_pid, SIGKILL);
     int64_t end = itest_mono_ms() + IT->timeout_ms;
-    while (ft_port_open(IT->upstream_port)) {
+    while (itest_port_open(IT->upstream_port)) {
         ck_assert_msg(itest_mono_ms() < end, "the upstream did not stop");
         itest_sleep_ms(5);
     }
@@ -817,11 +871,11 @@ START_TEST(test_graceful_stop)
     char *basic = ft_basic_header(&k);
     char rid[48];
     snprintf(rid, sizeof(rid), "drain-%d", (int)getpid());
-    int fd = ft_in_flight(slow, 1, basic, rid, true);
+    int fd = ft_in_flight(IT->lg[0].port, slow, 1, basic, rid, true);
     int64_t end = itest_mono_ms() + IT->timeout_ms;
     pid_t pid = IT->lg[0].pid;
     ck_assert_int_eq(kill(pid, SIGTERM), 0);
-    while (ft_port_open(IT->lg[0].port)) {
+    while (itest_port_open(IT->lg[0].port)) {
         ck_assert_msg(itest_mono_ms() < end, "the listener stayed open after SIGTERM");
         itest_sleep_ms(10);
     }
@@ -843,9 +897,12 @@ START_TEST(test_graceful_stop)
 END_TEST
 
 /* ---- a forced stop ----
- * A second SIGTERM stops at once, even with upstream requests and a feed-less
- * key load in flight: the process exits 0 and (under the sanitizers) cleanly,
- * and every abandoned unlock-code read is still recorded. */
+ * A second SIGTERM stops at once, even with ten unlock-code reads waiting on
+ * the upstream and the access log on: the process exits 0 and (under the
+ * sanitizers) cleanly, and every abandoned read is still recorded. The
+ * instance stopped has answered no admin request (its probes are on the
+ * public port), so the first access log line of its main thread is one
+ * written while the stop closes a worker's connections. */
 START_TEST(test_forced_stop)
 {
     char acct[64], slow[72];
@@ -853,26 +910,52 @@ START_TEST(test_forced_stop)
     ft_account(acct);
     ft_facility(slow, acct, "slow4000ms-");
     ft_key(&k, acct, NULL);
+    struct itest_opts o = IT->lg[0].opts;
+    o.access_log = "on";
+    o.no_admin_probe = 1;
+    /* Memory freed is filled (under AddressSanitizer), so that a library not
+     * built with it (libevent) crashes on what it reads after a free instead
+     * of reading what was there. */
+    static char asan[512];
+    const char *given = getenv("ASAN_OPTIONS");
+    snprintf(asan, sizeof(asan), "ASAN_OPTIONS=%s%smax_free_fill_size=65536", given ? given : "",
+             given && given[0] ? ":" : "");
+    static const char *env[2];
+    env[0] = asan;
+    o.env = env;
+    int lg = itest_lg_start(&o);
+    char url[128];
+    snprintf(url, sizeof(url), "%s/v1/facilities", IT->lg[lg].url);
     char *basic = ft_basic_header(&k);
-    enum { N = 3 };
+    const char *hdrs[] = {basic, NULL};
+    int64_t end = itest_mono_ms() + IT->timeout_ms;
+    for (long st = 0; st != 200;) { /* its facility table is loaded */
+        ck_assert_msg(itest_mono_ms() < end, "the new instance never served the key");
+        struct itest_resp r;
+        itest_http("GET", url, hdrs, NULL, 0, NULL, &r);
+        st = r.status;
+        itest_resp_free(&r);
+        if (st != 200) itest_sleep_ms(20);
+    }
+    enum { N = 10 };
     int fds[N];
     char rids[N][48];
     for (int i = 0; i < N; i++) {
         snprintf(rids[i], sizeof(rids[i]), "forced-%d-%d", (int)getpid(), i);
-        fds[i] = ft_in_flight(slow, i + 1, basic, rids[i], false);
+        fds[i] = ft_in_flight(IT->lg[lg].port, slow, i % 9 + 1, basic, rids[i], false);
     }
-    pid_t pid = IT->lg[0].pid;
+    pid_t pid = IT->lg[lg].pid;
     ck_assert_int_eq(kill(pid, SIGTERM), 0);
     itest_sleep_ms(100);
     ck_assert_int_eq(kill(pid, SIGTERM), 0);
     int64_t t0 = itest_mono_ms();
-    int status = itest_lg_stop(0); /* waits; reports sanitizer findings */
+    int status = itest_lg_stop(lg); /* waits; reports sanitizer findings */
     fprintf(stderr, "test_forced_stop: exited %lld ms after the second signal\n",
             (long long)(itest_mono_ms() - t0));
     ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "exit status %d", status);
     for (int i = 0; i < N; i++) close(fds[i]);
     /* the abandoned reads went to the log, since Redis was already let go */
-    char *log = itest_lg_log(0);
+    char *log = itest_lg_log(lg);
     for (int i = 0; i < N; i++)
         ck_assert_msg(strstr(log, rids[i]) != NULL, "read %s not recorded", rids[i]);
     free(log);
@@ -1065,6 +1148,7 @@ int main(void)
     const struct itest_case cases[] = {
         {"redis_paused", redis_setup, test_redis_paused},
         {"redis_restart", redis_setup, test_redis_restart},
+        {"local_limit_workers", workers_setup, test_local_limit_workers},
         {"oversized_headers", clients_setup, test_oversized_headers},
         {"unread_body", clients_setup, test_unread_body},
         {"client_hangup", clients_setup, test_client_hangup},

@@ -10,6 +10,7 @@
 #include <pthread.h>
 
 #include "itest.h"
+#include "raw.h"
 
 #define EVENTS_KEY     "lg:events"
 #define MANY_STREAMS   200
@@ -516,13 +517,21 @@ static void check_events_match(struct sse *s, int from, json_t *expected)
 
 /* ---- fixtures ---- */
 
-static void setup_with(int redis_timeout_ms)
+/* The options every fixture shares: no upstream, limits out of the way. */
+static struct itest_opts feed_opts(void)
 {
     struct itest_opts o = {0};
     o.no_upstream = 1;
     o.rate_per_sec = 1000000;
     o.burst = 1000000;
+    return o;
+}
+
+static void setup_with(int redis_timeout_ms)
+{
+    struct itest_opts o = feed_opts();
     o.feed_heartbeat_s = 1;
+    o.feed_max_streams_per_key = MANY_STREAMS; /* many_streams opens that many with one key */
     o.redis_timeout_ms = redis_timeout_ms;
     itest_start(&o);
 }
@@ -538,21 +547,23 @@ static void setup_down(void) { setup_with(0); }
 
 static void setup_expiry(void)
 {
-    struct itest_opts o = {0};
-    o.no_upstream = 1;
-    o.rate_per_sec = 1000000;
-    o.burst = 1000000;
+    struct itest_opts o = feed_opts();
     o.events_maxlen = 100; /* the smallest the config allows */
     itest_start(&o);
 }
 
 static void setup_slow(void)
 {
-    struct itest_opts o = {0};
-    o.no_upstream = 1;
-    o.rate_per_sec = 1000000;
-    o.burst = 1000000;
+    struct itest_opts o = feed_opts();
     o.feed_max_backlog_kib = 2048;
+    itest_start(&o);
+}
+
+/* Two workers and the default [feed] options. */
+static void setup_workers(void)
+{
+    struct itest_opts o = feed_opts();
+    o.workers = 2;
     itest_start(&o);
 }
 
@@ -1406,48 +1417,387 @@ START_TEST(slow_reader_dropped)
 }
 END_TEST
 
-/* More facilities than one snapshot page: read in pages, each facility
- * once, sorted, as Redis holds them. */
-START_TEST(large_snapshot)
+/* GET PATHQ with C's credentials is 429 rate_limited (the JSON error body,
+ * X-Request-Id once) with a Retry-After of at least a second. */
+static void check_limited(const struct cred *c, const char *pathq, const char *what)
 {
-    enum { LARGE = 2500 };
-    redisContext *c = itest_redis();
-    for (int i = 0; i < LARGE; i++) {
-        char id[32];
-        snprintf(id, sizeof(id), "fac_LARGE%05d", (i * 7919) % LARGE);
-        redisAppendCommand(c, "SADD lg:facilities %s", id);
-        redisAppendCommand(
-            c,
-            "HSET lg:fac:%s account_id acct_LARGE name %s included %s "
-            "created_at 2026-01-01T00:00:00.000Z updated_at 2026-01-01T00:00:00.000Z",
-            id, id, i % 3 ? "1" : "0");
+    struct itest_resp r;
+    feed_get(c, pathq, NULL, &r);
+    check_error(&r, 429, "rate_limited", what);
+    char *retry = itest_resp_header(&r, "Retry-After");
+    ck_assert_msg(retry != NULL && atoi(retry) >= 1, "%s: 429 without Retry-After", what);
+    free(retry);
+    itest_resp_free(&r);
+}
+
+/* Opens a reader of C and waits for its answer's status. */
+static long sse_open_status(struct sse *s, const struct cred *c)
+{
+    sse_open(s, c, "", NULL);
+    struct sse_wait w = {s, 1};
+    sse_until(has_status, &w, IT->timeout_ms, "a stream's answer");
+    return sse_status(s);
+}
+
+/* [feed] max_streams_per_key (8 by default) counts a key's streams on the
+ * whole instance, whichever worker each connection lands on: the 9th is
+ * 429 rate_limited while another key still opens one, and a closed stream
+ * frees its slot. */
+START_TEST(streams_per_key)
+{
+    enum { MAX = 8 };
+    struct cred a, b;
+    make_feed_key(&a);
+    make_feed_key(&b);
+    struct sse s[MAX], other, again;
+    for (int i = 0; i < MAX; i++) sse_open(&s[i], &a, "", NULL);
+    sse_ready(s, MAX);
+
+    check_limited(&a, "/v1/feed/facilities/stream", "a stream past max_streams_per_key");
+    /* the limit is per key; the snapshot and changes are not streams */
+    ck_assert_int_eq(sse_open_status(&other, &b), 200);
+    json_decref(get_json(&a, "/v1/feed/facilities"));
+
+    /* one of A's streams closes: its slot is free once the gateway sees it go */
+    sse_close(&s[0]);
+    int64_t end = itest_mono_ms() + IT->timeout_ms;
+    long st;
+    while ((st = sse_open_status(&again, &a)) == 429) {
+        ck_assert_msg(itest_mono_ms() < end, "a closed stream's slot was never given back");
+        sse_close(&again);
+        sse_pump(20);
     }
-    for (int i = 0; i < 2 * LARGE; i++) {
+    ck_assert_msg(st == 200, "after a close: HTTP %ld", st);
+    /* and the key is at its limit again */
+    check_limited(&a, "/v1/feed/facilities/stream", "a stream past the limit after a close");
+    sse_close(&again);
+    sse_close(&other);
+    for (int i = 1; i < MAX; i++) sse_close(&s[i]);
+}
+END_TEST
+
+/* ---- a large platform's snapshot ---- */
+
+#define BIG_FACILITIES 20000
+#define BIG_NAME_LEN   200
+
+/* N facilities fac_<TAG><n> written straight into Redis the way the store
+ * lays them out, in a scrambled order, their names the id and PAD more
+ * bytes. Idempotent. */
+static void fill_platform(const char *tag, int n, int pad)
+{
+    redisContext *c = itest_redis();
+    char *name = malloc((size_t)pad + 1);
+    ck_assert_ptr_nonnull(name);
+    memset(name, 'n', (size_t)pad);
+    name[pad] = '\0';
+    for (int i = 0; i < n; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "fac_%s%05d", tag, (i * 7919) % n);
+        redisAppendCommand(c, "SADD lg:facilities %s", id);
+        redisAppendCommand(c,
+                           "HSET lg:fac:%s account_id acct_%s name %s%s included %s "
+                           "created_at 2026-01-01T00:00:00.000Z updated_at 2026-01-01T00:00:00.000Z",
+                           id, tag, id, name, i % 3 ? "1" : "0");
+    }
+    for (int i = 0; i < 2 * n; i++) {
         redisReply *r = NULL;
         ck_assert_int_eq(redisGetReply(c, (void **)&r), REDIS_OK);
         freeReplyObject(r);
     }
+    free(name);
+    redisFree(c);
+}
+
+/* SNAP (stolen) holds every facility of Redis once, sorted by id, with the
+ * newest cursor. Returns how many. */
+static size_t check_whole_snapshot(json_t *snap)
+{
+    json_t *list = json_object_get(snap, "facilities");
+    ck_assert_int_eq(json_object_size(snap), 2);
+    redisContext *c = itest_redis();
     redisReply *card = itest_redis_cmd(c, "SCARD lg:facilities");
-    size_t total = (size_t)card->integer;
-    ck_assert_uint_ge(total, LARGE);
+    ck_assert_uint_eq(json_array_size(list), (size_t)card->integer);
     freeReplyObject(card);
     redisFree(c);
-    struct cred feed;
-    make_feed_key(&feed);
-    int64_t t0 = itest_mono_ms();
-    json_t *snap = get_json(&feed, "/v1/feed/facilities");
-    printf("feed: snapshot of %zu facilities in %lld ms\n", total,
-           (long long)(itest_mono_ms() - t0));
-    json_t *list = json_object_get(snap, "facilities");
-    ck_assert_uint_eq(json_array_size(list), total);
     for (size_t i = 1; i < json_array_size(list); i++)
         ck_assert(strcmp(itest_json_str(json_array_get(list, i - 1), "facility_id"),
                          itest_json_str(json_array_get(list, i), "facility_id")) < 0);
     char last[48];
     last_event_id(last);
     ck_assert_str_eq(itest_json_str(snap, "cursor"), last);
+    size_t n = json_array_size(list);
     views_equal(view_from_snapshot(snap), view_from_redis());
     json_decref(snap);
+    return n;
+}
+
+/* The snapshot's sorted sets in Redis right now. */
+static size_t snapshot_copies(void)
+{
+    redisContext *c = itest_redis();
+    redisReply *r = itest_redis_cmd(c, "KEYS lg:feed:snapshot:*");
+    size_t n = r->type == REDIS_REPLY_ARRAY ? r->elements : 0;
+    freeReplyObject(r);
+    redisFree(c);
+    return n;
+}
+
+static int no_snapshot_copy(void *arg) { return snapshot_copies() == 0; }
+static int a_snapshot_copy(void *arg) { return snapshot_copies() > 0; }
+
+/* Sends a snapshot request on a raw connection (answered, then closed). */
+static void snapshot_request(struct raw_conn *rc, const struct cred *c)
+{
+    char err[256], auth[400], req[600];
+    ck_assert_msg(raw_connect(rc, IT->lg[0].port, NULL, NULL, err, sizeof(err)) == 0, "%s", err);
+    basic_auth(c, auth, sizeof(auth));
+    int n = snprintf(req, sizeof(req),
+                     "GET /v1/feed/facilities HTTP/1.1\r\nHost: lockgate\r\n%s\r\n"
+                     "Connection: close\r\n\r\n",
+                     auth);
+    ck_assert_uint_eq(raw_send(rc, req, (size_t)n), (size_t)n);
+}
+
+/* Splits the raw bytes of a complete chunked answer in B: its status, its
+ * decoded body into BODY (malloc'd), and returns how many chunks carried it. */
+static int dechunk(const struct raw_buf *b, int *status, char **body, size_t *body_len)
+{
+    ck_assert_msg(b->len > 12 && strncmp(b->data, "HTTP/1.1 ", 9) == 0, "not an answer: %.80s",
+                  b->data ? b->data : "");
+    *status = atoi(b->data + 9);
+    const char *head_end = strstr(b->data, "\r\n\r\n");
+    ck_assert_ptr_nonnull(head_end);
+    char *head = strndup(b->data, (size_t)(head_end - b->data));
+    bool chunked = strcasestr(head, "\r\nTransfer-Encoding: chunked") != NULL;
+    free(head);
+    ck_assert_msg(chunked, "the snapshot is not sent in chunks");
+    const char *p = head_end + 4, *end = b->data + b->len;
+    struct raw_buf out = {0};
+    int n = 0, last = 0;
+    while (p < end) {
+        char *after;
+        unsigned long size = strtoul(p, &after, 16);
+        ck_assert_msg(after != p && strncmp(after, "\r\n", 2) == 0, "bad chunk size line");
+        const char *data = after + 2;
+        if (size == 0) {
+            last = 1;
+            break;
+        }
+        ck_assert_msg((size_t)(end - data) >= size + 2, "a chunk is cut short");
+        raw_buf_add(&out, data, size);
+        n++;
+        p = data + size + 2;
+    }
+    ck_assert_msg(last, "the answer has no last chunk");
+    *body = out.data ? out.data : strdup("");
+    *body_len = out.len;
+    return n;
+}
+
+/* The snapshot answer in B: 200, complete, whole (check_whole_snapshot).
+ * Returns the facilities; *CHUNKS the chunks it came in. */
+static size_t check_big_snapshot(const struct raw_buf *b, int *chunks)
+{
+    int status;
+    char *body;
+    size_t len;
+    *chunks = dechunk(b, &status, &body, &len);
+    ck_assert_msg(status == 200, "snapshot: HTTP %d", status);
+    json_error_t jerr;
+    json_t *snap = json_loadb(body, len, 0, &jerr);
+    ck_assert_msg(snap != NULL, "the snapshot is not JSON: %s", jerr.text);
+    /* byte for byte the compact document a one-piece answer would be */
+    char *again = json_dumps(snap, JSON_COMPACT);
+    ck_assert_msg(again != NULL && strlen(again) == len && memcmp(again, body, len) == 0,
+                  "the pages do not join into the compact document");
+    free(again);
+    free(body);
+    return check_whole_snapshot(snap);
+}
+
+/* lockgate's peak resident memory so far, KiB (0 when unknown). */
+static long peak_rss_kib(void)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)IT->lg[0].pid);
+    char *text = itest_file_read(path);
+    const char *p = strstr(text, "VmHWM:");
+    long kib = p ? strtol(p + 6, NULL, 10) : 0;
+    free(text);
+    return kib;
+}
+
+/* 20,000 facilities (about 5 MB of JSON) come out complete, sorted, each
+ * once, as a chunked answer of one chunk per page of a thousand, and the
+ * gateway's peak memory grows by far less than the answer. */
+START_TEST(snapshot_streamed_in_pages)
+{
+    fill_platform("BIG", BIG_FACILITIES, BIG_NAME_LEN);
+    struct cred feed;
+    make_feed_key(&feed);
+    json_decref(get_json(&feed, "/v1/feed/facilities/changes?cursor=0-0")); /* the key is known */
+    long rss0 = peak_rss_kib();
+    struct raw_conn rc;
+    snapshot_request(&rc, &feed);
+    struct raw_buf b = {0};
+    int64_t t0 = itest_mono_ms();
+    ck_assert_int_eq(raw_read_for(&rc, &b, itest_scaled_ms(60000), 0), RAW_EOF);
+    raw_close(&rc);
+    long grew = peak_rss_kib() - rss0;
+    printf("feed: snapshot answer of %zu bytes in %lld ms; lockgate's peak RSS +%ld KiB\n", b.len,
+           (long long)(itest_mono_ms() - t0), grew);
+    fflush(stdout);
+#if defined(__SANITIZE_ADDRESS__)
+    printf("snapshot_streamed_in_pages: no memory bound under AddressSanitizer (quarantine)\n");
+#else
+    if (!itest_wrapped())
+        ck_assert_msg(grew < 4096, "lockgate's peak memory grew by %ld KiB for the snapshot", grew);
+#endif
+    int chunks;
+    size_t n = check_big_snapshot(&b, &chunks);
+    printf("feed: snapshot of %zu facilities in %d chunks\n", n, chunks);
+    ck_assert_msg(chunks >= BIG_FACILITIES / 1000, "%d chunks: not sent page by page", chunks);
+    raw_buf_free(&b);
+    sse_until(no_snapshot_copy, NULL, IT->timeout_ms, "the snapshot's copy to be deleted");
+}
+END_TEST
+
+/* A large platform, a feed key FEED known to the gateway, and a snapshot
+ * asked for on RC and begun (its copy is in Redis). */
+static void big_snapshot_started(struct cred *feed, struct raw_conn *rc)
+{
+    fill_platform("BIG", BIG_FACILITIES, BIG_NAME_LEN);
+    make_feed_key(feed);
+    json_decref(get_json(feed, "/v1/feed/facilities/changes?cursor=0-0"));
+    snapshot_request(rc, feed);
+    sse_until(a_snapshot_copy, NULL, IT->timeout_ms, "the snapshot to start");
+}
+
+/* A reader that takes nothing: the gateway stops reading pages (the copy
+ * waits in Redis) instead of queueing the whole answer, goes on when the
+ * reader reads, and deletes the copy of a reader that leaves. */
+START_TEST(snapshot_waits_for_reader)
+{
+    struct cred feed;
+    struct raw_conn rc;
+    big_snapshot_started(&feed, &rc);
+    itest_sleep_ms(itest_scaled_ms(500));
+    ck_assert_msg(snapshot_copies() == 1, "the whole snapshot was read while nobody took it");
+    struct raw_buf b = {0};
+    int st = raw_read_for(&rc, &b, itest_scaled_ms(60000), 0);
+    ck_assert_msg(st == RAW_EOF, "the snapshot did not end (%d) after %zu bytes", st, b.len);
+    raw_close(&rc);
+    int chunks;
+    ck_assert_uint_ge(check_big_snapshot(&b, &chunks), BIG_FACILITIES);
+    raw_buf_free(&b);
+    sse_until(no_snapshot_copy, NULL, IT->timeout_ms, "the snapshot's copy to be deleted");
+
+    /* a reader that leaves halfway: its copy goes at once, not at its expiry */
+    snapshot_request(&rc, &feed);
+    sse_until(a_snapshot_copy, NULL, IT->timeout_ms, "the second snapshot to start");
+    raw_close(&rc);
+    sse_until(no_snapshot_copy, NULL, IT->timeout_ms, "a left snapshot's copy to be deleted");
+}
+END_TEST
+
+/* Redis stops answering halfway through a snapshot: the answer, already
+ * 200, ends before its closing bracket, so no consumer takes it for a
+ * whole (smaller) platform. */
+START_TEST(snapshot_cut_short)
+{
+    struct cred feed;
+    struct raw_conn rc;
+    big_snapshot_started(&feed, &rc);
+    /* the gateway waits for this reader to take what was sent */
+    struct raw_buf b = {0};
+    int64_t until = itest_mono_ms() + IT->timeout_ms;
+    while (b.len == 0 || strstr(b.data, "\r\n\r\n") == NULL) {
+        ck_assert_msg(itest_mono_ms() < until, "no answer head");
+        raw_read_for(&rc, &b, 50, 0);
+    }
+    itest_redis_pause();
+    int st = raw_read_for(&rc, &b, itest_scaled_ms(30000), 0);
+    itest_redis_resume();
+    raw_close(&rc);
+    ck_assert_msg(st == RAW_EOF, "the cut answer did not end");
+    int status;
+    char *body;
+    size_t len;
+    dechunk(&b, &status, &body, &len);
+    ck_assert_int_eq(status, 200);
+    ck_assert_msg(len > 0 && strncmp(body, "{\"cursor\":", 10) == 0, "no snapshot head");
+    json_error_t jerr;
+    json_t *j = json_loadb(body, len, 0, &jerr);
+    ck_assert_msg(j == NULL, "a snapshot cut short parses as JSON (%zu bytes)", len);
+    free(body);
+    raw_buf_free(&b);
+    /* and, once the gateway has its Redis connection back, whole again */
+    int64_t end = itest_mono_ms() + IT->timeout_ms;
+    struct itest_resp r;
+    while (feed_get(&feed, "/v1/feed/facilities", NULL, &r) != 200) {
+        ck_assert_msg(r.status == 503, "after the outage: HTTP %ld", r.status);
+        ck_assert_msg(itest_mono_ms() < end, "no whole snapshot after the outage");
+        itest_resp_free(&r);
+        itest_sleep_ms(50);
+    }
+    json_t *snap = json_loads(r.body, 0, NULL);
+    itest_resp_free(&r);
+    ck_assert_ptr_nonnull(snap);
+    ck_assert_uint_ge(check_whole_snapshot(snap), BIG_FACILITIES);
+    /* the cut snapshot's copy could not be deleted during the outage; it
+     * expires in a minute: the next test counts copies, so it goes now */
+    redisContext *c = itest_redis();
+    redisReply *keys = itest_redis_cmd(c, "KEYS lg:feed:snapshot:*");
+    for (size_t i = 0; i < keys->elements; i++)
+        freeReplyObject(itest_redis_cmd(c, "DEL %s", keys->element[i]->str));
+    freeReplyObject(keys);
+    redisFree(c);
+}
+END_TEST
+
+static int four_snapshot_copies(void *arg) { return snapshot_copies() == 4; }
+static int three_snapshot_copies(void *arg) { return snapshot_copies() == 3; }
+
+/* Each snapshot being sent holds a copy of the ids in Redis: at most four
+ * at once per instance; the fifth is 429 until one of them ends. */
+START_TEST(snapshots_at_once)
+{
+    struct cred feed;
+    struct raw_conn rc[4];
+    big_snapshot_started(&feed, &rc[0]);
+    for (int i = 1; i < 4; i++) snapshot_request(&rc[i], &feed);
+    sse_until(four_snapshot_copies, NULL, IT->timeout_ms, "four snapshots to start");
+    check_limited(&feed, "/v1/feed/facilities", "a fifth snapshot at once");
+    struct itest_resp r;
+    raw_close(&rc[0]); /* a reader leaves: its place is free once the gateway sees it */
+    sse_until(three_snapshot_copies, NULL, IT->timeout_ms, "a left snapshot to end");
+    int64_t end = itest_mono_ms() + IT->timeout_ms;
+    while (feed_get(&feed, "/v1/feed/facilities", NULL, &r) == 429) {
+        ck_assert_msg(itest_mono_ms() < end, "a left snapshot's place was never given back");
+        itest_resp_free(&r);
+        itest_sleep_ms(20);
+    }
+    ck_assert_msg(r.status == 200, "after a snapshot ended: HTTP %ld", r.status);
+    itest_resp_free(&r);
+    for (int i = 1; i < 4; i++) raw_close(&rc[i]);
+    sse_until(no_snapshot_copy, NULL, IT->timeout_ms, "the left snapshots' copies to be deleted");
+}
+END_TEST
+
+/* More facilities than one snapshot page: read in pages, each facility
+ * once, sorted, as Redis holds them. */
+START_TEST(large_snapshot)
+{
+    enum { LARGE = 2500 };
+    fill_platform("LARGE", LARGE, 0);
+    struct cred feed;
+    make_feed_key(&feed);
+    int64_t t0 = itest_mono_ms();
+    json_t *snap = get_json(&feed, "/v1/feed/facilities");
+    printf("feed: snapshot of %zu facilities in %lld ms\n",
+           json_array_size(json_object_get(snap, "facilities")), (long long)(itest_mono_ms() - t0));
+    ck_assert_uint_ge(check_whole_snapshot(snap), LARGE);
 }
 END_TEST
 
@@ -1497,12 +1847,20 @@ START_TEST(store_unavailable)
 }
 END_TEST
 
+/* A TCase of its own fixture (started once for its tests) in SU. */
+static TCase *feed_case(Suite *su, const char *name, void (*fixture)(void))
+{
+    TCase *tc = tcase_create(name);
+    tcase_add_unchecked_fixture(tc, fixture, teardown);
+    tcase_set_timeout(tc, 300);
+    suite_add_tcase(su, tc);
+    return tc;
+}
+
 int main(void)
 {
     Suite *su = suite_create("feed");
-    TCase *tc = tcase_create("feed");
-    tcase_add_unchecked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 180);
+    TCase *tc = feed_case(su, "feed", setup);
     tcase_add_test(tc, snapshot_shape_and_cursor);
     tcase_add_test(tc, changes_while_writing);
     tcase_add_test(tc, stream_in_order);
@@ -1516,26 +1874,16 @@ int main(void)
     tcase_add_test(tc, expired_key_streams_end);
     tcase_add_test(tc, heartbeats);
     tcase_add_test(tc, consumer_script);
-    suite_add_tcase(su, tc);
-
-    TCase *ex = tcase_create("expiry");
-    tcase_add_unchecked_fixture(ex, setup_expiry, teardown);
-    tcase_set_timeout(ex, 180);
-    tcase_add_test(ex, cursor_expiry);
-    suite_add_tcase(su, ex);
-
-    TCase *sl = tcase_create("slow");
-    tcase_add_unchecked_fixture(sl, setup_slow, teardown);
-    tcase_set_timeout(sl, 180);
+    tcase_add_test(feed_case(su, "expiry", setup_expiry), cursor_expiry);
+    TCase *sl = feed_case(su, "slow", setup_slow);
     tcase_add_test(sl, slow_reader_dropped);
     tcase_add_test(sl, large_snapshot);
-    suite_add_tcase(su, sl);
-
-    TCase *down = tcase_create("store_down");
-    tcase_add_unchecked_fixture(down, setup_down, teardown);
-    tcase_set_timeout(down, 180);
-    tcase_add_test(down, store_unavailable);
-    suite_add_tcase(su, down);
-
+    TCase *big = feed_case(su, "big_snapshot", setup_workers);
+    tcase_add_test(big, snapshot_streamed_in_pages);
+    tcase_add_test(big, snapshot_waits_for_reader);
+    tcase_add_test(big, snapshot_cut_short);
+    tcase_add_test(big, snapshots_at_once);
+    tcase_add_test(feed_case(su, "per_key", setup_workers), streams_per_key);
+    tcase_add_test(feed_case(su, "store_down", setup_down), store_unavailable);
     return itest_exit_status(check_run(su));
 }

@@ -116,6 +116,7 @@ START_TEST(test_defaults)
     ck_assert_int_eq(c.auth_failures_per_min, 30);
     ck_assert_int_eq(c.feed_heartbeat_s, 15);
     ck_assert_int_eq(c.feed_max_backlog_kib, 256);
+    ck_assert_int_eq(c.feed_max_streams_per_key, 8);
     ck_assert_str_eq(c.dir, "");
     ck_assert_int_eq(lg_config_check(&c, err, sizeof(err)), 0);
 }
@@ -177,7 +178,8 @@ START_TEST(test_full_file)
                   "auth_failures_per_min = 9\n"
                   "[feed]\n"
                   "heartbeat_s = 7\n"
-                  "max_backlog_kib = 1024\n");
+                  "max_backlog_kib = 1024\n"
+                  "max_streams_per_key = 3\n");
     ck_assert_str_eq(c.listen, "0.0.0.0:80");
     ck_assert_str_eq(c.listen_tls, "[::1]:8443");
     ck_assert_int_eq(c.workers, 3);
@@ -212,6 +214,7 @@ START_TEST(test_full_file)
     ck_assert_int_eq(c.auth_failures_per_min, 9);
     ck_assert_int_eq(c.feed_heartbeat_s, 7);
     ck_assert_int_eq(c.feed_max_backlog_kib, 1024);
+    ck_assert_int_eq(c.feed_max_streams_per_key, 3);
     ck_assert_str_eq(c.dir, tmpdir);
     ck_assert_int_eq(lg_config_check(&c, err, sizeof(err)), 0);
 }
@@ -268,6 +271,8 @@ START_TEST(test_int_out_of_range)
                  "65535");
     expect_error("[limits]\nburst = 0\n", 2,
                  "bad value '0' for burst: expected an integer from 1 to 1000000");
+    expect_error("[feed]\nmax_streams_per_key = 0\n", 2,
+                 "bad value '0' for max_streams_per_key: expected an integer from 1 to 100000");
     /* The bounds themselves are in range. */
     expect_ok(&c, "[redis]\ntimeout_ms = 60000\nport = 1\n");
     ck_assert_int_eq(c.redis_timeout_ms, 60000);
@@ -594,6 +599,7 @@ START_TEST(test_shipped_config)
     ck_assert_str_eq(c.redis_prefix, "lg:");
     ck_assert_int_eq(c.burst, 40);
     ck_assert_int_eq(c.feed_max_backlog_kib, 256);
+    ck_assert_int_eq(c.feed_max_streams_per_key, 8);
 }
 END_TEST
 
@@ -607,6 +613,55 @@ START_TEST(test_addr_loopback)
         ck_assert_msg(lg_config_addr_loopback(yes[i]), "%s is loopback", yes[i]);
     for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)
         ck_assert_msg(!lg_config_addr_loopback(no[i]), "%s is not loopback", no[i]);
+}
+END_TEST
+
+/* Names of the options lg_config_reload kept, "section.name" joined by spaces. */
+static void on_kept(const char *section, const char *name, void *arg)
+{
+    char *out = arg;
+    size_t n = strlen(out);
+    snprintf(out + n, 512 - n, "%s%s.%s", n ? " " : "", section, name);
+}
+
+START_TEST(test_reload)
+{
+    struct lg_config run, next;
+    char kept[512] = "";
+    expect_ok(&run, "[server]\nworkers = 2\n[redis]\nport = 6380\n[limits]\nburst = 10\n");
+    snprintf(run.redis_password, sizeof(run.redis_password), "pw");
+    expect_ok(&next, "[server]\nworkers = 4\nlog_level = debug\naccess_log = on\n"
+                     "[tls]\ncert = new.pem\n[admin]\ntoken_file = tok\n"
+                     "[redis]\nport = 6381\nprefix = other:\n"
+                     "[upstream]\nurl = http://a:1,http://b:2\ntimeout_ms = 3000\n"
+                     "connect_timeout_ms = 700\nmax_connections = 9\n"
+                     "[secrets]\npepper_file = p2\n"
+                     "[limits]\nburst = 10\nrate_per_sec = 7\nauth_failures_per_min = 3\n");
+    ck_assert_int_eq(lg_config_reload(&run, &next, on_kept, kept), 9);
+    ck_assert_str_eq(kept, "server.workers redis.port redis.prefix upstream.max_connections "
+                           "secrets.pepper_file");
+    /* what may change, changed */
+    ck_assert_str_eq(run.log_level, "debug");
+    ck_assert_str_eq(run.access_log, "on");
+    ck_assert_str_eq(run.tls_cert, next.tls_cert);
+    ck_assert_str_eq(run.admin_token_file, next.admin_token_file);
+    ck_assert_str_eq(run.upstream_url, "http://a:1,http://b:2");
+    ck_assert_int_eq(run.upstream_timeout_ms, 3000);
+    ck_assert_int_eq(run.upstream_connect_timeout_ms, 700);
+    ck_assert_int_eq(run.rate_per_sec, 7);
+    ck_assert_int_eq(run.burst, 10);
+    ck_assert_int_eq(run.auth_failures_per_min, 3);
+    /* what cannot, did not */
+    ck_assert_int_eq(run.workers, 2);
+    ck_assert_int_eq(run.redis_port, 6380);
+    ck_assert_str_eq(run.redis_prefix, "lg:");
+    ck_assert_int_eq(run.upstream_max_connections, 256);
+    ck_assert_str_ne(run.pepper_file, next.pepper_file);
+    ck_assert_str_eq(run.redis_password, "pw"); /* not an option */
+    /* the same file again changes nothing and keeps nothing */
+    kept[0] = '\0';
+    ck_assert_int_eq(lg_config_reload(&run, &run, on_kept, kept), 0);
+    ck_assert_str_eq(kept, "");
 }
 END_TEST
 
@@ -641,6 +696,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_check);
     tcase_add_test(tc, test_shipped_config);
     tcase_add_test(tc, test_addr_loopback);
+    tcase_add_test(tc, test_reload);
     suite_add_tcase(s, tc);
     return s;
 }

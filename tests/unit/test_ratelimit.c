@@ -1,7 +1,8 @@
-/* Unit tests for the GCRA arithmetic of ratelimit.c (lg_gcra), the step that
+/* Unit tests for the GCRA arithmetic of gcra.c (lg_gcra), the step that
  * both the Redis script and the local limiter perform, and for the local
- * limiter behind lg_ratelimit_check when there is no store. */
+ * limiter (shared by every worker) behind lg_ratelimit_check without a store. */
 #include <check.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <limits.h>
 #include <math.h>
@@ -372,6 +373,54 @@ START_TEST(test_local_table_bounded)
 }
 END_TEST
 
+/* Workers have a limiter each; during an outage they share one allowance
+ * per key, so one instance admits at most the key's burst whichever worker
+ * its connections land on. */
+START_TEST(test_local_shared_by_workers)
+{
+    struct lg_ratelimit *w[4];
+    for (int i = 0; i < 4; i++) ck_assert_ptr_nonnull(w[i] = lg_ratelimit_new(NULL));
+    int admitted = 0;
+    for (int round = 0; round < 10; round++)
+        for (int i = 0; i < 4; i++) admitted += check(w[i], "lk_shared", 0.001, 6).allowed;
+    ck_assert_int_eq(admitted, 6);
+    for (int i = 0; i < 4; i++) lg_ratelimit_free(w[i]);
+}
+END_TEST
+
+struct worker_run {
+    int admitted;
+};
+
+static void *worker_checks(void *arg)
+{
+    struct worker_run *run = arg;
+    struct lg_ratelimit *rl = lg_ratelimit_new(NULL);
+    for (int i = 0; i < 2000; i++) {
+        struct seen s = {0};
+        lg_ratelimit_check(rl, "lk_threads", 0.001, 50, on_result, &s);
+        run->admitted += s.calls == 1 && s.res.allowed;
+    }
+    lg_ratelimit_free(rl);
+    return NULL;
+}
+
+/* The same from worker threads at once: exactly the burst in all. */
+START_TEST(test_local_shared_by_threads)
+{
+    pthread_t t[4];
+    struct worker_run runs[4] = {{0}};
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(pthread_create(&t[i], NULL, worker_checks, &runs[i]), 0);
+    int admitted = 0;
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        admitted += runs[i].admitted;
+    }
+    ck_assert_int_eq(admitted, 50);
+}
+END_TEST
+
 static Suite *ratelimit_suite(void)
 {
     Suite *s = suite_create("ratelimit");
@@ -393,6 +442,8 @@ static Suite *ratelimit_suite(void)
     tcase_set_timeout(tl, 60);
     tcase_add_test(tl, test_local_limiter);
     tcase_add_test(tl, test_local_table_bounded);
+    tcase_add_test(tl, test_local_shared_by_workers);
+    tcase_add_test(tl, test_local_shared_by_threads);
     suite_add_tcase(s, tl);
     return s;
 }
