@@ -41,9 +41,7 @@ static bool str_reply(const redisReply *r) { return r != NULL && r->type == REDI
 
 static const char *text(const redisReply *r) { return str_reply(r) ? r->str : NULL; }
 
-/* Facility ID from the three replies at E: account_id, name, included, as
- * both reads give them. */
-static int facility_from(const char *id, redisReply *const *e, struct lg_facility *out)
+int lg_store_facility_from(const char *id, redisReply *const *e, struct lg_facility *out)
 {
     return lg_facility_parse(out, id, text(e[0]), text(e[1]), text(e[2]));
 }
@@ -54,7 +52,7 @@ int lg_store_facilities_each(const redisReply *reply, lg_facility_fn *fn, void *
     for (size_t i = 0; fn != NULL && i + 3 < reply->elements; i += 4) {
         redisReply **e = reply->element + i;
         struct lg_facility f;
-        if (str_reply(e[0]) && facility_from(e[0]->str, e + 1, &f) == 1) fn(&f, arg);
+        if (str_reply(e[0]) && lg_store_facility_from(e[0]->str, e + 1, &f) == 1) fn(&f, arg);
     }
     return 0;
 }
@@ -75,7 +73,7 @@ int lg_store_facilities_into(struct lg_cache *c, const redisReply *reply)
 int lg_store_facility_from_reply(const char *id, const redisReply *reply, struct lg_facility *out)
 {
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3) return -1;
-    return facility_from(id, reply->element, out);
+    return lg_store_facility_from(id, reply->element, out);
 }
 
 struct lg_key *lg_store_key_from_reply(const char *key_id, const redisReply *hash,

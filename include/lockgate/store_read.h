@@ -28,6 +28,11 @@ int lg_store_facilities_each(const redisReply *reply, lg_facility_fn *fn, void *
  * lg_store_read_facilities. -1, with the table untouched, when REPLY
  * (borrowed, may be NULL) is not one. */
 int lg_store_facilities_into(struct lg_cache *c, const redisReply *reply);
+/* Facility ID from the three replies at E, account_id, name and included
+ * (each a string, or nil when the hash lacks it), as every read of a
+ * facility gives them, into *OUT (its name borrowed from E): as
+ * lg_facility_parse. */
+int lg_store_facility_from(const char *id, redisReply *const *e, struct lg_facility *out);
 /* Reads facility ID from REPLY, an answer of lg_store_read_facility, into
  * *OUT (its name borrowed from REPLY). 1: it exists; 0: it does not; -1: the
  * read failed (REPLY NULL, an error, or not such an answer). */
