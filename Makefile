@@ -6,6 +6,8 @@
 #   make test-valgrind  the integration suites with every lockgate under valgrind
 #                   (memcheck, leaks); its reports in build/valgrind/test-logs/
 #   make fuzz       libFuzzer targets for every parser of hostile input (FUZZ_SECONDS each)
+#   make scan       third-party checks of a running lockgate: testssl, sslscan,
+#                   promtool, doona (scripts/scan.sh)
 #   make bench      side-by-side benchmark against nginx and haproxy (BENCHMARKS.md)
 
 CC      ?= cc
@@ -43,7 +45,7 @@ UNIT_SRC = $(wildcard tests/unit/*.c)
 UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%)
 ITEST_SRC = $(wildcard tests/integration/*.c)
 ITEST_BIN = $(ITEST_SRC:tests/integration/%.c=$(BUILD)/tests/integration/%)
-ITEST_HDRS = $(wildcard tests/integration/*.h) tests/check_run.h
+ITEST_HDRS = $(wildcard tests/integration/*.h) $(wildcard tests/*.h)
 FUZZ_SRC = $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN = $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 BENCH_SRC = $(wildcard tests/bench/*.c)
@@ -66,7 +68,7 @@ $(BUILD)/lockgate-admin: $(CLI_OBJ) $(CORE_OBJ)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # One Check binary per unit test file (tests/unit/test_<module>.c).
-$(BUILD)/tests/unit/%: tests/unit/%.c tests/check_run.h $(CORE_OBJ) $(HDRS)
+$(BUILD)/tests/unit/%: tests/unit/%.c $(wildcard tests/*.h) $(CORE_OBJ) $(HDRS)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC/LD   $<")
 	$(Q)$(CC) $(CFLAGS) $(CHECK_CFLAGS) -Itests -o $@ $< $(CORE_OBJ) $(LDFLAGS) $(LDLIBS) $(CHECK_LIBS)
@@ -142,6 +144,10 @@ fuzz: deps
 	@$(MAKE) --no-print-directory BUILD=build/fuzz CC=clang FUZZ=1 fuzzers
 	@scripts/fuzz.sh build/fuzz $(FUZZ_SECONDS)
 
+scan: deps
+	@$(MAKE) --no-print-directory all $(BUILD)/tests/integration/upstream_server
+	@LG_BUILD=$(BUILD) scripts/scan.sh
+
 bench: deps
 	@$(MAKE) --no-print-directory all bench-tools
 	@scripts/bench.sh
@@ -149,4 +155,4 @@ bench: deps
 clean:
 	rm -rf build
 
-.PHONY: all deps run test test-san test-valgrind fuzz fuzzers bench bench-tools clean tests
+.PHONY: all deps run test test-san test-valgrind fuzz fuzzers scan bench bench-tools clean tests

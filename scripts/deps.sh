@@ -1,10 +1,12 @@
 #!/bin/sh
-# Installs every Debian package lockgate needs to build, test, run and benchmark.
+# Installs every Debian package lockgate needs to build, test, run, scan and
+# benchmark (promtool comes from Debian's prometheus package: scripts/promtool.sh).
 # As root it runs apt-get; otherwise it prints the exact command and exits 1.
 set -eu
 pkgs="build-essential pkg-config libevent-dev libcurl4-openssl-dev libjansson-dev
 libhiredis-dev libssl-dev libinih-dev zlib1g-dev libhttp-parser-dev check libsubunit-dev redis-server
-nginx haproxy wrk curl openssl clang libclang-rt-14-dev valgrind"
+nginx haproxy wrk curl openssl clang libclang-rt-14-dev valgrind
+testssl.sh sslscan doona jq"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

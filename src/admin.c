@@ -309,15 +309,19 @@ static void serve_healthz(struct lg_admin *adm, struct lg_http_req *req, const c
 
 static void serve_readyz(struct lg_admin *adm, struct lg_http_req *req, const char *rid)
 {
-    bool up = lg_store_up(adm->store);
-    /* The upstream as the workers last saw it; it does not decide readiness:
-     * Redis does (a gateway without Redis cannot authenticate new keys). */
+    /* Ready when every worker has started and reaches Redis, as the admin
+     * API does (a worker without Redis cannot authenticate new keys). The
+     * upstream, as the workers last saw it, does not decide readiness. */
+    int connected, workers = lg_metrics_workers_connected(&connected);
+    bool up = lg_store_up(adm->store) && workers == adm->cfg->workers &&
+              connected == workers;
     int upstream = lg_metrics_upstream_state();
     const char *up_text = upstream < 0 ? "unknown" : upstream ? "up" : "down";
     const char *status = adm->draining ? "draining" : up ? "ready" : "not_ready";
     lg_admin_reply_json(adm, req, rid, up && !adm->draining ? 200 : 503,
-                        json_pack("{s:s, s:s, s:s}", "status", status, "redis", up ? "up" : "down",
-                                  "upstream", up_text));
+                        json_pack("{s:s, s:s, s:s, s:i, s:i}", "status", status, "redis",
+                                  up ? "up" : "down", "upstream", up_text, "workers", workers,
+                                  "workers_connected", connected));
 }
 
 static void serve_metrics(struct lg_admin *adm, struct lg_http_req *req, const char *rid)

@@ -8,6 +8,7 @@
 #include "lockgate/audit.h"
 #include "lockgate/config.h"
 #include "lockgate/log.h"
+#include "lockgate/metrics.h"
 #include "lockgate/store.h"
 #include "lockgate/util.h"
 
@@ -21,9 +22,10 @@ static void log_entry(const struct lg_audit_entry *e, const char *at, const char
 
 static void on_written(struct lg_store *st, redisReply *reply, void *arg)
 {
-    if (!lg_audit_stored(reply))
-        lg_warn("audit: an entry may not have been stored in Redis (%s)",
-                reply && reply->type == REDIS_REPLY_ERROR ? reply->str : "no reply in time");
+    if (lg_audit_stored(reply)) return;
+    lg_metrics_audit_failure(false);
+    lg_warn("audit: an entry may not have been stored in Redis (%s)",
+            reply && reply->type == REDIS_REPLY_ERROR ? reply->str : "no reply in time");
 }
 
 /* Sends E's XADD (AT, LG_TIME_LEN bytes, receives its time). 0 or -1 as
@@ -55,11 +57,15 @@ void lg_audit_write(struct lg_store *st, const struct lg_config *cfg,
 {
     char at[LG_TIME_LEN];
     if (st == NULL) { /* the gateway is stopping: the log keeps the entry */
+        lg_metrics_audit_failure(false);
         lg_time_format(lg_now_ms(), at);
         log_entry(e, at, "gateway stopping");
         return;
     }
-    if (send_entry(st, cfg, e, at, on_written, NULL) < 0) log_entry(e, at, "redis unavailable");
+    if (send_entry(st, cfg, e, at, on_written, NULL) < 0) {
+        lg_metrics_audit_failure(false);
+        log_entry(e, at, "redis unavailable");
+    }
 }
 
 int lg_audit_store(struct lg_store *st, const struct lg_config *cfg, const struct lg_audit_entry *e,

@@ -167,8 +167,11 @@ static void snapshot_answer(struct feed_snapshot *sn, bool complete, const char 
     if (!sn->started)
         lg_http_reply_error_body(sn->req, 503, "store_unavailable", message, sn->request_id);
     else {
-        if (complete) lg_http_stream_write(sn->req, "]}", 2);
-        lg_http_stream_end(sn->req);
+        if (complete) {
+            lg_http_stream_write(sn->req, "]}", 2);
+            lg_http_stream_end(sn->req);
+        } else
+            lg_http_stream_abort(sn->req);
     }
     sn->req = NULL;
 }

@@ -297,14 +297,19 @@ void lg_http_stream_start(struct lg_http_req *r, int status, const char *content
     if (c->srv->public_api) lg_metrics_answer(status, lg_mono_ms() - r->start_ms);
 }
 
-void lg_http_stream_end(struct lg_http_req *r)
+/* Ends R's stream: WHOLE sends the last chunk; a stream cut short ends its
+ * connection without it, so that the client can tell. */
+static void stream_finish(struct lg_http_req *r, bool whole)
 {
     struct lg_http_conn *c = r->conn;
     if (c->bev == NULL) {
         release_gone(r, 0);
         return;
     }
-    if (r->chunked) evbuffer_add(bufferevent_get_output(c->bev), "0\r\n\r\n", 5);
+    if (!whole)
+        r->close_after = true;
+    else if (r->chunked)
+        evbuffer_add(bufferevent_get_output(c->bev), "0\r\n\r\n", 5);
     if (c->srv->access_log) {
         bool pub = c->srv->public_api;
         c->srv->public_api = false; /* counted when the stream started */
@@ -313,6 +318,16 @@ void lg_http_stream_end(struct lg_http_req *r)
     }
     c->state = C_HANDLER;
     request_done(c);
+}
+
+void lg_http_stream_end(struct lg_http_req *r)
+{
+    stream_finish(r, true);
+}
+
+void lg_http_stream_abort(struct lg_http_req *r)
+{
+    stream_finish(r, false);
 }
 
 /* ---- requests ---- */

@@ -51,6 +51,7 @@ struct lg_ctx {
     char secret[LG_SECRET_LEN + 1];
     struct lg_key *key; /* one reference, once authenticated */
     struct lg_ratelimit_result rl;
+    int64_t up_start_us; /* when the upstream transfer started */
     struct lg_upstream_req *up;
     char *list;         /* GET /v1/facilities read from Redis for this request, or NULL */
     uint64_t key_epoch; /* the cache's key epoch when the key read was sent */
@@ -237,8 +238,10 @@ static void on_peek(const struct lg_ratelimit_result *res, void *arg)
  * refusal (a locked key, an address outside the allowlist, the wrong role, a
  * facility the key may not see) counts toward the client's failure throttle
  * like a failed authentication: probing with a known key is guessing too. */
-static enum lg_stage_result refuse(struct lg_ctx *c, int status, const char *code, const char *msg)
+static enum lg_stage_result refuse(struct lg_ctx *c, enum lg_metrics_auth why, int status,
+                                   const char *code, const char *msg)
 {
+    lg_metrics_auth_failure(why);
     lg_auth_failed(c->ip);
     if (c->key == NULL || c->rl.limit >= 0) return fail(c, status, code, msg);
     c->refusal.status = status;
@@ -338,6 +341,7 @@ static void on_key_loaded(struct lg_store *st, redisReply *reply, void *arg);
 static enum lg_stage_result check_key(struct lg_ctx *c, struct lg_key *k)
 {
     if (k == NULL || !lg_auth_verify(k, c->p->d.secrets, c->secret)) {
+        lg_metrics_auth_failure(LG_METRICS_AUTH_INVALID);
         lg_auth_failed(c->ip);
         return fail(c, 401, "invalid_credentials", "unknown key or wrong secret");
     }
@@ -345,9 +349,11 @@ static enum lg_stage_result check_key(struct lg_ctx *c, struct lg_key *k)
     c->key = k;
     OPENSSL_cleanse(c->secret, sizeof(c->secret));
     if (k->disabled || (k->expires_at_ms != 0 && k->expires_at_ms <= lg_now_ms()))
-        return refuse(c, 403, "key_disabled", "this key is locked or expired");
+        return refuse(c, LG_METRICS_AUTH_KEY_DISABLED, 403, "key_disabled",
+                      "this key is locked or expired");
     if (!lg_key_ip_allowed(k, c->ip))
-        return refuse(c, 403, "ip_not_allowed", "this key may not be used from this address");
+        return refuse(c, LG_METRICS_AUTH_IP, 403, "ip_not_allowed",
+                      "this key may not be used from this address");
     touch_key(c, k);
     return LG_OK;
 }
@@ -357,17 +363,23 @@ static enum lg_stage_result check_key(struct lg_ctx *c, struct lg_key *k)
 static enum lg_stage_result stage_authenticate(struct lg_ctx *c)
 {
     int retry;
-    if (lg_auth_throttled(c->ip, &retry))
+    if (lg_auth_throttled(c->ip, &retry)) {
+        lg_metrics_rate_limited(LG_METRICS_LIMIT_AUTH_FAILURES);
         return fail_retry(c, 429, "rate_limited", "too many failed authentications", retry);
+    }
     const char *authz = lg_http_hdr(c->req, LG_HDR_AUTHORIZATION);
     const char *xkey = lg_http_hdr(c->req, LG_HDR_X_API_KEY);
     const char *xsecret = lg_http_hdr(c->req, LG_HDR_X_API_SECRET);
     switch (lg_auth_parse(authz, xkey, xsecret, c->key_id, c->secret)) {
-    case LG_AUTH_MISSING: return fail(c, 401, "missing_credentials", "credentials required");
+    case LG_AUTH_MISSING:
+        lg_metrics_auth_failure(LG_METRICS_AUTH_MISSING);
+        return fail(c, 401, "missing_credentials", "credentials required");
     case LG_AUTH_INVALID:
+        lg_metrics_auth_failure(LG_METRICS_AUTH_MALFORMED);
         lg_auth_failed(c->ip);
         return fail(c, 401, "invalid_credentials", "malformed credentials");
     case LG_AUTH_BOTH: /* malformed credentials too: they count as a failure */
+        lg_metrics_auth_failure(LG_METRICS_AUTH_MIXED);
         lg_auth_failed(c->ip);
         return fail(c, 400, "bad_request",
                     "Authorization and X-API-Key/X-API-Secret may not be sent together");
@@ -375,7 +387,9 @@ static enum lg_stage_result stage_authenticate(struct lg_ctx *c)
     }
     const struct lg_pipeline_deps *d = &c->p->d;
     struct lg_key *k = lg_cache_key_get(d->cache, c->key_id);
-    if (k != NULL && lg_cache_answers(d->cache, lg_store_up(d->store))) return check_key(c, k);
+    bool hit = k != NULL && lg_cache_answers(d->cache, lg_store_up(d->store));
+    lg_metrics_cache(LG_METRICS_CACHE_KEY, hit);
+    if (hit) return check_key(c, k);
     const char *p = lg_store_prefix(d->store);
     char hkey[128], skey[128];
     snprintf(hkey, sizeof(hkey), "%skey:%s", p, c->key_id);
@@ -465,7 +479,8 @@ static enum lg_stage_result read_facilities(struct lg_ctx *c)
 /* A facility the key may not see answers like one that does not exist. */
 static enum lg_stage_result authorize_facility(struct lg_ctx *c, const struct lg_facility *f)
 {
-    if (!lg_key_sees(c->key, f)) return refuse(c, 404, "not_found", "no such resource");
+    if (!lg_key_sees(c->key, f))
+        return refuse(c, LG_METRICS_AUTH_SCOPE, 404, "not_found", "no such resource");
     return LG_OK;
 }
 
@@ -475,13 +490,17 @@ static enum lg_stage_result stage_authorize(struct lg_ctx *c)
     const struct lg_pipeline_deps *d = &c->p->d;
     bool feed_route = lg_route_is_feed(c->route.kind);
     if (feed_route != c->key->feed)
-        return refuse(c, 403, "forbidden",
+        return refuse(c, LG_METRICS_AUTH_ROLE, 403, "forbidden",
                       feed_route ? "this route is for feed keys"
                                  : "feed keys may only read the feed");
     if (feed_route) return LG_OK;
-    if (!lg_cache_answers(d->cache, lg_store_up(d->store))) return read_facilities(c);
+    if (!lg_cache_answers(d->cache, lg_store_up(d->store))) {
+        lg_metrics_cache(LG_METRICS_CACHE_FACILITY, false);
+        return read_facilities(c);
+    }
     if (!lg_cache_facilities_loaded(d->cache))
         return fail(c, 503, "store_unavailable", "facilities are being loaded");
+    lg_metrics_cache(LG_METRICS_CACHE_FACILITY, true);
     if (c->route.kind == LG_ROUTE_FACILITIES) return LG_OK;
     return authorize_facility(c, lg_cache_facility_get(d->cache, c->route.facility_id));
 }
@@ -514,6 +533,7 @@ static void on_ratelimit(const struct lg_ratelimit_result *res, void *arg)
     c->rl = *res;
     if (res->local) lg_metrics_local_limit();
     if (!res->allowed) {
+        lg_metrics_rate_limited(LG_METRICS_LIMIT_KEY);
         resume(c, fail_retry(c, 429, "rate_limited", "rate limit exceeded", res->retry_after_s));
         return;
     }
@@ -653,8 +673,12 @@ static enum lg_stage_result stage_forward(struct lg_ctx *c)
         snprintf(c->target, sizeof(c->target), "%s?%s", target, q);
         target = c->target;
     }
+    c->up_start_us = lg_mono_us();
     c->up = lg_upstream_fetch(d->upstream, target, 0, headers, on_upstream, c);
-    if (c->up == NULL) return fail(c, 502, "upstream_unavailable", "the upstream is unavailable");
+    if (c->up == NULL) {
+        lg_metrics_upstream(LG_UPSTREAM_UNAVAILABLE, 0, -1);
+        return fail(c, 502, "upstream_unavailable", "the upstream is unavailable");
+    }
     lg_http_on_close(c->req, on_client_close, c);
     return LG_AGAIN;
 }
@@ -700,10 +724,12 @@ static void on_audit_stored(struct lg_store *st, redisReply *reply, void *arg)
 {
     struct lg_ctx *c = arg;
     enum lg_stage_result r = LG_DONE;
-    if (lg_audit_stored(reply))
+    if (lg_audit_stored(reply)) {
         serve(c, 200, c->held.content_type, c->held.body, c->held.len);
-    else
+    } else {
+        lg_metrics_audit_failure(true);
         r = fail(c, 503, "audit_unavailable", NOT_AUDITED);
+    }
     OPENSSL_cleanse(c->held.body, c->held.len); /* the code does not outlive its answer */
     resume(c, r);
 }
@@ -732,6 +758,7 @@ static enum lg_stage_result release(struct lg_ctx *c, const struct lg_upstream_r
     c->held.content_type = memcpy(c->held.body + res->body_len + 1, ctype, clen + 1);
     struct lg_audit_entry e = audit_entry(c, "served");
     if (lg_audit_store(c->p->d.store, c->p->d.cfg, &e, on_audit_stored, c) < 0) {
+        lg_metrics_audit_failure(true);
         OPENSSL_cleanse(c->held.body, c->held.len);
         return fail(c, 503, "audit_unavailable", NOT_AUDITED);
     }
@@ -744,7 +771,7 @@ static void on_upstream(const struct lg_upstream_result *res, void *arg)
     c->up = NULL;
     enum lg_stage_result r;
     enum code_check code;
-    lg_metrics_upstream_result(res->error == LG_UPSTREAM_OK && res->status < 500);
+    lg_metrics_upstream(res->error, res->status, lg_mono_us() - c->up_start_us);
     if (res->error == LG_UPSTREAM_TIMEOUT)
         r = fail(c, 504, "upstream_timeout", "the upstream did not answer in time");
     else if (res->error != LG_UPSTREAM_OK || res->status >= 500)

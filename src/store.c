@@ -19,6 +19,7 @@
 #include "lockgate/config.h"
 #include "lockgate/list.h"
 #include "lockgate/log.h"
+#include "lockgate/metrics.h"
 #include "lockgate/store.h"
 #include "lockgate/util.h"
 
@@ -34,6 +35,7 @@ struct pending {
     lg_store_cb *cb;
     void *arg;
     int64_t deadline_ms;
+    int64_t sent_us;          /* for the round trip in the metrics */
     int delivered;            /* the user callback has run (deadline or reply) */
     struct lg_script *script; /* set for EVALSHA, to resend as EVAL on NOSCRIPT */
     char nkeys[16];           /* the key count as text, argv[2] of EVALSHA/EVAL */
@@ -385,6 +387,7 @@ static void deliver(struct pending *p, redisReply *reply)
     if (p->delivered) return;
     p->delivered = 1;
     lg_list_remove(&p->deadline);
+    lg_metrics_redis_command(reply != NULL, lg_mono_us() - p->sent_us);
     p->cb(p->st, reply, p->arg);
 }
 
@@ -428,6 +431,7 @@ static void arm(struct pending *p, lg_store_cb *cb, void *arg)
 {
     p->cb = cb;
     p->arg = arg;
+    p->sent_us = lg_mono_us();
     deadline_push(p, lg_mono_ms());
 }
 

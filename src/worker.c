@@ -17,6 +17,7 @@
 #include "lockgate/feed.h"
 #include "lockgate/http.h"
 #include "lockgate/log.h"
+#include "lockgate/metrics.h"
 #include "lockgate/pipeline.h"
 #include "lockgate/ratelimit.h"
 #include "lockgate/store.h"
@@ -139,6 +140,7 @@ static void on_event(struct lg_store *st, const char *channel, const char *msg, 
     }
     struct lg_event ev;
     if (lg_event_parse(msg, len, &ev) < 0) {
+        lg_metrics_event(false);
         /* It could have been a revocation: fail closed. */
         lg_warn("worker %d: a malformed event; forgetting cached keys, reloading facilities",
                 w->id);
@@ -165,6 +167,7 @@ static void on_event(struct lg_store *st, const char *channel, const char *msg, 
         if (strcmp(ev.type, "facility.deleted") == 0) lg_cache_keys_flush(w->cache);
     }
     lg_feed_on_event(w->feed, &ev);
+    lg_metrics_event(true);
 }
 
 /* The subscription's edges (SPEC section 10). A missed event could be a
@@ -222,6 +225,7 @@ static void on_probe_timer(evutil_socket_t fd, short what, void *arg)
 static void on_sub_state(struct lg_store *st, bool up, void *arg)
 {
     struct lg_worker *w = arg;
+    lg_metrics_redis_state(LG_METRICS_CONN_EVENTS, up);
     lg_feed_close_all(w->feed); /* a key.disabled may be missed, or was */
     if (up) {
         w->suspect = false;
@@ -250,6 +254,7 @@ static void on_sub_state(struct lg_store *st, bool up, void *arg)
 static void on_cmd_state(struct lg_store *st, bool up, void *arg)
 {
     struct lg_worker *w = arg;
+    lg_metrics_redis_state(LG_METRICS_CONN_COMMANDS, up);
     if (!up) {
         if (w->suspect) { /* lost before answering the PING: together */
             w->suspect = false;
@@ -544,10 +549,12 @@ static void on_thread_end(void *arg)
 static void *run(void *arg)
 {
     struct lg_worker *w = arg;
+    lg_metrics_thread_start();
     pthread_cleanup_push(on_thread_end, w);
     event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
     pthread_cleanup_pop(1);
     teardown(w);
+    lg_metrics_thread_done();
     lg_http_thread_done();
     return NULL;
 }

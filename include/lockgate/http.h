@@ -111,5 +111,9 @@ void lg_http_stream_start(struct lg_http_req *req, int status, const char *conte
 size_t lg_http_stream_write(struct lg_http_req *req, const char *data, size_t len);
 /* Ends the stream and releases REQ. */
 void lg_http_stream_end(struct lg_http_req *req);
+/* Ends a stream cut short and releases REQ: what was written is sent, then the
+ * connection closes without the last chunk, so that the client sees an
+ * incomplete answer instead of a whole one. */
+void lg_http_stream_abort(struct lg_http_req *req);
 
 #endif

@@ -11,6 +11,8 @@
 int64_t lg_now_ms(void);
 /* Monotonic clock in milliseconds. */
 int64_t lg_mono_ms(void);
+/* Monotonic clock in microseconds. */
+int64_t lg_mono_us(void);
 /* Formats MS as ISO 8601 UTC with milliseconds into OUT (LG_TIME_LEN bytes). */
 void lg_time_format(int64_t ms, char *out);
 /* Parses what lg_time_format writes (also without milliseconds). -1 on error. */

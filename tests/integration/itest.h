@@ -1138,6 +1138,15 @@ static void itest_lg_spawn(int i)
         }
         itest_sleep_ms(20);
     }
+    /* then, for a little while, until every worker reaches Redis (/readyz),
+     * so that a suite's first request meets no worker still connecting; an
+     * instance started without Redis goes on unready */
+    if (!lg->opts.no_admin_probe) {
+        snprintf(url, sizeof(url), "%s/readyz", lg->admin_url);
+        for (int64_t ready_by = itest_mono_ms() + itest_scaled_ms(3000);
+             !itest_healthz(&probe) && itest_mono_ms() < ready_by;)
+            itest_sleep_ms(10);
+    }
 }
 
 ITEST_FN void itest_cert_new(const char *cert, const char *key)

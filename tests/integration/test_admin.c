@@ -1332,6 +1332,13 @@ START_TEST(test_store_unavailable)
     itest_redis_resume();
     struct ready_probe up = {200}, down = {503};
     itest_wait(readyz_is, &up, "/readyz 200 after SIGCONT");
+    /* ready: every worker has started and reaches Redis */
+    j = itest_admin("GET", "/readyz", NULL, &st);
+    ck_assert_int_eq(st, 200);
+    ck_assert_int_ge(json_integer_value(json_object_get(j, "workers")), 1);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "workers_connected")),
+                     json_integer_value(json_object_get(j, "workers")));
+    json_decref(j);
     j = itest_admin("POST", "/admin/v1/accounts", "{\"name\":\"resumed\"}", &st);
     ck_assert_int_eq(st, 201);
     json_decref(j);
@@ -1346,6 +1353,14 @@ START_TEST(test_store_unavailable)
     j = json_loads(r.body, 0, NULL);
     ck_assert_str_eq(itest_json_str(j, "redis"), "down");
     json_decref(j);
+    /* and the workers' command connections are down too */
+    for (int64_t end = itest_mono_ms() + IT->timeout_ms;; itest_sleep_ms(20)) {
+        j = itest_admin("GET", "/readyz", NULL, &st);
+        json_int_t n = json_integer_value(json_object_get(j, "workers_connected"));
+        json_decref(j);
+        if (n == 0) break;
+        ck_assert_msg(itest_mono_ms() < end, "workers still connected to a stopped Redis");
+    }
     itest_resp_free(&r);
     snprintf(url, sizeof(url), "%s/metrics", IT->lg[0].admin_url);
     ck_assert_int_eq(itest_http("GET", url, NULL, NULL, 0, NULL, &r), 0);

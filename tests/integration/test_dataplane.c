@@ -571,7 +571,7 @@ START_TEST(test_metrics)
     dp_key(&k, acct, "\"all_facilities\":true");
     long ok0 = dp_metric("lockgate_requests_total{status=\"200\"}");
     long nf0 = dp_metric("lockgate_requests_total{status=\"404\"}");
-    long n0 = dp_metric("lockgate_request_duration_ms_count");
+    long n0 = dp_metric("lockgate_request_duration_seconds_count");
     struct itest_resp r;
     for (int i = 0; i < 3; i++) {
         dp_do(&(struct dp_req){.path = "/v1/facilities", .cred = &k}, &r);
@@ -583,7 +583,7 @@ START_TEST(test_metrics)
     itest_resp_free(&r);
     ck_assert_int_eq(dp_metric("lockgate_requests_total{status=\"200\"}") - ok0, 3);
     ck_assert_int_eq(dp_metric("lockgate_requests_total{status=\"404\"}") - nf0, 1);
-    ck_assert_int_eq(dp_metric("lockgate_request_duration_ms_count") - n0, 4);
+    ck_assert_int_eq(dp_metric("lockgate_request_duration_seconds_count") - n0, 4);
 }
 END_TEST
 
