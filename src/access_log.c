@@ -68,9 +68,9 @@ void lg_access_log(struct event_base *base, const struct lg_access_entry *e)
             return;
         }
     }
-    char at[LG_TIME_LEN], line[LINE_MAX], rid[140], path[520];
+    char at[LG_TIME_LEN], line[LINE_MAX], rid[2 * LG_REQUEST_ID_MAX + 1], path[520];
     lg_time_format(lg_now_ms(), at);
-    rid[json_text(rid, e->request_id ? e->request_id : "", 64)] = '\0';
+    rid[json_text(rid, e->request_id ? e->request_id : "", LG_REQUEST_ID_MAX)] = '\0';
     path[json_text(path, e->path ? e->path : "", 256)] = '\0';
     int n = snprintf(line, sizeof(line),
                      "{\"at\":\"%s\",\"request_id\":\"%s\",\"client_ip\":\"%s\",\"method\":\"%s\","

@@ -82,9 +82,7 @@ struct lg_admin_call *lg_admin_call_new(struct lg_admin *adm, struct lg_http_req
     lg_time_format(c->now_ms, c->now);
     snprintf(c->actor, sizeof(c->actor), "%s",
              adm->session != NULL ? adm->session->email : ADMIN_ACTOR_TOKEN);
-    c->next = adm->calls;
-    if (adm->calls != NULL) adm->calls->prev = c;
-    adm->calls = c;
+    lg_list_push_front(&adm->calls, &c->link);
     return c;
 }
 
@@ -114,13 +112,7 @@ static void held_free(json_t *body)
 
 static void call_free(struct lg_admin_call *c)
 {
-    if (c->adm != NULL) {
-        if (c->prev != NULL)
-            c->prev->next = c->next;
-        else
-            c->adm->calls = c->next;
-        if (c->next != NULL) c->next->prev = c->prev;
-    }
+    lg_list_remove(&c->link); /* an orphan is in no list: harmless */
     lg_admin_call_reset(c);
     if (c->secret != NULL) {
         OPENSSL_cleanse(c->secret, strlen(c->secret));
@@ -694,7 +686,7 @@ static bool authorized(const struct lg_admin *adm, struct lg_http_req *req)
 static void on_request(struct lg_http_req *req, void *arg)
 {
     struct lg_admin *adm = arg;
-    char rid[ADMIN_REQUEST_ID_LEN];
+    char rid[LG_REQUEST_ID_MAX + 1];
     lg_request_id_new(rid);
     const char *path = lg_http_path(req);
     enum lg_http_method m = lg_http_method(req);
@@ -744,6 +736,7 @@ struct lg_admin *lg_admin_new(struct event_base *base, const struct lg_config *c
 {
     struct lg_admin *adm = calloc(1, sizeof(*adm));
     if (adm == NULL) return NULL;
+    lg_list_init(&adm->calls);
     adm->base = base;
     adm->cfg = cfg;
     adm->secrets = secrets;
@@ -777,8 +770,12 @@ void lg_admin_free(struct lg_admin *adm)
     if (adm == NULL) return;
     /* Calls still waiting for Redis end quietly when their reply comes (the
      * store runs them with a NULL reply when it is freed). */
-    for (struct lg_admin_call *c = adm->calls; c != NULL; c = c->next) c->adm = NULL;
-    adm->calls = NULL;
+    struct lg_list *n, *next;
+    LG_LIST_EACH(n, next, &adm->calls)
+    {
+        LG_CONTAINER_OF(n, struct lg_admin_call, link)->adm = NULL;
+        lg_list_remove(n);
+    }
     lg_console_free(adm);
     lg_http_server_free(adm->http);
     free(adm);

@@ -13,6 +13,7 @@
 #include <jansson.h>
 
 #include "lockgate/cred.h"
+#include "lockgate/list.h"
 #include "lockgate/store.h"
 #include "lockgate/util.h"
 
@@ -34,7 +35,6 @@ struct lg_http_server;
 #define ADMIN_GRACE_MAX          2592000 /* 30 days */
 #define ADMIN_AUDIT_LIMIT_MAX    1000
 #define ADMIN_AUDIT_SCAN_MAX     10000 /* audit entries read per request at most */
-#define ADMIN_REQUEST_ID_LEN     17
 #define ADMIN_CALL_MAX_ARGS      20
 #define ADMIN_STATUS_MAX         600
 #define ADMIN_SEGMENT_MAX        128 /* one path segment (an id, an email) */
@@ -63,8 +63,8 @@ struct lg_admin {
     const struct lg_secrets *secrets;
     struct lg_store *store;
     struct lg_http_server *http;
-    char evmax[16], aumax[16];   /* stream MAXLEN ~ arguments */
-    struct lg_admin_call *calls; /* in flight; orphaned when the admin is freed */
+    char evmax[16], aumax[16]; /* stream MAXLEN ~ arguments */
+    struct lg_list calls; /* of lg_admin_call.link, in flight; orphaned when the admin is freed */
     uint64_t by_status[ADMIN_STATUS_MAX];
     uint64_t store_failures;
     uint64_t unreplicated; /* writes answered with fewer replicas than replicas_to_wait */
@@ -84,10 +84,10 @@ typedef void lg_admin_done_fn(struct lg_admin_call *c, const redisReply *reply);
 /* One admin request waiting for Redis. Owns its argument copies and, for key
  * creation and rotation, the fresh secret (wiped when the call ends). */
 struct lg_admin_call {
-    struct lg_admin_call *prev, *next;
+    struct lg_list link;  /* in adm->calls */
     struct lg_admin *adm; /* NULL once the admin is freed: the call just ends */
     struct lg_http_req *req;
-    char rid[ADMIN_REQUEST_ID_LEN];
+    char rid[LG_REQUEST_ID_MAX + 1];
     char peer[64];
     char now[LG_TIME_LEN];
     int64_t now_ms;

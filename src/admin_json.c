@@ -173,15 +173,22 @@ int lg_admin_expiry_get(const json_t *obj, int64_t now_ms, char out[LG_TIME_LEN]
 
 /* ---- shaping store views ---- */
 
-const char *lg_admin_flat_get(const redisReply *flat, const char *field)
+/* FIELD's value in FLAT, or NULL when it has none. */
+static const char *flat_find(const redisReply *flat, const char *field)
 {
-    if (flat == NULL || flat->type != REDIS_REPLY_ARRAY) return "";
+    if (flat == NULL || flat->type != REDIS_REPLY_ARRAY) return NULL;
     for (size_t i = 0; i + 1 < flat->elements; i += 2) {
         const redisReply *k = flat->element[i], *v = flat->element[i + 1];
         if (k->type == REDIS_REPLY_STRING && strcmp(k->str, field) == 0)
-            return v->type == REDIS_REPLY_STRING ? v->str : "";
+            return v->type == REDIS_REPLY_STRING ? v->str : NULL;
     }
-    return "";
+    return NULL;
+}
+
+const char *lg_admin_flat_get(const redisReply *flat, const char *field)
+{
+    const char *v = flat_find(flat, field);
+    return v != NULL ? v : "";
 }
 
 /* A JSON string from store text; text that is not UTF-8 (never written by
@@ -226,10 +233,12 @@ json_t *lg_admin_shape_facility(const redisReply *view)
 {
     if (!view_ok(view, 2)) return NULL;
     const redisReply *h = view->element[1];
-    return json_pack("{s:o, s:o, s:o, s:b, s:o, s:o}", "facility_id", jstr(view->element[0]->str),
-                     "account_id", jstr(lg_admin_flat_get(h, "account_id")), "name",
-                     jstr(lg_admin_flat_get(h, "name")), "included",
-                     strcmp(lg_admin_flat_get(h, "included"), "1") == 0, "created_at",
+    struct lg_facility f; /* the gateway's parser: the same defaults it serves by */
+    if (lg_facility_parse(&f, view->element[0]->str, flat_find(h, "account_id"),
+                          flat_find(h, "name"), flat_find(h, "included")) < 0)
+        return NULL;
+    return json_pack("{s:o, s:o, s:o, s:b, s:o, s:o}", "facility_id", jstr(f.id), "account_id",
+                     jstr(f.account_id), "name", jstr(f.name), "included", f.included, "created_at",
                      jstr(lg_admin_flat_get(h, "created_at")), "updated_at",
                      jstr(lg_admin_flat_get(h, "updated_at")));
 }

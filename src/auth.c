@@ -16,7 +16,9 @@
 
 #include "lockgate/auth.h"
 #include "lockgate/cache.h"
+#include "lockgate/list.h"
 #include "lockgate/secrets.h"
+#include "lockgate/table.h"
 #include "lockgate/util.h"
 
 #define BASIC_MAX 256 /* base64 of "lk_...:ls_..." is about 112 chars */
@@ -98,18 +100,26 @@ bool lg_auth_verify(struct lg_key *k, const struct lg_secrets *secrets, const ch
     return ok;
 }
 
-/* The throttle: a fixed table shared by every worker, one mutex. A slot is
- * reused when its window is over, so the table never grows. */
+/* The throttle: a fixed set of slots shared by every worker, one mutex, in
+ * a hash table of a fixed size (table.h) by client. A client keeps its slot
+ * across windows; a new client takes a slot never used yet, or else the one
+ * claimed longest ago (of an earlier window, as long as there is one), so
+ * the memory never grows. */
 #define THROTTLE_SLOTS 8192
-#define THROTTLE_PROBE 8
 
 struct throttle_slot {
+    struct lg_table_node node; /* in throttle_table once claimed */
+    struct lg_list link;       /* in throttle_claimed, oldest claim first */
     char ip[64];
     int64_t window; /* minute number */
     int failures;
 };
 
 static struct throttle_slot throttle[THROTTLE_SLOTS];
+static int throttle_used; /* slots claimed at least once */
+static struct lg_table_node *throttle_buckets[THROTTLE_SLOTS];
+static struct lg_table throttle_table = {throttle_buckets, THROTTLE_SLOTS - 1, 0, false};
+static struct lg_list throttle_claimed = {&throttle_claimed, &throttle_claimed};
 static pthread_mutex_t throttle_lock = PTHREAD_MUTEX_INITIALIZER;
 /* The minute of the last failure: while no client failed this minute (the
  * usual case), the check costs one atomic load and no lock. */
@@ -121,24 +131,34 @@ void lg_auth_throttle_init(int failures_per_min)
     atomic_store_explicit(&throttle_limit, failures_per_min, memory_order_relaxed);
 }
 
-static uint32_t ip_hash(const char *ip) { return (uint32_t)lg_hash(ip, strlen(ip)); }
-
-/* Returns the slot of IP for WINDOW, or a slot to claim (create) or NULL. */
+/* Returns the slot of IP for WINDOW: NULL when it has none and CREATE is
+ * false, else one claimed for it (no failures yet). */
 static struct throttle_slot *throttle_find(const char *ip, int64_t window, bool create)
 {
-    uint32_t h = ip_hash(ip);
-    struct throttle_slot *free_slot = NULL;
-    for (int i = 0; i < THROTTLE_PROBE; i++) {
-        struct throttle_slot *s = &throttle[(h + (uint32_t)i) % THROTTLE_SLOTS];
-        if (s->window == window && strcmp(s->ip, ip) == 0) return s;
-        if (free_slot == NULL && s->window != window) free_slot = s;
-    }
+    uint64_t h = lg_hash(ip, strlen(ip));
+    struct throttle_slot *s = NULL;
+    for (struct lg_table_node *n = lg_table_first(&throttle_table, h); n != NULL && s == NULL;
+         n = lg_table_next(n))
+        if (strcmp(LG_CONTAINER_OF(n, struct throttle_slot, node)->ip, ip) == 0)
+            s = LG_CONTAINER_OF(n, struct throttle_slot, node);
+    if (s != NULL && s->window == window) return s;
     if (!create) return NULL;
-    if (free_slot == NULL) free_slot = &throttle[h % THROTTLE_SLOTS]; /* evict */
-    snprintf(free_slot->ip, sizeof(free_slot->ip), "%s", ip);
-    free_slot->window = window;
-    free_slot->failures = 0;
-    return free_slot;
+    if (s != NULL) { /* a new window: the client's count starts again */
+        lg_list_remove(&s->link);
+    } else {
+        if (throttle_used < THROTTLE_SLOTS) {
+            s = &throttle[throttle_used++];
+        } else {
+            s = LG_CONTAINER_OF(lg_list_pop_front(&throttle_claimed), struct throttle_slot, link);
+            lg_table_remove(&throttle_table, &s->node);
+        }
+        snprintf(s->ip, sizeof(s->ip), "%s", ip);
+        lg_table_insert(&throttle_table, &s->node, h);
+    }
+    s->window = window;
+    s->failures = 0;
+    lg_list_push_back(&throttle_claimed, &s->link);
+    return s;
 }
 
 /* The throttle's unit: an IPv4 address, or an IPv6 /64 (one host usually

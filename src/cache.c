@@ -1,7 +1,7 @@
-/* The per-worker caches of keys and facilities: two string-keyed hash tables,
+/* The per-worker caches of keys and facilities: string-keyed hash tables (table.h),
  * the scope and allowlist decisions made on their entries, the epochs and
- * flags that say how far the cache may be trusted, and the two reads of
- * facilities from Redis with their parsers. */
+ * flags that say how far the cache may be trusted, and the building of keys
+ * and facilities from their stored fields (store_read.c reads them). */
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,34 +12,23 @@
 
 #include "lockgate/cache.h"
 #include "lockgate/config.h"
+#include "lockgate/list.h"
 #include "lockgate/schema.h"
 #include "lockgate/util.h"
-
-struct entry {
-    struct entry *next;
-    uint64_t hash;
-    const char *name; /* points into the value */
-    void *value;
-};
-
-struct map {
-    struct entry **slots;
-    size_t nslots; /* power of two */
-    size_t count;
-};
 
 /* The facilities of one account, for GET /v1/facilities: a key only ever
  * sees its own account's, so the answer never scans the whole deployment. */
 struct account_facilities {
     char account_id[72];
+    struct lg_table_node node;        /* in the accounts table */
     const struct lg_facility **items; /* borrowed from the facilities map */
     size_t n, cap;
 };
 
 struct lg_cache {
-    struct map keys;
-    struct map facilities;
-    struct map accounts; /* account id -> struct account_facilities */
+    struct lg_table keys;       /* struct lg_key by key_id */
+    struct lg_table facilities; /* struct lg_facility by id */
+    struct lg_table accounts;   /* struct account_facilities by account_id */
     uint64_t key_epoch;
     uint64_t facilities_epoch;
     uint64_t facilities_version; /* moves with every change of the facility table */
@@ -47,127 +36,67 @@ struct lg_cache {
     bool facilities_loaded;
 };
 
-static uint64_t fnv1a(const char *s) { return lg_hash(s, strlen(s)); }
+static uint64_t name_hash(const char *s) { return lg_hash(s, strlen(s)); }
 
-static int map_init(struct map *m)
+/* The element of T named NAME, or NULL. Every element of the three tables
+ * keeps its name as a string at NAME_OFF and its node at NODE_OFF. */
+static void *find(const struct lg_table *t, const char *name, size_t node_off, size_t name_off)
 {
-    m->nslots = 64;
-    m->count = 0;
-    m->slots = calloc(m->nslots, sizeof(*m->slots));
-    return m->slots ? 0 : -1;
-}
-
-static struct entry **map_find(struct map *m, const char *name, uint64_t h)
-{
-    struct entry **pp = &m->slots[h & (m->nslots - 1)];
-    for (; *pp != NULL; pp = &(*pp)->next)
-        if ((*pp)->hash == h && strcmp((*pp)->name, name) == 0) return pp;
-    return pp;
-}
-
-static void map_grow(struct map *m)
-{
-    size_t n = m->nslots * 2;
-    struct entry **slots = calloc(n, sizeof(*slots));
-    if (slots == NULL) return; /* keep working with longer chains */
-    for (size_t i = 0; i < m->nslots; i++) {
-        struct entry *e = m->slots[i];
-        while (e != NULL) {
-            struct entry *next = e->next;
-            e->next = slots[e->hash & (n - 1)];
-            slots[e->hash & (n - 1)] = e;
-            e = next;
-        }
+    for (struct lg_table_node *n = lg_table_first(t, name_hash(name)); n != NULL;
+         n = lg_table_next(n)) {
+        char *e = (char *)n - node_off;
+        if (strcmp(e + name_off, name) == 0) return e;
     }
-    free(m->slots);
-    m->slots = slots;
-    m->nslots = n;
+    return NULL;
+}
+#define FIND(t, name, type, field) \
+    ((type *)find(t, name, offsetof(type, node), offsetof(type, field)))
+
+static void insert(struct lg_table *t, struct lg_table_node *n, const char *name)
+{
+    lg_table_insert(t, n, name_hash(name));
 }
 
-/* Inserts VALUE under NAME; returns the value it replaced (or NULL). -1 cast on OOM. */
-static int map_put(struct map *m, const char *name, void *value, void **old)
+static void facility_free(struct lg_facility *f)
 {
-    uint64_t h = fnv1a(name);
-    struct entry **pp = map_find(m, name, h);
-    *old = NULL;
-    if (*pp != NULL) {
-        *old = (*pp)->value;
-        (*pp)->value = value;
-        (*pp)->name = name;
-        return 0;
-    }
-    struct entry *e = malloc(sizeof(*e));
-    if (e == NULL) return -1;
-    e->next = NULL;
-    e->hash = h;
-    e->name = name;
-    e->value = value;
-    *pp = e;
-    if (++m->count > m->nslots) map_grow(m);
-    return 0;
-}
-
-static void *map_get(struct map *m, const char *name)
-{
-    struct entry **pp = map_find(m, name, fnv1a(name));
-    return *pp ? (*pp)->value : NULL;
-}
-
-static void *map_del(struct map *m, const char *name)
-{
-    struct entry **pp = map_find(m, name, fnv1a(name));
-    if (*pp == NULL) return NULL;
-    struct entry *e = *pp;
-    void *v = e->value;
-    *pp = e->next;
-    free(e);
-    m->count--;
-    return v;
-}
-
-static void map_clear(struct map *m, void (*free_value)(void *))
-{
-    for (size_t i = 0; i < m->nslots; i++) {
-        struct entry *e = m->slots[i];
-        while (e != NULL) {
-            struct entry *next = e->next;
-            free_value(e->value);
-            free(e);
-            e = next;
-        }
-        m->slots[i] = NULL;
-    }
-    m->count = 0;
-}
-
-static void key_release(void *v) { lg_key_unref(v); }
-
-static void facility_free(void *v)
-{
-    struct lg_facility *f = v;
     free(f->name);
     free(f);
 }
 
-static void account_free(void *v)
+static void account_free(struct account_facilities *a)
 {
-    struct account_facilities *a = v;
     free(a->items);
     free(a);
+}
+
+/* lg_table_each callbacks that empty a table, ARG being it. */
+static void key_clear(struct lg_table_node *n, void *arg)
+{
+    lg_table_remove(arg, n);
+    lg_key_unref(LG_CONTAINER_OF(n, struct lg_key, node));
+}
+
+static void facility_clear(struct lg_table_node *n, void *arg)
+{
+    lg_table_remove(arg, n);
+    facility_free(LG_CONTAINER_OF(n, struct lg_facility, node));
+}
+
+static void account_clear(struct lg_table_node *n, void *arg)
+{
+    lg_table_remove(arg, n);
+    account_free(LG_CONTAINER_OF(n, struct account_facilities, node));
 }
 
 /* Adds F to its account's list. -1 on OOM (F then stays out of listings). */
 static int account_add(struct lg_cache *c, const struct lg_facility *f)
 {
-    struct account_facilities *a = map_get(&c->accounts, f->account_id);
+    struct account_facilities *a =
+        FIND(&c->accounts, f->account_id, struct account_facilities, account_id);
     if (a == NULL) {
-        void *old;
         if ((a = calloc(1, sizeof(*a))) == NULL) return -1;
         snprintf(a->account_id, sizeof(a->account_id), "%s", f->account_id);
-        if (map_put(&c->accounts, a->account_id, a, &old) < 0) {
-            free(a);
-            return -1;
-        }
+        insert(&c->accounts, &a->node, a->account_id);
     }
     if (a->n == a->cap) {
         size_t cap = a->cap ? a->cap * 2 : 8;
@@ -182,21 +111,26 @@ static int account_add(struct lg_cache *c, const struct lg_facility *f)
 
 static void account_remove(struct lg_cache *c, const struct lg_facility *f)
 {
-    struct account_facilities *a = map_get(&c->accounts, f->account_id);
+    struct account_facilities *a =
+        FIND(&c->accounts, f->account_id, struct account_facilities, account_id);
     if (a == NULL) return;
     for (size_t i = 0; i < a->n; i++)
         if (a->items[i] == f) {
             a->items[i] = a->items[--a->n];
             break;
         }
-    if (a->n == 0) account_free(map_del(&c->accounts, f->account_id));
+    if (a->n == 0) {
+        lg_table_remove(&c->accounts, &a->node);
+        account_free(a);
+    }
 }
 
 struct lg_cache *lg_cache_new(void)
 {
     struct lg_cache *c = calloc(1, sizeof(*c));
     if (c == NULL) return NULL;
-    if (map_init(&c->keys) < 0 || map_init(&c->facilities) < 0 || map_init(&c->accounts) < 0) {
+    if (lg_table_init(&c->keys, 64, true) < 0 || lg_table_init(&c->facilities, 64, true) < 0 ||
+        lg_table_init(&c->accounts, 64, true) < 0) {
         lg_cache_free(c);
         return NULL;
     }
@@ -206,12 +140,12 @@ struct lg_cache *lg_cache_new(void)
 void lg_cache_free(struct lg_cache *c)
 {
     if (c == NULL) return;
-    if (c->keys.slots) map_clear(&c->keys, key_release);
-    if (c->facilities.slots) map_clear(&c->facilities, facility_free);
-    if (c->accounts.slots) map_clear(&c->accounts, account_free);
-    free(c->keys.slots);
-    free(c->facilities.slots);
-    free(c->accounts.slots);
+    if (c->keys.slots) lg_table_each(&c->keys, key_clear, &c->keys);
+    if (c->facilities.slots) lg_table_each(&c->facilities, facility_clear, &c->facilities);
+    if (c->accounts.slots) lg_table_each(&c->accounts, account_clear, &c->accounts);
+    lg_table_free(&c->keys);
+    lg_table_free(&c->facilities);
+    lg_table_free(&c->accounts);
     free(c);
 }
 
@@ -230,107 +164,116 @@ void lg_key_unref(struct lg_key *k)
 
 static int cmp_fac(const void *a, const void *b) { return strcmp(a, b); }
 
-static int copy_field(const redisReply *v, char *out, size_t cap)
+static int copy_text(const char *v, size_t len, char *out, size_t cap)
 {
-    if (v->type != REDIS_REPLY_STRING || v->len >= cap) return -1;
-    memcpy(out, v->str, v->len);
-    out[v->len] = '\0';
+    if (len >= cap) return -1;
+    memcpy(out, v, len);
+    out[len] = '\0';
     return 0;
 }
 
-struct lg_key *lg_key_from_reply(const char *key_id, const redisReply *hash,
-                                 const redisReply *members, const struct lg_config *cfg)
+struct lg_key *lg_key_new(const char *key_id, const struct lg_config *cfg)
 {
-    if (hash == NULL || hash->type != REDIS_REPLY_ARRAY || hash->elements == 0 ||
-        hash->elements % 2 != 0)
-        return NULL;
     struct lg_key *k = calloc(1, sizeof(*k));
     if (k == NULL) return NULL;
     k->refs = 1;
     k->rate_per_sec = cfg->rate_per_sec;
     k->burst = cfg->burst;
-    bool have_verifier = false;
     snprintf(k->key_id, sizeof(k->key_id), "%s", key_id);
+    return k;
+}
+
+int lg_key_field(struct lg_key *k, const char *name, const char *v, size_t len)
+{
     char buf[2048];
-    for (size_t i = 0; i + 1 < hash->elements; i += 2) {
-        const redisReply *f = hash->element[i], *v = hash->element[i + 1];
-        if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) goto err;
-        const char *name = f->str;
-        if (strcmp(name, "account_id") == 0) {
-            if (copy_field(v, k->account_id, sizeof(k->account_id)) < 0) goto err;
-        } else if (strcmp(name, "role") == 0) {
-            k->feed = strcmp(v->str, LG_ROLE_FEED) == 0;
-        } else if (strcmp(name, "status") == 0) {
-            k->disabled = strcmp(v->str, "active") != 0;
-        } else if (strcmp(name, "all_facilities") == 0) {
-            k->all_facilities = strcmp(v->str, "1") == 0;
-        } else if (strcmp(name, "verifier") == 0) {
-            if (copy_field(v, k->verifier, sizeof(k->verifier)) < 0) goto err;
-            have_verifier = v->len == LG_VERIFIER_LEN;
-        } else if (strcmp(name, "rate_per_sec") == 0 && v->len > 0) {
-            double r = strtod(v->str, NULL);
-            if (r > 0) k->rate_per_sec = r;
-        } else if (strcmp(name, "burst") == 0 && v->len > 0) {
-            int b = atoi(v->str);
-            if (b > 0) k->burst = b;
-        } else if (strcmp(name, "expires_at") == 0 && v->len > 0) {
-            /* An unreadable expiry must not mean "never": treat it as expired. */
-            if (lg_time_parse(v->str, &k->expires_at_ms) < 0) k->expires_at_ms = 1;
-        } else if (strcmp(name, "allowed_cidrs") == 0 && v->len > 0) {
-            if (copy_field(v, buf, sizeof(buf)) < 0) goto err;
-            char *save = NULL;
-            for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-                if (k->ncidrs == LG_MAX_CIDRS || lg_cidr_parse(t, &k->cidrs[k->ncidrs]) < 0)
-                    goto err; /* an allowlist we cannot read must not open the key */
-                k->ncidrs++;
-            }
+    if (strcmp(name, "account_id") == 0) {
+        if (copy_text(v, len, k->account_id, sizeof(k->account_id)) < 0) return -1;
+    } else if (strcmp(name, "role") == 0) {
+        k->feed = strcmp(v, LG_ROLE_FEED) == 0;
+    } else if (strcmp(name, "status") == 0) {
+        k->disabled = strcmp(v, "active") != 0;
+    } else if (strcmp(name, "all_facilities") == 0) {
+        k->all_facilities = strcmp(v, "1") == 0;
+    } else if (strcmp(name, "verifier") == 0) {
+        if (copy_text(v, len, k->verifier, sizeof(k->verifier)) < 0) return -1;
+    } else if (strcmp(name, "rate_per_sec") == 0 && len > 0) {
+        double r = strtod(v, NULL);
+        if (r > 0) k->rate_per_sec = r;
+    } else if (strcmp(name, "burst") == 0 && len > 0) {
+        int b = atoi(v);
+        if (b > 0) k->burst = b;
+    } else if (strcmp(name, "expires_at") == 0 && len > 0) {
+        /* An unreadable expiry must not mean "never": treat it as expired. */
+        if (lg_time_parse(v, &k->expires_at_ms) < 0) k->expires_at_ms = 1;
+    } else if (strcmp(name, "allowed_cidrs") == 0 && len > 0) {
+        if (copy_text(v, len, buf, sizeof(buf)) < 0) return -1;
+        char *save = NULL;
+        for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+            if (k->ncidrs == LG_MAX_CIDRS || lg_cidr_parse(t, &k->cidrs[k->ncidrs]) < 0)
+                return -1; /* an allowlist we cannot read must not open the key */
+            k->ncidrs++;
         }
     }
-    if (!have_verifier) goto err;
+    return 0;
+}
+
+int lg_key_scope_reserve(struct lg_key *k, size_t n)
+{
+    if (n == 0) return 0;
+    char(*f)[72] = realloc(k->facilities, ((size_t)k->nfacilities + n) * sizeof(*f));
+    if (f == NULL) return -1;
+    k->facilities = f;
+    k->scope_cap = k->nfacilities + (int)n;
+    return 0;
+}
+
+void lg_key_scope_add(struct lg_key *k, const char *id, size_t len)
+{
+    if (k->nfacilities < k->scope_cap &&
+        copy_text(id, len, k->facilities[k->nfacilities], sizeof(*k->facilities)) == 0)
+        k->nfacilities++;
+}
+
+int lg_key_done(struct lg_key *k)
+{
+    if (strlen(k->verifier) != LG_VERIFIER_LEN) return -1;
     snprintf(k->hdr_account, sizeof(k->hdr_account), "X-Lockgate-Account: %s", k->account_id);
     snprintf(k->hdr_key, sizeof(k->hdr_key), "X-Lockgate-Key: %s", k->key_id);
-    if (members != NULL && members->type == REDIS_REPLY_ARRAY && members->elements > 0) {
-        k->facilities = calloc(members->elements, sizeof(*k->facilities));
-        if (k->facilities == NULL) goto err;
-        for (size_t i = 0; i < members->elements; i++) {
-            if (copy_field(members->element[i], k->facilities[k->nfacilities],
-                           sizeof(*k->facilities)) == 0)
-                k->nfacilities++;
-        }
+    if (k->nfacilities > 0)
         qsort(k->facilities, (size_t)k->nfacilities, sizeof(*k->facilities), cmp_fac);
-    }
-    return k;
-err:
-    lg_key_unref(k);
-    return NULL;
+    return 0;
 }
 
 struct lg_key *lg_cache_key_get(struct lg_cache *c, const char *key_id)
 {
-    return map_get(&c->keys, key_id);
+    return FIND(&c->keys, key_id, struct lg_key, key_id);
+}
+
+/* Takes K (in the table) out, dropping the table's reference. */
+static void key_remove(struct lg_cache *c, struct lg_key *k)
+{
+    lg_table_remove(&c->keys, &k->node);
+    lg_key_unref(k);
 }
 
 void lg_cache_key_put(struct lg_cache *c, struct lg_key *k)
 {
-    void *old = NULL;
-    if (map_put(&c->keys, k->key_id, k, &old) < 0) {
-        lg_key_unref(k);
-        return;
-    }
-    if (old != NULL) lg_key_unref(old);
+    struct lg_key *old = lg_cache_key_get(c, k->key_id);
+    if (old != NULL) key_remove(c, old);
+    insert(&c->keys, &k->node, k->key_id);
 }
 
 void lg_cache_key_drop(struct lg_cache *c, const char *key_id)
 {
     c->key_epoch++;
-    struct lg_key *k = map_del(&c->keys, key_id);
-    if (k != NULL) lg_key_unref(k);
+    struct lg_key *k = lg_cache_key_get(c, key_id);
+    if (k != NULL) key_remove(c, k);
 }
 
 void lg_cache_keys_flush(struct lg_cache *c)
 {
     c->key_epoch++;
-    map_clear(&c->keys, key_release);
+    lg_table_each(&c->keys, key_clear, &c->keys);
 }
 
 uint64_t lg_cache_key_epoch(const struct lg_cache *c) { return c->key_epoch; }
@@ -360,7 +303,15 @@ bool lg_cache_facilities_loaded(const struct lg_cache *c) { return c->facilities
 
 const struct lg_facility *lg_cache_facility_get(struct lg_cache *c, const char *id)
 {
-    return map_get(&c->facilities, id);
+    return FIND(&c->facilities, id, struct lg_facility, id);
+}
+
+/* Takes F (in the table) out of the table and its account's list, and frees it. */
+static void facility_remove(struct lg_cache *c, struct lg_facility *f)
+{
+    lg_table_remove(&c->facilities, &f->node);
+    account_remove(c, f);
+    facility_free(f);
 }
 
 int lg_cache_facility_put(struct lg_cache *c, const char *id, const char *account_id,
@@ -372,27 +323,23 @@ int lg_cache_facility_put(struct lg_cache *c, const char *id, const char *accoun
     snprintf(f->account_id, sizeof(f->account_id), "%s", account_id);
     f->name = strdup(name);
     f->included = included;
-    void *old = NULL;
     c->facilities_version++;
-    if (f->name == NULL || map_put(&c->facilities, f->id, f, &old) < 0) {
+    if (f->name == NULL) {
         facility_free(f);
         return -1;
     }
-    if (old != NULL) {
-        account_remove(c, old);
-        facility_free(old);
-    }
+    struct lg_facility *old = FIND(&c->facilities, f->id, struct lg_facility, id);
+    if (old != NULL) facility_remove(c, old);
+    insert(&c->facilities, &f->node, f->id);
     account_add(c, f);
     return 0;
 }
 
 void lg_cache_facility_drop(struct lg_cache *c, const char *id)
 {
-    struct lg_facility *f = map_del(&c->facilities, id);
+    struct lg_facility *f = FIND(&c->facilities, id, struct lg_facility, id);
     c->facilities_version++;
-    if (f == NULL) return;
-    account_remove(c, f);
-    facility_free(f);
+    if (f != NULL) facility_remove(c, f);
 }
 
 uint64_t lg_cache_facilities_version(const struct lg_cache *c) { return c->facilities_version; }
@@ -400,98 +347,34 @@ uint64_t lg_cache_facilities_version(const struct lg_cache *c) { return c->facil
 void lg_cache_facilities_flush(struct lg_cache *c)
 {
     c->facilities_version++;
-    map_clear(&c->accounts, account_free);
-    map_clear(&c->facilities, facility_free);
-}
-int lg_cache_facility_count(const struct lg_cache *c) { return (int)c->facilities.count; }
-
-static void put_loaded(const struct lg_facility *f, void *arg)
-{
-    lg_cache_facility_put(arg, f->id, f->account_id, f->name, f->included);
+    lg_table_each(&c->accounts, account_clear, &c->accounts);
+    lg_table_each(&c->facilities, facility_clear, &c->facilities);
 }
 
-int lg_cache_facilities_replace(struct lg_cache *c, const redisReply *reply)
+int lg_cache_facility_count(const struct lg_cache *c)
 {
-    if (lg_facilities_each(reply, NULL, NULL) < 0) return -1;
-    lg_cache_facilities_flush(c);
-    lg_facilities_each(reply, put_loaded, c);
-    return 0;
+    return (int)lg_table_count(&c->facilities);
 }
 
-/* ---- reading facilities from Redis ---- */
-
-static struct lg_script facilities_load = {
-    .name = "facilities_load",
-    .source =
-        "local ids = redis.call('SMEMBERS', KEYS[1])\n"
-        "local out = {}\n"
-        "for _, id in ipairs(ids) do\n"
-        "  local f = redis.call('HMGET', ARGV[1] .. 'fac:' .. id, 'account_id', 'name', "
-        "'included')\n"
-        "  if f[1] then\n"
-        "    out[#out+1] = id; out[#out+1] = f[1]; out[#out+1] = f[2] or ''; out[#out+1] = f[3] or "
-        "'1'\n"
-        "  end\n"
-        "end\n"
-        "return out\n",
-};
-
-int lg_cache_read_facilities(struct lg_store *st, const char *set, lg_store_cb *cb, void *arg)
+int lg_facility_parse(struct lg_facility *out, const char *id, const char *account_id,
+                      const char *name, const char *included)
 {
-    const char *argv[] = {set, lg_store_prefix(st)};
-    return lg_store_script(st, &facilities_load, cb, arg, 1, 2, argv, NULL);
-}
-
-int lg_cache_read_facility(struct lg_store *st, const char *id, lg_store_cb *cb, void *arg)
-{
-    char key[128];
-    snprintf(key, sizeof(key), "%sfac:%s", lg_store_prefix(st), id);
-    const char *argv[] = {"HMGET", key, "account_id", "name", "included"};
-    return lg_store_argv(st, cb, arg, 5, argv, NULL);
-}
-
-static bool str_reply(const redisReply *r) { return r != NULL && r->type == REDIS_REPLY_STRING; }
-
-/* F from its fields, NAME borrowed (a facility handed out by a read is never
- * written through); false when an id does not fit (such an entry is skipped). */
-static bool facility_set(struct lg_facility *f, const char *id, const char *account_id,
-                         const char *name, bool included)
-{
-    if (strlen(id) >= sizeof(f->id) || strlen(account_id) >= sizeof(f->account_id)) return false;
-    memcpy(f->id, id, strlen(id) + 1);
-    memcpy(f->account_id, account_id, strlen(account_id) + 1);
-    f->name = (char *)name;
-    f->included = included;
-    return true;
-}
-
-int lg_facilities_each(const redisReply *reply, lg_facility_fn *fn, void *arg)
-{
-    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements % 4 != 0) return -1;
-    for (size_t i = 0; fn != NULL && i + 3 < reply->elements; i += 4) {
-        redisReply **e = reply->element + i;
-        struct lg_facility f;
-        if (str_reply(e[0]) && str_reply(e[1]) && str_reply(e[2]) && str_reply(e[3]) &&
-            facility_set(&f, e[0]->str, e[1]->str, e[2]->str, strcmp(e[3]->str, "1") == 0))
-            fn(&f, arg);
-    }
-    return 0;
-}
-
-int lg_facility_from_reply(const char *id, const redisReply *reply, struct lg_facility *out)
-{
-    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3) return -1;
-    redisReply **e = reply->element;
-    if (!str_reply(e[0])) return 0; /* no such facility (deleted) */
-    bool included = !str_reply(e[2]) || strcmp(e[2]->str, "1") == 0;
-    if (!facility_set(out, id, e[0]->str, str_reply(e[1]) ? e[1]->str : "", included)) return -1;
-    return 1;
+    if (name == NULL) name = "";
+    if (strlen(id) >= sizeof(out->id) ||
+        (account_id != NULL && strlen(account_id) >= sizeof(out->account_id)))
+        return -1;
+    memcpy(out->id, id, strlen(id) + 1);
+    snprintf(out->account_id, sizeof(out->account_id), "%s", account_id ? account_id : "");
+    out->name = (char *)name;
+    out->included = included == NULL || strcmp(included, "1") == 0;
+    return account_id != NULL ? 1 : 0;
 }
 
 size_t lg_cache_account_facilities(struct lg_cache *c, const char *account_id,
                                    const struct lg_facility *const **out)
 {
-    struct account_facilities *a = map_get(&c->accounts, account_id);
+    struct account_facilities *a =
+        FIND(&c->accounts, account_id, struct account_facilities, account_id);
     *out = a ? a->items : NULL;
     return a ? a->n : 0;
 }

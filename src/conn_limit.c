@@ -1,4 +1,4 @@
-/* Connection caps. A small chained hash of client address -> open count
+/* Connection caps. A hash table (table.h) of client address -> open count
  * under one mutex: taken once per accepted and once per closed connection,
  * never per request. An address leaves the table with its last connection. */
 #include <netinet/in.h>
@@ -8,18 +8,21 @@
 #include <sys/socket.h>
 
 #include "lockgate/conn_limit.h"
+#include "lockgate/list.h"
+#include "lockgate/table.h"
 #include "lockgate/util.h"
 
 #define BUCKETS 4096 /* a power of two */
 
 struct entry {
-    struct entry *next;
+    struct lg_table_node node;
     uint64_t addr;
     int open;
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static struct entry *table[BUCKETS];
+static struct lg_table_node *buckets[BUCKETS];
+static struct lg_table table = {buckets, BUCKETS - 1, 0, false};
 static int total, max_total = 10000, max_per_ip = 256;
 
 void lg_conn_limit_configure(int total_cap, int per_ip_cap)
@@ -53,11 +56,15 @@ static uint64_t addr_key(const struct sockaddr *sa)
     return 0; /* unix sockets and the like: one shared key */
 }
 
-static struct entry **find(uint64_t addr)
+static uint64_t addr_hash(uint64_t addr) { return lg_hash(&addr, sizeof(addr)); }
+
+static struct entry *find(uint64_t addr)
 {
-    struct entry **e = &table[lg_hash(&addr, sizeof(addr)) & (BUCKETS - 1)];
-    while (*e != NULL && (*e)->addr != addr) e = &(*e)->next;
-    return e;
+    for (struct lg_table_node *n = lg_table_first(&table, addr_hash(addr)); n != NULL;
+         n = lg_table_next(n))
+        if (LG_CONTAINER_OF(n, struct entry, node)->addr == addr)
+            return LG_CONTAINER_OF(n, struct entry, node);
+    return NULL;
 }
 
 bool lg_conn_limit_acquire(const struct sockaddr *sa, uint64_t *slot)
@@ -66,15 +73,14 @@ bool lg_conn_limit_acquire(const struct sockaddr *sa, uint64_t *slot)
     bool ok = false;
     pthread_mutex_lock(&lock);
     if (total >= max_total) goto out;
-    struct entry **e = find(addr);
-    if (*e == NULL) {
-        struct entry *n = calloc(1, sizeof(*n));
-        if (n == NULL) goto out;
-        n->addr = addr;
-        *e = n;
+    struct entry *e = find(addr);
+    if (e == NULL) {
+        if ((e = calloc(1, sizeof(*e))) == NULL) goto out;
+        e->addr = addr;
+        lg_table_insert(&table, &e->node, addr_hash(addr));
     }
-    if ((*e)->open >= max_per_ip) goto out;
-    (*e)->open++;
+    if (e->open >= max_per_ip) goto out;
+    e->open++;
     total++;
     *slot = addr;
     ok = true;
@@ -86,13 +92,12 @@ out:
 void lg_conn_limit_release(uint64_t slot)
 {
     pthread_mutex_lock(&lock);
-    struct entry **e = find(slot);
-    if (*e != NULL) {
+    struct entry *e = find(slot);
+    if (e != NULL) {
         total--;
-        if (--(*e)->open <= 0) {
-            struct entry *dead = *e;
-            *e = dead->next;
-            free(dead);
+        if (--e->open <= 0) {
+            lg_table_remove(&table, &e->node);
+            free(e);
         }
     }
     pthread_mutex_unlock(&lock);

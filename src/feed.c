@@ -47,6 +47,9 @@ struct lg_feed *lg_feed_new(struct event_base *base, const struct lg_config *cfg
 {
     struct lg_feed *f = calloc(1, sizeof(*f));
     if (f == NULL) return NULL;
+    lg_list_init(&f->streams);
+    lg_list_init(&f->changes);
+    lg_list_init(&f->snapshots);
     f->base = base;
     f->cfg = cfg;
     f->store = store;

@@ -19,10 +19,10 @@
 /* A changes request waiting for Redis. Orphaned (f NULL) when the feed is
  * freed first. */
 struct feed_changes_op {
-    struct feed_changes_op *prev, *next;
+    struct lg_list link; /* in f->changes */
     struct lg_feed *f;
     struct lg_http_req *req; /* answered once */
-    char request_id[FEED_REQUEST_ID_MAX + 1];
+    char request_id[LG_REQUEST_ID_MAX + 1];
 };
 
 /* The expiry check and one page of entries after a cursor, atomically.
@@ -241,18 +241,14 @@ bool lg_feed_range_expired(const redisReply *r)
 static void changes_unlink(struct feed_changes_op *op)
 {
     if (op->f == NULL) return;
-    if (op->prev)
-        op->prev->next = op->next;
-    else
-        op->f->changes = op->next;
-    if (op->next) op->next->prev = op->prev;
+    lg_list_remove(&op->link);
 }
 
 static void on_changes(struct lg_store *st, redisReply *reply, void *arg)
 {
     struct feed_changes_op *op = arg;
     struct lg_http_req *req = op->req;
-    char rid[FEED_REQUEST_ID_MAX + 1];
+    char rid[LG_REQUEST_ID_MAX + 1];
     snprintf(rid, sizeof(rid), "%s", op->request_id);
     changes_unlink(op);
     bool orphan = op->f == NULL;
@@ -296,6 +292,7 @@ void lg_feed_changes_serve(struct lg_feed *f, struct lg_http_req *req, const cha
         return;
     }
     struct feed_changes_op *op = calloc(1, sizeof(*op));
+    if (op != NULL) lg_list_init(&op->link);
     if (op == NULL) {
         lg_http_reply_error_body(req, 503, "store_unavailable", "out of memory", rid);
         return;
@@ -309,21 +306,20 @@ void lg_feed_changes_serve(struct lg_feed *f, struct lg_http_req *req, const cha
                                  rid);
         return;
     }
-    op->next = f->changes;
-    if (f->changes) f->changes->prev = op;
-    f->changes = op;
+    lg_list_push_front(&f->changes, &op->link);
 }
 
 void lg_feed_changes_free(struct lg_feed *f)
 {
     /* Their reads answer later (the store runs every callback): orphan them. */
-    for (struct feed_changes_op *op = f->changes, *next; op != NULL; op = next) {
-        next = op->next;
+    struct lg_list *n, *next;
+    LG_LIST_EACH(n, next, &f->changes)
+    {
+        struct feed_changes_op *op = LG_CONTAINER_OF(n, struct feed_changes_op, link);
         lg_http_reply_error_body(op->req, 503, "store_unavailable", "the gateway is stopping",
                                  op->request_id);
         op->req = NULL;
         op->f = NULL;
-        op->prev = op->next = NULL;
+        lg_list_remove(&op->link);
     }
-    f->changes = NULL;
 }

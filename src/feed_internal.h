@@ -17,13 +17,14 @@
 #include <hiredis/hiredis.h>
 
 #include "lockgate/feed.h"
+#include "lockgate/list.h"
 #include "lockgate/store.h"
+#include "lockgate/util.h"
 
-#define FEED_CURSOR_MAX     41 /* "<ms>-<seq>", both decimal uint64 */
-#define FEED_REQUEST_ID_MAX 64
-#define FEED_KEY_ID_MAX     72
-#define FEED_RANGE_HEAD     5 /* status, start, last read, stream end, entries read */
-#define FEED_RANGE_FIELDS   7 /* id, type, facility_id, account_id, included, at, name */
+#define FEED_CURSOR_MAX   41 /* "<ms>-<seq>", both decimal uint64 */
+#define FEED_KEY_ID_MAX   72
+#define FEED_RANGE_HEAD   5 /* status, start, last read, stream end, entries read */
+#define FEED_RANGE_FIELDS 7 /* id, type, facility_id, account_id, included, at, name */
 
 /* A stream id: (ms, seq), compared as a pair of uint64. */
 struct lg_feed_sid {
@@ -43,7 +44,7 @@ struct lg_feed {
     char facilities_key[128];
     char prefix[64];
     /* streams (feed_stream.c) */
-    struct feed_stream *streams; /* every open stream, any state */
+    struct lg_list streams; /* of feed_stream.link: every open stream, any state */
     int nstreams, nlive;
     struct lg_feed_sid tail; /* last id read by the shared tail read */
     bool tail_valid;
@@ -54,9 +55,9 @@ struct lg_feed {
     struct event *kick; /* zero timer: events of one loop turn share one read */
     bool poll_on;
     /* changes requests waiting for Redis (feed_changes.c) */
-    struct feed_changes_op *changes;
+    struct lg_list changes; /* of feed_changes_op.link */
     /* snapshots being sent (feed_snapshot.c) */
-    struct feed_snapshot *snapshots;
+    struct lg_list snapshots; /* of feed_snapshot.link */
 };
 
 /* ---- feed_changes.c ---- */

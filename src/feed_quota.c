@@ -1,51 +1,56 @@
 /* Open feed streams per feed key, counted for the whole instance ([feed]
- * max_streams_per_key): a small chained hash of key id -> open streams under
+ * max_streams_per_key): a hash table (table.h) of key id -> open streams under
  * one mutex, taken once when a stream opens and once when it ends, never
- * per event. A key leaves the table with its last stream. The table is
- * reached only through quota_find, quota_add and quota_drop, so it can move
- * onto another table implementation without touching the rest. */
+ * per event. A key leaves the table with its last stream. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "feed_internal.h"
+#include "lockgate/list.h"
+#include "lockgate/table.h"
 #include "lockgate/util.h"
 
-#define BUCKETS 256 /* a power of two; feed keys are few */
+#define BUCKETS 256 /* feed keys are few */
 
 struct quota {
-    struct quota *next;
+    struct lg_table_node node;
     int open;
     char key_id[FEED_KEY_ID_MAX];
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static struct quota *table[BUCKETS];
+static struct lg_table_node *buckets[BUCKETS];
+static struct lg_table table = {buckets, BUCKETS - 1, 0, false};
 
-/* The link that holds KEY_ID's entry, or the NULL link at its chain's end. */
-static struct quota **quota_find(const char *key_id)
+static uint64_t key_hash(const char *key_id) { return lg_hash(key_id, strlen(key_id)); }
+
+/* KEY_ID's entry, or NULL. */
+static struct quota *quota_find(const char *key_id)
 {
-    struct quota **q = &table[lg_hash(key_id, strlen(key_id)) & (BUCKETS - 1)];
-    while (*q != NULL && strcmp((*q)->key_id, key_id) != 0) q = &(*q)->next;
+    for (struct lg_table_node *n = lg_table_first(&table, key_hash(key_id)); n != NULL;
+         n = lg_table_next(n)) {
+        struct quota *q = LG_CONTAINER_OF(n, struct quota, node);
+        if (strcmp(q->key_id, key_id) == 0) return q;
+    }
+    return NULL;
+}
+
+/* A new entry for KEY_ID (none yet), or NULL when memory is short. */
+static struct quota *quota_add(const char *key_id)
+{
+    struct quota *q = calloc(1, sizeof(*q));
+    if (q == NULL) return NULL;
+    snprintf(q->key_id, sizeof(q->key_id), "%s", key_id);
+    lg_table_insert(&table, &q->node, key_hash(q->key_id));
     return q;
 }
 
-/* A new entry at the NULL link AT, or NULL when memory is short. */
-static struct quota *quota_add(struct quota **at, const char *key_id)
+static void quota_drop(struct quota *q)
 {
-    struct quota *n = calloc(1, sizeof(*n));
-    if (n == NULL) return NULL;
-    snprintf(n->key_id, sizeof(n->key_id), "%s", key_id);
-    *at = n;
-    return n;
-}
-
-static void quota_drop(struct quota **at)
-{
-    struct quota *dead = *at;
-    *at = dead->next;
-    free(dead);
+    lg_table_remove(&table, &q->node);
+    free(q);
 }
 
 bool lg_feed_quota_take(const char *key_id, int max)
@@ -53,13 +58,13 @@ bool lg_feed_quota_take(const char *key_id, int max)
     if (strlen(key_id) >= FEED_KEY_ID_MAX) return false;
     bool ok = false;
     pthread_mutex_lock(&lock);
-    struct quota **at = quota_find(key_id);
-    struct quota *q = *at != NULL ? *at : quota_add(at, key_id);
+    struct quota *q = quota_find(key_id);
+    if (q == NULL) q = quota_add(key_id);
     if (q != NULL && q->open < max) {
         q->open++;
         ok = true;
     } else if (q != NULL && q->open == 0) {
-        quota_drop(at); /* MAX is 0 or less */
+        quota_drop(q); /* MAX is 0 or less */
     }
     pthread_mutex_unlock(&lock);
     return ok;
@@ -68,7 +73,7 @@ bool lg_feed_quota_take(const char *key_id, int max)
 void lg_feed_quota_give(const char *key_id)
 {
     pthread_mutex_lock(&lock);
-    struct quota **at = quota_find(key_id);
-    if (*at != NULL && --(*at)->open <= 0) quota_drop(at);
+    struct quota *q = quota_find(key_id);
+    if (q != NULL && --q->open <= 0) quota_drop(q);
     pthread_mutex_unlock(&lock);
 }

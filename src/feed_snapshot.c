@@ -34,6 +34,7 @@
 #include "lockgate/http.h"
 #include "lockgate/log.h"
 #include "lockgate/reply.h"
+#include "lockgate/store_read.h"
 #include "lockgate/util.h"
 
 #define SNAPSHOT_PAGE        1000 /* ids per script (a few ms of Redis) */
@@ -99,8 +100,8 @@ static struct lg_script snapshot_script = {
               "'included',\n"
               "                       'updated_at')\n"
               "  if f[1] then\n"
-              "    out[#out + 1] = id; out[#out + 1] = f[1]; out[#out + 1] = f[2] or ''\n"
-              "    out[#out + 1] = f[3] or '1'; out[#out + 1] = f[4] or ''\n"
+              "    out[#out + 1] = id; out[#out + 1] = f[1]; out[#out + 1] = f[2]\n"
+              "    out[#out + 1] = f[3]; out[#out + 1] = f[4] or ''\n"
               "  end\n"
               "end\n"
               "return out\n",
@@ -109,7 +110,7 @@ static struct lg_script snapshot_script = {
 /* A snapshot being read and sent. Orphaned (f NULL) when the feed is freed
  * while a page is in flight; freed by that page's answer then. */
 struct feed_snapshot {
-    struct feed_snapshot *prev, *next;
+    struct lg_list link; /* in f->snapshots */
     struct lg_feed *f;
     struct lg_http_req *req; /* NULL once answered, ended, or the client left */
     bool inflight;           /* a page is being read */
@@ -123,7 +124,7 @@ struct feed_snapshot {
     char scan[256];                   /* the SSCAN cursor (copying), or the last id sent */
     char cursor[FEED_CURSOR_MAX + 8]; /* the events cursor, from the first page */
     char tmp_key[160];
-    char request_id[FEED_REQUEST_ID_MAX + 1];
+    char request_id[LG_REQUEST_ID_MAX + 1];
 };
 
 /* Snapshots being sent by this instance, every worker together. */
@@ -141,12 +142,7 @@ static void snapshot_release(struct feed_snapshot *sn)
 static void snapshot_unlink(struct feed_snapshot *sn)
 {
     if (sn->f == NULL) return;
-    if (sn->prev)
-        sn->prev->next = sn->next;
-    else
-        sn->f->snapshots = sn->next;
-    if (sn->next) sn->next->prev = sn->prev;
-    sn->prev = sn->next = NULL;
+    lg_list_remove(&sn->link);
 }
 
 static void on_dropped(struct lg_store *st, redisReply *reply, void *arg) {}
@@ -256,9 +252,12 @@ static int page_write(struct feed_snapshot *sn, const redisReply *r)
     }
     for (size_t i = 0; i < n; i++) {
         redisReply **e = r->element + REPLY_HEAD + i * REPLY_FIELDS;
-        json_t *fac = json_pack("{s:s, s:s, s:s, s:b, s:s}", "facility_id", e[0]->str, "account_id",
-                                e[1]->str, "name", e[2]->str, "included",
-                                strcmp(e[3]->str, "1") == 0, "updated_at", e[4]->str);
+        struct lg_facility f;
+        json_t *fac = NULL;
+        if (lg_store_facility_from(e[0]->str, e + 1, &f) == 1)
+            fac = json_pack("{s:s, s:s, s:s, s:b, s:s}", "facility_id", f.id, "account_id",
+                            f.account_id, "name", f.name, "included", f.included, "updated_at",
+                            e[4]->str);
         char *one = fac ? json_dumps(fac, JSON_COMPACT) : NULL;
         json_decref(fac);
         if (one == NULL) {
@@ -285,8 +284,13 @@ static bool page_ok(const redisReply *r)
     if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements < REPLY_HEAD ||
         (r->elements - REPLY_HEAD) % REPLY_FIELDS != 0)
         return false;
-    for (size_t i = 0; i < r->elements; i++)
-        if (r->element[i]->type != REDIS_REPLY_STRING) return false;
+    /* a facility's name and included flag are nil when its hash lacks them */
+    for (size_t i = 0; i < r->elements; i++) {
+        size_t field = i < REPLY_HEAD ? 0 : (i - REPLY_HEAD) % REPLY_FIELDS;
+        int type = r->element[i]->type;
+        if (type != REDIS_REPLY_STRING && !(type == REDIS_REPLY_NIL && (field == 2 || field == 3)))
+            return false;
+    }
     return r->element[1]->len < sizeof(((struct feed_snapshot *)0)->scan) &&
            r->element[2]->len < sizeof(((struct feed_snapshot *)0)->scan);
 }
@@ -352,6 +356,7 @@ void lg_feed_snapshot_serve(struct lg_feed *f, struct lg_http_req *req, const ch
         return;
     }
     struct feed_snapshot *sn = calloc(1, sizeof(*sn));
+    if (sn != NULL) lg_list_init(&sn->link);
     if (sn == NULL || (sn->wait = evtimer_new(f->base, on_wait, sn)) == NULL) {
         if (sn != NULL)
             snapshot_release(sn);
@@ -360,7 +365,7 @@ void lg_feed_snapshot_serve(struct lg_feed *f, struct lg_http_req *req, const ch
         lg_http_reply_error_body(req, 503, "store_unavailable", "out of memory", rid);
         return;
     }
-    char token[FEED_REQUEST_ID_MAX + 1];
+    char token[LG_REQUEST_ID_MAX + 1];
     lg_request_id_new(token);
     snprintf(sn->tmp_key, sizeof(sn->tmp_key), "%sfeed:snapshot:%s", f->prefix, token);
     snprintf(sn->scan, sizeof(sn->scan), "0");
@@ -375,9 +380,7 @@ void lg_feed_snapshot_serve(struct lg_feed *f, struct lg_http_req *req, const ch
                                  rid);
         return;
     }
-    sn->next = f->snapshots;
-    if (f->snapshots) f->snapshots->prev = sn;
-    f->snapshots = sn;
+    lg_list_push_front(&f->snapshots, &sn->link);
     lg_http_on_close(req, on_client_close, sn);
 }
 
@@ -385,8 +388,10 @@ void lg_feed_snapshots_free(struct lg_feed *f)
 {
     /* The worker may have freed its store already: nothing here sends a
      * command (the copies expire by themselves). */
-    for (struct feed_snapshot *sn = f->snapshots, *next; sn != NULL; sn = next) {
-        next = sn->next;
+    struct lg_list *n, *next;
+    LG_LIST_EACH(n, next, &f->snapshots)
+    {
+        struct feed_snapshot *sn = LG_CONTAINER_OF(n, struct feed_snapshot, link);
         snapshot_answer(sn, false, "the gateway is stopping");
         bool inflight = sn->inflight;
         snapshot_unlink(sn);
@@ -395,5 +400,4 @@ void lg_feed_snapshots_free(struct lg_feed *f)
         sn->wait = NULL;
         if (!inflight) snapshot_release(sn); /* else its page's answer frees it */
     }
-    f->snapshots = NULL;
 }

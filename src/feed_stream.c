@@ -51,7 +51,7 @@
 enum stream_state { ST_OPENING, ST_OPENING_CLOSED, ST_READING, ST_BEHIND, ST_LIVE, ST_ENDED };
 
 struct feed_stream {
-    struct feed_stream *prev, *next;
+    struct lg_list link; /* in f->streams */
     struct lg_feed *f;
     struct lg_http_req *req; /* NULL once answered or ended */
     enum stream_state state;
@@ -62,7 +62,7 @@ struct feed_stream {
     size_t turn_bytes; /* bytes written in that turn */
     char key_id[FEED_KEY_ID_MAX];
     int64_t expires_at_ms; /* the key's expiry (wall clock), 0 = never */
-    char request_id[FEED_REQUEST_ID_MAX + 1];
+    char request_id[LG_REQUEST_ID_MAX + 1];
 };
 
 /* The shared tail read in flight. Orphaned (f NULL) when the feed is freed. */
@@ -91,12 +91,15 @@ static void poll_update(struct lg_feed *f)
     }
 }
 
+static struct feed_stream *stream_of(struct lg_list *n)
+{
+    return LG_CONTAINER_OF(n, struct feed_stream, link);
+}
+
 static void stream_link(struct feed_stream *s)
 {
     struct lg_feed *f = s->f;
-    s->next = f->streams;
-    if (f->streams) f->streams->prev = s;
-    f->streams = s;
+    lg_list_push_front(&f->streams, &s->link);
     f->nstreams++;
     lg_metrics_feed_streams(1);
     poll_update(f);
@@ -105,12 +108,7 @@ static void stream_link(struct feed_stream *s)
 static void stream_unlink(struct feed_stream *s)
 {
     struct lg_feed *f = s->f;
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        f->streams = s->next;
-    if (s->next) s->next->prev = s->prev;
-    s->prev = s->next = NULL;
+    lg_list_remove(&s->link);
     f->nstreams--;
     lg_metrics_feed_streams(-1);
     if (s->state == ST_LIVE) f->nlive--;
@@ -306,11 +304,13 @@ static void tail_read(struct lg_feed *f)
 
 static void tail_fanout(struct lg_feed *f, const redisReply *r)
 {
+    struct lg_list *n, *next;
     if (lg_feed_range_expired(r)) {
         /* More changes than the stream keeps came between two reads. */
         lg_warn("feed: live streams fell behind the kept changes; closing them");
-        for (struct feed_stream *s = f->streams, *next; s != NULL; s = next) {
-            next = s->next;
+        LG_LIST_EACH(n, next, &f->streams)
+        {
+            struct feed_stream *s = stream_of(n);
             if (s->state == ST_LIVE) stream_end(s);
         }
         f->tail_valid = false;
@@ -323,8 +323,9 @@ static void tail_fanout(struct lg_feed *f, const redisReply *r)
         size_t len = 0;
         char *text = NULL;
         bool built = false;
-        for (struct feed_stream *s = f->streams, *next; s != NULL; s = next) {
-            next = s->next;
+        LG_LIST_EACH(n, next, &f->streams)
+        {
+            struct feed_stream *s = stream_of(n);
             if (s->state != ST_LIVE || lg_feed_sid_cmp(id, s->last) <= 0) continue;
             if (!built) {
                 text = lg_feed_sse_text(e, &len);
@@ -373,11 +374,13 @@ static void kick(struct lg_feed *f)
 static void on_poll(evutil_socket_t fd, short what, void *arg)
 {
     struct lg_feed *f = arg;
+    struct lg_list *n, *next;
     int64_t now = lg_mono_ms();
     f->turn++;
     int64_t beat = (int64_t)f->cfg->feed_heartbeat_s * 1000, wall = lg_now_ms();
-    for (struct feed_stream *s = f->streams, *next; s != NULL; s = next) {
-        next = s->next;
+    LG_LIST_EACH(n, next, &f->streams)
+    {
+        struct feed_stream *s = stream_of(n);
         if (s->expires_at_ms != 0 && wall >= s->expires_at_ms) {
             stream_close(s); /* the key expired: no event says so */
             continue;
@@ -421,6 +424,7 @@ void lg_feed_stream_serve(struct lg_feed *f, struct lg_http_req *req, const char
         return;
     }
     struct feed_stream *s = calloc(1, sizeof(*s));
+    if (s != NULL) lg_list_init(&s->link);
     if (s == NULL) {
         lg_feed_quota_give(key_id);
         lg_http_reply_error_body(req, 503, "store_unavailable", "out of memory", rid);
@@ -464,8 +468,10 @@ static void stream_close(struct feed_stream *s)
 
 void lg_feed_streams_close(struct lg_feed *f, const char *key_id)
 {
-    for (struct feed_stream *s = f->streams, *next; s != NULL; s = next) {
-        next = s->next;
+    struct lg_list *n, *next;
+    LG_LIST_EACH(n, next, &f->streams)
+    {
+        struct feed_stream *s = stream_of(n);
         if (key_id == NULL || strcmp(s->key_id, key_id) == 0) stream_close(s);
     }
 }
@@ -479,8 +485,9 @@ int lg_feed_streams_init(struct lg_feed *f)
 
 void lg_feed_streams_free(struct lg_feed *f)
 {
-    while (f->streams != NULL) {
-        struct feed_stream *s = f->streams;
+    struct lg_list *n;
+    while ((n = lg_list_first(&f->streams)) != NULL) {
+        struct feed_stream *s = stream_of(n);
         if ((s->state == ST_OPENING || s->state == ST_OPENING_CLOSED) && s->req != NULL) {
             lg_http_reply_error_body(s->req, 503, "store_unavailable", "the gateway is stopping",
                                      s->request_id);

@@ -62,9 +62,8 @@ static void conn_destroy(struct lg_http_conn *c);
 
 static void *buf_get(struct lg_http_server *srv)
 {
-    void *b = srv->free_bufs;
+    void *b = lg_list_pop_front(&srv->free_bufs);
     if (b != NULL) {
-        memcpy(&srv->free_bufs, b, sizeof(void *));
         srv->nfree_bufs--;
         return b;
     }
@@ -77,8 +76,7 @@ static void buf_put(struct lg_http_conn *c)
     if (c->buf == NULL) return;
     OPENSSL_cleanse(c->buf, c->len); /* a request head: Authorization, X-API-Secret */
     if (srv->nfree_bufs < BUF_POOL_MAX) {
-        memcpy(c->buf, &srv->free_bufs, sizeof(void *));
-        srv->free_bufs = c->buf;
+        lg_list_push_front(&srv->free_bufs, (struct lg_list *)(void *)c->buf);
         srv->nfree_bufs++;
     } else {
         free(c->buf);
@@ -148,7 +146,6 @@ static void conn_close_after_flush(struct lg_http_conn *c)
 
 static void conn_destroy(struct lg_http_conn *c)
 {
-    struct lg_http_server *srv = c->srv;
     if (c->in_process) {
         c->doomed = true;
         return;
@@ -164,11 +161,7 @@ static void conn_destroy(struct lg_http_conn *c)
     buf_put(c);
     lg_http_parse_free(&c->req.ps);
     if (c->counted) lg_conn_limit_release(c->slot);
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        srv->conns = c->next;
-    if (c->next) c->next->prev = c->prev;
+    lg_list_remove(&c->link);
     free(c);
 }
 
@@ -550,6 +543,7 @@ static void conn_accept(struct lg_http_server *srv, evutil_socket_t fd, const st
     }
     struct lg_http_conn *c = calloc(1, sizeof(*c));
     if (c == NULL) goto err;
+    lg_list_init(&c->link);
     c->srv = srv;
     c->fd = fd;
     c->counted = srv->public_api;
@@ -575,9 +569,7 @@ static void conn_accept(struct lg_http_server *srv, evutil_socket_t fd, const st
         c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
         if (c->bev == NULL) goto err;
     }
-    c->next = srv->conns;
-    if (srv->conns) srv->conns->prev = c;
-    srv->conns = c;
+    lg_list_push_front(&srv->conns, &c->link);
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
     /* what one connection may buffer while its request is being answered */
     bufferevent_setwatermark(c->bev, EV_READ, 0, srv->buf_cap * 2);
@@ -668,6 +660,8 @@ struct lg_http_server *lg_http_server_new(struct event_base *base, const struct 
 {
     struct lg_http_server *srv = calloc(1, sizeof(*srv));
     if (srv == NULL) return NULL;
+    lg_list_init(&srv->conns);
+    lg_list_init(&srv->free_bufs);
     srv->base = base;
     srv->tls = tls;
     srv->handler = handler;
@@ -741,18 +735,15 @@ void lg_http_server_free(struct lg_http_server *srv)
 {
     if (srv == NULL) return;
     lg_http_server_stop_listening(srv);
-    struct lg_http_conn *c;
-    while ((c = srv->conns) != NULL) {
+    struct lg_list *n;
+    while ((n = lg_list_first(&srv->conns)) != NULL) {
+        struct lg_http_conn *c = LG_CONTAINER_OF(n, struct lg_http_conn, link);
         /* a pending request hears of it and answers, which frees C */
         if (owned_by_handler(c) && c->req.on_close != NULL) conn_gone(c);
-        if (srv->conns == c) conn_destroy(c);
+        if (lg_list_first(&srv->conns) == n) conn_destroy(c);
     }
     if (srv->accept_pause != NULL) event_free(srv->accept_pause);
     lg_proxy_waiter_free(srv->proxy);
-    while (srv->free_bufs != NULL) {
-        void *b = srv->free_bufs;
-        memcpy(&srv->free_bufs, b, sizeof(void *));
-        free(b);
-    }
+    while ((n = lg_list_pop_front(&srv->free_bufs)) != NULL) free(n);
     free(srv);
 }

@@ -15,14 +15,15 @@
 
 #include "lockgate/http.h"
 #include "lockgate/http_parse.h"
+#include "lockgate/list.h"
+#include "lockgate/util.h"
 
 struct bufferevent;
 struct event;
 struct evconnlistener;
 
-#define HDRS_MAX       1536 /* answer headers a handler sets; more are dropped */
-#define HEAD_MAX       (HDRS_MAX + 1024)
-#define REQUEST_ID_MAX 64
+#define HDRS_MAX 1536 /* answer headers a handler sets; more are dropped */
+#define HEAD_MAX (HDRS_MAX + 1024)
 
 enum conn_state { C_IDLE, C_HEAD, C_BODY, C_HANDLER, C_STREAM, C_CLOSING, C_LINGER };
 
@@ -34,14 +35,14 @@ struct lg_http_req {
     void *close_arg;
     char hdrs[HDRS_MAX]; /* answer headers set by the handler, "Name: value\r\n"... */
     size_t hdrs_len;
-    char request_id[REQUEST_ID_MAX + 1]; /* the answer's X-Request-Id, for the access log */
+    char request_id[LG_REQUEST_ID_MAX + 1]; /* the answer's X-Request-Id, for the access log */
     int status;
     bool close_after; /* the answer ends the connection */
     bool chunked;     /* a stream with chunked framing (else close-delimited) */
 };
 
 struct lg_http_conn {
-    struct lg_http_conn *prev, *next; /* the server's connections */
+    struct lg_list link; /* in the server's connections */
     struct lg_http_server *srv;
     struct bufferevent *bev; /* NULL once the client has gone */
     evutil_socket_t fd;
@@ -75,9 +76,9 @@ struct lg_http_server {
     bool public_api; /* metrics, no-store, connection caps */
     size_t max_head, max_body, buf_cap;
     int header_timeout_s, client_timeout_s;
-    struct lg_http_conn *conns;
+    struct lg_list conns;          /* of lg_http_conn.link */
     struct lg_proxy_waiter *proxy; /* [server] proxy_protocol: headers being read */
-    void *free_bufs;               /* pooled read buffers, linked through their first bytes */
+    struct lg_list free_bufs;      /* pooled read buffers, linked through their first bytes */
     int nfree_bufs;
 };
 

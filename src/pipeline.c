@@ -17,6 +17,7 @@
 #include "lockgate/config.h"
 #include "lockgate/feed.h"
 #include "lockgate/http.h"
+#include "lockgate/list.h"
 #include "lockgate/log.h"
 #include "lockgate/metrics.h"
 #include "lockgate/pipeline.h"
@@ -25,27 +26,27 @@
 #include "lockgate/route.h"
 #include "lockgate/secrets.h"
 #include "lockgate/store.h"
+#include "lockgate/store_read.h"
 #include "lockgate/upstream.h"
 #include "lockgate/util.h"
 
-#define REQUEST_ID_MAX 64
-#define QUERY_MAX      1024
-#define NOT_AUDITED    "the read could not be audited; no code is served"
+#define QUERY_MAX   1024
+#define NOT_AUDITED "the read could not be audited; no code is served"
 
 struct lg_pipeline {
     struct lg_pipeline_deps d; /* borrowed; the store may leave first */
-    struct lg_ctx *pool;
-    _Atomic int inflight; /* read by another thread: see lg_pipeline_inflight */
+    struct lg_list pool;       /* of lg_ctx.link */
+    _Atomic int inflight;      /* read by another thread: see lg_pipeline_inflight */
 };
 
 struct lg_ctx {
-    struct lg_ctx *next; /* pool */
+    struct lg_list link; /* in the pool */
     struct lg_pipeline *p;
     struct lg_http_req *req;
     int stage;
     struct lg_route route;
     const char *ip; /* borrowed from req */
-    char request_id[REQUEST_ID_MAX + 1];
+    char request_id[LG_REQUEST_ID_MAX + 1];
     char key_id[LG_KEY_LEN + 1];
     char secret[LG_SECRET_LEN + 1];
     struct lg_key *key; /* one reference, once authenticated */
@@ -64,7 +65,7 @@ struct lg_ctx {
         size_t cap;               /* BODY's room, kept with the pooled context */
         const char *content_type; /* inside the same allocation */
     } held;                       /* an unlock code waiting for its audit entry to be stored */
-    char hdr[2][96];            /* X-Request-Id, X-Forwarded-For; the key's lines are prebuilt */
+    char hdr[2][96];              /* X-Request-Id, X-Forwarded-For; the key's lines are prebuilt */
     char target[256 + QUERY_MAX + 2]; /* path?query (a routed path is short) */
 };
 
@@ -110,15 +111,16 @@ static void touch_key(struct lg_ctx *c, struct lg_key *k)
 
 static struct lg_ctx *ctx_get(struct lg_pipeline *p)
 {
-    struct lg_ctx *c = p->pool;
-    if (c != NULL) {
-        p->pool = c->next;
+    struct lg_list *pooled = lg_list_pop_front(&p->pool);
+    struct lg_ctx *c;
+    if (pooled != NULL) {
+        c = LG_CONTAINER_OF(pooled, struct lg_ctx, link);
     } else {
         if ((c = malloc(sizeof(*c))) == NULL) return NULL;
+        lg_list_init(&c->link);
         c->held.body = NULL; /* kept from request to request, like the context */
         c->held.cap = 0;
     }
-    c->next = NULL;
     c->p = p;
     atomic_fetch_add_explicit(&p->inflight, 1, memory_order_relaxed);
     c->stage = 0;
@@ -139,14 +141,14 @@ static void ctx_put(struct lg_ctx *c)
     /* The secret does not outlive its request. */
     OPENSSL_cleanse(c->secret, sizeof(c->secret));
     atomic_fetch_sub_explicit(&c->p->inflight, 1, memory_order_relaxed);
-    c->next = c->p->pool;
-    c->p->pool = c;
+    lg_list_push_front(&c->p->pool, &c->link);
 }
 
 struct lg_pipeline *lg_pipeline_new(const struct lg_pipeline_deps *deps)
 {
     struct lg_pipeline *p = calloc(1, sizeof(*p));
     if (p == NULL) return NULL;
+    lg_list_init(&p->pool);
     p->d = *deps;
     atomic_init(&p->inflight, 0);
     return p;
@@ -155,9 +157,9 @@ struct lg_pipeline *lg_pipeline_new(const struct lg_pipeline_deps *deps)
 void lg_pipeline_free(struct lg_pipeline *p)
 {
     if (p == NULL) return;
-    while (p->pool != NULL) {
-        struct lg_ctx *c = p->pool;
-        p->pool = c->next;
+    struct lg_list *n;
+    while ((n = lg_list_pop_front(&p->pool)) != NULL) {
+        struct lg_ctx *c = LG_CONTAINER_OF(n, struct lg_ctx, link);
         free(c->held.body);
         free(c);
     }
@@ -288,7 +290,7 @@ static bool sane_token(const char *s)
     size_t n = 0;
     for (; s[n]; n++) {
         char ch = s[n];
-        if (n == REQUEST_ID_MAX ||
+        if (n == LG_REQUEST_ID_MAX ||
             !((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
               ch == '-' || ch == '_' || ch == '.'))
             return false;
@@ -420,7 +422,7 @@ static void on_key_loaded(struct lg_store *st, redisReply *reply, void *arg)
         resume(c, check_key(c, NULL));
         return;
     }
-    struct lg_key *k = lg_key_from_reply(c->key_id, hash, reply->element[1], d->cfg);
+    struct lg_key *k = lg_store_key_from_reply(c->key_id, hash, reply->element[1], d->cfg);
     if (k == NULL) {
         /* A key we cannot read (or no memory) is our fault, not the client's:
          * no failure is counted against it, and nothing is served. */
@@ -466,9 +468,9 @@ static enum lg_stage_result read_facilities(struct lg_ctx *c)
     if (c->route.kind == LG_ROUTE_FACILITIES) {
         char set[160];
         snprintf(set, sizeof(set), "%sacct:%s:facilities", lg_store_prefix(st), c->key->account_id);
-        rc = lg_cache_read_facilities(st, set, on_account_facilities, c);
+        rc = lg_store_read_facilities(st, set, on_account_facilities, c);
     } else {
-        rc = lg_cache_read_facility(st, c->route.facility_id, on_facility_read, c);
+        rc = lg_store_read_facility(st, c->route.facility_id, on_facility_read, c);
     }
     if (rc < 0) return fail(c, 503, "store_unavailable", "the facility store is unreachable");
     return LG_AGAIN;
@@ -507,7 +509,7 @@ static void on_facility_read(struct lg_store *st, redisReply *reply, void *arg)
 {
     struct lg_ctx *c = arg;
     struct lg_facility f;
-    int found = lg_facility_from_reply(c->route.facility_id, reply, &f);
+    int found = lg_store_facility_from_reply(c->route.facility_id, reply, &f);
     if (found < 0)
         resume(c, fail(c, 503, "store_unavailable", "the facility store is unreachable"));
     else
@@ -558,8 +560,8 @@ static char *facilities_json(const struct lg_facility *const *all, size_t n,
             if (lg_key_sees(key, all[i])) seen[k++] = all[i];
         qsort(seen, k, sizeof(*seen), by_id);
         for (size_t i = 0; i < k; i++)
-            json_array_append_new(items, json_pack("{s:s, s:s}", "facility_id", seen[i]->id,
-                                                   "name", seen[i]->name));
+            json_array_append_new(
+                items, json_pack("{s:s, s:s}", "facility_id", seen[i]->id, "name", seen[i]->name));
         json_t *doc = json_pack("{s:O}", "facilities", items);
         text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
         json_decref(doc);
@@ -598,7 +600,7 @@ static void on_account_facilities(struct lg_store *st, redisReply *reply, void *
 {
     struct lg_ctx *c = arg;
     struct fac_list l = {0};
-    if (lg_facilities_each(reply, collect, &l) < 0) {
+    if (lg_store_facilities_each(reply, collect, &l) < 0) {
         resume(c, fail(c, 503, "store_unavailable", "the facility store is unreachable"));
         return;
     }

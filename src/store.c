@@ -19,6 +19,7 @@
 
 #include "lockgate/args.h"
 #include "lockgate/config.h"
+#include "lockgate/list.h"
 #include "lockgate/log.h"
 #include "lockgate/metrics.h"
 #include "lockgate/sentinel.h"
@@ -31,8 +32,8 @@
 
 /* One command in flight. Pooled: the hot path allocates nothing. */
 struct pending {
-    struct pending *next;          /* free list */
-    struct pending *older, *newer; /* the deadline queue, while not delivered */
+    struct lg_list free_link; /* in st->free_list */
+    struct lg_list deadline;  /* in st->deadlines, while not delivered */
     struct lg_store *st;
     lg_store_cb *cb;
     void *arg;
@@ -59,10 +60,10 @@ struct lg_store {
     struct event *reconnect_timer;
     struct event *ready_timer;   /* runs "connected" work outside hiredis callbacks */
     struct event *connect_timer; /* a connect that takes too long is abandoned */
-    struct pending *free_list;
-    struct pending *oldest, *newest; /* undelivered commands, by deadline */
-    struct event *deadline_timer;    /* fires for the oldest (lazily: maybe earlier) */
-    int64_t deadline_armed_ms;       /* 0: not armed */
+    struct lg_list free_list;
+    struct lg_list deadlines;     /* undelivered commands, oldest deadline first */
+    struct event *deadline_timer; /* fires for the oldest (lazily: maybe earlier) */
+    int64_t deadline_armed_ms;    /* 0: not armed */
     int inflight;
     lg_store_state_cb *state_cb;
     void *state_arg;
@@ -360,6 +361,8 @@ struct lg_store *lg_store_new(struct event_base *base, const struct lg_config *c
 {
     struct lg_store *st = calloc(1, sizeof(*st));
     if (st == NULL) return NULL;
+    lg_list_init(&st->free_list);
+    lg_list_init(&st->deadlines);
     st->base = base;
     snprintf(st->host, sizeof(st->host), "%s", cfg->redis_host);
     st->port = cfg->redis_port;
@@ -410,11 +413,9 @@ void lg_store_free(struct lg_store *st)
     if (st->connect_timer) event_free(st->connect_timer);
     if (st->drop_timer) event_free(st->drop_timer);
     if (st->deadline_timer) event_free(st->deadline_timer);
-    while (st->free_list != NULL) {
-        struct pending *p = st->free_list;
-        st->free_list = p->next;
-        pending_free(p);
-    }
+    struct lg_list *n;
+    while ((n = lg_list_pop_front(&st->free_list)) != NULL)
+        pending_free(LG_CONTAINER_OF(n, struct pending, free_link));
     for (int i = 0; i < st->nchannels; i++) free(st->channels[i]);
     OPENSSL_cleanse(st->password, sizeof(st->password));
     free(st);
@@ -432,17 +433,19 @@ const char *lg_store_prefix(const struct lg_store *st) { return st->prefix; }
 
 static struct pending *pending_get(struct lg_store *st)
 {
-    struct pending *p = st->free_list;
-    if (p != NULL) {
-        st->free_list = p->next;
+    struct lg_list *n = lg_list_pop_front(&st->free_list);
+    struct pending *p;
+    if (n != NULL) {
+        p = LG_CONTAINER_OF(n, struct pending, free_link);
     } else {
         p = calloc(1, sizeof(*p));
         if (p == NULL) return NULL;
+        lg_list_init(&p->free_link);
+        lg_list_init(&p->deadline);
     }
     p->st = st;
     p->delivered = 0;
     p->script = NULL;
-    p->next = NULL;
     st->inflight++;
     return p;
 }
@@ -456,13 +459,19 @@ static void pending_put(struct pending *p)
         pending_free(p);
         return;
     }
-    p->next = st->free_list;
-    st->free_list = p;
+    lg_list_push_front(&st->free_list, &p->free_link);
+}
+
+/* The undelivered command whose deadline comes first, or NULL. */
+static struct pending *oldest(const struct lg_store *st)
+{
+    struct lg_list *n = lg_list_first(&st->deadlines);
+    return n != NULL ? LG_CONTAINER_OF(n, struct pending, deadline) : NULL;
 }
 
 static void deadline_arm(struct lg_store *st, int64_t now)
 {
-    int64_t at = st->oldest->deadline_ms, ms = at > now ? at - now : 0;
+    int64_t at = oldest(st)->deadline_ms, ms = at > now ? at - now : 0;
     struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
     evtimer_add(st->deadline_timer, &tv);
     st->deadline_armed_ms = at;
@@ -474,35 +483,15 @@ static void deadline_push(struct pending *p, int64_t now)
 {
     struct lg_store *st = p->st;
     p->deadline_ms = now + st->timeout_ms;
-    p->newer = NULL;
-    p->older = st->newest;
-    if (st->newest)
-        st->newest->newer = p;
-    else
-        st->oldest = p;
-    st->newest = p;
+    lg_list_push_back(&st->deadlines, &p->deadline);
     if (st->deadline_armed_ms == 0) deadline_arm(st, now);
-}
-
-static void deadline_unlink(struct pending *p)
-{
-    struct lg_store *st = p->st;
-    if (p->older)
-        p->older->newer = p->newer;
-    else
-        st->oldest = p->newer;
-    if (p->newer)
-        p->newer->older = p->older;
-    else
-        st->newest = p->older;
-    p->older = p->newer = NULL;
 }
 
 static void deliver(struct pending *p, redisReply *reply)
 {
     if (p->delivered) return;
     p->delivered = 1;
-    deadline_unlink(p);
+    lg_list_remove(&p->deadline);
     lg_metrics_redis_command(reply != NULL, lg_mono_us() - p->sent_us);
     p->cb(p->st, reply, p->arg);
 }
@@ -516,13 +505,14 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
     st->deadline_armed_ms = 0;
     int64_t now = lg_mono_ms();
     bool overdue = false;
-    while (st->oldest != NULL && st->oldest->deadline_ms <= now) {
+    struct pending *p;
+    while ((p = oldest(st)) != NULL && p->deadline_ms <= now) {
         overdue = true;
-        deliver(st->oldest, NULL);
+        deliver(p, NULL);
     }
     if (overdue && st->ac != NULL && lg_mono_ms() - st->last_reply_ms >= st->timeout_ms)
         store_drop(st, "command deadline passed");
-    if (st->oldest != NULL && st->deadline_armed_ms == 0) deadline_arm(st, lg_mono_ms());
+    if (oldest(st) != NULL && st->deadline_armed_ms == 0) deadline_arm(st, lg_mono_ms());
 }
 
 static int send_eval(struct pending *p);
@@ -565,7 +555,7 @@ int lg_store_argv(struct lg_store *st, lg_store_cb *cb, void *arg, int argc, con
     arm(p, cb, arg);
     if (send_argv(st, p, argc, argv, argvlen) < 0) {
         p->delivered = 1;
-        deadline_unlink(p);
+        lg_list_remove(&p->deadline);
         pending_put(p);
         return -1;
     }
@@ -634,7 +624,7 @@ static int script_send(struct lg_store *st, struct lg_script *script, const char
                          : send_argv(st, p, argc + 3, a->argv, a->argvlen);
     if (rc < 0) {
         p->delivered = 1;
-        deadline_unlink(p);
+        lg_list_remove(&p->deadline);
         pending_put(p);
         return -1;
     }

@@ -31,16 +31,15 @@ static void on_req_timer(evutil_socket_t fd, short what, void *arg);
 
 static struct lg_upstream_req *req_get(struct lg_upstream *up)
 {
-    struct lg_upstream_req *req = up->pool;
-    if (req != NULL) {
-        up->pool = req->next;
+    struct lg_list *pooled = lg_list_pop_front(&up->pool);
+    if (pooled != NULL) {
         up->npool--;
-        req->next = NULL;
-        return req;
+        return LG_CONTAINER_OF(pooled, struct lg_upstream_req, link);
     }
-    req = calloc(1, sizeof(*req));
+    struct lg_upstream_req *req = calloc(1, sizeof(*req));
     if (req == NULL) return NULL;
     req->up = up;
+    lg_list_init(&req->link);
     req->timer = evtimer_new(up->base, on_req_timer, req);
     if (req->timer == NULL) {
         free(req);
@@ -83,7 +82,7 @@ static void leave(struct lg_upstream *up)
  * loop, never from inside the call. */
 static void schedule_callbacks(struct lg_upstream *up)
 {
-    if (up->done.head != NULL && up->dispatching == 0) event_active(up->flush, EV_TIMEOUT, 1);
+    if (up->done.n > 0 && up->dispatching == 0) event_active(up->flush, EV_TIMEOUT, 1);
 }
 
 static void on_flush(evutil_socket_t fd, short what, void *arg)
@@ -180,11 +179,7 @@ static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
 
 static void sock_free(struct lg_upstream *up, struct lg_upstream_sock *s)
 {
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        up->socks = s->next;
-    if (s->next) s->next->prev = s->prev;
+    lg_list_remove(&s->link);
     event_free(s->ev);
     free(s);
 }
@@ -215,9 +210,7 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, v
             free(s);
             return -1;
         }
-        s->next = up->socks;
-        if (up->socks) up->socks->prev = s;
-        up->socks = s;
+        lg_list_push_front(&up->socks, &s->link);
         curl_multi_assign(up->multi, fd, s);
     } else {
         event_del(s->ev);
@@ -233,6 +226,11 @@ struct lg_upstream *lg_upstream_new(struct event_base *base, const struct lg_con
     if (up == NULL) goto err_global;
     up->base = base;
     up->on_conn_event = on_conn_event;
+    lg_list_init(&up->conns);
+    lg_list_init(&up->spare);
+    lg_list_init(&up->pool);
+    lg_list_init(&up->socks);
+    lg_list_init(&up->done.list);
     up->timeout_ms = cfg->upstream_timeout_ms > 0 ? cfg->upstream_timeout_ms : 2000;
     up->connect_timeout_ms =
         cfg->upstream_connect_timeout_ms > 0 ? cfg->upstream_connect_timeout_ms : up->timeout_ms;
@@ -285,8 +283,9 @@ void lg_upstream_free(struct lg_upstream *up)
 static void upstream_destroy(struct lg_upstream *up)
 {
     struct lg_upstream_req *req;
-    while (up->conns != NULL) {
-        struct lg_upstream_conn *c = up->conns;
+    struct lg_list *n;
+    while ((n = lg_list_first(&up->conns)) != NULL) {
+        struct lg_upstream_conn *c = LG_CONTAINER_OF(n, struct lg_upstream_conn, link);
         if (c->req) lg_upstream_req_destroy(c->req);
         c->req = NULL;
         lg_upstream_conn_close(c);
@@ -298,18 +297,14 @@ static void upstream_destroy(struct lg_upstream *up)
             lg_upstream_req_destroy(req);
     }
     while ((req = lg_upstream_queue_pop(&up->done)) != NULL) lg_upstream_req_destroy(req);
-    while ((req = up->pool) != NULL) {
-        up->pool = req->next;
-        lg_upstream_req_destroy(req);
-    }
-    while (up->spare != NULL) {
-        struct lg_upstream_conn *c = up->spare;
-        up->spare = c->next;
-        lg_upstream_conn_destroy(c);
-    }
+    while ((n = lg_list_pop_front(&up->pool)) != NULL)
+        lg_upstream_req_destroy(LG_CONTAINER_OF(n, struct lg_upstream_req, link));
+    while ((n = lg_list_pop_front(&up->spare)) != NULL)
+        lg_upstream_conn_destroy(LG_CONTAINER_OF(n, struct lg_upstream_conn, link));
     curl_multi_cleanup(up->multi);
     curl_share_cleanup(up->share);
-    while (up->socks) sock_free(up, up->socks);
+    while ((n = lg_list_first(&up->socks)) != NULL)
+        sock_free(up, LG_CONTAINER_OF(n, struct lg_upstream_sock, link));
     event_free(up->timer);
     event_free(up->flush);
     lg_upstream_targets_free(up);

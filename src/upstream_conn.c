@@ -17,73 +17,45 @@
 void lg_upstream_queue_push(struct lg_upstream_queue *q, struct lg_upstream_req *req, int front)
 {
     req->queue = q;
-    if (front) {
-        req->prev = NULL;
-        req->next = q->head;
-        if (q->head)
-            q->head->prev = req;
-        else
-            q->tail = req;
-        q->head = req;
-    } else {
-        req->next = NULL;
-        req->prev = q->tail;
-        if (q->tail)
-            q->tail->next = req;
-        else
-            q->head = req;
-        q->tail = req;
-    }
+    if (front)
+        lg_list_push_front(&q->list, &req->link);
+    else
+        lg_list_push_back(&q->list, &req->link);
     q->n++;
 }
 
 void lg_upstream_queue_remove(struct lg_upstream_req *req)
 {
-    struct lg_upstream_queue *q = req->queue;
-    if (req->prev)
-        req->prev->next = req->next;
-    else
-        q->head = req->next;
-    if (req->next)
-        req->next->prev = req->prev;
-    else
-        q->tail = req->prev;
-    q->n--;
-    req->prev = req->next = NULL;
+    lg_list_remove(&req->link);
+    req->queue->n--;
     req->queue = NULL;
 }
 
 struct lg_upstream_req *lg_upstream_queue_pop(struct lg_upstream_queue *q)
 {
-    struct lg_upstream_req *req = q->head;
-    if (req) lg_upstream_queue_remove(req);
+    struct lg_list *n = lg_list_first(&q->list);
+    if (n == NULL) return NULL;
+    struct lg_upstream_req *req = LG_CONTAINER_OF(n, struct lg_upstream_req, link);
+    lg_upstream_queue_remove(req);
     return req;
 }
 
 static void idle_push(struct lg_upstream_target *t, struct lg_upstream_conn *c)
 {
     c->state = CONN_IDLE;
-    c->iprev = NULL;
-    c->inext = t->idle;
-    if (t->idle)
-        t->idle->iprev = c;
-    else
-        t->idle_tail = c;
-    t->idle = c;
+    lg_list_push_front(&t->idle, &c->idle_link);
 }
 
-static void idle_unlink(struct lg_upstream_target *t, struct lg_upstream_conn *c)
+static void idle_unlink(struct lg_upstream_conn *c)
 {
-    if (c->iprev)
-        c->iprev->inext = c->inext;
-    else
-        t->idle = c->inext;
-    if (c->inext)
-        c->inext->iprev = c->iprev;
-    else
-        t->idle_tail = c->iprev;
-    c->iprev = c->inext = NULL;
+    lg_list_remove(&c->idle_link);
     c->state = CONN_BUSY;
+}
+
+/* The most recently used idle connection of T (first) or the least (last). */
+static struct lg_upstream_conn *idle_conn(struct lg_list *n)
+{
+    return n != NULL ? LG_CONTAINER_OF(n, struct lg_upstream_conn, idle_link) : NULL;
 }
 
 void lg_upstream_req_destroy(struct lg_upstream_req *req)
@@ -110,9 +82,7 @@ void lg_upstream_req_put(struct lg_upstream *up, struct lg_upstream_req *req)
         req->body_cap = 0;
     }
     req->body_len = 0;
-    req->prev = NULL;
-    req->next = up->pool;
-    up->pool = req;
+    lg_list_push_front(&up->pool, &req->link);
     up->npool++;
 }
 
@@ -130,6 +100,8 @@ static struct lg_upstream_conn *conn_new(struct lg_upstream *up)
     if (c == NULL) return NULL;
     c->up = up;
     c->fd = CURL_SOCKET_BAD;
+    lg_list_init(&c->link);
+    lg_list_init(&c->idle_link);
     c->easy = curl_easy_init();
     c->ev = event_new(up->base, -1, 0, up->on_conn_event, c);
     if (c->easy == NULL || c->ev == NULL) goto err;
@@ -164,9 +136,10 @@ err:
 static int conn_start(struct lg_upstream *up, int idx)
 {
     struct lg_upstream_target *t = &up->targets[idx];
-    struct lg_upstream_conn *c = up->spare;
+    struct lg_list *spare = lg_list_pop_front(&up->spare);
+    struct lg_upstream_conn *c =
+        spare ? LG_CONTAINER_OF(spare, struct lg_upstream_conn, link) : NULL;
     if (c != NULL) {
-        up->spare = c->next;
         up->nspare--;
     } else if ((c = conn_new(up)) == NULL) {
         return -1;
@@ -180,10 +153,7 @@ static int conn_start(struct lg_upstream *up, int idx)
     c->target = idx;
     c->state = CONN_CONNECTING;
     c->req = NULL;
-    c->prev = NULL;
-    c->next = up->conns;
-    if (up->conns) up->conns->prev = c;
-    up->conns = c;
+    lg_list_push_front(&up->conns, &c->link);
     t->nconns++;
     t->nconnecting++;
     return 0;
@@ -194,7 +164,7 @@ void lg_upstream_conn_close(struct lg_upstream_conn *c)
     struct lg_upstream *up = c->up;
     struct lg_upstream_target *t = &up->targets[c->target];
     if (c->state == CONN_IDLE)
-        idle_unlink(t, c);
+        idle_unlink(c);
     else if (c->state == CONN_CONNECTING)
         t->nconnecting--;
     t->nconns--;
@@ -205,18 +175,12 @@ void lg_upstream_conn_close(struct lg_upstream_conn *c)
     curl_multi_remove_handle(up->multi, c->easy);
     c->fd = CURL_SOCKET_BAD;
     c->req = NULL;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        up->conns = c->next;
-    if (c->next) c->next->prev = c->prev;
+    lg_list_remove(&c->link);
     if (up->nspare >= LG_UPSTREAM_SPARE) {
         lg_upstream_conn_destroy(c);
         return;
     }
-    c->prev = NULL;
-    c->next = up->spare;
-    up->spare = c;
+    lg_list_push_front(&up->spare, &c->link);
     up->nspare++;
 }
 
@@ -459,14 +423,14 @@ void lg_upstream_pump(struct lg_upstream *up, int idx)
                 if (conn_start(up, idx) < 0) fail_one(&t->fresh);
                 continue;
             }
-            if (t->idle_tail) {
-                lg_upstream_conn_close(t->idle_tail);
+            if (!lg_list_empty(&t->idle)) {
+                lg_upstream_conn_close(idle_conn(lg_list_last(&t->idle)));
                 continue;
             }
         }
-        if (t->wait.head && t->idle) {
-            struct lg_upstream_conn *c = t->idle;
-            idle_unlink(t, c);
+        if (t->wait.n > 0 && !lg_list_empty(&t->idle)) {
+            struct lg_upstream_conn *c = idle_conn(lg_list_first(&t->idle));
+            idle_unlink(c);
             exchange_start(c, lg_upstream_queue_pop(&t->wait), 1);
             continue;
         }

@@ -15,6 +15,7 @@
 #include <http_parser.h>
 
 #include "lockgate/config.h"
+#include "lockgate/list.h"
 #include "lockgate/upstream.h"
 
 #define LG_UPSTREAM_BODY_MAX     (1024 * 1024) /* a bigger answer fails the request */
@@ -31,7 +32,7 @@
 /* A list of requests, oldest first: those waiting for a connection, or
  * those whose callback is due. */
 struct lg_upstream_queue {
-    struct lg_upstream_req *head, *tail;
+    struct lg_list list; /* of lg_upstream_req.link */
     int n;
 };
 
@@ -43,9 +44,9 @@ struct lg_upstream_target {
     size_t prefix_len;
     int64_t failed_ms; /* monotonic time of the last connect failure, 0 when healthy */
 
-    int nconns, nconnecting;                   /* open or connecting; connecting */
-    struct lg_upstream_conn *idle, *idle_tail; /* most recently used first */
-    struct lg_upstream_queue wait;             /* for any connection */
+    int nconns, nconnecting;       /* open or connecting; connecting */
+    struct lg_list idle;           /* most recently used first */
+    struct lg_upstream_queue wait; /* for any connection */
     struct lg_upstream_queue
         fresh; /* sent again after a reused connection failed: new connections only */
 };
@@ -76,8 +77,8 @@ struct lg_upstream_conn {
     size_t hname_len;
     int in_value, is_ctype;
 
-    struct lg_upstream_conn *prev, *next;   /* up->conns, or up->spare (next only) */
-    struct lg_upstream_conn *iprev, *inext; /* the target's idle list */
+    struct lg_list link;      /* in up->conns, or up->spare */
+    struct lg_list idle_link; /* in the target's idle list */
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -94,8 +95,8 @@ enum lg_upstream_req_state {
 struct lg_upstream_req {
     struct lg_upstream *up;
     enum lg_upstream_req_state state;
-    struct lg_upstream_req *prev, *next; /* its queue, up->done, or the pool (next only) */
-    struct lg_upstream_queue *queue;     /* the list it is in */
+    struct lg_list link;             /* in its queue, up->done, or the pool */
+    struct lg_upstream_queue *queue; /* the list it is in */
     lg_upstream_cb *cb;
     void *arg;
     int target;
@@ -127,7 +128,7 @@ struct lg_upstream_sock {
     struct lg_upstream *up;
     struct event *ev;
     curl_socket_t fd;
-    struct lg_upstream_sock *prev, *next;
+    struct lg_list link; /* in up->socks */
 };
 
 struct lg_upstream {
@@ -150,17 +151,17 @@ struct lg_upstream {
     int max_conns; /* per URL, open and connecting */
     char ca_file[LG_PATH_MAX];
 
-    struct lg_upstream_conn *conns; /* open and connecting, doubly linked */
-    struct lg_upstream_conn *spare; /* closed, kept with their handles */
+    struct lg_list conns; /* open and connecting */
+    struct lg_list spare; /* closed, kept with their handles */
     int nspare;
-    struct lg_upstream_req *pool;
+    struct lg_list pool;
     int npool, pool_max;
     struct lg_upstream_queue done;
     int inflight;
     int dispatching; /* inside our event callbacks: a free waits for them to end */
     int closing;
 
-    struct lg_upstream_sock *socks;
+    struct lg_list socks;
     char rbuf[LG_UPSTREAM_READ];
 };
 

@@ -122,6 +122,9 @@ int lg_upstream_targets_parse(struct lg_upstream *up, const char *list)
                 return -1;
             }
             struct lg_upstream_target *t = &up->targets[up->ntargets++];
+            lg_list_init(&t->idle);
+            lg_list_init(&t->wait.list);
+            lg_list_init(&t->fresh.list);
             t->base = strndup(s, len);
             if (t->base == NULL) return -1;
             if (target_split(t) < 0) return -1;

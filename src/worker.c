@@ -21,6 +21,7 @@
 #include "lockgate/pipeline.h"
 #include "lockgate/ratelimit.h"
 #include "lockgate/store.h"
+#include "lockgate/store_read.h"
 #include "lockgate/upstream.h"
 #include "lockgate/util.h"
 #include "lockgate/worker.h"
@@ -72,7 +73,7 @@ static void on_facilities(struct lg_store *st, redisReply *reply, void *arg)
     uint64_t epoch = fr->epoch, asked = fr->asked;
     free(fr);
     if (w->stopping || epoch != lg_cache_facilities_epoch(w->cache)) return;
-    if (lg_cache_facilities_replace(w->cache, reply) < 0) {
+    if (lg_store_facilities_into(w->cache, reply) < 0) {
         lg_warn("worker %d: facilities could not be loaded; retrying", w->id);
         schedule_reload(w);
         return;
@@ -87,7 +88,7 @@ static void reload_facilities(struct lg_worker *w)
     char set[96];
     snprintf(set, sizeof(set), "%sfacilities", lg_store_prefix(w->store));
     struct facility_read *fr = facility_read_new(w, "");
-    if (fr != NULL && lg_cache_read_facilities(w->store, set, on_facilities, fr) == 0) return;
+    if (fr != NULL && lg_store_read_facilities(w->store, set, on_facilities, fr) == 0) return;
     free(fr);
     schedule_reload(w);
 }
@@ -113,7 +114,7 @@ static void on_facility(struct lg_store *st, redisReply *reply, void *arg)
         free(fr);
         return;
     }
-    int found = lg_facility_from_reply(fr->id, reply, &f);
+    int found = lg_store_facility_from_reply(fr->id, reply, &f);
     if (found > 0)
         lg_cache_facility_put(w->cache, f.id, f.account_id, f.name, f.included);
     else
@@ -125,7 +126,7 @@ static void on_facility(struct lg_store *st, redisReply *reply, void *arg)
 static void refresh_facility(struct lg_worker *w, const char *id)
 {
     struct facility_read *fr = facility_read_new(w, id);
-    if (fr != NULL && lg_cache_read_facility(w->store, id, on_facility, fr) == 0) return;
+    if (fr != NULL && lg_store_read_facility(w->store, id, on_facility, fr) == 0) return;
     free(fr);
     lg_cache_facility_drop(w->cache, id);
     schedule_reload(w);

@@ -1,23 +1,20 @@
 /* The per-worker caches: verified API keys (by key id) and every facility
  * (by Facility API ID), plus the scope and allowlist decisions made on them.
- * Kept exact by events (worker.c). The reads of facilities from Redis are
- * defined here, so that the worker (its table) and the pipeline (a request
- * that may not trust the table) read and parse them alike; nothing else
- * here does I/O. */
+ * Kept exact by events (worker.c). Pure logic: no I/O, no Redis types; the
+ * store's reads (store_read.h) turn Redis replies into these entries. */
 #ifndef LG_CACHE_H
 #define LG_CACHE_H
 
 #include <stdbool.h>
 #include <stdint.h>
 
-#include <hiredis/hiredis.h>
+#include <stddef.h>
 
 #include "lockgate/cred.h"
-#include "lockgate/store.h"
+#include "lockgate/table.h"
 
 struct lg_config;
 struct lg_cache;
-struct lg_store;
 
 #define LG_MAX_CIDRS 32
 
@@ -30,6 +27,7 @@ struct lg_cidr {
 /* A key as this worker knows it. Reference counted: the cache holds one
  * reference, a request in flight holds another (lg_key_ref/lg_key_unref). */
 struct lg_key {
+    struct lg_table_node node; /* in the cache's key table */
     int refs;
     char key_id[LG_KEY_LEN + 1];
     char account_id[72];
@@ -48,7 +46,7 @@ struct lg_key {
     char hdr_key[56];     /* "X-Lockgate-Key: ..." */
     int ncidrs;
     struct lg_cidr cidrs[LG_MAX_CIDRS];
-    int nfacilities;
+    int nfacilities, scope_cap;
     char (*facilities)[72]; /* sorted, for bsearch */
     /* The answer of GET /v1/facilities for this key, kept while the
      * facility table stays at LIST_VERSION (lg_cache_facilities_version). */
@@ -62,16 +60,25 @@ struct lg_facility {
     char account_id[72];
     char *name;
     bool included;
+    struct lg_table_node node; /* in the cache's facility table (a copy: in none) */
 };
 
 struct lg_cache *lg_cache_new(void);
 void lg_cache_free(struct lg_cache *c);
 
-/* Builds a key from the key_load script's reply (HGETALL flat array and
- * SMEMBERS array). Returns NULL when the key does not exist or is malformed.
- * The caller owns the one reference returned. */
-struct lg_key *lg_key_from_reply(const char *key_id, const redisReply *hash,
-                                 const redisReply *members, const struct lg_config *cfg);
+/* Builds a key from its stored record (schema.h: key:{id}): lg_key_new
+ * (the config's rate defaults; the caller owns the one reference returned,
+ * NULL on OOM), lg_key_field for each field of the hash (NAME and VALUE,
+ * LEN bytes, borrowed; -1 when the field cannot be read, such as an
+ * allowlist: the key must then not be used), lg_key_scope_reserve for the
+ * N facilities of its scope and lg_key_scope_add for each (an id that does
+ * not fit is left out), then lg_key_done: -1 when the record has no valid
+ * verifier. */
+struct lg_key *lg_key_new(const char *key_id, const struct lg_config *cfg);
+int lg_key_field(struct lg_key *k, const char *name, const char *value, size_t len);
+int lg_key_scope_reserve(struct lg_key *k, size_t n);
+void lg_key_scope_add(struct lg_key *k, const char *id, size_t len);
+int lg_key_done(struct lg_key *k);
 void lg_key_ref(struct lg_key *k);
 void lg_key_unref(struct lg_key *k);
 
@@ -131,31 +138,23 @@ void lg_cache_facility_drop(struct lg_cache *c, const char *id);
  * anything derived from the facility table is current while it stays. */
 uint64_t lg_cache_facilities_version(const struct lg_cache *c);
 void lg_cache_facilities_flush(struct lg_cache *c);
-/* Replaces the whole table by REPLY, the answer of lg_cache_read_facilities.
- * -1, with the table untouched, when REPLY (borrowed, may be NULL) is not one. */
-int lg_cache_facilities_replace(struct lg_cache *c, const redisReply *reply);
 int lg_cache_facility_count(const struct lg_cache *c);
 /* The facilities of ACCOUNT_ID, in no particular order: *OUT (borrowed,
  * valid until the next facility change on this worker) and their count. */
 size_t lg_cache_account_facilities(struct lg_cache *c, const char *account_id,
                                    const struct lg_facility *const **out);
 
-/* Reads every facility whose id is in the Redis set SET (the deployment's
- * {prefix}facilities, or an account's {prefix}acct:{id}:facilities) in one
- * script; CB gets its answer under lg_store_script's contract. 0 or -1. */
-int lg_cache_read_facilities(struct lg_store *st, const char *set, lg_store_cb *cb, void *arg);
-/* Reads facility ID (HMGET); CB under lg_store_argv's contract. 0 or -1. */
-int lg_cache_read_facility(struct lg_store *st, const char *id, lg_store_cb *cb, void *arg);
-
-/* Calls FN for each facility in REPLY, an answer of lg_cache_read_facilities
- * (F and what it points to are borrowed for the call). -1, calling nothing,
- * when REPLY (may be NULL) is not such an answer. */
-typedef void lg_facility_fn(const struct lg_facility *f, void *arg);
-int lg_facilities_each(const redisReply *reply, lg_facility_fn *fn, void *arg);
-/* Reads facility ID from REPLY, an answer of lg_cache_read_facility, into
- * *OUT (its name borrowed from REPLY). 1: it exists; 0: it does not; -1: the
- * read failed (REPLY NULL, an error, or not such an answer). */
-int lg_facility_from_reply(const char *id, const redisReply *reply, struct lg_facility *out);
+/* The one parser of a facility's stored fields (schema.h: fac:{fac}) for
+ * every reader (the gateway's table and its per-request reads, the admin
+ * API, the feed), with one set of defaults. A field is NULL when absent:
+ * without account_id there is no such facility; a missing name is ""; a
+ * missing included flag means included (as the facility was created);
+ * otherwise only "1" is included. ID and the fields are borrowed, and OUT's
+ * name points at NAME (or a static ""). 1: the facility is in *OUT; 0: there
+ * is none (*OUT still holds the defaults, account_id ""); -1: an id does not
+ * fit in OUT. */
+int lg_facility_parse(struct lg_facility *out, const char *id, const char *account_id,
+                      const char *name, const char *included);
 
 /* Authorization: may K see facility F? Same account, included, and in scope
  * (all facilities, or F is in the key's list). F may be NULL (unknown). */

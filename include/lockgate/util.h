@@ -19,7 +19,12 @@ void lg_time_format(int64_t ms, char *out);
 int lg_time_parse(const char *s, int64_t *ms);
 /* FNV-1a of LEN bytes at DATA: the hash of every in-memory table. */
 uint64_t lg_hash(const void *data, size_t len);
-/* 16 random hex chars + NUL into OUT (17 bytes), for request ids. */
+/* The longest request id, whether the client sent it (X-Request-Id: a token
+ * of at most this many characters, else a new one is made) or lockgate made
+ * it: every buffer that holds a request id has LG_REQUEST_ID_MAX + 1 bytes. */
+#define LG_REQUEST_ID_MAX 64
+/* 16 random hex chars + NUL into OUT (17 bytes: a request id buffer of
+ * LG_REQUEST_ID_MAX + 1 has room), for request ids. */
 void lg_request_id_new(char *out);
 
 #endif

@@ -621,6 +621,32 @@ START_TEST(snapshot_shape_and_cursor)
 }
 END_TEST
 
+/* A facility hash without its name or included flag (lockgate writes both;
+ * older data may not) reads as every reader reads it: included, named "". */
+START_TEST(snapshot_defaults)
+{
+    char acct[64], f[72];
+    make_account(acct);
+    make_facility(acct, "Old Record", f);
+    redisContext *c = itest_redis();
+    freeReplyObject(itest_redis_cmd(c, "HDEL lg:fac:%s included name", f));
+    redisFree(c);
+    struct cred feed;
+    make_feed_key(&feed);
+    json_t *snap = get_json(&feed, "/v1/feed/facilities");
+    size_t i;
+    json_t *fac, *found = NULL;
+    json_array_foreach (json_object_get(snap, "facilities"), i, fac)
+        if (strcmp(itest_json_str(fac, "facility_id"), f) == 0) found = fac;
+    ck_assert_msg(found != NULL,
+                  "a facility without name or included flag left out of the snapshot");
+    ck_assert_str_eq(itest_json_str(found, "account_id"), acct);
+    ck_assert_str_eq(itest_json_str(found, "name"), "");
+    ck_assert(json_is_true(json_object_get(found, "included")));
+    json_decref(snap);
+}
+END_TEST
+
 struct writer {
     char f[6][72];
     char acct[64];
@@ -1495,10 +1521,11 @@ static void fill_platform(const char *tag, int n, int pad)
         char id[32];
         snprintf(id, sizeof(id), "fac_%s%05d", tag, (i * 7919) % n);
         redisAppendCommand(c, "SADD lg:facilities %s", id);
-        redisAppendCommand(c,
-                           "HSET lg:fac:%s account_id acct_%s name %s%s included %s "
-                           "created_at 2026-01-01T00:00:00.000Z updated_at 2026-01-01T00:00:00.000Z",
-                           id, tag, id, name, i % 3 ? "1" : "0");
+        redisAppendCommand(
+            c,
+            "HSET lg:fac:%s account_id acct_%s name %s%s included %s "
+            "created_at 2026-01-01T00:00:00.000Z updated_at 2026-01-01T00:00:00.000Z",
+            id, tag, id, name, i % 3 ? "1" : "0");
     }
     for (int i = 0; i < 2 * n; i++) {
         redisReply *r = NULL;
@@ -1890,6 +1917,7 @@ int main(void)
     tcase_add_test(big, snapshot_cut_short);
     tcase_add_test(big, snapshots_at_once);
     tcase_add_test(feed_case(su, "per_key", setup_workers), streams_per_key);
+    tcase_add_test(feed_case(su, "defaults", setup), snapshot_defaults);
     tcase_add_test(feed_case(su, "store_down", setup_down), store_unavailable);
     return itest_exit_status(check_run(su));
 }

@@ -129,6 +129,27 @@ START_TEST(throttle)
 }
 END_TEST
 
+/* The throttle's memory is fixed: a flood of new clients takes the slots
+ * claimed longest ago, and every client of the flood is still counted. */
+START_TEST(throttle_bounded)
+{
+    int retry = 0;
+    char ip[64];
+    lg_auth_throttle_init(1);
+    lg_auth_failed("192.0.2.1");
+    ck_assert(lg_auth_throttled("192.0.2.1", &retry));
+    for (int i = 0; i < 3 * 8192; i++) {
+        snprintf(ip, sizeof(ip), "10.%d.%d.%d", i >> 16 & 255, i >> 8 & 255, i & 255);
+        ck_assert(!lg_auth_throttled(ip, &retry));
+        lg_auth_failed(ip);
+        ck_assert_msg(lg_auth_throttled(ip, &retry), "%s not counted", ip);
+    }
+    ck_assert(!lg_auth_throttled("192.0.2.1", &retry)); /* its slot went to the flood */
+    lg_auth_failed("192.0.2.1");
+    ck_assert(lg_auth_throttled("192.0.2.1", &retry));
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("auth");
@@ -138,6 +159,7 @@ int main(void)
     tcase_add_test(tc, parse_refusals);
     tcase_add_test(tc, verify_secret);
     tcase_add_test(tc, throttle);
+    tcase_add_test(tc, throttle_bounded);
     suite_add_tcase(s, tc);
     return check_run(s) ? EXIT_FAILURE : EXIT_SUCCESS;
 }

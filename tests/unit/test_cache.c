@@ -32,10 +32,12 @@ START_TEST(scope_decisions)
     snprintf(scoped->facilities[1], 72, "fac_B");
     struct lg_key *all = make_key("acct_1", true, NULL, 0);
     struct lg_key *none = make_key("acct_1", false, NULL, 0);
-    struct lg_facility a = {"fac_A", "acct_1", "A", true};
-    struct lg_facility c = {"fac_C", "acct_1", "C", true};
-    struct lg_facility other = {"fac_A", "acct_2", "A", true};
-    struct lg_facility excluded = {"fac_B", "acct_1", "B", false};
+    struct lg_facility a = {.id = "fac_A", .account_id = "acct_1", .name = "A", .included = true};
+    struct lg_facility c = {.id = "fac_C", .account_id = "acct_1", .name = "C", .included = true};
+    struct lg_facility other = {
+        .id = "fac_A", .account_id = "acct_2", .name = "A", .included = true};
+    struct lg_facility excluded = {
+        .id = "fac_B", .account_id = "acct_1", .name = "B", .included = false};
     ck_assert(lg_key_sees(scoped, &a));
     ck_assert(!lg_key_sees(scoped, &c));
     ck_assert(!lg_key_sees(scoped, &other));
@@ -195,59 +197,33 @@ START_TEST(trust)
 }
 END_TEST
 
-/* The two facility reads' answers, as Redis gives them. */
-static redisReply *str(const char *s)
+/* One parser, one set of defaults, whoever reads the facility: the
+ * gateway's table and per-request reads, the admin API and the feed. */
+START_TEST(facility_defaults)
 {
-    redisReply *r = calloc(1, sizeof(*r));
-    r->type = s ? REDIS_REPLY_STRING : REDIS_REPLY_NIL;
-    r->str = s ? strdup(s) : NULL;
-    r->len = s ? strlen(s) : 0;
-    return r;
-}
-
-static redisReply *arr(size_t n, const char *const *v)
-{
-    redisReply *r = calloc(1, sizeof(*r));
-    r->type = REDIS_REPLY_ARRAY;
-    r->elements = n;
-    r->element = calloc(n ? n : 1, sizeof(*r->element));
-    for (size_t i = 0; i < n; i++) r->element[i] = str(v[i]);
-    return r;
-}
-
-static void count_one(const struct lg_facility *f, void *arg) { ++*(int *)arg; }
-
-START_TEST(facility_replies)
-{
-    struct lg_cache *c = lg_cache_new();
-    const char *table[] = {"fac_A", "acct_1", "A", "1", "fac_B", "acct_1", "B", "0"};
-    redisReply *r = arr(8, table);
-    ck_assert_int_eq(lg_cache_facilities_replace(c, r), 0);
-    ck_assert(lg_cache_facilities_loaded(c) == false); /* the worker says when it is complete */
-    ck_assert_int_eq(lg_cache_facility_count(c), 2);
-    ck_assert(lg_cache_facility_get(c, "fac_A")->included);
-    ck_assert(!lg_cache_facility_get(c, "fac_B")->included);
-    int n = 0;
-    ck_assert_int_eq(lg_facilities_each(r, count_one, &n), 0);
-    ck_assert_int_eq(n, 2);
-    freeReplyObject(r);
-    const char *hmget[] = {"acct_1", "C", NULL}; /* account_id, name, included */
-    r = arr(3, hmget);                           /* not quartets: refused, the table stays */
-    ck_assert_int_eq(lg_cache_facilities_replace(c, r), -1);
-    ck_assert_int_eq(lg_cache_facility_count(c), 2);
-    ck_assert_int_eq(lg_cache_facilities_replace(c, NULL), -1);
     struct lg_facility f;
-    ck_assert_int_eq(lg_facility_from_reply("fac_C", r, &f), 1);
+    ck_assert_int_eq(lg_facility_parse(&f, "fac_A", NULL, NULL, NULL), 0); /* no such hash */
+    ck_assert_str_eq(f.account_id, "");
+    ck_assert_int_eq(lg_facility_parse(&f, "fac_A", "acct_1", NULL, NULL), 1);
+    ck_assert_str_eq(f.id, "fac_A");
     ck_assert_str_eq(f.account_id, "acct_1");
-    ck_assert_str_eq(f.name, "C");
-    ck_assert(f.included); /* no "included" field: included */
-    freeReplyObject(r);
-    const char *gone[] = {NULL, NULL, NULL};
-    r = arr(3, gone);
-    ck_assert_int_eq(lg_facility_from_reply("fac_C", r, &f), 0);
-    freeReplyObject(r);
-    ck_assert_int_eq(lg_facility_from_reply("fac_C", NULL, &f), -1);
-    lg_cache_free(c);
+    ck_assert_str_eq(f.name, ""); /* no name: "" */
+    ck_assert(f.included);        /* no flag: included, as created */
+    ck_assert_int_eq(lg_facility_parse(&f, "fac_A", "acct_1", "A", "1"), 1);
+    ck_assert_str_eq(f.name, "A");
+    ck_assert(f.included);
+    const char *not_included[] = {"0", "", "true", "yes", "11", " 1"};
+    for (size_t i = 0; i < sizeof(not_included) / sizeof(*not_included); i++) {
+        ck_assert_int_eq(lg_facility_parse(&f, "fac_A", "acct_1", "A", not_included[i]), 1);
+        ck_assert_msg(!f.included, "included \"%s\" reads as included", not_included[i]);
+    }
+    ck_assert_int_eq(lg_facility_parse(&f, "fac_A", "", "A", "1"),
+                     1); /* a facility of no account */
+    char longid[200];
+    memset(longid, 'x', sizeof(longid) - 1);
+    longid[sizeof(longid) - 1] = '\0';
+    ck_assert_int_eq(lg_facility_parse(&f, longid, "acct_1", "A", "1"), -1);
+    ck_assert_int_eq(lg_facility_parse(&f, "fac_A", longid, "A", "1"), -1);
 }
 END_TEST
 
@@ -306,7 +282,7 @@ int main(void)
     tcase_add_test(tc, facilities_version);
     tcase_add_test(tc, facilities_epoch);
     tcase_add_test(tc, trust);
-    tcase_add_test(tc, facility_replies);
+    tcase_add_test(tc, facility_defaults);
     suite_add_tcase(s, tc);
     return check_run(s) ? EXIT_FAILURE : EXIT_SUCCESS;
 }
