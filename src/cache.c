@@ -356,6 +356,11 @@ int lg_cache_facility_count(const struct lg_cache *c)
     return (int)lg_table_count(&c->facilities);
 }
 
+bool lg_facility_included(const char *included)
+{
+    return strcmp(included != NULL ? included : LG_FACILITY_INCLUDED_ABSENT, "1") == 0;
+}
+
 int lg_facility_parse(struct lg_facility *out, const char *id, const char *account_id,
                       const char *name, const char *included)
 {
@@ -366,7 +371,7 @@ int lg_facility_parse(struct lg_facility *out, const char *id, const char *accou
     memcpy(out->id, id, strlen(id) + 1);
     snprintf(out->account_id, sizeof(out->account_id), "%s", account_id ? account_id : "");
     out->name = (char *)name;
-    out->included = included == NULL || strcmp(included, "1") == 0;
+    out->included = lg_facility_included(included);
     return account_id != NULL ? 1 : 0;
 }
 

@@ -10,6 +10,7 @@
 #include <jansson.h>
 
 #include "feed_internal.h"
+#include "lockgate/cache.h"
 #include "lockgate/http.h"
 #include "lockgate/log.h"
 #include "lockgate/reply.h"
@@ -36,7 +37,10 @@ struct feed_changes_op {
  * were removed (entries-added > length) a cursor older than the first entry
  * kept has expired too. A cursor that was itself the last entry trimmed is
  * refused as well, which only costs its consumer a needless snapshot; the
- * same holds without Redis 7's counters (Redis 6). */
+ * same holds without Redis 7's counters (Redis 6).
+ * An entry without an included flag takes the facility's stored one; where
+ * that is missing too, it is read as every reader reads it
+ * (lg_facility_included): included. */
 static struct lg_script range_script = {
     .name = "feed_range",
     .source = "local function parts(id) return string.match(id, '^(%d+)-(%d+)$') end\n"
@@ -81,7 +85,8 @@ static struct lg_script range_script = {
               "    local inc = h['included']\n"
               "    if t == 'facility.deleted' then inc = '0'\n"
               "    elseif inc == nil then\n"
-              "      inc = redis.call('HGET', ARGV[3] .. 'fac:' .. fid, 'included') or '0'\n"
+              "      inc = redis.call('HGET', ARGV[3] .. 'fac:' .. fid, 'included')\n"
+              "      inc = inc or '" LG_FACILITY_INCLUDED_ABSENT "'\n"
               "    end\n"
               "    out[#out + 1] = e[1]; out[#out + 1] = t; out[#out + 1] = fid\n"
               "    out[#out + 1] = h['account_id'] or ''; out[#out + 1] = inc\n"
@@ -184,7 +189,7 @@ static json_t *change_json(redisReply **e)
 {
     json_t *c = json_pack("{s:s, s:s, s:s, s:s, s:b, s:s}", "id", e[0]->str, "type", e[1]->str,
                           "facility_id", e[2]->str, "account_id", e[3]->str, "included",
-                          strcmp(e[4]->str, "1") == 0, "at", e[5]->str);
+                          lg_facility_included(e[4]->str), "at", e[5]->str);
     if (c != NULL && e[6]->len > 0 && json_object_set_new(c, "name", json_string(e[6]->str)) < 0) {
         json_decref(c);
         return NULL;

@@ -155,6 +155,11 @@ size_t lg_cache_account_facilities(struct lg_cache *c, const char *account_id,
  * fit in OUT. */
 int lg_facility_parse(struct lg_facility *out, const char *id, const char *account_id,
                       const char *name, const char *included);
+/* A facility's included flag as every reader reads it: absent (NULL) it is
+ * LG_FACILITY_INCLUDED_ABSENT, and only "1" is included. Scripts that read
+ * the flag in Redis put the same constant in place of a missing one. */
+#define LG_FACILITY_INCLUDED_ABSENT "1"
+bool lg_facility_included(const char *included);
 
 /* Authorization: may K see facility F? Same account, included, and in scope
  * (all facilities, or F is in the key's list). F may be NULL (unknown). */

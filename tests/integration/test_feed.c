@@ -647,6 +647,57 @@ START_TEST(snapshot_defaults)
 }
 END_TEST
 
+/* A change whose entry has no included flag, of a facility whose hash has
+ * none either, reads as the snapshot reads that facility: included. With
+ * the flag in the hash, the change takes it. */
+START_TEST(changes_defaults)
+{
+    char acct[64], f[72], g[72];
+    make_account(acct);
+    make_facility(acct, "Old Record", f);
+    make_facility(acct, "Old Excluded", g);
+    set_included(g, false);
+    struct cred feed;
+    make_feed_key(&feed);
+    char last[48];
+    last_event_id(last);
+    redisContext *c = itest_redis();
+    freeReplyObject(itest_redis_cmd(c, "HDEL lg:fac:%s included", f));
+    const char *ids[2] = {f, g};
+    for (int i = 0; i < 2; i++)
+        freeReplyObject(itest_redis_cmd(c,
+                                        "XADD %s * type facility.updated account_id %s "
+                                        "facility_id %s at 2026-01-01T00:00:00.000Z",
+                                        EVENTS_KEY, acct, ids[i]));
+    redisFree(c);
+    char pathq[128];
+    snprintf(pathq, sizeof(pathq), "/v1/feed/facilities/changes?cursor=%s", last);
+    json_t *ch = get_json(&feed, pathq);
+    json_t *changes = json_object_get(ch, "changes");
+    ck_assert_int_eq(json_array_size(changes), 2);
+    json_t *c0 = json_array_get(changes, 0), *c1 = json_array_get(changes, 1);
+    ck_assert_str_eq(itest_json_str(c0, "facility_id"), f);
+    ck_assert_msg(json_is_true(json_object_get(c0, "included")),
+                  "a change without any included flag is not included, as the snapshot says");
+    ck_assert_str_eq(itest_json_str(c1, "facility_id"), g);
+    ck_assert(json_is_false(json_object_get(c1, "included")));
+    json_decref(ch);
+    /* the snapshot agrees */
+    json_t *snap = get_json(&feed, "/v1/feed/facilities");
+    size_t i;
+    json_t *fac;
+    int seen = 0;
+    json_array_foreach (json_object_get(snap, "facilities"), i, fac) {
+        const char *id = itest_json_str(fac, "facility_id");
+        if (strcmp(id, f) != 0 && strcmp(id, g) != 0) continue;
+        seen++;
+        ck_assert_int_eq(json_is_true(json_object_get(fac, "included")), strcmp(id, f) == 0);
+    }
+    ck_assert_int_eq(seen, 2);
+    json_decref(snap);
+}
+END_TEST
+
 struct writer {
     char f[6][72];
     char acct[64];
@@ -1917,7 +1968,9 @@ int main(void)
     tcase_add_test(big, snapshot_cut_short);
     tcase_add_test(big, snapshots_at_once);
     tcase_add_test(feed_case(su, "per_key", setup_workers), streams_per_key);
-    tcase_add_test(feed_case(su, "defaults", setup), snapshot_defaults);
+    TCase *defaults = feed_case(su, "defaults", setup);
+    tcase_add_test(defaults, snapshot_defaults);
+    tcase_add_test(defaults, changes_defaults);
     tcase_add_test(feed_case(su, "store_down", setup_down), store_unavailable);
     return itest_exit_status(check_run(su));
 }
