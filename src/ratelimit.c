@@ -8,10 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lockgate/list.h"
 #include "lockgate/log.h"
 #include "lockgate/ratelimit.h"
 #include "lockgate/ratelimit_local.h"
 #include "lockgate/store.h"
+#include "lockgate/table.h"
 #include "lockgate/util.h"
 
 /* The script computes in ticks of 1/1024 ms, as gcra.c does (see there): the
@@ -88,9 +90,9 @@ static struct lg_script gcra_script = {
 struct rl_lease;
 
 struct rl_call {
-    struct rl_call *prev, *next; /* in-flight list, or free list (next only) */
-    struct lg_ratelimit *rl;     /* NULL once the limiter was freed under it */
-    struct rl_lease *lease;      /* a lease request: its waiters get the answer */
+    struct lg_list link;     /* in rl->inflight, or rl->free_calls */
+    struct lg_ratelimit *rl; /* NULL once the limiter was freed under it */
+    struct rl_lease *lease;  /* a lease request: its waiters get the answer */
     int asked;                   /* how many the lease request asked for */
     lg_ratelimit_cb *cb;
     void *arg;
@@ -103,7 +105,7 @@ struct rl_call {
 
 /* A check waiting for its key's lease request. */
 struct rl_wait {
-    struct rl_wait *next;
+    struct lg_list link; /* in its lease's waits, or rl->free_waits */
     lg_ratelimit_cb *cb;
     void *arg;
 };
@@ -111,8 +113,7 @@ struct rl_wait {
 /* One key's lease. At most one lease request is in flight per key; checks
  * that come meanwhile wait for it in order. */
 struct rl_lease {
-    struct rl_lease *next; /* hash chain */
-    uint64_t hash;
+    struct lg_table_node node; /* in rl->leases */
     size_t key_len;
     char key[KEY_ID_MAX];
     int tokens;         /* admitted by Redis, not handed out yet */
@@ -129,17 +130,19 @@ struct rl_lease {
     double cmd_rate;
     int cmd_burst;
     bool busy; /* its waiters are being answered: not to be evicted */
-    struct rl_wait *wait_head, *wait_tail;
+    struct lg_list waits; /* struct rl_wait, first come first answered */
 };
 
 struct lg_ratelimit {
     struct lg_store *st;
-    struct rl_lease *leases[LEASE_MAX_KEYS]; /* chained by hash */
-    int nleases;
+    /* struct rl_lease by key, at most LEASE_MAX_KEYS of them: the table
+     * keeps its LEASE_MAX_KEYS buckets, here, and never grows */
+    struct lg_table leases;
+    struct lg_table_node *lease_slots[LEASE_MAX_KEYS];
     int64_t evicted_ms; /* the last sweep of unused leases (at most one per 100 ms) */
-    struct rl_wait *free_waits;
-    struct rl_call *free_calls;
-    struct rl_call *inflight;
+    struct lg_list free_waits;
+    struct lg_list free_calls;
+    struct lg_list inflight;
     int64_t last_warn_ms;
     /* the script's rate and burst arguments, formatted again only when they
      * change (nearly every key uses the configured defaults) */
@@ -153,20 +156,16 @@ struct lg_ratelimit {
 
 static struct rl_call *call_get(struct lg_ratelimit *rl)
 {
-    struct rl_call *c = rl->free_calls;
-    if (c != NULL) {
-        rl->free_calls = c->next;
-    } else {
+    struct lg_list *l = lg_list_pop_front(&rl->free_calls);
+    struct rl_call *c = l != NULL ? LG_CONTAINER_OF(l, struct rl_call, link) : NULL;
+    if (c == NULL) {
         c = calloc(1, sizeof(*c));
         if (c == NULL) return NULL;
     }
     c->rl = rl;
     c->lease = NULL;
     c->asked = 0;
-    c->prev = NULL;
-    c->next = rl->inflight;
-    if (rl->inflight != NULL) rl->inflight->prev = c;
-    rl->inflight = c;
+    lg_list_push_front(&rl->inflight, &c->link);
     return c;
 }
 
@@ -177,14 +176,8 @@ static void call_put(struct rl_call *c)
         free(c);
         return;
     }
-    if (c->prev != NULL)
-        c->prev->next = c->next;
-    else
-        rl->inflight = c->next;
-    if (c->next != NULL) c->next->prev = c->prev;
-    c->prev = NULL;
-    c->next = rl->free_calls;
-    rl->free_calls = c;
+    lg_list_remove(&c->link);
+    lg_list_push_front(&rl->free_calls, &c->link);
 }
 
 /* Parses a decimal reply element "0".."2147483647"; -1 on anything else. */
@@ -262,49 +255,53 @@ static void on_reply(struct lg_store *st, redisReply *reply, void *arg)
 
 /* ---- leases ---- */
 
-static struct rl_lease **lease_slot(struct lg_ratelimit *rl, uint64_t hash)
+/* The hash of a key id in the lease table. */
+static uint64_t lease_hash(const char *key, size_t len)
 {
-    return &rl->leases[(hash ^ (hash >> 31)) & (LEASE_MAX_KEYS - 1)];
+    uint64_t hash = lg_hash(key, len);
+    return hash ^ (hash >> 31);
 }
 
-/* Drops leases nobody uses: no tokens worth keeping, nothing waiting. */
-static void lease_evict(struct lg_ratelimit *rl, int64_t now)
+static void lease_free(struct rl_lease *l)
 {
-    for (int i = 0; i < LEASE_MAX_KEYS; i++)
-        for (struct rl_lease **pp = &rl->leases[i]; *pp != NULL;) {
-            struct rl_lease *l = *pp;
-            if (!l->asking && !l->busy && l->inflight == 0 && now - l->used_ms > 1000) {
-                *pp = l->next;
-                free(l->cmd);
-                free(l);
-                rl->nleases--;
-            } else {
-                pp = &l->next;
-            }
-        }
+    free(l->cmd);
+    free(l);
+}
+
+/* lg_table_each callback: drops a lease nobody uses (no tokens worth
+ * keeping, nothing waiting), ARG being the limiter. */
+static void lease_drop_unused(struct lg_table_node *n, void *arg)
+{
+    struct lg_ratelimit *rl = arg;
+    struct rl_lease *l = LG_CONTAINER_OF(n, struct rl_lease, node);
+    if (!l->asking && !l->busy && l->inflight == 0 && rl->evicted_ms - l->used_ms > 1000) {
+        lg_table_remove(&rl->leases, n);
+        lease_free(l);
+    }
 }
 
 /* KEY's lease (made on first sight), or NULL when the table is full. */
 static struct rl_lease *lease_get(struct lg_ratelimit *rl, const char *key, size_t len, int64_t now)
 {
-    uint64_t hash = lg_hash(key, len);
-    struct rl_lease **slot = lease_slot(rl, hash);
-    for (struct rl_lease *l = *slot; l != NULL; l = l->next)
-        if (l->hash == hash && l->key_len == len && memcmp(l->key, key, len) == 0) return l;
-    if (rl->nleases >= LEASE_MAX_KEYS && now - rl->evicted_ms >= 100) {
-        rl->evicted_ms = now;
-        lease_evict(rl, now);
+    uint64_t hash = lease_hash(key, len);
+    for (struct lg_table_node *n = lg_table_first(&rl->leases, hash); n != NULL;
+         n = lg_table_next(n)) {
+        struct rl_lease *l = LG_CONTAINER_OF(n, struct rl_lease, node);
+        if (l->key_len == len && memcmp(l->key, key, len) == 0) return l;
     }
-    if (rl->nleases >= LEASE_MAX_KEYS) return NULL; /* checked one at a time, exactly */
+    if (lg_table_count(&rl->leases) >= LEASE_MAX_KEYS && now - rl->evicted_ms >= 100) {
+        rl->evicted_ms = now;
+        lg_table_each(&rl->leases, lease_drop_unused, rl);
+    }
+    /* checked one at a time, exactly */
+    if (lg_table_count(&rl->leases) >= LEASE_MAX_KEYS) return NULL;
     struct rl_lease *l = calloc(1, sizeof(*l));
     if (l == NULL) return NULL;
-    l->hash = hash;
     l->key_len = len;
     memcpy(l->key, key, len);
     l->window_ms = now;
-    l->next = *slot;
-    *slot = l;
-    rl->nleases++;
+    lg_list_init(&l->waits);
+    lg_table_insert(&rl->leases, &l->node, hash);
     return l;
 }
 
@@ -323,19 +320,12 @@ static void lease_spend(struct rl_lease *l, int burst, struct lg_ratelimit_resul
 
 static int wait_push(struct lg_ratelimit *rl, struct rl_lease *l, lg_ratelimit_cb *cb, void *arg)
 {
-    struct rl_wait *w = rl->free_waits;
-    if (w != NULL)
-        rl->free_waits = w->next;
-    else if ((w = malloc(sizeof(*w))) == NULL)
-        return -1;
-    w->next = NULL;
+    struct lg_list *n = lg_list_pop_front(&rl->free_waits);
+    struct rl_wait *w = n != NULL ? LG_CONTAINER_OF(n, struct rl_wait, link) : malloc(sizeof(*w));
+    if (w == NULL) return -1;
     w->cb = cb;
     w->arg = arg;
-    if (l->wait_tail)
-        l->wait_tail->next = w;
-    else
-        l->wait_head = w;
-    l->wait_tail = w;
+    lg_list_push_back(&l->waits, &w->link);
     return 0;
 }
 
@@ -343,17 +333,13 @@ static int wait_push(struct lg_ratelimit *rl, struct rl_lease *l, lg_ratelimit_c
  * (an orphaned lease): the record is freed then. */
 static void wait_pop(struct lg_ratelimit *rl, struct rl_lease *l, lg_ratelimit_cb **cb, void **arg)
 {
-    struct rl_wait *w = l->wait_head;
-    l->wait_head = w->next;
-    if (l->wait_head == NULL) l->wait_tail = NULL;
+    struct rl_wait *w = LG_CONTAINER_OF(lg_list_pop_front(&l->waits), struct rl_wait, link);
     *cb = w->cb;
     *arg = w->arg;
-    if (rl != NULL) {
-        w->next = rl->free_waits;
-        rl->free_waits = w;
-    } else {
+    if (rl != NULL)
+        lg_list_push_front(&rl->free_waits, &w->link);
+    else
         free(w);
-    }
 }
 
 static int script_send(struct lg_ratelimit *rl, struct rl_call *c, const char *key_id, size_t len,
@@ -413,7 +399,7 @@ static void lease_answer(struct rl_call *c, const redisReply *reply)
     }
     lg_ratelimit_cb *cb;
     void *arg;
-    while (l->wait_head != NULL) {
+    while (!lg_list_empty(&l->waits)) {
         struct lg_ratelimit_result r;
         if (l->tokens > 0) {
             lease_spend(l, burst, &r);
@@ -422,7 +408,8 @@ static void lease_answer(struct rl_call *c, const redisReply *reply)
         } else if (ok == 0 && rl != NULL) {
             /* more waited than were granted: ask again for the rest */
             int waiting = 0;
-            for (struct rl_wait *w = l->wait_head; w != NULL; w = w->next) waiting++;
+            struct lg_list *w, *next;
+            LG_LIST_EACH(w, next, &l->waits) waiting++;
             if (lease_ask(rl, l, rate, burst, lease_size(l, burst, waiting)) == 0) break;
             ok = -1;
             continue;
@@ -435,10 +422,7 @@ static void lease_answer(struct rl_call *c, const redisReply *reply)
         cb(&r, arg); /* may check again, on this key too */
     }
     l->busy = false;
-    if (rl == NULL) { /* orphaned: the limiter is gone */
-        free(l->cmd);
-        free(l);
-    }
+    if (rl == NULL) lease_free(l); /* orphaned: the limiter is gone */
 }
 
 struct lg_ratelimit *lg_ratelimit_new(struct lg_store *st)
@@ -446,9 +430,22 @@ struct lg_ratelimit *lg_ratelimit_new(struct lg_store *st)
     struct lg_ratelimit *rl = calloc(1, sizeof(*rl));
     if (rl == NULL) return NULL;
     rl->st = st;
+    rl->leases = (struct lg_table){rl->lease_slots, LEASE_MAX_KEYS - 1, 0, false};
+    lg_list_init(&rl->free_waits);
+    lg_list_init(&rl->free_calls);
+    lg_list_init(&rl->inflight);
     rl->rate_last = -1;
     rl->burst_last = -1;
     return rl;
+}
+
+/* lg_table_each callback for lg_ratelimit_free: a lease being asked for
+ * is freed by its answer (orphaned), any other now. */
+static void lease_free_unasked(struct lg_table_node *n, void *arg)
+{
+    (void)arg;
+    struct rl_lease *l = LG_CONTAINER_OF(n, struct rl_lease, node);
+    if (!l->asking) lease_free(l);
 }
 
 void lg_ratelimit_free(struct lg_ratelimit *rl)
@@ -456,30 +453,19 @@ void lg_ratelimit_free(struct lg_ratelimit *rl)
     if (rl == NULL) return;
     /* Checks still waiting on the store are answered (refused) when their
      * reply or deadline comes; they free themselves then. */
-    for (struct rl_call *c = rl->inflight, *next; c != NULL; c = next) {
-        next = c->next;
+    struct lg_list *n, *next;
+    LG_LIST_EACH(n, next, &rl->inflight)
+    {
+        struct rl_call *c = LG_CONTAINER_OF(n, struct rl_call, link);
         c->rl = NULL;
-        c->prev = c->next = NULL;
+        lg_list_remove(&c->link);
         if (c->asked == 0) c->lease = NULL; /* a lease being asked for dies with its answer */
     }
-    for (int i = 0; i < LEASE_MAX_KEYS; i++)
-        for (struct rl_lease *l = rl->leases[i], *next; l != NULL; l = next) {
-            next = l->next;
-            if (!l->asking) {
-                free(l->cmd);
-                free(l);
-            }
-        }
-    while (rl->free_waits != NULL) {
-        struct rl_wait *w = rl->free_waits;
-        rl->free_waits = w->next;
-        free(w);
-    }
-    while (rl->free_calls != NULL) {
-        struct rl_call *c = rl->free_calls;
-        rl->free_calls = c->next;
-        free(c);
-    }
+    lg_table_each(&rl->leases, lease_free_unasked, NULL);
+    while ((n = lg_list_pop_front(&rl->free_waits)) != NULL)
+        free(LG_CONTAINER_OF(n, struct rl_wait, link));
+    while ((n = lg_list_pop_front(&rl->free_calls)) != NULL)
+        free(LG_CONTAINER_OF(n, struct rl_call, link));
     free(rl);
 }
 

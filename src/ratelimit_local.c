@@ -15,139 +15,112 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lockgate/list.h"
 #include "lockgate/ratelimit_local.h"
+#include "lockgate/table.h"
 #include "lockgate/util.h"
 
 #define KEY_ID_MAX        64
 #define LOCAL_MAX_ENTRIES 100000
 #define LOCAL_MIN_SLOTS   1024
-#define LOCAL_MAX_SLOTS   262144 /* power of two, >= 2 * LOCAL_MAX_ENTRIES */
-#define EVICT_SCAN        64     /* slots looked at when the table is full */
-#define SWEEP_STEP        4      /* slots looked at on every local decision */
+#define EVICT_SCAN        64 /* entries looked at when the table is full */
+#define SWEEP_STEP        4  /* entries looked at on every local decision */
 
-/* One slot; len 0 marks an empty slot. */
+/* One key's state. */
 struct rl_entry {
-    double tat; /* ms on the monotonic clock */
-    uint64_t hash;
+    struct lg_table_node node; /* in the table, by key */
+    struct lg_list ring;       /* in the sweep ring */
+    double tat;                /* ms on the monotonic clock */
     uint8_t len;
     char key[KEY_ID_MAX];
 };
 
-/* Open addressing, linear probing, backward-shift delete. */
+/* The generic table (growing), and every entry once more in a ring that
+ * the sweep walks from its front, putting what it keeps at the back, so
+ * that each entry is looked at in turn. The table is capped at
+ * LOCAL_MAX_ENTRIES: a flood of made-up key ids during an outage must not
+ * grow the memory of the instance without bound, so past the cap a new key
+ * takes the place of a stale entry, or of the one closest to a full
+ * allowance among the next EVICT_SCAN of the ring. */
 struct local_table {
-    struct rl_entry *slots; /* allocated on the first fallback decision */
-    size_t nslots;          /* power of two */
-    size_t count;
-    size_t sweep; /* cursor of the incremental sweep */
+    struct lg_table keys; /* allocated on the first fallback decision */
+    struct lg_list ring;
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct local_table table;
 
-static uint64_t key_hash(const char *key, size_t len) { return lg_hash(key, len); }
-
-static size_t slot_of(const struct local_table *t, uint64_t hash)
+static uint64_t key_hash(const char *key, size_t len)
 {
-    return (size_t)(hash ^ (hash >> 29)) & (t->nslots - 1);
+    uint64_t hash = lg_hash(key, len);
+    return hash ^ (hash >> 29);
 }
 
 static struct rl_entry *local_find(struct local_table *t, const char *key, size_t len,
                                    uint64_t hash)
 {
-    size_t mask = t->nslots - 1;
-    for (size_t i = slot_of(t, hash);; i = (i + 1) & mask) {
-        struct rl_entry *e = &t->slots[i];
-        if (e->len == 0) return NULL;
-        if (e->hash == hash && e->len == len && memcmp(e->key, key, len) == 0) return e;
+    for (struct lg_table_node *n = lg_table_first(&t->keys, hash); n != NULL;
+         n = lg_table_next(n)) {
+        struct rl_entry *e = LG_CONTAINER_OF(n, struct rl_entry, node);
+        if (e->len == len && memcmp(e->key, key, len) == 0) return e;
     }
+    return NULL;
 }
 
-/* Empties slot I and pulls later entries of its probe run back into the hole,
- * so lookups never need tombstones. */
-static void local_remove(struct local_table *t, size_t i)
+static void local_remove(struct local_table *t, struct rl_entry *e)
 {
-    size_t mask = t->nslots - 1;
-    size_t hole = i;
-    for (size_t j = (i + 1) & mask;; j = (j + 1) & mask) {
-        struct rl_entry *e = &t->slots[j];
-        if (e->len == 0) break;
-        size_t home = slot_of(t, e->hash);
-        /* E may fill the hole when its home is not cyclically in (hole, j]. */
-        if (((j - home) & mask) >= ((j - hole) & mask)) {
-            t->slots[hole] = *e;
-            hole = j;
-        }
-    }
-    t->slots[hole].len = 0;
-    t->count--;
+    lg_table_remove(&t->keys, &e->node);
+    lg_list_remove(&e->ring);
+    free(e);
 }
 
-static void local_put(struct local_table *t, const char *key, size_t len, uint64_t hash, double tat)
+/* 0, or -1 when memory is short. */
+static int local_put(struct local_table *t, const char *key, size_t len, uint64_t hash, double tat)
 {
-    size_t mask = t->nslots - 1;
-    size_t i = slot_of(t, hash);
-    while (t->slots[i].len != 0) i = (i + 1) & mask;
-    struct rl_entry *e = &t->slots[i];
+    struct rl_entry *e = malloc(sizeof(*e));
+    if (e == NULL) return -1;
     e->tat = tat;
-    e->hash = hash;
     e->len = (uint8_t)len;
     memcpy(e->key, key, len);
-    t->count++;
-}
-
-static int local_grow(struct local_table *t)
-{
-    size_t n = t->nslots * 2;
-    struct rl_entry *slots = calloc(n, sizeof(*slots));
-    if (slots == NULL) return -1;
-    struct rl_entry *old = t->slots;
-    size_t old_n = t->nslots;
-    t->slots = slots;
-    t->nslots = n;
-    t->count = 0;
-    t->sweep = 0;
-    for (size_t i = 0; i < old_n; i++)
-        if (old[i].len != 0) local_put(t, old[i].key, old[i].len, old[i].hash, old[i].tat);
-    free(old);
+    lg_table_insert(&t->keys, &e->node, hash);
+    lg_list_push_back(&t->ring, &e->ring);
     return 0;
 }
 
-/* Looks at up to MAX slots from the sweep cursor and drops entries whose
+/* Looks at up to MAX entries from the ring's front and drops those whose
  * allowance is full again (TAT <= NOW: the same as no entry at all). */
 static size_t local_sweep(struct local_table *t, double now, size_t max)
 {
     size_t dropped = 0;
-    size_t mask = t->nslots - 1;
-    for (size_t n = 0; n < max && t->count > 0; n++) {
-        size_t i = t->sweep & mask;
-        struct rl_entry *e = &t->slots[i];
-        if (e->len != 0 && e->tat <= now) {
-            local_remove(t, i); /* a later entry may now sit in I: look again */
+    for (size_t n = 0; n < max; n++) {
+        struct lg_list *l = lg_list_pop_front(&t->ring);
+        if (l == NULL) break;
+        struct rl_entry *e = LG_CONTAINER_OF(l, struct rl_entry, ring);
+        if (e->tat <= now) {
+            lg_table_remove(&t->keys, &e->node);
+            free(e);
             dropped++;
-            continue;
+        } else {
+            lg_list_push_back(&t->ring, l);
         }
-        t->sweep = (i + 1) & mask;
     }
     return dropped;
 }
 
-/* Makes room for one more entry: grow while allowed, else sweep, and when
- * nothing is stale evict the entry closest to a full allowance. */
+/* Makes room for one more entry under the cap: sweep, and when nothing is
+ * stale evict the entry closest to a full allowance. */
 static void local_make_room(struct local_table *t, double now)
 {
-    size_t limit = t->nslots >= LOCAL_MAX_SLOTS ? LOCAL_MAX_ENTRIES : t->nslots / 2;
-    if (t->count < limit) return;
-    if (t->nslots < LOCAL_MAX_SLOTS && local_grow(t) == 0) return;
+    if (lg_table_count(&t->keys) < LOCAL_MAX_ENTRIES) return;
+    struct lg_list *first = lg_list_first(&t->ring);
+    struct rl_entry *victim = NULL;
+    size_t n = 0;
+    for (struct lg_list *l = first; l != &t->ring && n < EVICT_SCAN; l = l->next, n++) {
+        struct rl_entry *e = LG_CONTAINER_OF(l, struct rl_entry, ring);
+        if (victim == NULL || e->tat < victim->tat) victim = e;
+    }
     if (local_sweep(t, now, EVICT_SCAN) > 0) return;
-    size_t mask = t->nslots - 1, victim = SIZE_MAX;
-    for (size_t n = 0, i = t->sweep & mask; n < EVICT_SCAN; n++, i = (i + 1) & mask)
-        if (t->slots[i].len != 0 && (victim == SIZE_MAX || t->slots[i].tat < t->slots[victim].tat))
-            victim = i;
-    if (victim == SIZE_MAX) /* the scanned window was empty: take any entry */
-        for (size_t i = 0; i < t->nslots && victim == SIZE_MAX; i++)
-            if (t->slots[i].len != 0) victim = i;
-    if (victim != SIZE_MAX) local_remove(t, victim);
-    t->sweep = (t->sweep + EVICT_SCAN) & mask;
+    if (victim != NULL) local_remove(t, victim);
 }
 
 /* The local table's view without consuming: what is left right now. */
@@ -181,17 +154,15 @@ static void table_decide(struct local_table *t, const char *key, size_t len, dou
         return;
     }
     local_make_room(t, now);
-    local_put(t, key, len, hash, new_tat);
+    if (local_put(t, key, len, hash, new_tat) < 0) lg_gcra_refuse(burst, res);
 }
 
 /* The table, allocated on first use; NULL when memory is short. Under LOCK. */
 static struct local_table *table_get(void)
 {
-    if (table.slots == NULL) {
-        table.slots = calloc(LOCAL_MIN_SLOTS, sizeof(*table.slots));
-        if (table.slots == NULL) return NULL;
-        table.nslots = LOCAL_MIN_SLOTS;
-        table.count = table.sweep = 0;
+    if (table.keys.slots == NULL) {
+        if (lg_table_init(&table.keys, LOCAL_MIN_SLOTS, true) < 0) return NULL;
+        lg_list_init(&table.ring);
     }
     return &table;
 }
