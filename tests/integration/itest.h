@@ -89,6 +89,8 @@
  *   itest_admin_resp(i, method, path, body, resp)  the same, the whole answer
  *                            (status, headers, body) into RESP; itest_http's return.
  *   itest_adminf(&status, method, path, fmt, ...)  body from a printf format.
+ *   itest_new_account(name), itest_new_facility(account, name)  created with
+ *                            the admin API (201 asserted); the new id, malloc'd.
  *   itest_cli(&out, &err, arg, ..., NULL)   runs $LG_BUILD/lockgate-admin with
  *                            LOCKGATE_ADMIN_URL / _TOKEN_FILE set for instance 0
  *                            ($LOCKGATE_ADMIN_TOKEN unset); returns the exit status
@@ -721,6 +723,29 @@ ITEST_FN json_t *itest_adminf(long *status, const char *method, const char *path
     json_t *j = itest_admin(method, path, body, status);
     free(body);
     return j;
+}
+
+/* The id (JSON field ID_FIELD, malloc'd) of what POST PATH with {"name": NAME} created. */
+ITEST_FN char *itest_created_id(const char *path, const char *name, const char *id_field)
+{
+    long st;
+    json_t *j = itest_adminf(&st, "POST", path, "{\"name\":\"%s\"}", name);
+    ck_assert_msg(st == 201, "POST %s: HTTP %ld", path, st);
+    char *id = strdup(itest_json_str(j, id_field));
+    json_decref(j);
+    return id;
+}
+
+ITEST_FN char *itest_new_account(const char *name)
+{
+    return itest_created_id("/admin/v1/accounts", name, "account_id");
+}
+
+ITEST_FN char *itest_new_facility(const char *account, const char *name)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "/admin/v1/accounts/%s/facilities", account);
+    return itest_created_id(path, name, "facility_id");
 }
 
 /* ---- suites of cases, each with a stack of its own ----

@@ -59,28 +59,6 @@ static const char *error_message(json_t *j)
     return itest_json_str(json_object_get(j, "error"), "message");
 }
 
-static char *new_account(const char *name)
-{
-    long st;
-    json_t *j = itest_adminf(&st, "POST", "/admin/v1/accounts", "{\"name\":\"%s\"}", name);
-    ck_assert_int_eq(st, 201);
-    char *id = strdup(itest_json_str(j, "account_id"));
-    json_decref(j);
-    return id;
-}
-
-static char *new_facility(const char *acct, const char *name)
-{
-    long st;
-    char path[128];
-    snprintf(path, sizeof(path), "/admin/v1/accounts/%s/facilities", acct);
-    json_t *j = itest_adminf(&st, "POST", path, "{\"name\":\"%s\"}", name);
-    ck_assert_int_eq(st, 201);
-    char *id = strdup(itest_json_str(j, "facility_id"));
-    json_decref(j);
-    return id;
-}
-
 /* Creates an all-facilities key; returns it (new reference, with secret). */
 static json_t *new_key(const char *acct, const char *name)
 {
@@ -503,8 +481,8 @@ END_TEST
 
 START_TEST(test_validation)
 {
-    char *acct = new_account("Validation"), *other = new_account("Other");
-    char *fac = new_facility(acct, "Here"), *ofac = new_facility(other, "Elsewhere");
+    char *acct = itest_new_account("Validation"), *other = itest_new_account("Other");
+    char *fac = itest_new_facility(acct, "Here"), *ofac = itest_new_facility(other, "Elsewhere");
     char path[256];
     long st;
     json_t *j;
@@ -782,8 +760,8 @@ START_TEST(test_events)
     long st;
     json_t *j;
     char path[256], body[512];
-    char *acct = new_account("Events");
-    char *f1 = new_facility(acct, "One"), *f2 = new_facility(acct, "Two");
+    char *acct = itest_new_account("Events");
+    char *f1 = itest_new_facility(acct, "One"), *f2 = itest_new_facility(acct, "Two");
     snprintf(path, sizeof(path), "/admin/v1/facilities/%s", f1);
     json_decref(itest_admin("PATCH", path, "{\"name\":\"Uno\"}", &st));
     ck_assert_int_eq(st, 200);
@@ -959,8 +937,8 @@ static size_t scan_reply(const char *key, const redisReply *r, json_t *secrets)
 
 START_TEST(test_no_secret_in_clear)
 {
-    char *acct = new_account("Secrets");
-    char *fac = new_facility(acct, "Vault");
+    char *acct = itest_new_account("Secrets");
+    char *fac = itest_new_facility(acct, "Vault");
     json_t *secrets = json_array();
     long st;
     char path[256];
@@ -1039,7 +1017,7 @@ END_TEST
 
 START_TEST(test_audit)
 {
-    char *acct = new_account("Audited");
+    char *acct = itest_new_account("Audited");
     json_t *k = new_key(acct, "audited key");
     const char *kid = itest_json_str(k, "key_id");
     long st;
@@ -1136,7 +1114,7 @@ END_TEST
 
 START_TEST(test_expired_status)
 {
-    char *acct = new_account("Expiry");
+    char *acct = itest_new_account("Expiry");
     char path[256];
     long st;
     snprintf(path, sizeof(path), "/admin/v1/accounts/%s/keys", acct);
@@ -1209,7 +1187,7 @@ END_TEST
 
 START_TEST(test_second_instance)
 {
-    char *acct = new_account("Shared");
+    char *acct = itest_new_account("Shared");
     struct itest_opts o = {0};
     o.no_upstream = 1;
     int i = itest_lg_start(&o);

@@ -92,30 +92,6 @@ static long sign_in(const char *email, const char *pw, struct sess *s, struct it
     return st;
 }
 
-static char *new_account(const char *name)
-{
-    long st;
-    char body[128];
-    snprintf(body, sizeof(body), "{\"name\":\"%s\"}", name);
-    json_t *a = itest_admin("POST", "/admin/v1/accounts", body, &st);
-    ck_assert_int_eq(st, 201);
-    char *id = strdup(itest_json_str(a, "account_id"));
-    json_decref(a);
-    return id;
-}
-
-static char *new_facility(const char *acct, const char *name)
-{
-    long st;
-    char path[128];
-    snprintf(path, sizeof(path), "/admin/v1/accounts/%s/facilities", acct);
-    json_t *f = itest_adminf(&st, "POST", path, "{\"name\":\"%s\"}", name);
-    ck_assert_int_eq(st, 201);
-    char *id = strdup(itest_json_str(f, "facility_id"));
-    json_decref(f);
-    return id;
-}
-
 /* A user made with the CLI, with password PW. */
 static void new_user(const char *acct, const char *email, const char *role, const char *pw)
 {
@@ -146,7 +122,7 @@ static void teardown(void) { itest_stop(); }
  * its hash, with a 30-minute idle expiry. */
 START_TEST(test_users_and_sign_in)
 {
-    char *acct = new_account("Users");
+    char *acct = itest_new_account("Users");
     new_user(acct, "Owner@Example.com", "owner", "correct horse battery");
     char *out = NULL, *err = NULL;
     ck_assert_int_eq(itest_cli(&out, &err, "user", "list", "--account", acct, NULL), 0);
@@ -227,7 +203,7 @@ END_TEST
  * after 20 from one address, any email. */
 START_TEST(test_throttle)
 {
-    char *acct = new_account("Throttle");
+    char *acct = itest_new_account("Throttle");
     new_user(acct, "t@example.com", "owner", "the right password");
     struct itest_resp a, b;
     ck_assert_int_eq(sign_in("t@example.com", "wrong password!", NULL, &a), 401);
@@ -271,7 +247,7 @@ END_TEST
  * user disable end a session at once. */
 START_TEST(test_csrf_and_ending)
 {
-    char *acct = new_account("Csrf");
+    char *acct = itest_new_account("Csrf");
     new_user(acct, "c@example.com", "owner", "csrf password 1");
     struct sess s;
     ck_assert_int_eq(sign_in("c@example.com", "csrf password 1", &s, NULL), 200);
@@ -312,8 +288,8 @@ END_TEST
  * console 403; users are for owners only. The audit says who acted. */
 START_TEST(test_accounts_apart_and_actor)
 {
-    char *a = new_account("Alpha"), *b = new_account("Beta");
-    char *fa = new_facility(a, "Alpha One");
+    char *a = itest_new_account("Alpha"), *b = itest_new_account("Beta");
+    char *fa = itest_new_facility(a, "Alpha One");
     new_user(a, "alpha@example.com", "owner", "alpha password");
     new_user(b, "beta@example.com", "owner", "beta password!");
     new_user(b, "clerk@example.com", "client_admin", "clerk password");
@@ -458,7 +434,7 @@ END_TEST
 /* On a TLS admin listener both cookies are Secure. */
 START_TEST(test_secure_cookie_on_tls)
 {
-    char *acct = new_account("Tls");
+    char *acct = itest_new_account("Tls");
     new_user(acct, "tls@example.com", "owner", "tls password 1");
     struct itest_opts o = {0};
     o.no_upstream = 1;
