@@ -74,12 +74,10 @@ static int call_user(struct lg_cli_ctx *ctx, const char *method, const char *pat
     json_decref(body);
     if (rc == 0 && answer != NULL) {
         const char *pw = json_string_value(json_object_get(answer, "password"));
-        if (ctx->json) {
+        if (ctx->json)
             lg_cli_print_json(answer);
-        } else {
-            lg_cli_print_fields(answer, user_order);
-            if (pw != NULL) printf("password: %s\n", pw);
-        }
+        else
+            lg_cli_print_fields(answer, user_order); /* with the password, if any */
         if (pw != NULL)
             fprintf(stderr,
                     "note: the password is shown only now; hand it to the user privately\n");

@@ -142,6 +142,14 @@ START_TEST(test_users_and_sign_in)
     json_decref(made);
     free(out);
     free(err);
+    /* and in text, once: one line holds it */
+    ck_assert_int_eq(itest_cli(&out, &err, "user", "create", "--account", acct, "--email",
+                               "third@example.com", NULL),
+                     0);
+    const char *line = strstr(out, "password:");
+    ck_assert_msg(line != NULL && strstr(line + 1, "password:") == NULL, "create: %s", out);
+    free(out);
+    free(err);
 
     redisContext *rc = itest_redis();
     redisReply *h = itest_redis_cmd(rc, "HGET lg:user:owner@example.com password");
