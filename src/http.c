@@ -273,7 +273,7 @@ static void protocol_error(struct lg_http_conn *c, int status, const char *msg)
                         "{\"error\":{\"code\":\"%s\",\"message\":\"%s\",\"request_id\":\"%s\"}}",
                         code, msg, r->request_id);
     r->status = status;
-    if (r->start_ms == 0) r->start_ms = lg_mono_ms();
+    if (r->start_us == 0) r->start_us = lg_mono_us();
     char head[HEAD_MAX];
     size_t n = lg_http_head_format(r, head, status, "application/json", blen);
     lg_http_conn_send(c, head, n, body, (size_t)blen);
@@ -295,7 +295,7 @@ void lg_http_stream_start(struct lg_http_req *r, int status, const char *content
     char head[HEAD_MAX];
     size_t n = lg_http_head_format(r, head, status, content_type, -1);
     lg_http_conn_send(c, head, n, NULL, 0);
-    if (c->srv->public_api) lg_metrics_answer(status, lg_mono_ms() - r->start_ms);
+    if (c->srv->public_api) lg_metrics_answer(status, lg_mono_us() - r->start_us);
 }
 
 /* Ends R's stream: WHOLE sends the last chunk; a stream cut short ends its
@@ -381,10 +381,10 @@ static void conn_process(struct lg_http_conn *c)
         }
         if (c->state == C_IDLE) {
             c->state = C_HEAD;
-            c->req.start_ms = lg_mono_ms();
+            c->req.start_us = lg_mono_us();
             /* the first head is due header_timeout_s after the connection */
             if (c->served > 0)
-                c->deadline = c->req.start_ms + (int64_t)srv->header_timeout_s * 1000;
+                c->deadline = c->req.start_us / 1000 + (int64_t)srv->header_timeout_s * 1000;
         }
         enum lg_http_parse_state before = ps->state;
         size_t off = c->parsed;

@@ -30,7 +30,7 @@ enum conn_state { C_IDLE, C_HEAD, C_BODY, C_HANDLER, C_STREAM, C_CLOSING, C_LING
 struct lg_http_req {
     struct lg_http_conn *conn;
     struct lg_http_parse ps;
-    int64_t start_ms;
+    int64_t start_us;
     lg_http_close_cb *on_close;
     void *close_arg;
     char hdrs[HDRS_MAX]; /* answer headers set by the handler, "Name: value\r\n"... */

@@ -72,8 +72,8 @@ void lg_http_answer_count(struct lg_http_req *r, size_t bytes)
 {
     struct lg_http_conn *c = r->conn;
     struct lg_http_server *srv = c->srv;
-    int64_t ms = lg_mono_ms() - r->start_ms;
-    if (srv->public_api) lg_metrics_answer(r->status, ms);
+    int64_t us = lg_mono_us() - r->start_us;
+    if (srv->public_api) lg_metrics_answer(r->status, us);
     if (srv->access_log) {
         struct lg_access_entry e = {
             .request_id = r->request_id,
@@ -82,7 +82,7 @@ void lg_http_answer_count(struct lg_http_req *r, size_t bytes)
             .path = r->ps.path,
             .status = r->status,
             .bytes = bytes,
-            .ms = ms,
+            .ms = us / 1000,
         };
         lg_access_log(srv->base, &e);
     }

@@ -14,10 +14,10 @@
 
 enum { HIST_REQUEST, HIST_UPSTREAM, HIST_REDIS, NHISTS };
 
-/* Upper bounds in microseconds, printed in seconds. An answer's time is
- * measured to the millisecond, so its buckets start there. */
-static const int64_t request_us[] = {1000,   2500,   5000,    10000,   25000,   50000,   100000,
-                                     250000, 500000, 1000000, 2500000, 5000000, 10000000};
+/* Upper bounds in microseconds, printed in seconds. */
+static const int64_t request_us[] = {100,     250,     500,     1000,    2500,
+                                     5000,    10000,   25000,   50000,   100000,
+                                     250000,  500000,  1000000, 2500000, 10000000};
 static const int64_t upstream_us[] = {250,    500,     1000,    2500,    5000,
                                       10000,  25000,   50000,   100000,  250000,
                                       500000, 1000000, 2500000, 5000000, 10000000};
@@ -32,7 +32,7 @@ static const struct hist_def {
     int n;
 } hists[NHISTS] = {
     {"lockgate_request_duration_seconds",
-     "Public API answer times, from the request's first byte to the answer (1 ms resolution).",
+     "Public API answer times, from the request's first byte to the answer.",
      request_us, NELEMS(request_us)},
     {"lockgate_upstream_duration_seconds",
      "Upstream transfer times, waiting for a free connection included.", upstream_us,
@@ -130,12 +130,12 @@ void lg_metrics_thread_done(void)
     atomic_store(&mine->live, false);
 }
 
-void lg_metrics_answer(int status, int64_t ms)
+void lg_metrics_answer(int status, int64_t us)
 {
     struct block *b = here();
     if (status < 0 || status >= STATUS_MAX) status = 0;
     add(b, &b->by_status[status], 1);
-    observe(b, HIST_REQUEST, ms * 1000);
+    observe(b, HIST_REQUEST, us);
 }
 
 void lg_metrics_auth_failure(enum lg_metrics_auth reason)

@@ -55,8 +55,8 @@ void lg_metrics_thread_start(void);
  * and its connection states are cleared. Its counts stay. */
 void lg_metrics_thread_done(void);
 
-/* One public answer with STATUS that took MS milliseconds. */
-void lg_metrics_answer(int status, int64_t ms);
+/* One public answer with STATUS that took US microseconds. */
+void lg_metrics_answer(int status, int64_t us);
 /* One request refused for REASON. */
 void lg_metrics_auth_failure(enum lg_metrics_auth reason);
 /* One request refused 429 by LIMIT. */

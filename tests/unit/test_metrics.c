@@ -42,7 +42,7 @@ static void *counting(void *arg)
     lg_metrics_thread_start();
     lg_metrics_redis_state(LG_METRICS_CONN_COMMANDS, true);
     for (int i = 0; i < PER_THREAD; i++) {
-        lg_metrics_answer(200, 3);
+        lg_metrics_answer(200, 3000);
         lg_metrics_auth_failure(LG_METRICS_AUTH_INVALID);
         lg_metrics_feed_streams(i % 2 ? -1 : 1); /* ends at 0 */
     }
@@ -61,7 +61,7 @@ START_TEST(test_blocks_summed)
     struct worker w = {&started, &stop};
     pthread_t t[2];
     for (int i = 0; i < 2; i++) ck_assert_int_eq(pthread_create(&t[i], NULL, counting, &w), 0);
-    for (int i = 0; i < PER_THREAD; i++) lg_metrics_answer(200, 3); /* the shared block */
+    for (int i = 0; i < PER_THREAD; i++) lg_metrics_answer(200, 3000); /* the shared block */
     lg_metrics_redis_state(LG_METRICS_CONN_COMMANDS, true);         /* no block: ignored */
     lg_metrics_feed_streams(-1);
     pthread_barrier_wait(&started);
@@ -120,6 +120,16 @@ START_TEST(test_buckets)
     snprintf(s, sizeof(s), "%s_sum", h);
     ck_assert_double_eq_tol(prom_value(text, s), 2.000101, 1e-9);
     ck_assert_double_eq(prom_value(text, "lockgate_redis_command_failures_total"), 1);
+    free(text);
+    /* a public answer's time counts below the millisecond */
+    lg_metrics_answer(200, 150);
+    text = scrape();
+    ck_assert_double_eq(prom_value(text, "lockgate_request_duration_seconds_bucket{le=\"0.0001\"}"),
+                        0);
+    ck_assert_double_eq(
+        prom_value(text, "lockgate_request_duration_seconds_bucket{le=\"0.00025\"}"), 1);
+    ck_assert_double_eq_tol(prom_value(text, "lockgate_request_duration_seconds_sum"), 0.00015,
+                            1e-9);
     free(text);
 }
 END_TEST
