@@ -121,14 +121,17 @@ static struct lg_table_node *throttle_buckets[THROTTLE_SLOTS];
 static struct lg_table throttle_table = {throttle_buckets, THROTTLE_SLOTS - 1, 0, false};
 static struct lg_list throttle_claimed = {&throttle_claimed, &throttle_claimed};
 static pthread_mutex_t throttle_lock = PTHREAD_MUTEX_INITIALIZER;
-/* The minute of the last failure: while no client failed this minute (the
- * usual case), the check costs one atomic load and no lock. */
-static _Atomic int64_t last_failure_window = -1;
+/* The minute in which some client last reached the limit: while none has
+ * this minute (the usual case, even with refusals about), the check costs
+ * one atomic load and no lock. */
+static _Atomic int64_t last_over_window = -1;
 static _Atomic int throttle_limit = 30; /* set again on SIGHUP */
 
 void lg_auth_throttle_init(int failures_per_min)
 {
     atomic_store_explicit(&throttle_limit, failures_per_min, memory_order_relaxed);
+    /* a lower limit may put counts of this minute over it already */
+    atomic_store_explicit(&last_over_window, lg_now_ms() / 60000, memory_order_release);
 }
 
 /* Returns the slot of IP for WINDOW: NULL when it has none and CREATE is
@@ -180,7 +183,7 @@ static void client_of(const char *ip, char *out, size_t cap)
 bool lg_auth_throttled(const char *ip_text, int *retry_after_s)
 {
     int64_t now = lg_now_ms(), window = now / 60000;
-    if (atomic_load_explicit(&last_failure_window, memory_order_acquire) != window) return false;
+    if (atomic_load_explicit(&last_over_window, memory_order_acquire) != window) return false;
     char ip[64];
     client_of(ip_text, ip, sizeof(ip));
     pthread_mutex_lock(&throttle_lock);
@@ -199,7 +202,8 @@ void lg_auth_failed(const char *ip_text)
     int64_t window = lg_now_ms() / 60000;
     pthread_mutex_lock(&throttle_lock);
     struct throttle_slot *s = throttle_find(ip, window, true);
-    if (s != NULL) s->failures++;
-    atomic_store_explicit(&last_failure_window, window, memory_order_release);
+    if (s != NULL &&
+        ++s->failures >= atomic_load_explicit(&throttle_limit, memory_order_relaxed))
+        atomic_store_explicit(&last_over_window, window, memory_order_release);
     pthread_mutex_unlock(&throttle_lock);
 }
