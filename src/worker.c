@@ -103,14 +103,22 @@ static void on_reload_timer(evutil_socket_t fd, short what, void *arg)
         reload_facilities(w);
 }
 
-/* One facility changed: read it again. If that read fails, forget the
- * facility (it answers 404) and reload everything once Redis answers. */
+/* One facility changed: read it again. If that read fails, or its answer
+ * comes from before an edge of the connections (it may predate the change,
+ * and a kept table still holds the facility as it was), forget the facility
+ * (it answers 404) and reload everything once Redis answers. */
 static void on_facility(struct lg_store *st, redisReply *reply, void *arg)
 {
     struct facility_read *fr = arg;
     struct lg_worker *w = fr->w;
     struct lg_facility f;
-    if (w->stopping || fr->epoch != lg_cache_facilities_epoch(w->cache)) {
+    if (w->stopping) {
+        free(fr);
+        return;
+    }
+    if (fr->epoch != lg_cache_facilities_epoch(w->cache)) {
+        lg_cache_facility_drop(w->cache, fr->id);
+        schedule_reload(w);
         free(fr);
         return;
     }
