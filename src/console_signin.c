@@ -223,8 +223,13 @@ void lg_console_sign_in(struct lg_admin *adm, struct lg_http_req *req, const cha
     for (; e[i] != '\0' && i < ADMIN_EMAIL_MAX; i++)
         c->session.email[i] = (e[i] >= 'A' && e[i] <= 'Z') ? (char)(e[i] - 'A' + 'a') : e[i];
     c->session.email[i] = '\0';
+    bool valid = e[i] == '\0' && lg_admin_email_valid(c->session.email, i);
     static const char *const secrets[] = {"password", NULL};
     lg_admin_wipe_decref(body, secrets);
+    if (!valid) { /* no user has it; it never becomes part of a Redis key */
+        lg_admin_call_error(c, 401, "invalid_credentials", "the email or password is wrong");
+        return;
+    }
     counters(c);
     lg_admin_call_key(c, "user:%s", c->session.email);
     lg_admin_call_argf(c, "%d", FAILS_PER_EMAIL);

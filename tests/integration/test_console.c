@@ -173,6 +173,9 @@ START_TEST(test_users_and_sign_in)
     json_decref(me);
     itest_resp_free(&r);
     ck_assert_int_eq(sign_in("helper@example.com", gen, NULL, NULL), 200);
+    /* an email that is no user's is only wrong, even one naming another
+     * Redis key of a user who has a session */
+    ck_assert_int_eq(sign_in("owner@example.com:sessions", "x", NULL, NULL), 401);
 
     /* Redis holds sha256(id), never the id */
     unsigned char d[SHA256_DIGEST_LENGTH];
@@ -411,11 +414,6 @@ START_TEST(test_pages)
     memset(&r, 0, sizeof(r));
     ck_assert_int_eq(itest_http("GET", admin_url("/console/nope.js"), NULL, NULL, 0, NULL, &r), 0);
     ck_assert_int_eq(r.status, 404);
-    itest_resp_free(&r);
-    memset(&r, 0, sizeof(r));
-    ck_assert_int_eq(
-        itest_http("GET", admin_url("/console/../admin.token"), NULL, NULL, 0, NULL, &r), 0);
-    ck_assert_int_ne(r.status, 200);
     itest_resp_free(&r);
     /* a sign-in from another site's form, or naming another origin, is refused */
     const char *form[] = {"Content-Type: text/plain", NULL};
