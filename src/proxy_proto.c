@@ -161,6 +161,10 @@ struct pending {
     int64_t deadline_ms;
     struct sockaddr_storage peer;
     socklen_t peer_len;
+    /* what came of a header not whole yet: taken from the socket, so that
+     * its read event does not fire again for the same bytes */
+    size_t have;
+    unsigned char buf[LG_PROXY_MAX];
 };
 
 struct lg_proxy_waiter {
@@ -194,12 +198,13 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
         pending_end(p, true);
         return;
     }
-    unsigned char buf[LG_PROXY_MAX];
-    ssize_t n = recv(fd, buf, sizeof(buf), MSG_PEEK);
+    /* peeked, so that the bytes after the header stay in the socket */
+    unsigned char *buf = p->buf;
+    ssize_t n = recv(fd, buf + p->have, sizeof(p->buf) - p->have, MSG_PEEK);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) n = -2;
     struct lg_proxy_addr addr;
-    int rc = n > 0 ? lg_proxy_parse(buf, (size_t)n, &addr) : n == -2 ? 0 : -1;
-    if (rc == 0 && n == (ssize_t)sizeof(buf)) rc = -1;
+    int rc = n > 0 ? lg_proxy_parse(buf, p->have + (size_t)n, &addr) : n == -2 ? 0 : -1;
+    if (rc == 0 && p->have + (size_t)n == sizeof(p->buf)) rc = -1;
     if (rc < 0) {
         lg_debug("proxy protocol: %s; closing", n == 0  ? "closed before a header"
                                                 : n < 0 ? "read error"
@@ -208,13 +213,20 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (rc == 0) { /* more to come: wait, within what is left of the time */
+        /* all of it is header: take it out of the socket */
+        if (n > 0 && recv(fd, buf + p->have, (size_t)n, 0) != n) {
+            pending_end(p, true);
+            return;
+        }
+        if (n > 0) p->have += (size_t)n;
         int64_t left = p->deadline_ms - now;
         struct timeval tv = {(time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000};
         event_add(p->ev, &tv);
         return;
     }
-    /* the header is in the socket already: consume exactly it */
-    if (recv(fd, buf, (size_t)rc, 0) != rc) {
+    /* the rest of the header is in the socket: consume exactly it */
+    size_t rest = (size_t)rc - p->have;
+    if (rest > 0 && recv(fd, buf + p->have, rest, 0) != (ssize_t)rest) {
         pending_end(p, true);
         return;
     }

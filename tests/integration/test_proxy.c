@@ -145,6 +145,60 @@ START_TEST(test_header_required)
 }
 END_TEST
 
+/* lockgate's CPU time so far, in clock ticks. */
+static long cpu_ticks(pid_t pid)
+{
+    char path[64], text[1024];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    size_t n = fread(text, 1, sizeof(text) - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    const char *p = strrchr(text, ')'); /* fields 14 and 15 after the name */
+    long ut = 0, st = 0;
+    ck_assert_msg(p != NULL && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %ld %ld",
+                                      &ut, &st) == 2,
+                  "cannot read %s", path);
+    return ut + st;
+}
+
+/* A header that arrives in pieces is put together (the client's address is
+ * the one it carries), and while it is incomplete the worker waits for the
+ * rest instead of turning on the same bytes again. */
+START_TEST(test_header_in_pieces)
+{
+    struct raw_conn c;
+    char err[256];
+    ck_assert_int_eq(raw_connect(&c, IT->lg[0].port, NULL, NULL, err, sizeof(err)), 0);
+    raw_send(&c, "PROXY TCP4 127.0.0.2 ", 21);
+    long before = cpu_ticks(IT->lg[0].pid);
+    itest_sleep_ms(1000);
+    long used = cpu_ticks(IT->lg[0].pid) - before;
+    long hz = sysconf(_SC_CLK_TCK);
+    ck_assert_msg(used * 2 < hz, "lockgate used %ld of %ld ticks in a second on half a header",
+                  used, hz);
+    char plain[160], req[1024];
+    unsigned char b64[220];
+    int n = snprintf(plain, sizeof(plain), "%s:%s", key, secret);
+    EVP_EncodeBlock(b64, (const unsigned char *)plain, n);
+    n = snprintf(req, sizeof(req),
+                 "127.0.0.1 5000 80\r\nGET /v1/facilities HTTP/1.1\r\nHost: localhost\r\n"
+                 "Authorization: Basic %s\r\nConnection: close\r\n\r\n",
+                 (char *)b64);
+    raw_send(&c, req, (size_t)n);
+    struct raw_buf b = {0};
+    int state = raw_read_for(&c, &b, IT->timeout_ms, 1);
+    raw_close(&c);
+    struct raw_answer a[1];
+    int got = raw_parse(b.data ? b.data : "", b.len, state != RAW_OPEN, a, 1);
+    ck_assert_msg(got == 1 && a[0].status == 200, "a header in two pieces: %.80s",
+                  b.data ? b.data : "(nothing)");
+    raw_answers_free(a, got);
+    raw_buf_free(&b);
+}
+END_TEST
+
 /* Bad requests from one client behind haproxy throttle that client, not
  * the others (without the header they would all be haproxy's address). */
 START_TEST(test_throttle_per_client)
@@ -190,6 +244,7 @@ int main(void)
     tcase_set_timeout(tc, 90);
     tcase_add_test(tc, test_behind_haproxy);
     tcase_add_test(tc, test_header_required);
+    tcase_add_test(tc, test_header_in_pieces);
     tcase_add_test(tc, test_throttle_per_client);
     tcase_add_test(tc, test_option_off);
     suite_add_tcase(s, tc);
