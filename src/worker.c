@@ -257,20 +257,32 @@ static void on_probe_timer(evutil_socket_t fd, short what, void *arg)
 
 static void read_events_after(struct lg_worker *w, const char *id);
 
+/* One page read of the stream: it counts only for the subscription it was
+ * sent in (an answer to an earlier one is dropped, whatever came since). */
+struct events_read {
+    struct lg_worker *w;
+    uint64_t epoch;
+    char from[48];
+};
+
 static void on_events_read(struct lg_store *st, redisReply *reply, void *arg)
 {
-    struct lg_worker *w = arg;
-    uint64_t epoch = w->replay_epoch_sent;
-    if (w->stopping || epoch != w->replay_epoch) return;           /* an edge since */
+    struct events_read *er = arg;
+    struct lg_worker *w = er->w;
+    char from[48];
+    snprintf(from, sizeof(from), "%s", er->from);
+    bool current = !w->stopping && er->epoch == w->replay_epoch;
+    free(er);
+    if (!current) return;                                          /* an edge since */
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) return; /* flushed at the edge */
     size_t n = reply->elements;
     const redisReply *first = n > 0 ? reply->element[0] : NULL;
     if (first == NULL || first->type != REDIS_REPLY_ARRAY || first->elements != 2 ||
         first->element[0]->type != REDIS_REPLY_STRING ||
-        strcmp(first->element[0]->str, w->replay_from) != 0) {
+        strcmp(first->element[0]->str, from) != 0) {
         lg_warn("worker %d: event %s is no longer in the stream (trimmed, or lost in a "
                 "failover): everything cached is flushed",
-                w->id, w->replay_from);
+                w->id, from);
         lg_cache_keys_flush(w->cache);
         lg_feed_close_all(w->feed);
         w->reload_asked++;
@@ -285,7 +297,7 @@ static void on_events_read(struct lg_store *st, redisReply *reply, void *arg)
     if (n > 1)
         lg_info("worker %d: %zu event(s) after %s read from the stream (published while it was "
                 "not subscribed)",
-                w->id, n - 1, w->replay_from);
+                w->id, n - 1, from);
     if (n == REPLAY_PAGE && n > 1 && w->replay_pages++ < REPLAY_MAX_PAGES) {
         char last[48];
         snprintf(last, sizeof(last), "%s", reply->element[n - 1]->element[0]->str);
@@ -295,13 +307,16 @@ static void on_events_read(struct lg_store *st, redisReply *reply, void *arg)
 
 static void read_events_after(struct lg_worker *w, const char *id)
 {
+    struct events_read *er = malloc(sizeof(*er));
+    if (er == NULL) return; /* the re-subscription flushed the caches already */
+    er->w = w;
+    er->epoch = w->replay_epoch;
+    snprintf(er->from, sizeof(er->from), "%s", id);
     char key[96], count[16];
     snprintf(key, sizeof(key), "%sevents", lg_store_prefix(w->store));
     snprintf(count, sizeof(count), "%d", REPLAY_PAGE);
-    snprintf(w->replay_from, sizeof(w->replay_from), "%s", id);
-    w->replay_epoch_sent = w->replay_epoch;
     const char *argv[] = {"XRANGE", key, id, "+", "COUNT", count};
-    lg_store_argv(w->store, on_events_read, w, 6, argv, NULL);
+    if (lg_store_argv(w->store, on_events_read, er, 6, argv, NULL) < 0) free(er);
 }
 
 static void on_sub_state(struct lg_store *st, bool up, void *arg)

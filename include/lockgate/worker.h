@@ -60,8 +60,7 @@ struct lg_worker {
     /* The last event applied (its stream id), and the catch-up read from it
      * after each re-subscription (worker.c); an edge moves the epoch. */
     char last_event[48];
-    char replay_from[48];
-    uint64_t replay_epoch, replay_epoch_sent;
+    uint64_t replay_epoch;
     int replay_pages;
     uint64_t replayed; /* events applied from the stream, not from pub/sub */
     uint64_t probe_seq, probe_done;
