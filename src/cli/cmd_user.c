@@ -29,12 +29,17 @@ static int email_ok(const char *s)
 
 static char *user_path(const char *email, const char *tail, int *rc)
 {
-    char *p = NULL;
+    char *p = NULL, lower[129];
     if (!email_ok(email)) {
         *rc = lg_cli_usage_error(NOUN, "EMAIL: expected an email address");
         return NULL;
     }
-    if (asprintf(&p, "/admin/v1/users/%s%s", email, tail) < 0) p = NULL;
+    /* emails are kept in lower case, as user create stores them */
+    size_t i = 0;
+    for (; email[i] != '\0'; i++)
+        lower[i] = (email[i] >= 'A' && email[i] <= 'Z') ? (char)(email[i] - 'A' + 'a') : email[i];
+    lower[i] = '\0';
+    if (asprintf(&p, "/admin/v1/users/%s%s", lower, tail) < 0) p = NULL;
     *rc = p ? 0 : LG_CLI_EXIT_FAIL;
     return p;
 }

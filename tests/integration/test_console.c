@@ -129,6 +129,11 @@ START_TEST(test_users_and_sign_in)
     ck_assert_msg(strstr(out, "owner@example.com") && strstr(out, "active"), "list: %s", out);
     free(out);
     free(err);
+    /* named as it was written at creation: the same user */
+    ck_assert_int_eq(itest_cli(&out, &err, "user", "show", "Owner@Example.com", NULL), 0);
+    ck_assert_msg(strstr(out, "owner@example.com") != NULL, "show: %s", out);
+    free(out);
+    free(err);
     /* without a password file one is made and printed once */
     ck_assert_int_eq(itest_cli(&out, &err, "--json", "user", "create", "--account", acct, "--email",
                                "helper@example.com", "--role", "client_admin", NULL),
